@@ -1,0 +1,152 @@
+"""The public entry points :func:`solve` and :func:`certify`.
+
+``solve`` validates its input, detects the data's structure and dispatches to a
+solver in :mod:`deepdual.solvers`; ``certify`` dispatches on the network's
+activation to :mod:`deepdual.certificates`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._validation import check_beta, check_choice, check_depth, check_X_y, check_positive
+from .losses import get_loss
+from .network import ACTIVATIONS, Network
+from .solution import DEFAULT_RTOL, Certificate, Solution
+
+__all__ = ["solve", "certify"]
+
+
+def _is_dask(a: Any) -> bool:
+    return hasattr(a, "chunks") and hasattr(a, "compute") and hasattr(a, "dask")
+
+
+def solve(
+    X: Any,
+    y: Any,
+    *,
+    beta: float,
+    depth: int = 2,
+    activation: str = "relu",
+    bias: bool = False,
+    loss: Any = "squared",
+    method: str = "auto",
+    rtol: float = DEFAULT_RTOL,
+    **options: Any,
+) -> Solution:
+    r"""Globally optimal regularized network for ``(X, y)``, with a duality certificate.
+
+    Solves
+
+    .. math:: \min_\theta\ \ell(f_\theta(X), Y) + \frac{\beta}{2}\sum_j\sum_l \|W_{l,j}\|_F^2
+
+    over parallel networks of depth ``depth`` and any width (SPEC section 1), using
+    the closed form or convex program that the data's structure allows.
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+    y : array of shape (n,) or (n, K)
+    beta : float > 0
+        Weight-decay strength (sum convention; see :func:`deepdual.objective`).
+    depth : int >= 2
+    activation : {"relu", "linear"}
+    bias : bool
+        Unpenalized biases (1-D data, SPEC 2.5) or a bias column for the convex program.
+    loss : str or Loss
+        ``"squared"`` (default), ``"logistic"``, ``"cross_entropy"``, ``"hinge"`` or a
+        :class:`~deepdual.losses.Loss`.
+    method : str
+        ``"auto"`` picks the theorem from the data; otherwise forces one
+        (see the table in the README).
+    rtol : float
+        ``Solution.certified`` is true when the duality gap is below ``rtol`` relative.
+    **options
+        Solver-specific options; unknown names raise ``TypeError``.
+
+    Returns
+    -------
+    Solution
+
+    Examples
+    --------
+    >>> import numpy as np, deepdual
+    >>> rng = np.random.default_rng(0)
+    >>> X, y = rng.standard_normal((20, 5)), rng.standard_normal(20)
+    >>> sol = deepdual.solve(X, y, beta=1.0, activation="linear")
+    >>> sol.certified
+    True
+    """
+    beta = check_beta(beta)
+    depth = check_depth(depth)
+    activation = check_choice(activation, "activation", ACTIVATIONS)
+    rtol = check_positive(rtol, "rtol")
+    if not isinstance(bias, (bool, np.bool_)):
+        raise TypeError(f"`bias` must be True or False, got {bias!r}")
+    if not isinstance(method, str):
+        raise TypeError(f"`method` must be a string, got {type(method).__name__}")
+    lossf = get_loss(loss)
+    if _is_dask(X) or _is_dask(y):
+        from .solvers.streaming import solve_streaming
+
+        return solve_streaming(X, y, beta=beta, depth=depth, activation=activation, bias=bool(bias),
+                               loss=lossf, method=method, rtol=rtol, **options)
+    X, Y, scalar = check_X_y(X, y)
+    Y = lossf.check_labels(Y)
+    kw = dict(scalar=scalar, beta=beta, depth=depth, loss=lossf, rtol=rtol, bias=bool(bias), method=method)
+    if activation == "linear":
+        from .solvers.linear import solve_linear
+
+        return solve_linear(X, Y, **kw, **options)
+    from .solvers.relu import solve_relu
+
+    return solve_relu(X, Y, **kw, **options)
+
+
+def certify(
+    network: Network,
+    X: Any,
+    y: Any,
+    *,
+    beta: float,
+    loss: Any = "squared",
+    rtol: float = DEFAULT_RTOL,
+    **options: Any,
+) -> Certificate:
+    r"""Objective of ``network`` and a proven lower bound on the global optimum.
+
+    The lower bound is the dual value :math:`-\ell^*(-v)` of a dual-feasible point
+    :math:`v` built from the network's residual (SPEC section 1, weak duality), so
+    ``certificate.gap`` bounds how far the network is from the best network of
+    any width.
+
+    Parameters
+    ----------
+    network : Network
+    X : array of shape (n, d)
+    y : array of shape (n,) or (n, K)
+    beta : float > 0
+    loss : str or Loss
+    rtol : float
+        ``certified`` is true when the gap is below ``rtol`` relative.
+
+    Returns
+    -------
+    Certificate
+    """
+    if not isinstance(network, Network):
+        raise TypeError(f"`network` must be a deepdual.Network, got {type(network).__name__}")
+    beta = check_beta(beta)
+    rtol = check_positive(rtol, "rtol")
+    lossf = get_loss(loss)
+    X, Y, _ = check_X_y(X, y)
+    Y = lossf.check_labels(Y)
+    if X.shape[1] != network.input_dim:
+        raise ValueError(f"`X` has {X.shape[1]} columns but the network expects {network.input_dim}")
+    if Y.shape[1] != network.n_outputs:
+        raise ValueError(f"`y` has {Y.shape[1]} output column(s) but the network has {network.n_outputs}")
+    from .certificates import certify_network
+
+    return certify_network(network, X, Y, beta=beta, loss=lossf, rtol=rtol, **options)

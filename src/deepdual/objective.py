@@ -1,0 +1,74 @@
+r"""The one objective every deepdual function reports (SPEC section 1).
+
+.. math::
+
+    P(\theta) = \ell(f_\theta(X), Y) + \frac{\beta}{2} \sum_j \sum_l \|W_{l,j}\|_F^2,
+
+with the squared loss :math:`\ell = \tfrac12\|F - Y\|_F^2` by default (a *sum* over
+samples, not a mean).  Biases are not penalized unless ``penalize_biases=True``.
+
+Conversions
+-----------
+* The talk's two-layer slide writes :math:`\beta'(\|W_1\|_F^2 + \|w_2\|_2^2)`; that is this
+  objective with :math:`\beta = 2\beta'`.
+* PyTorch's ``weight_decay=lam`` adds ``lam * W`` to the gradient, i.e. the penalty
+  :math:`(\lambda/2)\|W\|^2`.  On the summed loss ``0.5 * ((f - y)**2).sum()`` that is
+  :math:`\beta = \lambda`; on a *mean* loss ``mean((f-y)**2)/2`` it is :math:`\beta = n\lambda`
+  (equivalently use ``weight_decay = beta / n``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._validation import check_beta, check_matrix, check_targets
+from .losses import get_loss
+from .network import Network
+
+__all__ = ["objective", "regularizer"]
+
+
+def regularizer(network: Network, beta: float, *, penalize_biases: bool = False) -> float:
+    r""":math:`\frac{\beta}{2}\sum_{j,l}\|W_{l,j}\|_F^2` (plus biases if ``penalize_biases``)."""
+    return 0.5 * beta * network.squared_norm(include_biases=penalize_biases)
+
+
+def objective(
+    network: Network,
+    X: Any,
+    y: Any,
+    *,
+    beta: float,
+    loss: Any = "squared",
+    penalize_biases: bool = False,
+) -> float:
+    r"""Training objective :math:`\ell(f(X), Y) + \frac{\beta}{2}\sum_{j,l}\|W_{l,j}\|_F^2`.
+
+    Parameters
+    ----------
+    network : Network
+    X : array of shape (n, d)
+    y : array of shape (n,) or (n, K)
+    beta : float > 0
+        Weight-decay strength.
+    loss : str or Loss, default "squared"
+    penalize_biases : bool, default False
+        Add :math:`\frac{\beta}{2}\|b\|^2` for every bias.
+
+    Returns
+    -------
+    float
+    """
+    if not isinstance(network, Network):
+        raise TypeError(f"`network` must be a deepdual.Network, got {type(network).__name__}")
+    X = check_matrix(X, "X")
+    Y, _ = check_targets(y, X.shape[0], "y")
+    beta = check_beta(beta)
+    lossf = get_loss(loss)
+    Y = lossf.check_labels(Y)
+    F = network.forward(X)
+    if F.shape != Y.shape:
+        raise ValueError(f"`y` has {Y.shape[1]} output column(s) but the network has {F.shape[1]}")
+    return float(lossf.value(F, Y)) + regularizer(network, beta, penalize_biases=penalize_biases)

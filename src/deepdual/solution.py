@@ -1,0 +1,157 @@
+"""Result objects: :class:`Solution` (from :func:`deepdual.solve`) and
+:class:`Certificate` (from :func:`deepdual.certify`).
+
+Both carry an objective, a lower bound and their gap.  The lower bound is always
+the value of a *dual-feasible* point, hence a proven lower bound on the global
+optimum over networks of every width (weak duality); ``-inf`` means no bound is
+known.  ``certified`` is true only when that gap is within ``rtol`` relative:
+
+    certified  <=>  objective - lower_bound <= rtol * max(|objective|, tiny)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .network import Network
+
+__all__ = ["Solution", "Certificate", "DEFAULT_RTOL", "is_certified"]
+
+#: default relative gap under which a result is reported as certified
+DEFAULT_RTOL = 1e-6
+
+
+def is_certified(objective: float, lower_bound: float, rtol: float = DEFAULT_RTOL) -> bool:
+    """True when ``lower_bound`` is finite and closes the gap to ``rtol`` relative."""
+    if lower_bound is None or not np.isfinite(lower_bound) or not np.isfinite(objective):
+        return False
+    return bool(objective - lower_bound <= rtol * max(abs(objective), np.finfo(float).tiny))
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.10g}" if np.isfinite(x) else str(x)
+
+
+@dataclass
+class Certificate:
+    """A weak-duality certificate for one network on one data set.
+
+    Attributes
+    ----------
+    objective : float
+        The network's objective (see :func:`deepdual.objective`).
+    lower_bound : float
+        Dual value of a dual-feasible point: no network of any width does better.
+    method : str
+        How the dual constraint was evaluated (e.g. ``"exact: whitened"``,
+        ``"upper bound: spectral norm"``).
+    exact_constraint : bool
+        True when the dual constraint was computed exactly rather than bounded.
+    dual : ndarray or None
+        The dual-feasible point.
+    """
+
+    objective: float
+    lower_bound: float
+    method: str
+    exact_constraint: bool = True
+    dual: np.ndarray | None = None
+    rtol: float = DEFAULT_RTOL
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def gap(self) -> float:
+        return float(self.objective - self.lower_bound)
+
+    @property
+    def relative_gap(self) -> float:
+        return self.gap / max(abs(self.objective), np.finfo(float).tiny)
+
+    @property
+    def certified(self) -> bool:
+        return is_certified(self.objective, self.lower_bound, self.rtol)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "objective": float(self.objective),
+            "lower_bound": float(self.lower_bound),
+            "gap": self.gap,
+            "relative_gap": self.relative_gap,
+            "certified": self.certified,
+            "method": self.method,
+            "exact_constraint": self.exact_constraint,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"Certificate(objective={_fmt(self.objective)}, lower_bound={_fmt(self.lower_bound)}, "
+            f"gap={self.gap:.3g}, certified={self.certified}, method={self.method!r})"
+        )
+
+
+@dataclass
+class Solution:
+    """Result of :func:`deepdual.solve`.
+
+    Attributes
+    ----------
+    network : Network
+        The optimal (or best found) network, in deepdual's weight layout.
+    objective : float
+        Its objective, evaluated in the library's single convention.
+    lower_bound : float
+        Dual value of a dual-feasible point (``-inf`` if none is proven).
+    method : str
+        The theorem or algorithm used.
+    rtol : float
+        Relative gap under which ``certified`` is true.
+    dual : ndarray or None
+        The dual-feasible point behind ``lower_bound``.
+    info : dict
+        Solver details (iterations, multipliers, assumptions).
+    """
+
+    network: Network
+    objective: float
+    lower_bound: float
+    method: str
+    rtol: float = DEFAULT_RTOL
+    dual: np.ndarray | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def gap(self) -> float:
+        return float(self.objective - self.lower_bound)
+
+    @property
+    def relative_gap(self) -> float:
+        return self.gap / max(abs(self.objective), np.finfo(float).tiny)
+
+    @property
+    def certified(self) -> bool:
+        return is_certified(self.objective, self.lower_bound, self.rtol)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predictions of :attr:`network` (shape ``(n,)`` for 1-D labels)."""
+        return self.network.predict(X)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "objective": float(self.objective),
+            "lower_bound": float(self.lower_bound),
+            "gap": self.gap,
+            "relative_gap": self.relative_gap,
+            "certified": self.certified,
+            "rtol": self.rtol,
+        }
+
+    def __repr__(self) -> str:
+        status = "certified" if self.certified else "NOT certified"
+        return (
+            f"Solution(method={self.method!r}, objective={_fmt(self.objective)}, "
+            f"lower_bound={_fmt(self.lower_bound)}, gap={self.gap:.3g}, {status})"
+        )
