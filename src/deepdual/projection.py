@@ -69,6 +69,17 @@ def factorize(X: np.ndarray, method: Literal["auto", "svd", "gram"] = "auto") ->
     n, d = X.shape
     if method not in ("auto", "svd", "gram"):
         raise ValueError(f"`method` must be 'auto', 'svd' or 'gram'; got {method!r}")
+    # Factor 2^-e X with its largest entry in [0.5, 1): scaling by a power of two is exact,
+    # and it keeps X^T X (Gram path) clear of overflow/underflow for data at 1e+-150 scales.
+    xmax = float(np.max(np.abs(X))) if X.size else 0.0
+    e = int(np.frexp(xmax)[1]) if xmax > 0 else 0
+    fac = _factorize_scaled(np.ldexp(X, -e), method)
+    fac.s = np.ldexp(fac.s, e)
+    return fac
+
+
+def _factorize_scaled(X: np.ndarray, method: str) -> Factorization:
+    n, d = X.shape
     if method == "gram" or (method == "auto" and n >= 4 * d):
         G = X.T @ X
         w, V = sla.eigh(G, driver="evd")
@@ -130,25 +141,45 @@ def _secular_mu(s: np.ndarray, z: np.ndarray, r: float) -> float:
     return brentq(psi, lo, hi, xtol=lo * 4 * _EPS + np.finfo(float).tiny, rtol=4 * _EPS, maxiter=500)
 
 
+def _pow2(x: float) -> float:
+    """The power of two ``2^e`` with ``x / 2^e`` in [0.5, 1) (exact rescaling)."""
+    return float(np.ldexp(1.0, int(np.frexp(x)[1])))
+
+
 def project_factored(fac: Factorization, y: np.ndarray, radius: float) -> ProjectionResult:
-    """Projection of a vector ``y`` (n,) given a :class:`Factorization` of ``X``."""
+    """Projection of a vector ``y`` (n,) given a :class:`Factorization` of ``X``.
+
+    The secular equation is solved for the rescaled problem
+    :math:`P_{X,r}(y) = b\,P_{X/a,\,r/(ab)}(y/b)` with powers of two ``a ~ s_max`` and
+    ``b ~ max|y|`` (exact), so that data at any floating-point scale (1e+-150)
+    neither overflows nor underflows; then :math:`\mu = a^2\tilde\mu` and :math:`M = (b/a)\tilde M`.
+    """
     U, s, Vt = fac.U, fac.s, fac.Vt
-    z = U.T @ y
-    sz = s * z
     d = fac.shape[1]
-    if np.linalg.norm(sz) <= radius:
+    y = np.asarray(y, dtype=float)
+    ymax = float(np.max(np.abs(y))) if y.size else 0.0
+    if s.size == 0 or ymax == 0.0:
+        # X = 0 or y = 0: y is inside the set and M = 0 minimizes the penalized problem
+        return ProjectionResult(y.copy(), 0.0, np.zeros(d), True)
+    a, b = _pow2(float(s[0])), _pow2(ymax)
+    sn = s / a
+    yn = y / b
+    rn = (float(radius) / a) / b
+    z = U.T @ yn
+    sz = sn * z
+    if np.linalg.norm(sz) <= rn:
         # inside (||X^T y|| <= r): 0 is in the subdifferential of the penalized
         # problem at M = 0, so M = 0 is its minimizer
-        M = np.zeros(d)
-        return ProjectionResult(y.copy(), 0.0, M, True)
-    mu = _secular_mu(s, z, radius)
-    if mu == 0.0:  # radius == 0: projection onto null(X^T)
-        u = y - U @ z
-        M = Vt.T @ (z / s)
+        return ProjectionResult(y.copy(), 0.0, np.zeros(d), True)
+    mu = _secular_mu(sn, z, rn)
+    if mu == 0.0:  # radius == 0 (or below the scale's underflow): projection onto null(X^T)
+        u = b * (yn - U @ z)
+        M = (b / a) * (Vt.T @ (z / sn))
         return ProjectionResult(u, 0.0, M, False)
-    u = y - U @ ((s * s / (s * s + mu)) * z)
-    M = Vt.T @ ((s / (s * s + mu)) * z)
-    return ProjectionResult(u, float(mu), M, False)
+    ss = sn * sn
+    u = b * (yn - U @ ((ss / (ss + mu)) * z))
+    M = (b / a) * (Vt.T @ ((sn / (ss + mu)) * z))
+    return ProjectionResult(u, float(mu * a * a), M, False)
 
 
 def project(

@@ -138,6 +138,21 @@ class Solution:
         """Predictions of :attr:`network` (shape ``(n,)`` for 1-D labels)."""
         return self.network.predict(X)
 
+    def summary(self, X: Any = None, y: Any = None, *, beta: float | None = None, loss: Any = None,
+                tol: float | None = None):
+        """Structure report of :attr:`network` (see :func:`deepdual.summarize`).
+
+        Without data the certificate part is this solution's own objective, lower
+        bound and method; with ``X`` and ``y`` it adds each sub-network's share of the
+        output, the detected structure and, when ``beta`` is known (argument or
+        ``info["beta"]``), a fresh :func:`deepdual.certify`.
+        """
+        from .report import summarize
+
+        beta = self.info.get("beta") if beta is None else beta
+        loss = self.info.get("loss", "squared") if loss is None else loss
+        return summarize(self, X, y, beta=beta, loss=loss, tol=tol)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "method": self.method,

@@ -15,14 +15,30 @@ RELU_METHODS = ("auto", "rank_one", "whitened", "one_dimensional", "convex")
 
 
 def _no_structure(X: np.ndarray, depth: int) -> ValueError:
+    """The error for data without a closed-form structure: says which structure is missing
+    (with the measured deviation) and what to do instead."""
     n, d = X.shape
-    hint = (
-        "whiten it with deepdual.whiten(X) (needs n <= d)"
-        + ("" if depth > 2 else ", or use method='convex' (the general two-layer convex program)")
-    )
+    sv = np.linalg.svd(X, compute_uv=False)
+    ratio = float(sv[1] / sv[0]) if sv.size > 1 and sv[0] > 0 else 0.0
+    if rank_one_factors(X, require_sign=False) is not None:
+        rank_one = "rank one, X = c a0^T, but c has entries of both signs (the theorem needs c >= 0)"
+    else:
+        rank_one = f"not rank one (sigma_2/sigma_1 = {ratio:.3g})"
+    if n > d:
+        white = f"not whitened (X X^T = I_n is impossible with n = {n} > d = {d} samples)"
+        fix = "undersample to n <= d and whiten with deepdual.whiten(X)"
+    else:
+        dev = float(np.max(np.abs(X @ X.T - np.eye(n))))
+        white = f"not whitened (max |X X^T - I| = {dev:.3g})"
+        fix = "whiten it with deepdual.whiten(X) (n <= d, rank n)"
+    alt = ("use method='convex' (the general two-layer convex program)" if depth == 2 else
+           "use depth=2 with method='convex', or train a network and bound its suboptimality with "
+           "deepdual.certify(network, X, y, beta=...)")
+    if d == 1:
+        alt += "; for 1-D data, bias=True uses the one-dimensional theorem (method='one_dimensional')"
     return ValueError(
         f"`X` ({n}x{d}) has no structure with a known closed form for depth-{depth} ReLU networks: "
-        f"it is not rank one (X = c a0^T with c >= 0) and not whitened (X X^T = I); {hint}"
+        f"it is {rank_one} and {white}; {fix}, or {alt}"
     )
 
 

@@ -1,0 +1,511 @@
+r"""The dual constraint of ReLU networks and the reduced problems it yields.
+
+Dual constraint
+---------------
+For a dual point :math:`V \in \mathbb{R}^{n\times K}` the *dual constraint value* of
+depth-``L`` ReLU networks (no biases) is the smallest :math:`c(V)` with
+
+.. math:: \langle V, f_\theta(X)\rangle \;\le\; c(V) \sum_j t_j,\qquad
+          t_j = \prod_{l=1}^{L} \|W_{l,j}\|_F ,
+
+for every parallel network :math:`\theta` of any width.  Together with
+:math:`\frac\beta2\sum_{j,l}\|W_{l,j}\|_F^2 \ge \frac{\beta L}{2}(\sum_j t_j)^{2/L}` (AM--GM and
+subadditivity, :mod:`deepdual.bounds`) and Fenchel--Young it gives the weak-duality
+bound :math:`P(\theta) \ge D(V) - c(V)T + \frac{\beta L}{2}T^{2/L}` with :math:`T = \sum_j t_j`;
+for :math:`L = 2` and :math:`c(V) \le \beta` simply :math:`P(\theta) \ge D(V)`.
+
+For :math:`L = 2` and :math:`K = 1`, :math:`c(v) = \max_{\|u\|\le1}|v^T(Xu)_+|`.  What is
+computed (:func:`relu_constraint`; every value is exact or a *proven upper bound*, never a
+sampled estimate; the derivations are in ``docs/relu.md``):
+
+==========================  =====================================================  =========
+case                        value                                                  exact?
+==========================  =====================================================  =========
+whitened :math:`XX^T=I`      :math:`\max(\|v_+\|,\|v_-\|)` (any depth)                yes
+rank one :math:`X=ab^T`       :math:`\|b\|\max(|v^Ta_+|,|v^Ta_-|)` (L = 2)           yes
+rank one, :math:`a \ge 0`     :math:`\|b\|\,|v^Ta|` (any depth, any K: :math:`\|V^Ta\|`)  yes
+small rank (L = 2)          max over activation cells of an NNLS value             yes
+any data                    :math:`\|X\|_2\max(\|v_+\|,\|v_-\|)` (any depth)         bound
+==========================  =====================================================  =========
+
+For vector outputs (:math:`K > 1`), :math:`c(V) = \max_{\|u\|\le 1}\|V^T(Xu)_+\|` at
+:math:`L = 2`; exact on rank-one data and on whitened data when the columns of
+:math:`V` have disjoint supports (:math:`\max_k c(v_k)`); otherwise the minimum of the
+proven bounds :math:`\|X\|_2\|V\|_2` and :math:`\sqrt{\sum_k c(v_k)^2}`.
+
+Reduced problems
+----------------
+A gauge bound :math:`\gamma(f) \le \|X\|_2 \sum_j t_j` (ReLU outputs are non-negative,
+so the last hidden layer satisfies :math:`\|A_{L-1,j}\|_F \le \|X\|_2\prod_{l<L}\|W_{l,j}\|_F`)
+turns the training problem into the *relaxed reduced problem*
+
+.. math:: P^\star \;\ge\; \min_{T \ge 0}\; G(T) + \lambda T^{2/L},\qquad
+          G(T) = \min\{\ell(f) : \gamma(f) \le T\},\quad \lambda = \tfrac{\beta L}{2}\|X\|_2^{-2/L},
+
+with :math:`G` convex and non-increasing.  For the squared loss :math:`G` is a
+*water-filling* function of a few norms of :math:`Y` (:func:`water_filling`), and
+:func:`minimize_convex_plus_power` finds the global minimum of
+:math:`G(T) + \lambda T^p` with a proven lower bound (branch and bound with convex
+minorants).  :func:`relaxed_squared_bound` combines both.
+
+Networks with biases on one-dimensional data are certified by
+:func:`deepdual.solvers.relu_1d.certify_1d` (see :func:`deepdual.certificates.relu.certify_relu`);
+that module may call :func:`relu_constraint` (e.g. on ``[x, 1]``) for its own bounds.
+
+References
+----------
+T. Ergen and M. Pilanci, "Revealing the structure of deep neural networks via convex
+duality", ICML 2021.
+M. Pilanci and T. Ergen, "Neural networks are convex regularizers", ICML 2020 (cells).
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from typing import Callable, Literal
+
+import numpy as np
+
+from .structures import is_whitened, rank_one_factors
+
+__all__ = [
+    "ConstraintValue",
+    "sign_part_norm",
+    "c_whitened",
+    "c_rank_one",
+    "c_spectral_bound",
+    "c_enumerate",
+    "relu_constraint",
+    "disjoint_columns",
+    "water_filling",
+    "ReducedResult",
+    "minimize_convex_plus_power",
+    "relaxed_squared_bound",
+    "label_parts",
+    "CONSTRAINT_MODES",
+]
+
+_EPS = np.finfo(float).eps
+CONSTRAINT_MODES = ("auto", "exact", "bound")
+
+#: default cap on the region-count bound for exact cell enumeration; beyond it the
+#: spectral-norm bound is used ("auto") or a ValueError is raised ("exact").
+DEFAULT_MAX_PATTERNS = 20_000
+
+
+@dataclass
+class ConstraintValue:
+    """A dual constraint value: ``value`` is exact (``exact=True``) or a proven upper bound."""
+
+    value: float
+    exact: bool
+    method: str
+    n_patterns: int | None = None
+    details: dict = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------ closed forms
+def sign_part_norm(v: np.ndarray) -> float:
+    r""":math:`c_0(v) = \max(\|v_+\|, \|v_-\|)`, the support function of
+    :math:`\{z_+ : \|z\|\le 1\}\cup\{-z_+\}`: :math:`\max_{\|z\|\le1}|v^T z_+|`."""
+    v = np.asarray(v, dtype=float).ravel()
+    return float(max(np.linalg.norm(np.maximum(v, 0.0)), np.linalg.norm(np.minimum(v, 0.0))))
+
+
+def c_whitened(V: np.ndarray, X: np.ndarray | None = None) -> float:
+    r"""Exact :math:`c(V)` on whitened data, scalar output (any depth):
+    :math:`\max(\|v_+\|,\|v_-\|)`, times :math:`\|X\|_2` when ``X`` is given.
+
+    Multiplying by the computed :math:`\|X\|_2` (1 up to rounding when :math:`XX^T = I`)
+    makes the value a rigorous upper bound even when ``X`` is whitened only to the
+    detection tolerance.
+    """
+    val = sign_part_norm(V)
+    if X is not None:
+        val *= max(_spectral_norm(X), 0.0)
+    return val
+
+
+def c_rank_one(V: np.ndarray, a: np.ndarray, b_norm: float, *, depth: int = 2) -> tuple[float, bool]:
+    r"""Dual constraint on rank-one data :math:`X = a b^T` (``b_norm`` = :math:`\|b\|`).
+
+    With :math:`a_+ = \max(a, 0)` and :math:`a_- = \max(-a, 0)`,
+    :math:`(Xu)_+ = a_+ (b^Tu)_+ + a_-(-b^Tu)_+`.
+
+    * :math:`L = 2`: exact :math:`\|b\|\max(\|V^Ta_+\|, \|V^Ta_-\|)`.
+    * :math:`L \ge 3`, one-signed :math:`a`: exact :math:`\|b\|\,\|V^Ta\|` (every network's
+      output is :math:`a\kappa^T` with :math:`\|\kappa\| \le \|b\|\sum_j t_j`).
+    * :math:`L \ge 3`, mixed signs: the proven bound
+      :math:`\|b\|\,\|(V^Ta_+, V^Ta_-)\|_F` (output :math:`a_+\kappa_+^T + a_-\kappa_-^T` with
+      :math:`\|(\kappa_+,\kappa_-)\|_F \le \|b\|\sum_j t_j`).
+
+    Returns ``(value, exact)``.
+    """
+    V = np.asarray(V, dtype=float).reshape(len(a), -1)
+    ap, am = np.maximum(a, 0.0), np.maximum(-a, 0.0)
+    gp, gm = np.linalg.norm(V.T @ ap), np.linalg.norm(V.T @ am)
+    if depth == 2:
+        return float(b_norm * max(gp, gm)), True
+    if not np.any(ap) or not np.any(am):
+        return float(b_norm * max(gp, gm)), True
+    return float(b_norm * np.hypot(gp, gm)), False
+
+
+def _spectral_norm(A: np.ndarray) -> float:
+    if A.size == 0:
+        return 0.0
+    return float(np.linalg.norm(A, 2))
+
+
+def c_spectral_bound(V: np.ndarray, X: np.ndarray, *, X_norm: float | None = None) -> float:
+    r"""Proven upper bound valid for every depth and every data set.
+
+    Scalar output: :math:`\|X\|_2\max(\|v_+\|,\|v_-\|)`, since the last hidden layer
+    :math:`A \ge 0` gives :math:`v^TAw \le \max(\|v_+\|,\|v_-\|)\|A\|_F\|w\|` and
+    :math:`\|A\|_F \le \|X\|_2\prod_{l<L}\|W_l\|_F` (ReLU is 1-Lipschitz and
+    :math:`(0)_+ = 0`).  Vector output: :math:`\|X\|_2\min(\|V\|_2, \sqrt{\sum_k c_0(v_k)^2})`
+    (:math:`\langle V, Aw\rangle \le \|V\|_2\|Aw\|_* \le \|V\|_2\|A\|_F\|w\|_F`, and
+    :math:`\|A^TV\|_F^2 = \sum_k\|A^Tv_k\|^2 \le \sum_k c_0(v_k)^2\|A\|_F^2`).
+    """
+    V = np.asarray(V, dtype=float).reshape(X.shape[0], -1)
+    xn = _spectral_norm(X) if X_norm is None else float(X_norm)
+    if V.shape[1] == 1:
+        return xn * sign_part_norm(V[:, 0])
+    per = np.sqrt(sum(sign_part_norm(V[:, k]) ** 2 for k in range(V.shape[1])))
+    bound = min(_spectral_norm(V), per)
+    if disjoint_columns(V):
+        bound = min(bound, max(sign_part_norm(V[:, k]) for k in range(V.shape[1])))
+    return xn * bound
+
+
+def disjoint_columns(V: np.ndarray) -> bool:
+    """True when no row of ``V`` has two non-zero entries (the columns have disjoint supports)."""
+    V = np.asarray(V)
+    return bool(V.ndim == 1 or np.all(np.count_nonzero(V, axis=1) <= 1))
+
+
+# ------------------------------------------------------------------------ enumeration
+def c_enumerate(v: np.ndarray, X: np.ndarray, *, max_patterns: int = DEFAULT_MAX_PATTERNS
+                ) -> tuple[float, int]:
+    r"""Exact :math:`c(v) = \max_{\|u\|\le 1}|v^T(Xu)_+|` (two layers, scalar) by enumerating
+    the activation cells of ``X``.
+
+    Every :math:`u` lies in the closure of a region (cell) :math:`K_i = \{u : (2D_i - I)Xu \ge 0\}`
+    of the hyperplane arrangement of the rows of ``X``, on which :math:`(Xu)_+ = D_iXu`.  Hence
+
+    .. math:: c(v) = \max_{i,\ s=\pm1}\ \max_{u\in K_i,\|u\|\le1} s\,v^TD_iXu
+              = \max_{i,s}\ \min_{\mu\ge 0}\|X^T(sD_iv + (2D_i - I)\mu)\|
+
+    (Moreau decomposition; the right side is a non-negative least-squares problem in the
+    row-space coordinates).  Any :math:`\mu \ge 0` gives a value *above* the cell's
+    maximum (weak duality), so solver inaccuracy can only raise the result, and a
+    superset of patterns cannot raise it above :math:`c(v)`.  Patterns come from
+    :func:`deepdual.patterns.enumerate_patterns` (all regions, exactly).  The
+    singular values dropped as numerically zero add :math:`\|v\|\,s_{r+1}` (ReLU is
+    1-Lipschitz), keeping the value a rigorous upper bound.
+
+    Returns ``(value, number_of_patterns)``.  Raises ``ValueError`` when the region-count
+    bound exceeds ``max_patterns``.
+    """
+    from scipy.optimize import nnls
+
+    from .patterns import count_upper_bound, enumerate_patterns
+
+    v = np.asarray(v, dtype=float).ravel()
+    n = X.shape[0]
+    _, s, Vt = np.linalg.svd(X, full_matrices=False)
+    if s.size == 0 or s[0] == 0.0 or not np.any(v):
+        return 0.0, 0
+    tol = max(X.shape) * _EPS * s[0]  # LAPACK rank threshold, as patterns.row_space
+    r = int(np.sum(s > tol))
+    dropped = float(s[r]) if r < s.size else 0.0
+    if count_upper_bound(n, r) > max_patterns:
+        raise ValueError(
+            f"`X` ({n} rows, rank {r}) may have up to {count_upper_bound(n, r)} activation cells, more than "
+            f"max_patterns={max_patterns}; use constraint='bound' or raise max_patterns"
+        )
+    Xr = X @ Vt[:r].T  # (n, r): only the row-space coordinates matter
+    D = enumerate_patterns(X, max_patterns=max_patterns).astype(float)  # (P, n)
+    P = len(D)
+    if P == 0:
+        return dropped * float(np.linalg.norm(v)), 0
+    sgn = 2.0 * D - 1.0
+    # mu = 0 is feasible: ||X_r^T D v|| bounds each cell's value from above; evaluate the
+    # NNLS only while a cell could still beat the running maximum (largest first).
+    G = (D * v[None, :]) @ Xr  # (P, r), rows X_r^T D_i v
+    cheap = np.linalg.norm(G, axis=1)
+    best = 0.0
+    for i in np.argsort(cheap)[::-1]:
+        if cheap[i] <= best:
+            break
+        A = Xr.T * sgn[i][None, :]  # (r, n): columns (2D-I)_jj x_j
+        for sign in (1.0, -1.0):
+            g = sign * G[i]
+            try:
+                mu, _ = nnls(A, -g, maxiter=50 * n)
+            except RuntimeError:  # pragma: no cover - iteration limit: mu = 0 is feasible
+                mu = np.zeros(n)
+            # residual recomputed from the feasible mu (>= 0): never below the cell maximum
+            val = float(np.linalg.norm(g + A @ np.maximum(mu, 0.0)))
+            best = max(best, min(val, cheap[i]))
+    return best + dropped * float(np.linalg.norm(v)), P
+
+
+# ------------------------------------------------------------------------ dispatcher
+def relu_constraint(
+    V: np.ndarray,
+    X: np.ndarray,
+    *,
+    depth: int = 2,
+    constraint: Literal["auto", "exact", "bound"] = "auto",
+    max_patterns: int = DEFAULT_MAX_PATTERNS,
+) -> ConstraintValue:
+    r"""Dual constraint value :math:`c(V)` of depth-``depth`` ReLU networks without biases.
+
+    Parameters
+    ----------
+    V : array of shape (n,) or (n, K)
+    X : array of shape (n, d)
+    depth : int >= 2
+    constraint : {"auto", "exact", "bound"}
+        ``"auto"`` uses the exact value where one is known (whitened, rank-one, small
+        rank at depth 2) and the spectral-norm bound otherwise; ``"exact"`` raises
+        ``ValueError`` when no exact method applies; ``"bound"`` always uses the
+        spectral-norm bound.
+    max_patterns : int
+        Largest region-count bound for which cells are enumerated.
+
+    Returns
+    -------
+    ConstraintValue
+        ``value`` is :math:`c(V)` (``exact``) or a proven upper bound on it; ``method``
+        names the case, e.g. ``"exact: whitened"``, ``"exact: cell enumeration (37 patterns)"``,
+        ``"upper bound: spectral norm"``.
+    """
+    if constraint not in CONSTRAINT_MODES:
+        raise ValueError(f"`constraint` must be one of {', '.join(map(repr, CONSTRAINT_MODES))}; got {constraint!r}")
+    n = X.shape[0]
+    V = np.asarray(V, dtype=float).reshape(n, -1)
+    K = V.shape[1]
+    spec = c_spectral_bound(V, X)
+    bound = ConstraintValue(spec, False, "upper bound: spectral norm")
+    if constraint == "bound":
+        return bound
+    if not np.any(V) or not np.any(X):
+        return ConstraintValue(0.0, True, "exact: zero")
+    # rank one (any signs of the left factor)
+    r1 = rank_one_factors(X, require_sign=False)
+    if r1 is not None:
+        s = np.linalg.svd(X, compute_uv=False)
+        a, b_norm = r1.c, float(np.linalg.norm(r1.a0))
+        val, exact = c_rank_one(V, a, b_norm, depth=depth)
+        # singular values below the rank-one tolerance: ReLU is 1-Lipschitz, so they
+        # change <V, f(X)> by at most ||V||_F s_2 per unit path budget (any depth)
+        val += (float(s[1]) if s.size > 1 else 0.0) * float(np.linalg.norm(V))
+        if exact or constraint == "auto":
+            how = "exact: rank one" if exact else "upper bound: rank one (mixed signs, deep)"
+            if not exact and spec < val:
+                return bound
+            return ConstraintValue(val, exact, how)
+    if is_whitened(X):
+        if K == 1:
+            return ConstraintValue(c_whitened(V[:, 0], X), True, "exact: whitened")
+        if disjoint_columns(V):
+            # columns with disjoint supports: blocks of z = (Xu)_+ are independent on
+            # whitened data, so max ||V^T z|| = max_k c0(v_k) (any depth)
+            val = _spectral_norm(X) * max(sign_part_norm(V[:, k]) for k in range(K))
+            return ConstraintValue(val, True, "exact: whitened, disjoint output supports")
+    if depth == 2:
+        try:
+            if K == 1:
+                val, P = c_enumerate(V[:, 0], X, max_patterns=max_patterns)
+                # both are upper bounds; they agree up to rounding when X is well scaled
+                return ConstraintValue(min(val, spec), True,
+                                       f"exact: cell enumeration ({P} patterns)", n_patterns=P)
+            per, P = [], 0
+            for k in range(K):
+                val, P = c_enumerate(V[:, k], X, max_patterns=max_patterns)
+                per.append(val)
+            val = float(np.linalg.norm(per))
+            if val < spec:
+                return ConstraintValue(val, False, f"upper bound: per-output cell enumeration ({P} patterns)",
+                                       n_patterns=P)
+            return bound
+        except ValueError:
+            if constraint == "exact":
+                raise
+    if constraint == "exact":
+        raise ValueError(
+            "constraint='exact': no exact dual constraint is known for this case (depth "
+            f"{depth}, K={K}); exact values exist for whitened or rank-one data, and at depth 2 "
+            "for scalar outputs on data of small rank; use constraint='auto' or 'bound'"
+        )
+    return bound
+
+
+# ------------------------------------------------------------------------ reduced problems
+def label_parts(Y: np.ndarray) -> np.ndarray | None:
+    r"""Norms :math:`\|(\pm y_k)_+\|` of the sign parts of the columns of ``Y`` when every
+    row of ``Y`` has at most one non-zero entry (scalar outputs, one-hot labels);
+    ``None`` otherwise."""
+    Y = np.asarray(Y, dtype=float).reshape(Y.shape[0], -1)
+    if not disjoint_columns(Y):
+        return None
+    parts = np.concatenate([np.linalg.norm(np.maximum(Y, 0.0), axis=0),
+                            np.linalg.norm(np.maximum(-Y, 0.0), axis=0)])
+    return parts[parts > 0]
+
+
+def water_filling(parts: np.ndarray, T: float) -> tuple[float, float]:
+    r"""``(G(T), r)`` for :math:`G(T) = \min\{\tfrac12\sum_k(\sigma_k - \tau_k)^2 : \tau\ge0, \sum_k\tau_k\le T\}`.
+
+    The minimizer is :math:`\tau_k = (\sigma_k - r)_+` with the *water level*
+    :math:`r \ge 0` solving :math:`\sum_k(\sigma_k - r)_+ = T` (``r = 0`` once
+    :math:`T \ge \sum_k\sigma_k`), so :math:`G(T) = \tfrac12\sum_k\min(\sigma_k, r)^2`.  :math:`G`
+    is convex with :math:`G'(T) = -r`.
+    """
+    s = np.sort(np.asarray(parts, dtype=float).ravel())[::-1]
+    s = s[s > 0]
+    if s.size == 0 or T >= s.sum():
+        return 0.0, 0.0
+    T = max(float(T), 0.0)
+    cs = np.cumsum(s)
+    nxt = np.append(s[1:], 0.0)
+    for k in range(s.size):
+        r = (cs[k] - T) / (k + 1)
+        if r >= nxt[k]:
+            break
+    r = max(r, 0.0)
+    return 0.5 * float(np.sum(np.minimum(s, r) ** 2)), float(r)
+
+
+@dataclass
+class ReducedResult:
+    """Global minimizer ``x`` of a reduced problem, its ``value`` and a proven ``lower`` bound."""
+
+    x: float
+    value: float
+    lower: float
+    iterations: int = 0
+
+
+def _interval_lower(a: float, b: float, ga: float, da: float, gb: float, db: float, lam: float, p: float) -> float:
+    r"""Lower bound of :math:`g(x) + \lambda x^p` on :math:`[a, b]`: the tangents of the convex
+    :math:`g` at ``a`` and ``b`` bound it from below and the chord bounds the concave
+    :math:`\lambda x^p` from below; the minimum of that convex piecewise-linear minorant is
+    at ``a``, ``b`` or the crossing of the two tangents."""
+    pa, pb = lam * a**p, lam * b**p
+    w = b - a
+    slope = (pb - pa) / w if w > 0 else 0.0
+
+    def minorant(x: float) -> float:
+        return max(ga + da * (x - a), gb + db * (x - b)) + pa + slope * (x - a)
+
+    cands = [a, b]
+    if db != da:
+        x = (gb - db * b - ga + da * a) / (da - db)
+        if a < x < b:
+            cands.append(x)
+    lo = min(minorant(x) for x in cands)
+    # floating-point slack: each term above is computed to a few ulps of its magnitude
+    scale = abs(ga) + abs(gb) + (abs(da) + abs(db)) * w + pa + pb
+    return lo - 16 * _EPS * scale
+
+
+def minimize_convex_plus_power(
+    g: Callable[[float], tuple[float, float]],
+    lam: float,
+    p: float,
+    T_max: float,
+    *,
+    hints: tuple[float, ...] = (),
+    rtol: float = 1e-13,
+    max_iter: int = 20_000,
+) -> ReducedResult:
+    r"""Global minimum of :math:`h(x) = g(x) + \lambda x^p` on :math:`[0, T_{\max}]` with a proven lower bound.
+
+    ``g`` is convex and returns ``(value, subgradient)``; :math:`0 < p \le 1`, so the
+    penalty is concave and :math:`h` may have several local minima.  Branch and bound:
+    on each interval the tangents of :math:`g` at its ends and the chord of the penalty
+    give a convex piecewise-linear minorant whose minimum is a lower bound
+    (:func:`_interval_lower`); the interval with the smallest bound is split until the
+    best value found is within ``rtol`` (relative to :math:`\max(|h^\star|, h(0))`) of the
+    smallest bound.  The returned ``lower`` is that smallest bound (valid even if
+    ``max_iter`` stops the search early).
+    """
+    T_max = float(T_max)
+    g0, d0 = g(0.0)
+    best_x, best_v = 0.0, g0
+    if not T_max > 0:
+        return ReducedResult(0.0, g0, g0)
+    pts = np.unique(np.concatenate([
+        [0.0, T_max], T_max * np.linspace(0, 1, 17), T_max * np.logspace(-8, 0, 17),
+        np.clip(np.asarray(hints, dtype=float), 0.0, T_max),
+    ]))
+    vals = [g(float(x)) for x in pts]
+    for x, (gv, _) in zip(pts, vals):
+        hv = gv + lam * x**p
+        if hv < best_v:
+            best_x, best_v = float(x), hv
+    heap: list[tuple[float, float, float, float, float, float, float]] = []
+    for i in range(len(pts) - 1):
+        a, b = float(pts[i]), float(pts[i + 1])
+        (ga, da), (gb, db) = vals[i], vals[i + 1]
+        heapq.heappush(heap, (_interval_lower(a, b, ga, da, gb, db, lam, p), a, b, ga, da, gb, db))
+    scale = max(abs(g0), np.finfo(float).tiny)
+    it = 0
+    lower = heap[0][0]
+    while heap and it < max_iter:
+        lb, a, b, ga, da, gb, db = heapq.heappop(heap)
+        lower = lb
+        if best_v - lb <= rtol * max(abs(best_v), scale) or b - a <= 4 * _EPS * max(b, 1e-300):
+            break
+        it += 1
+        m = 0.5 * (a + b)
+        gm, dm = g(m)
+        hm = gm + lam * m**p
+        if hm < best_v:
+            best_x, best_v = m, hm
+        heapq.heappush(heap, (_interval_lower(a, m, ga, da, gm, dm, lam, p), a, m, ga, da, gm, dm))
+        heapq.heappush(heap, (_interval_lower(m, b, gm, dm, gb, db, lam, p), m, b, gm, dm, gb, db))
+    else:
+        if heap:
+            lower = heap[0][0]
+    if heap:
+        lower = min(lower, heap[0][0])
+    return ReducedResult(best_x, float(best_v), float(min(lower, best_v)), it)
+
+
+def relaxed_squared_bound(parts: np.ndarray, lam: float, p: float, *, const: float = 0.0) -> ReducedResult:
+    r"""Global minimum of :math:`W(T) + \lambda T^p` over :math:`T \ge 0` (plus ``const``) with
+    :math:`W` the water-filling function of ``parts`` (:func:`water_filling`).
+
+    For :math:`p = 1` this is :math:`\sum_k H_\lambda(\sigma_k)` in closed form, with the Huber
+    function :math:`H_\lambda(t) = t^2/2` for :math:`t\le\lambda`, :math:`\lambda t - \lambda^2/2`
+    otherwise; for one part it is :func:`deepdual.bounds.power_prox`; otherwise branch
+    and bound (:func:`minimize_convex_plus_power`).  ``x`` is the optimal total
+    :math:`T`.
+    """
+    from .bounds import power_prox
+
+    parts = np.asarray(parts, dtype=float).ravel()
+    parts = parts[parts > 0]
+    if parts.size == 0:
+        return ReducedResult(0.0, const, const)
+    if p == 1.0:
+        h = np.where(parts <= lam, 0.5 * parts**2, lam * parts - 0.5 * lam**2)
+        v = const + float(np.sum(h))
+        return ReducedResult(float(np.sum(np.maximum(parts - lam, 0.0))), v, v)
+    if parts.size == 1:
+        pp = power_prox(float(parts[0]), lam, p)
+        return ReducedResult(pp.sigma, const + pp.value, const + pp.lower)
+
+    def g(T: float) -> tuple[float, float]:
+        val, r = water_filling(parts, T)
+        return val, -r
+
+    # hints: each part's own optimum, and the sum of all of them
+    hints = tuple(power_prox(float(s), lam, p).sigma for s in parts)
+    res = minimize_convex_plus_power(g, lam, p, float(parts.sum()), hints=hints + (sum(hints),))
+    return ReducedResult(res.x, const + res.value, const + res.lower, res.iterations)

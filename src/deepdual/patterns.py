@@ -1,0 +1,292 @@
+r"""ReLU activation patterns of a data matrix: exact enumeration and sampling.
+
+A two-layer ReLU network with hidden weight :math:`u` acts on the data through
+:math:`(Xu)_+ = D X u` with the diagonal *activation pattern*
+:math:`D = \operatorname{diag}(1[Xu \ge 0])`.  The patterns are the sign vectors of the
+regions (open cells) of the central hyperplane arrangement
+:math:`\{u : x_j^T u = 0\}_{j=1..n}`; every :math:`u` lies in the closure of a region, so
+for the cone :math:`K_D = \{u : (2D - I) X u \ge 0\}` of its pattern
+:math:`(Xu)_+ = DXu` on :math:`K_D` (Pilanci & Ergen, 2020).
+
+Exact enumeration (:func:`enumerate_patterns`)
+----------------------------------------------
+Write :math:`X = X_r V^T` with :math:`X_r \in \mathbb{R}^{n\times r}` of full column rank
+:math:`r` (only :math:`X_r` matters).  Since the normals :math:`x_j` span
+:math:`\mathbb{R}^r` the arrangement is *essential*: every region is a pointed
+polyhedral cone, so its closure contains an extreme ray :math:`g`, and an extreme ray
+is the intersection of hyperplanes whose normals have rank :math:`r-1`.  Hence every
+region touches the line :math:`\mathbb{R} g_S` spanned by the null vector of some
+linearly independent :math:`(r-1)`-subset :math:`S` of rows.  Let
+:math:`Z = \{j : x_j^T g_S = 0\} \supseteq S`.  The regions whose closure contains
+:math:`\pm g_S` are exactly
+
+.. math:: \operatorname{sign}(x_j^T u) = \pm\operatorname{sign}(x_j^T g_S)\ (j \notin Z),\qquad
+          (\operatorname{sign}(x_j^T u))_{j\in Z} \in \text{regions of the sub-arrangement } X_Z,
+
+because :math:`g_S` lies in the lineality space of the sub-arrangement of :math:`Z`.
+In general position :math:`Z = S` is linearly independent and its regions are all
+:math:`2^{r-1}` sign vectors; otherwise the sub-arrangement (rank :math:`\le r-1`) is
+enumerated recursively.  Rows that are numerically on a hyperplane are treated as
+*on* it, which can only add patterns: the result is a *superset* of the region
+patterns, which is harmless for the convex program (every pattern ``D`` yields valid
+atoms :math:`DXu = (Xu)_+` on :math:`K_D`).
+
+The number of regions is at most :math:`2\sum_{k=0}^{r-1}\binom{n-1}{k}`
+(:func:`count_upper_bound`, attained in general position), which is what makes
+exact enumeration practical only for small rank.
+
+Sampling (:func:`sample_patterns`)
+----------------------------------
+:math:`D = 1[X g \ge 0]` for Gaussian :math:`g` in the row space of :math:`X`; a
+sampled set is in general *not* complete.
+
+References
+----------
+M. Pilanci and T. Ergen, "Neural networks are convex regularizers: exact
+polynomial-time convex optimization formulations for two-layer networks", ICML 2020.
+T. Zaslavsky, "Facing up to arrangements", Mem. AMS 154 (1975) (region counts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+from math import comb
+from typing import Any
+
+import numpy as np
+
+from ._validation import as_rng, check_matrix
+
+__all__ = [
+    "RowSpace",
+    "row_space",
+    "count_upper_bound",
+    "enumerate_patterns",
+    "sample_patterns",
+    "unique_patterns",
+]
+
+_EPS = np.finfo(float).eps
+
+
+@dataclass
+class RowSpace:
+    r"""Factorization :math:`X = X_r V^T` with orthonormal :math:`V` (d, r) and
+    :math:`X_r = XV` (n, r) of full column rank ``r``."""
+
+    Xr: np.ndarray
+    V: np.ndarray
+
+    @property
+    def rank(self) -> int:
+        return self.V.shape[1]
+
+
+def row_space(X: np.ndarray, *, rtol: float | None = None) -> RowSpace:
+    r"""Reduce ``X`` to its row space.
+
+    A singular value counts as zero below ``max(n, d) * eps * s_max`` (the LAPACK
+    rank threshold; the smallest singular value a rounding error can create), or
+    ``rtol * s_max`` when given.
+    """
+    X = np.asarray(X, dtype=float)
+    n, d = X.shape
+    _, s, Vt = np.linalg.svd(X, full_matrices=False)
+    if s.size == 0 or s[0] == 0.0:
+        return RowSpace(np.zeros((n, 0)), np.zeros((d, 0)))
+    tol = (max(n, d) * _EPS if rtol is None else rtol) * s[0]
+    r = int(np.sum(s > tol))
+    V = Vt[:r].T.copy()
+    return RowSpace(X @ V, V)
+
+
+def count_upper_bound(n: int, r: int) -> int:
+    r"""Upper bound :math:`2\sum_{k=0}^{r-1}\binom{n-1}{k}` on the number of regions of a
+    central arrangement of ``n`` hyperplanes in :math:`\mathbb{R}^r` (Zaslavsky)."""
+    if n <= 0 or r <= 0:
+        return 0
+    return 2 * sum(comb(n - 1, k) for k in range(min(r, n)))
+
+
+def unique_patterns(D: np.ndarray, *, drop_zero: bool = True) -> np.ndarray:
+    """Unique rows of a boolean pattern matrix (sorted), optionally without the all-zero row."""
+    D = np.asarray(D, dtype=bool)
+    if D.size == 0:
+        return D.reshape(0, D.shape[-1] if D.ndim == 2 else 0)
+    U = np.unique(D, axis=0)
+    if drop_zero:
+        U = U[U.any(axis=1)]
+    return U
+
+
+def _all_signs(k: int) -> np.ndarray:
+    """All ``2**k`` boolean vectors of length ``k`` (rows)."""
+    if k == 0:
+        return np.zeros((1, 0), dtype=bool)
+    idx = np.arange(2**k)[:, None]
+    return ((idx >> np.arange(k)[None, :]) & 1).astype(bool)
+
+
+def _regions(A: np.ndarray) -> np.ndarray:
+    """Sign patterns (``True`` = positive side) of all regions of the central arrangement
+    with normals = rows of ``A`` (m, r); ``A`` has full column rank ``r`` and no zero rows.
+    Returns a boolean array (P, m) that contains every region's pattern."""
+    m, r = A.shape
+    if r == 1:
+        pos = A[:, 0] > 0
+        return np.stack([pos, ~pos])
+    norms = np.linalg.norm(A, axis=1)
+    subsets = np.array(list(combinations(range(m), r - 1)), dtype=np.intp)  # (C, r-1)
+    out: list[np.ndarray] = []
+    # batched null vectors of the (r-1) x r sub-matrices
+    chunk = max(1, 200_000 // max(1, r * r))
+    done_Z: set[bytes] = set()
+    for start in range(0, len(subsets), chunk):
+        S = subsets[start:start + chunk]
+        AS = A[S]  # (c, r-1, r)
+        _, sv, Vt = np.linalg.svd(AS, full_matrices=True)
+        g = Vt[:, -1, :]  # (c, r) unit null vectors
+        smax = sv[:, 0]
+        smin = sv[:, -1]
+        # S must be linearly independent (rank r-1): relative singular-value test as in row_space
+        indep = smin > max(m, r) * _EPS * 100 * smax
+        if not np.any(indep):
+            continue
+        S, g, smax, smin = S[indep], g[indep], smax[indep], smin[indep]
+        z = g @ A.T  # (c, m)
+        # A row counts as on the hyperplane when |x_j^T g| is below the error of g:
+        # the null vector of S is accurate to ~eps * cond(S); 1e3 is a safety factor.
+        # Too large a tolerance only adds patterns (a harmless superset).
+        tol = (1e3 * _EPS * smax / smin)[:, None] * norms[None, :]
+        onZ = np.abs(z) <= tol  # (c, m)
+        nZ = onZ.sum(axis=1)
+        general = nZ == r - 1
+        if np.any(general):
+            Sg, zg = S[general], z[general]
+            base = zg > 0  # (c', m)
+            signs = _all_signs(r - 1)  # (2^{r-1}, r-1)
+            for sgn_g in (base, ~base):
+                pats = np.repeat(sgn_g[:, None, :], len(signs), axis=1)  # (c', 2^{r-1}, m)
+                rows = np.arange(len(Sg))[:, None, None]
+                pats[rows, np.arange(len(signs))[None, :, None], Sg[:, None, :]] = signs[None, :, :]
+                out.append(pats.reshape(-1, m))
+        for c in np.flatnonzero(~general):
+            Zmask = onZ[c]
+            key = Zmask.tobytes()
+            if key in done_Z:
+                continue
+            done_Z.add(key)
+            sub = _sub_regions(A[Zmask])
+            base = z[c] > 0
+            for b in (base, ~base):
+                pats = np.repeat(b[None, :], len(sub), axis=0)
+                pats[:, Zmask] = sub
+                out.append(pats)
+    if not out:  # pragma: no cover - r >= 2 with full column rank always has an independent subset
+        raise RuntimeError("no independent (r-1)-subset found; X_r is not of full column rank")
+    return np.unique(np.concatenate(out, axis=0), axis=0)
+
+
+def _sub_regions(A: np.ndarray) -> np.ndarray:
+    """Regions of the arrangement of rows of ``A`` (any rank, zero rows allowed: both signs)."""
+    m = A.shape[0]
+    zero = np.linalg.norm(A, axis=1) == 0.0
+    rs = row_space(A[~zero]) if np.any(~zero) else None
+    if rs is None or rs.rank == 0:
+        inner = np.zeros((1, int(np.sum(~zero))), dtype=bool)
+    else:
+        inner = _regions(rs.Xr)
+    nz = int(np.sum(zero))
+    if nz == 0:
+        return inner
+    # zero rows: x_j^T u = 0 for all u, either side is consistent; keep both
+    zs = _all_signs(nz) if nz <= 4 else np.stack([np.zeros(nz, bool), np.ones(nz, bool)])
+    pats = np.zeros((len(inner) * len(zs), m), dtype=bool)
+    pats[:, ~zero] = np.repeat(inner, len(zs), axis=0)
+    pats[:, zero] = np.tile(zs, (len(inner), 1))
+    return pats
+
+
+def enumerate_patterns(X: Any, *, max_patterns: int | None = None) -> np.ndarray:
+    r"""All activation patterns :math:`1[Xg \ge 0]` of the regions of ``X``'s arrangement.
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+    max_patterns : int, optional
+        Refuse (``ValueError``) when the region-count bound
+        :func:`count_upper_bound` exceeds it.
+
+    Returns
+    -------
+    ndarray of bool, shape (P, n)
+        Unique patterns, without the all-zero pattern (it contributes nothing).  Rows of
+        ``X`` equal to zero get ``False``.  The set contains the pattern of every region
+        (a superset when the data are degenerate up to rounding); see the module notes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from deepdual.patterns import enumerate_patterns
+    >>> enumerate_patterns(np.array([[1.0, 0.0], [0.0, 1.0]])).astype(int)
+    array([[0, 1],
+           [1, 0],
+           [1, 1]])
+    """
+    X = check_matrix(X, "X")
+    n = X.shape[0]
+    rs = row_space(X)
+    r = rs.rank
+    if r == 0:
+        return np.zeros((0, n), dtype=bool)
+    if max_patterns is not None and count_upper_bound(n, r) > max_patterns:
+        raise ValueError(
+            f"`X` ({n} rows, rank {r}) may have up to {count_upper_bound(n, r)} activation patterns, "
+            f"more than max_patterns={max_patterns}; sample patterns instead"
+        )
+    zero = np.linalg.norm(rs.Xr, axis=1) == 0.0
+    pats = np.zeros((0, n), dtype=bool)
+    if np.any(~zero):
+        inner = _regions(rs.Xr[~zero])
+        pats = np.zeros((len(inner), n), dtype=bool)
+        pats[:, ~zero] = inner
+    return unique_patterns(pats)
+
+
+def sample_patterns(X: Any, n_patterns: int, rng: Any = None, *, max_tries: int = 20) -> np.ndarray:
+    r"""Distinct patterns :math:`1[Xg \ge 0]` for Gaussian :math:`g` in the row space of ``X``.
+
+    Draws batches of ``n_patterns`` directions until ``n_patterns`` distinct non-zero
+    patterns are found or ``max_tries`` batches were drawn (small data sets have
+    fewer patterns than requested).
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+    n_patterns : int >= 1
+    rng : None, int or numpy.random.Generator
+        Source of the directions; ``None`` draws fresh OS entropy (not reproducible).
+
+    Returns
+    -------
+    ndarray of bool, shape (P, n) with ``P <= n_patterns``
+    """
+    X = check_matrix(X, "X")
+    if isinstance(n_patterns, bool) or not isinstance(n_patterns, (int, np.integer)) or n_patterns < 1:
+        raise ValueError(f"`n_patterns` must be an integer >= 1, got {n_patterns!r}")
+    gen = as_rng(rng)
+    rs = row_space(X)
+    n = X.shape[0]
+    if rs.rank == 0:
+        return np.zeros((0, n), dtype=bool)
+    found = np.zeros((0, n), dtype=bool)
+    for _ in range(max_tries):
+        G = gen.standard_normal((rs.rank, int(n_patterns)))
+        found = unique_patterns(np.concatenate([found, (rs.Xr @ G >= 0).T], axis=0))
+        if len(found) >= n_patterns:
+            break
+    if len(found) > n_patterns:
+        found = found[gen.permutation(len(found))[:n_patterns]]
+        found = unique_patterns(found)
+    return found
