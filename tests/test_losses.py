@@ -123,10 +123,11 @@ def test_conjugate_matches_numerical_sup(name):
     rng = np.random.default_rng(1)
     for _ in range(5):
         Y, _, Z = _instance(loss, 3, 2, rng)
-        if name in ("logistic", "cross_entropy"):
-            # keep Z inside the domain's interior so the sup is attained at a finite F
-            Z = 0.05 * (-Y if name == "logistic" else 0) + 0.9 * Z + (0.1 / Y.shape[1] - 0.1 * Y
-                                                                   if name == "cross_entropy" else 0)
+        # keep Z inside the domain's interior so that the sup is attained at a finite F
+        if name == "logistic":
+            Z = -(0.05 + 0.9 * (-Z * Y)) * Y  # a = -z y in [0.05, 0.95]
+        elif name == "cross_entropy":
+            Z = 0.9 * (Z + Y) + 0.1 / Y.shape[1] - Y  # P = Z + Y mixed with the uniform row
         assert loss.conjugate(Z, Y) == pytest.approx(_numerical_sup(loss, Z, Y), rel=1e-6, abs=1e-6)
 
 

@@ -45,22 +45,26 @@ def test_two_layer_soft_threshold_and_cvxpy():
 @pytest.mark.parametrize("depth", [2, 3, 4])
 def test_never_beaten_by_restarts(depth):
     X, y, _, _ = rank_one_data(1, n=6, d=3)
-    beta = 0.3
+    beta = 0.1
     sol = deepdual.solve(X, y, beta=beta, depth=depth)
     assert sol.certified
-    best = best_of_restarts(X, y, beta=beta, depth=depth, width=4, m=1, restarts=3, iters=300)
-    # the closed form is the global optimum: no training run beats it (up to 1e-8 relative)
+    # width 8: narrower deep nets on rank-one data often start with a dead path
+    best = best_of_restarts(X, y, beta=beta, depth=depth, width=8, m=1, restarts=3, iters=300)
+    # the closed form is the global optimum: no training run beats it (up to 1e-8 relative) ...
     assert sol.objective <= best * (1 + 1e-8)
+    # ... and training reaches it, so the comparison is not vacuous
+    assert best <= sol.objective * (1 + 1e-6)
 
 
 def test_logistic_matches_restarts_and_is_certified():
     X, y, _, _ = rank_one_data(2, n=6, d=3)
     y = np.where(np.arange(6) % 3 == 0, -1.0, 1.0)
-    beta = 0.2
+    beta = 0.05
     sol = deepdual.solve(X, y, beta=beta, depth=3, loss="logistic")
     assert sol.certified and sol.info["kappa"][0] != 0
-    best = best_of_restarts(X, y, beta=beta, depth=3, width=3, restarts=3, loss="logistic", iters=300)
+    best = best_of_restarts(X, y, beta=beta, depth=3, width=8, restarts=3, loss="logistic", iters=300)
     assert sol.objective <= best * (1 + 1e-8)
+    assert best <= sol.objective * (1 + 1e-6)
     # the reduced problem's minimizer: a 1-D grid never finds a smaller value
     c = sol.info["c"]
     lam = 0.5 * beta * 3 * np.linalg.norm(sol.info["a0"]) ** (-2 / 3)
@@ -95,8 +99,9 @@ def test_vector_output_radial():
     assert abs(kappa @ z) == pytest.approx(np.linalg.norm(kappa) * np.linalg.norm(z), rel=1e-12)
     # every output is c kappa^T
     np.testing.assert_allclose(sol.network.forward(X), np.outer(cu, kappa), atol=1e-12)
-    best = best_of_restarts(X, Y, beta=beta, depth=3, width=4, restarts=2, iters=300)
+    best = best_of_restarts(X, Y, beta=beta, depth=3, width=8, restarts=2, iters=300)
     assert sol.objective <= best * (1 + 1e-8)
+    assert best <= sol.objective * (1 + 1e-6)
 
 
 def test_deep_jump_to_zero():

@@ -226,7 +226,13 @@ def c_enumerate(v: np.ndarray, X: np.ndarray, *, max_patterns: int = DEFAULT_MAX
             f"max_patterns={max_patterns}; use constraint='bound' or raise max_patterns"
         )
     Xr = X @ Vt[:r].T  # (n, r): only the row-space coordinates matter
-    D = enumerate_patterns(X, max_patterns=max_patterns).astype(float)  # (P, n)
+    try:
+        D = enumerate_patterns(X, max_patterns=max_patterns).astype(float)  # (P, n)
+    except RecursionError:  # numerically degenerate arrangement (nearly parallel rows)
+        raise ValueError(
+            "`X` has a numerically degenerate hyperplane arrangement (nearly parallel rows): exact cell "
+            "enumeration failed; use constraint='bound'"
+        ) from None
     P = len(D)
     if P == 0:
         return dropped * float(np.linalg.norm(v)), 0

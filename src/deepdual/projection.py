@@ -147,7 +147,7 @@ def _pow2(x: float) -> float:
 
 
 def project_factored(fac: Factorization, y: np.ndarray, radius: float) -> ProjectionResult:
-    """Projection of a vector ``y`` (n,) given a :class:`Factorization` of ``X``.
+    r"""Projection of a vector ``y`` (n,) given a :class:`Factorization` of ``X``.
 
     The secular equation is solved for the rescaled problem
     :math:`P_{X,r}(y) = b\,P_{X/a,\,r/(ab)}(y/b)` with powers of two ``a ~ s_max`` and

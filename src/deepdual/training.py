@@ -39,7 +39,6 @@ decayed parameter group: deepdual does not penalize them.
 
 from __future__ import annotations
 
-import copy
 import math
 import numbers
 import time
@@ -54,9 +53,15 @@ from .losses import CrossEntropyLoss, HingeLoss, LogisticLoss, Loss, SquaredLoss
 from .network import ACTIVATIONS, Network
 from .objective import objective as _objective
 
-__all__ = ["train", "TrainResult", "OPTIMIZERS"]
+__all__ = ["train", "TrainResult", "OPTIMIZERS", "FORMULATIONS", "norm_constrained_objective"]
 
 OPTIMIZERS = ("sgd", "adam", "lbfgs")
+FORMULATIONS = ("weight_decay", "norm_constrained")
+
+#: forward passes with fewer multiply-adds than this run single-threaded on the CPU by default:
+#: below it torch's intra-op thread synchronization dominates (measured 20x slower with two
+#: busy cores for a 60 x 64 -> 50 -> 50 -> 10 network)
+SMALL_PROBLEM = 2**24
 
 #: default number of epochs per optimizer (an L-BFGS epoch runs ``lbfgs_iter`` iterations)
 DEFAULT_EPOCHS = {"sgd": 1000, "adam": 1000, "lbfgs": 50}
@@ -74,7 +79,8 @@ class TrainResult:
         Full-data objective :math:`P(\\theta)` (deepdual's convention) at
         initialization (``history[0]``) and after each epoch; empty when ``history=False``.
     final_objective : float
-        ``deepdual.objective(network, X, y, beta=beta, loss=loss)`` in float64.
+        ``deepdual.objective(network, X, y, beta=beta, loss=loss)`` in float64 (for
+        ``formulation="norm_constrained"``: :func:`norm_constrained_objective`).
     seconds : float
         Wall time of the training loop.
     epochs : int
@@ -215,6 +221,18 @@ def _default_lr(optimizer: str, X: np.ndarray, beta: float) -> float:
 
 
 # ---------------------------------------------------------------------------- public
+def _check_int(value: Any, name: str, lo: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)) or value < lo:
+        raise ValueError(f"`{name}` must be an integer >= {lo}, got {value!r}")
+    return int(value)
+
+
+def _check_flag(value: Any, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"`{name}` must be True or False, got {value!r}")
+    return bool(value)
+
+
 def train(
     X: Any,
     y: Any,
@@ -233,6 +251,8 @@ def train(
     momentum: float = 0.0,
     lbfgs_iter: int = 20,
     init_scale: float = 1.0,
+    formulation: str = "weight_decay",
+    trunk_norm: float = 1.0,
     seed: int = 0,
     device: Any = "auto",
     dtype: Any = "float64",
@@ -240,6 +260,7 @@ def train(
     progress: bool = True,
     history: bool = True,
     callback: Callable[[int, Any], None] | None = None,
+    threads: int | None = None,
 ) -> TrainResult:
     r"""Train a parallel network on deepdual's objective with SGD, Adam or L-BFGS.
 
@@ -252,6 +273,15 @@ def train(
     ``batch_size = b < n`` each step uses the unbiased estimate
     :math:`\frac{n}{b}\ell(f(X_B), Y_B) + \text{penalty}` (see the module docstring);
     the penalty is part of the loss, not an optimizer ``weight_decay``.
+
+    With ``formulation="norm_constrained"`` it minimizes instead the paper's
+    norm-constrained problem (see :mod:`deepdual.solvers.relu_whitened`)
+
+    .. math:: \ell(f_\theta(X), Y) + \frac{\beta}{2}\sum_j\big(\|W_{L-1,j}\|_F^2 + \|W_{L,j}\|_F^2\big)
+              \quad\text{s.t.}\quad \|W_{l,j}\|_F \le t,\ l \le L-2,
+
+    by projected gradient steps: after every step each constrained layer is scaled back
+    onto the ball :math:`\|W\|_F \le t` (``t = trunk_norm``).
 
     Parameters
     ----------
@@ -282,12 +312,16 @@ def train(
     batch_size : int, optional
         ``None``: full batch.
     momentum : float
-        SGD momentum.
+        SGD (heavy-ball) momentum.
     lbfgs_iter : int
         L-BFGS iterations per epoch.
     init_scale : float
         Weights start as :math:`\mathcal{N}(0, g^2/\text{fan\_in})` times ``init_scale``,
         with :math:`g = \sqrt2` before a ReLU and 1 otherwise.
+    formulation : {"weight_decay", "norm_constrained"}
+        Which objective is trained and reported (see above).
+    trunk_norm : float > 0
+        The bound ``t`` of the norm-constrained formulation.
     seed : int
         Seeds the initialization and the batch order.
     device : "auto", "cpu", "cuda" or torch.device
@@ -303,6 +337,11 @@ def train(
         ``callback(epoch, module)`` after initialization (epoch 0) and after every
         epoch, with the torch module (e.g. to track test accuracy); called under
         ``torch.no_grad()``.
+    threads : int, optional
+        CPU threads for torch during training (restored afterwards).  Default: one
+        thread for small problems on the CPU (fewer than ``SMALL_PROBLEM`` multiply-adds
+        per forward pass), where thread synchronization costs more than it saves, and
+        torch's current setting otherwise.
 
     Returns
     -------
@@ -330,35 +369,33 @@ def train(
     beta = check_beta(beta)
     activation = check_choice(activation, "activation", ACTIVATIONS)
     optimizer = check_choice(optimizer, "optimizer", OPTIMIZERS)
+    formulation = check_choice(formulation, "formulation", FORMULATIONS)
+    trunk_norm = check_positive(trunk_norm, "trunk_norm")
     lossf = get_loss(loss)
-    if not isinstance(bias, (bool, np.bool_)):
-        raise TypeError(f"`bias` must be True or False, got {bias!r}")
-    for name, val in (("progress", progress), ("history", history)):
-        if not isinstance(val, (bool, np.bool_)):
-            raise TypeError(f"`{name}` must be True or False, got {val!r}")
+    bias = _check_flag(bias, "bias")
+    progress = _check_flag(progress, "progress")
+    history = _check_flag(history, "history")
     if isinstance(seed, bool) or not isinstance(seed, (numbers.Integral, np.integer)):
         raise TypeError(f"`seed` must be an integer, got {type(seed).__name__}")
-    if isinstance(n_subnetworks, bool) or not isinstance(n_subnetworks, (numbers.Integral, np.integer)):
-        raise TypeError(f"`n_subnetworks` must be an integer >= 1, got {type(n_subnetworks).__name__}")
-    if n_subnetworks < 1:
-        raise ValueError(f"`n_subnetworks` must be >= 1, got {n_subnetworks}")
-    if epochs is None:
-        epochs = DEFAULT_EPOCHS[optimizer]
-    if isinstance(epochs, bool) or not isinstance(epochs, (numbers.Integral, np.integer)) or epochs < 0:
-        raise ValueError(f"`epochs` must be an integer >= 0, got {epochs!r}")
-    if isinstance(lbfgs_iter, bool) or not isinstance(lbfgs_iter, (numbers.Integral, np.integer)) or lbfgs_iter < 1:
-        raise ValueError(f"`lbfgs_iter` must be an integer >= 1, got {lbfgs_iter!r}")
+    n_subnetworks = _check_int(n_subnetworks, "n_subnetworks", 1)
+    epochs = _check_int(DEFAULT_EPOCHS[optimizer] if epochs is None else epochs, "epochs", 0)
+    lbfgs_iter = _check_int(lbfgs_iter, "lbfgs_iter", 1)
     momentum = check_positive(momentum, "momentum", allow_zero=True)
     init_scale = check_positive(init_scale, "init_scale")
+    if threads is not None:
+        threads = _check_int(threads, "threads", 1)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"`callback` must be callable or None, got {type(callback).__name__}")
+    if formulation == "norm_constrained" and optimizer == "lbfgs":
+        raise ValueError("`optimizer='lbfgs'` cannot keep the norm constraint; use 'sgd' or 'adam' "
+                         "(projected steps) with formulation='norm_constrained'")
 
     X, Y, scalar = check_X_y(X, y)
     Y = lossf.check_labels(Y)
     n, d = X.shape
     K = Y.shape[1]
     if batch_size is not None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (numbers.Integral, np.integer)) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be None (full batch) or an integer >= 1, got {batch_size!r}")
-        batch_size = int(min(batch_size, n))
+        batch_size = min(_check_int(batch_size, "batch_size", 1), n)
         if optimizer == "lbfgs" and batch_size < n:
             raise ValueError("`batch_size` must be None with optimizer='lbfgs' (L-BFGS is a full-batch method)")
     lr = _default_lr(optimizer, X, beta) if lr is None else check_positive(lr, "lr")
@@ -366,7 +403,6 @@ def train(
     dev = _resolve_device(torch, device)
     tdtype = _resolve_dtype(torch, dtype)
     gen = torch.Generator().manual_seed(int(seed))
-    cls = parallel_network_class()
     if init is not None:
         if not isinstance(init, Network):
             raise TypeError(f"`init` must be a deepdual.Network or None, got {type(init).__name__}")
@@ -382,63 +418,111 @@ def train(
     else:
         depth = 2 if depth is None else check_depth(depth)
         hidden = _hidden_widths(width, depth)
-        widths = [[d, *hidden, K] for _ in range(int(n_subnetworks))]
-        module = cls(widths, activation, hidden_bias=bool(bias), output_bias=bool(bias),
-                     scalar_output=scalar and K == 1, dtype=tdtype)
+        widths = [[d, *hidden, K] for _ in range(n_subnetworks)]
+        module = parallel_network_class()(widths, activation, hidden_bias=bias, output_bias=bias,
+                                          scalar_output=scalar and K == 1, dtype=tdtype)
         _init_module(torch, module, activation, init_scale, gen)
     module = module.to(dev)
 
+    cfg = _Config(optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size, momentum=momentum,
+                  lbfgs_iter=lbfgs_iter, formulation=formulation, trunk_norm=trunk_norm, beta=beta,
+                  depth=depth, activation=activation, seed=int(seed), init_scale=init_scale,
+                  history=history, progress=progress)
+    macs = n * sum(lin.weight.numel() for layers in module.subnets for lin in layers)
+    if threads is None and dev.type == "cpu" and macs < SMALL_PROBLEM:
+        threads = 1
+    old_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _train_loop(torch, module, X, Y, scalar, lossf, cfg, dev, tdtype, gen, callback)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+@dataclass
+class _Config:
+    optimizer: str
+    lr: float
+    epochs: int
+    batch_size: int | None
+    momentum: float
+    lbfgs_iter: int
+    formulation: str
+    trunk_norm: float
+    beta: float
+    depth: int
+    activation: str
+    seed: int
+    init_scale: float
+    history: bool
+    progress: bool
+
+
+def _train_loop(torch: Any, module: Any, X: np.ndarray, Y: np.ndarray, scalar: bool, lossf: Loss, cfg: _Config,
+                dev: Any, tdtype: Any, gen: Any, callback: Any) -> TrainResult:
+    n, K = Y.shape
+    L = cfg.depth
     Xt = torch.as_tensor(X, dtype=tdtype, device=dev)
     Yt = torch.as_tensor(Y, dtype=tdtype, device=dev)
     loss_fn = _torch_loss(torch, lossf)
-    weights = [lin.weight for layers in module.subnets for lin in layers]
+    constrained = cfg.formulation == "norm_constrained"
+    # layers l <= L-2 (1-based) of every sub-network: norm-bounded instead of penalized
+    trunk = [lin.weight for layers in module.subnets for lin in list(layers)[: L - 2]] if constrained else []
+    trunk_ids = {id(W) for W in trunk}
+    penalized = [lin.weight for layers in module.subnets for lin in layers if id(lin.weight) not in trunk_ids]
     params = list(module.parameters())
+    beta = cfg.beta
 
     def penalty():
-        return 0.5 * beta * sum((W * W).sum() for W in weights)
+        return 0.5 * beta * sum((W * W).sum() for W in penalized)
+
+    def project() -> None:
+        with torch.no_grad():
+            for W in trunk:
+                nrm = torch.linalg.vector_norm(W)
+                if nrm > cfg.trunk_norm:
+                    W.mul_(cfg.trunk_norm / nrm)
 
     def full_objective() -> float:
         with torch.no_grad():
             return float(loss_fn(module(Xt), Yt) + penalty())
-
-    if optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=lr, momentum=momentum)
-    elif optimizer == "adam":
-        opt = torch.optim.Adam(params, lr=lr)
-    else:
-        # run every epoch to its iteration budget: convergence is judged by the caller's
-        # certificate, not by torch's stopping rules (hence tolerances near float64 eps)
-        tol_scale = 1e-12 if tdtype == torch.float64 else 1e-6
-        opt = torch.optim.LBFGS(params, lr=lr, max_iter=int(lbfgs_iter), history_size=50,
-                                tolerance_grad=tol_scale, tolerance_change=tol_scale * 1e-3,
-                                line_search_fn="strong_wolfe")
-
-    if callback is not None and not callable(callback):
-        raise TypeError(f"`callback` must be callable or None, got {type(callback).__name__}")
 
     def call(epoch: int) -> None:
         if callback is not None:
             with torch.no_grad():
                 callback(epoch, module)
 
-    hist: list[float] = [full_objective()] if history else []
+    if cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum)
+    elif cfg.optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=cfg.lr)
+    else:
+        # run every epoch to its iteration budget: convergence is judged by the caller's
+        # certificate, not by torch's stopping rules (hence tolerances near float64 eps)
+        tol = 1e-12 if tdtype == torch.float64 else 1e-6
+        opt = torch.optim.LBFGS(params, lr=cfg.lr, max_iter=cfg.lbfgs_iter, history_size=50,
+                                tolerance_grad=tol, tolerance_change=tol * 1e-3, line_search_fn="strong_wolfe")
+
+    project()
+    hist: list[float] = [full_objective()] if cfg.history else []
     call(0)
-    bs = n if batch_size is None else batch_size
-    last_good = copy.deepcopy(module.state_dict())
+    bs = n if cfg.batch_size is None else cfg.batch_size
+    last_good = [p.detach().clone() for p in params]
     diverged = False
     ran = 0
     try:
         from tqdm.auto import tqdm
     except ImportError:  # pragma: no cover - tqdm comes with the [torch] extra
         tqdm = None
-    it = range(int(epochs))
     bar = None
-    if progress and tqdm is not None and epochs > 0:
-        bar = tqdm(it, desc=f"train {optimizer} L={depth}", leave=False, dynamic_ncols=True)
-        it = bar
+    epochs_iter: Any = range(cfg.epochs)
+    if cfg.progress and tqdm is not None and cfg.epochs > 0:
+        bar = tqdm(epochs_iter, desc=f"train {cfg.optimizer} L={L}", leave=False, dynamic_ncols=True)
+        epochs_iter = bar
     t0 = time.perf_counter()
-    for _ in it:
-        if optimizer == "lbfgs":
+    for _ in epochs_iter:
+        if cfg.optimizer == "lbfgs":
             def closure():
                 opt.zero_grad()
                 v = loss_fn(module(Xt), Yt) + penalty()
@@ -458,21 +542,30 @@ def train(
                 v = scale * loss_fn(module(Xb), Yb) + penalty()
                 v.backward()
                 opt.step()
+                project()
         ran += 1
-        val = full_objective() if (history or bar is not None) else None
-        finite = all(bool(torch.isfinite(p).all()) for p in params) and (val is None or math.isfinite(val))
+        val = full_objective() if (cfg.history or bar is not None) else None
+        if val is None:  # one reduction (a single device sync) instead of a check per tensor
+            with torch.no_grad():
+                finite = math.isfinite(float(sum(p.sum() for p in params)))
+        else:
+            finite = math.isfinite(val)
         if not finite:
             diverged = True
-            module.load_state_dict(last_good)
+            with torch.no_grad():
+                for p, q in zip(params, last_good):
+                    p.copy_(q)
             warnings.warn(
-                f"training diverged (non-finite objective) after {ran} epoch(s) with lr={lr:g}; "
-                "returning the last finite iterate", RuntimeWarning, stacklevel=2,
+                f"training diverged (non-finite objective) after {ran} epoch(s) with lr={cfg.lr:g}; "
+                "returning the last finite iterate", RuntimeWarning, stacklevel=3,
             )
-            if history:
+            if cfg.history:
                 hist.append(float("inf"))
             break
-        last_good = copy.deepcopy(module.state_dict())
-        if history:
+        with torch.no_grad():
+            for p, q in zip(params, last_good):
+                q.copy_(p)
+        if cfg.history:
             hist.append(val)
         call(ran)
         if bar is not None:
@@ -483,11 +576,26 @@ def train(
 
     from ._torch import module_to_network
 
-    net = module_to_network(module, activation=activation, scalar_output=scalar and K == 1)
-    final = _objective(net, X, Y, beta=beta, loss=lossf)
-    config = dict(optimizer=optimizer, lr=lr, epochs=int(epochs), batch_size=batch_size, momentum=momentum,
-                  depth=depth, activation=activation, widths=net.widths[0], n_subnetworks=net.n_subnetworks,
-                  bias=bool(bias) if init is None else net.has_biases, loss=lossf.name, beta=beta, seed=int(seed),
-                  device=str(dev), dtype=str(tdtype).replace("torch.", ""), init_scale=init_scale)
+    net = module_to_network(module, activation=cfg.activation, scalar_output=scalar and K == 1)
+    if constrained:
+        final = norm_constrained_objective(net, X, Y, beta=beta, loss=lossf, trunk_norm=cfg.trunk_norm)
+    else:
+        final = _objective(net, X, Y, beta=beta, loss=lossf)
+    config = dict(vars(cfg))
+    config.pop("history")
+    config.pop("progress")
+    config.update(widths=net.widths[0], n_subnetworks=net.n_subnetworks, bias=net.has_biases, loss=lossf.name,
+                  device=str(dev), dtype=str(tdtype).replace("torch.", ""))
     return TrainResult(network=net, history=hist, final_objective=float(final), seconds=seconds,
                        epochs=ran, diverged=diverged, module=module, config=config)
+
+
+def norm_constrained_objective(network: Network, X: Any, y: Any, *, beta: float, loss: Any = "squared",
+                               trunk_norm: float = 1.0) -> float:
+    r"""Objective of the norm-constrained formulation,
+    :math:`\ell(f(X), Y) + \frac\beta2\sum_j(\|W_{L-1,j}\|_F^2 + \|W_{L,j}\|_F^2)`
+    (re-exported from :mod:`deepdual.solvers.relu_whitened`; raises ``ValueError``
+    when a layer :math:`l \le L-2` violates :math:`\|W_{l,j}\|_F \le t`)."""
+    from .solvers.relu_whitened import norm_constrained_objective as f
+
+    return f(network, X, y, beta=beta, loss=loss, trunk_norm=trunk_norm)

@@ -39,6 +39,7 @@ from ..solution import Certificate
 from ..solvers.linear import (
     LossPathOracle,
     SquaredPathOracle,
+    _hinge_active_set,
     _SmoothedHinge,
     _solve_spectral,
     _spectral_structure,
@@ -71,16 +72,28 @@ def _exact_two_layer_dual(X: np.ndarray, Y: np.ndarray, beta: float):
     return scaled_dual(loss, X, Y, Y - X @ M, beta)
 
 
-def _dual_directions(loss: Loss, F: np.ndarray, Y: np.ndarray, *, deep: bool) -> list[np.ndarray]:
-    r"""Dual directions built from the network's output ``F``: the residual
-    :math:`-\nabla\ell(F)`; for the hinge loss (whose subgradient at a kink is a poor dual)
-    the gradients :math:`-\nabla h_\gamma(F)` of its Moreau envelopes, :math:`\gamma = 10^{-6..0}`,
-    which all lie in the conjugate's domain; for deep networks also
-    :math:`V_0 = -\nabla\ell(0)` (tight at budget 0) and the segment between the two."""
+def _dual_directions(loss: Loss, X: np.ndarray, F: np.ndarray, Y: np.ndarray, *, deep: bool, radius: float,
+                     intercept: bool) -> list[np.ndarray]:
+    r"""Dual directions built from the network's output ``F``.
+
+    * the residual :math:`-\nabla\ell(F)`;
+    * hinge loss (whose subgradient at a kink is a poor dual): the gradients
+      :math:`-\nabla h_\gamma(F)` of its Moreau envelopes, :math:`\gamma = 10^{-6..0}`, and the
+      multipliers of the samples at the kink solved from stationarity with ``radius``
+      (:math:`\beta` for two layers, :math:`\beta T^{2/L-1}` for depth L), all in the conjugate's domain;
+    * deep networks: :math:`V_0 = -\nabla\ell(0)` (tight at budget 0) and the segment
+      between it and the residual.
+    """
     V = loss.dual_point(F, Y)
     dirs = [V]
-    if isinstance(loss, HingeLoss):
+    if isinstance(loss, HingeLoss) and Y.shape[1] == 1:
         dirs += [-_SmoothedHinge(g).gradient(F, Y) for g in 10.0 ** np.arange(-6, 1)]
+        if radius > 0 and np.isfinite(radius):
+            for tol in (1e-10, 1e-8, 1e-6, 1e-4):
+                # margins within tol of 1 count as "at the kink"
+                _, _, Vk = _hinge_active_set(X, Y, radius, F, tol, intercept, above=tol)
+                if Vk is not None:
+                    dirs.append(Vk)
     if deep:
         V0 = loss.dual_point(np.zeros_like(F), Y)
         dirs.append(V0)
@@ -132,7 +145,9 @@ def certify_linear(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: floa
     else:
         Xs, Ys = X, Y
     details: dict[str, Any] = {"path_budget": path_budget(network), "biases": bool(intercept)}
-    dirs = _dual_directions(loss, F, Y, deep=L > 2)
+    T_net = details["path_budget"]
+    radius = beta if L == 2 else (beta * T_net ** (2.0 / L - 1.0) if T_net > 0 else np.inf)
+    dirs = _dual_directions(loss, X, F, Y, deep=L > 2, radius=radius, intercept=intercept)
 
     if L == 2:
         lb, dual, c = -np.inf, None, np.nan
@@ -197,7 +212,6 @@ def certify_linear(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: floa
             _, schatten_lb, _ = _solve_spectral(Xs, Ys, beta, L, structure)
             kinds.append(f"Schatten-2/L closed form ({structure} X)")
     T_max = max_budget(upper - min_loss, beta, L)
-    T_net = details["path_budget"]
     base = np.concatenate([[0.0], T_max * np.logspace(-12, 0, 1000), np.linspace(0.0, T_max, 1000)])
     if 0 < T_net < T_max:
         base = np.concatenate([base, T_net * (1 - np.logspace(-9, -1, 40)), T_net * (1 + np.logspace(-9, -1, 40)),

@@ -211,7 +211,7 @@ class _SmoothedHinge:
 
 
 def _hinge_active_set(X: np.ndarray, Y: np.ndarray, beta: float, F: np.ndarray, gamma: float,
-                      intercept: bool = False):
+                      intercept: bool = False, above: float = 0.0):
     r"""Exact solution of :math:`\min_{w,b} \sum_i (1 - y_i(x_i^Tw + b))_+ + \beta\|w\|` on a guessed active set.
 
     With :math:`Z = \mathrm{diag}(y)X` and the margins :math:`z` of a smoothed solution, guess
@@ -230,13 +230,15 @@ def _hinge_active_set(X: np.ndarray, Y: np.ndarray, beta: float, F: np.ndarray, 
     affine in :math:`\rho`, and :math:`\|g(\rho)\| = \beta` is a quadratic equation; then
     :math:`w = g/\rho`.  Nothing here needs to be right: the caller evaluates the primal
     exactly and scales the dual into the feasible set, so a wrong guess only fails to
-    close the gap.  Returns ``(w, b, V)`` or ``(None, None, None)``.
+    close the gap.  ``above`` widens :math:`I_0` to margins up to :math:`1 + \text{above}` (for
+    an exact solution, whose margins at the kink are 1 only up to rounding).
+    Returns ``(w, b, V)`` or ``(None, None, None)``.
     """
     y = Y[:, 0]
     z = y * F[:, 0]
     Z = X * y[:, None]
     neg = z < 1.0 - gamma
-    act = (z >= 1.0 - gamma) & (z <= 1.0)
+    act = (z >= 1.0 - gamma) & (z <= 1.0 + above)
     m = int(np.sum(act))
     if m == 0:
         return None, None, None

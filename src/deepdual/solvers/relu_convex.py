@@ -103,7 +103,7 @@ __all__ = [
 ]
 
 CONVEX_OPTIONS = (
-    "patterns", "n_patterns", "max_patterns", "rng", "max_iter", "tol", "rho", "progress",
+    "patterns", "n_patterns", "max_patterns", "rng", "max_iter", "tol", "rho", "progress", "polish",
 )
 
 _EPS = np.finfo(float).eps
@@ -301,6 +301,7 @@ class _ALState:
     Lam: np.ndarray  # (n, 2, P, K) multipliers >= 0
     rho: float
     L: float
+    inner_tol: float | None = None
     iters: int = 0
     outer: int = 0
     history: list = field(default_factory=list)
@@ -400,23 +401,294 @@ def _gap(prog: ConvexProgram, Z: np.ndarray, XZ: np.ndarray, mu: np.ndarray | No
     return _Gap(primal, float(low), c, how)
 
 
-def _solve_program(prog: ConvexProgram, *, tol: float, max_iter: int, rho: float | None,
-                   complete: bool, progress: bool) -> tuple[_ALState, _Gap]:
-    r"""Augmented-Lagrangian loop with the duality-gap stopping rule."""
-    Lloss = _lipschitz(prog.loss)
+def _lipschitz_estimate(prog: ConvexProgram, rho: float) -> float:
+    r"""Upper estimate of the gradient's Lipschitz constant of the smooth AL part:
+    :math:`L_\ell\|A\|^2 + \rho\|X\|^2` with
+    :math:`\|A\|^2 = 2\lambda_{\max}(\sum_i D_iXX^TD_i)` (two signs per pattern)."""
     Xr = prog.Xr
     n = Xr.shape[0]
-    if rho is None:
-        # balance the penalty's curvature rho*||X||^2 with the loss's L*||A||^2 / P
-        rho = Lloss
-    # Lipschitz estimate of the smooth part: L_loss * ||A||^2 + rho * ||X||^2 with
-    # ||A||^2 = lambda_max(sum_i D_i X X^T D_i) (x2 for the two signs)
-    XXt = Xr @ Xr.T
-    M = XXt * (prog.Dm @ prog.Dm.T)
+    M = (Xr @ Xr.T) * (prog.Dm @ prog.Dm.T)
     lam = float(np.linalg.eigvalsh(M)[-1]) if n <= 2000 else float(np.linalg.norm(Xr, 2) ** 2 * prog.Dm.shape[1])
     xnorm2 = float(np.linalg.norm(Xr, 2) ** 2)
-    L0 = max(Lloss * 2.0 * lam + rho * xnorm2, np.finfo(float).tiny)
-    st = _ALState(Z=np.zeros(prog.shape), Lam=np.zeros((n,) + prog.shape[1:]), rho=rho, L=L0)
+    return max(_lipschitz(prog.loss) * 2.0 * lam + rho * xnorm2, np.finfo(float).tiny)
+
+
+def _solve_program(prog: ConvexProgram, st: _ALState, *, tol: float, max_iter: int,
+                   complete: bool, bar: Any = None) -> _Gap:
+    r"""Augmented-Lagrangian rounds on ``prog`` from the warm start ``st`` until the
+    relative duality gap over ``prog``'s patterns is at most ``tol``."""
+    n = prog.Xr.shape[0]
+    scale = prog.beta * np.sqrt(max(1, prog.Y.shape[1]))
+    inner_tol = st.inner_tol if st.inner_tol is not None else 1e-2 * scale
+    gap = None
+    viol_prev = np.inf
+    budget_end = st.iters + max_iter
+    while st.iters < budget_end:
+        used = _fista_subproblem(prog, st, tol=inner_tol, max_iter=budget_end - st.iters)
+        if bar is not None:
+            bar.update(used)
+        st.outer += 1
+        XZ = prog.xz(st.Z)
+        C = prog.constraint(XZ)
+        viol = float(np.sqrt(np.sum(np.minimum(C, 0.0) ** 2)))
+        st.Lam = np.maximum(st.Lam - st.rho * C, 0.0)
+        gap = _gap(prog, st.Z, XZ, st.Lam, complete=complete)
+        st.history.append((st.iters, gap.primal, gap.lower, viol, st.rho))
+        if gap.rel <= tol:
+            break
+        # inexact AL: tighten the subproblem tolerance geometrically; the floor is
+        # the gradient-mapping size rounding allows (1e-13 of the dual scale beta)
+        inner_tol = max(inner_tol * 0.3, 1e-13 * scale)
+        if viol > 0.25 * viol_prev and viol > 1e-10 * np.sqrt(n) * scale:
+            st.rho *= 2.0
+            st.L += st.rho * float(np.linalg.norm(prog.Xr, 2) ** 2)
+        viol_prev = viol
+    st.inner_tol = inner_tol
+    if gap is None:
+        XZ = prog.xz(st.Z)
+        gap = _gap(prog, st.Z, XZ, st.Lam, complete=complete)
+    return gap
+
+
+def _pattern_scores(Xr: np.ndarray, V: np.ndarray, pats: np.ndarray, beta: float, *,
+                    max_new: int) -> tuple[float, np.ndarray]:
+    r"""Exact dual-constraint maximum over ``pats`` and the most violating patterns.
+
+    Evaluates the NNLS value of each pattern (both signs, every output) in decreasing
+    order of the cheap bound :math:`\|X^TD_iv\|` (an upper bound, :math:`\mu = 0`), while
+    a pattern could still beat the running maximum or exceed ``beta`` (until
+    ``max_new`` violators are found).  Returns ``(c, violators)`` where ``c`` is the
+    exact maximum over all patterns for scalar output (for K > 1 the per-output
+    maximum; the caller combines outputs) and ``violators`` the indices of patterns
+    with value > beta, most violating first.
+    """
+    n, K = V.shape
+    Dm = pats.astype(float)
+    cheap = np.zeros(len(pats))
+    for k in range(K):
+        cheap = np.maximum(cheap, np.linalg.norm(Dm @ (V[:, [k]] * Xr), axis=1))
+    order = np.argsort(cheap)[::-1]
+    best = 0.0
+    found: list[tuple[float, int]] = []
+    for p in order:
+        bound = cheap[p]
+        if bound <= best and (bound <= beta or len(found) >= max_new):
+            break
+        val = 0.0
+        for k in range(K):
+            for s in (1.0, -1.0):
+                val = max(val, _cone_support(Xr, Dm[p], s * V[:, k]))
+        val = min(val, bound)
+        best = max(best, val)
+        if val > beta * (1.0 + 1e-12):  # above beta beyond rounding of the NNLS residual
+            found.append((val, int(p)))
+    found.sort(reverse=True)
+    return best, np.array([p for _, p in found[:max_new]], dtype=np.intp)
+
+
+def _loss_hessian_times(loss: Loss, F: np.ndarray, Y: np.ndarray, B: np.ndarray) -> np.ndarray | None:
+    r""":math:`\nabla^2\ell(F)\,B` for ``B`` of shape (n*K, Q) (rows ordered ``i*K + k``);
+    ``None`` for losses without a known Hessian."""
+    n, K = F.shape
+    if isinstance(loss, SquaredLoss):
+        return B
+    if isinstance(loss, LogisticLoss):
+        from scipy.special import expit
+
+        s = expit(Y * F).reshape(-1)
+        return B * (s * (1.0 - s))[:, None]
+    if isinstance(loss, CrossEntropyLoss):
+        from scipy.special import softmax
+
+        Pm = softmax(F, axis=1)[:, :, None]
+        B3 = B.reshape(n, K, -1)
+        return (Pm * B3 - Pm * np.sum(Pm * B3, axis=1, keepdims=True)).reshape(n * K, -1)
+    return None
+
+
+def _null_space(A: np.ndarray, r: int) -> np.ndarray:
+    """Orthonormal basis (r, q) of the null space of ``A`` (m, r); rank by the LAPACK rule."""
+    if A.shape[0] == 0:
+        return np.eye(r)
+    _, s, Vt = np.linalg.svd(A, full_matrices=True)
+    tol = max(A.shape) * _EPS * (s[0] if s.size else 0.0)
+    rank = int(np.sum(s > tol))
+    return Vt[rank:].T.copy()
+
+
+def _polish(prog: ConvexProgram, Z: np.ndarray, *, max_rounds: int = 20, max_newton: int = 60,
+            max_dim: int = 4000) -> np.ndarray | None:
+    r"""Active-set Newton refinement of an approximate solution ``Z``.
+
+    The support (non-zero groups) and, for each group, the constraint rows at zero
+    (:math:`J_g`: :math:`(G_gz_g)_j = 0`) are read off ``Z``.  On that face the problem is
+    smooth in the null-space coordinates :math:`z_g = N_gy_g`
+    (:math:`G_{g,J_g}N_g = 0`):
+
+    .. math:: \min_y\ \ell\Big(\sum_g s_gD_gXN_gy_g\Big) + \beta\sum_g\|y_g\|,
+
+    solved by damped Newton.  Then the face is corrected as in an active-set method:
+    a row that became negative joins :math:`J_g`; a row whose KKT multiplier
+    (:math:`G_{g,J}^T\lambda = s_gX^TD_g\nabla\ell + \beta z_g/\|z_g\|`) is negative leaves
+    it; a group whose norm vanishes is dropped.  Returns the refined ``Z`` (exactly on
+    the face, to rounding) or ``None`` when the Hessian is unavailable, the problem is
+    too large (``max_dim`` free coordinates) or the active set does not settle.
+    Optimality is *not* assumed: the caller verifies it with the duality gap.
+    """
+    loss, Y, beta = prog.loss, prog.Y, prog.beta
+    Xr = prog.Xr
+    n, r = Xr.shape
+    K = Y.shape[1]
+    nrm = prog.group_norms(Z)
+    total = float(nrm.sum())
+    if total == 0.0:
+        return None
+    # groups below 1e-9 of the total norm are at the AL's rounding level: start without them
+    idx = [tuple(g) for g in np.argwhere(nrm > 1e-9 * total)]
+    xn = np.linalg.norm(Xr, axis=1)
+    XZ = prog.xz(Z)
+    C = prog.constraint(XZ)
+    # a row is at zero when its value is below 1e-6 of ||x_j|| ||z_g|| (the AL's
+    # feasibility level); mistakes are corrected by the active-set rounds below
+    J = {g: (C[:, g[0], g[1], g[2]] <= 1e-6 * xn * nrm[g]) & (xn > 0) for g in idx}
+    z = {g: Z[:, g[0], g[1], g[2]].copy() for g in idx}
+    Zout = None
+    for _ in range(max_rounds):
+        Ns, cols = {}, {}
+        for g in list(idx):
+            p = g[1]
+            G = (prog.sg[:, 0, p, 0])[:, None] * Xr
+            N = _null_space(G[J[g]], r)
+            if N.shape[1] == 0:
+                idx.remove(g)
+                continue
+            Ns[g] = N
+        if not idx:
+            return None
+        Q = sum(Ns[g].shape[1] for g in idx)
+        if Q > max_dim:
+            return None
+        B = np.zeros((n * K, Q))
+        off = 0
+        sl = {}
+        for g in idx:
+            s, p, k = g
+            sign = 1.0 if s == 0 else -1.0
+            blk = sign * prog.Dm[:, p][:, None] * (Xr @ Ns[g])  # (n, q)
+            q = blk.shape[1]
+            B[k::K, off:off + q] = blk
+            sl[g] = slice(off, off + q)
+            off += q
+        yv = np.concatenate([Ns[g].T @ z[g] for g in idx])
+        for g in idx:  # a group with no mass on its face restarts from the face's centre
+            if np.linalg.norm(yv[sl[g]]) == 0.0:
+                yv[sl[g]] = Ns[g].T @ (Ns[g] @ np.ones(Ns[g].shape[1])) * 1e-8 + 1e-12
+
+        def phi(yy: np.ndarray) -> tuple[float, np.ndarray]:
+            F = (B @ yy).reshape(n, K)
+            return loss.value(F, Y) + beta * sum(np.linalg.norm(yy[sl[g]]) for g in idx), F
+
+        val, F = phi(yv)
+        ok = False
+        for _it in range(max_newton):
+            Gl = loss.gradient(F, Y).reshape(-1)
+            grad = B.T @ Gl
+            HB = _loss_hessian_times(loss, F, Y, B)
+            if HB is None:
+                return None
+            H = B.T @ HB
+            for g in idx:
+                yg = yv[sl[g]]
+                ng = float(np.linalg.norm(yg))
+                u = yg / ng
+                grad[sl[g]] += beta * u
+                H[sl[g], sl[g]] += beta * (np.eye(len(yg)) - np.outer(u, u)) / ng
+            # Levenberg shift of 1e-14 of the scale keeps Cholesky defined when the
+            # atoms are linearly dependent (non-unique optimum); it does not move the
+            # minimizer beyond rounding
+            shift = 1e-14 * max(1.0, float(np.trace(H)) / max(1, Q))
+            try:
+                Lc = np.linalg.cholesky(H + shift * np.eye(Q))
+                step = -np.linalg.solve(Lc.T, np.linalg.solve(Lc, grad))
+            except np.linalg.LinAlgError:
+                step = -np.linalg.lstsq(H, grad, rcond=None)[0]
+            dec = -float(grad @ step)  # Newton decrement squared
+            # converged when the predicted decrease is at rounding level of the objective
+            if dec <= 1e-15 * max(abs(val), 1e-300) * 10:
+                ok = True
+                break
+            t = 1.0
+            while t > 1e-12:
+                ynew = yv + t * step
+                vnew, Fnew = phi(ynew)
+                if vnew <= val - 1e-4 * t * dec:
+                    break
+                t *= 0.5
+            else:
+                ok = True  # no decrease possible at working precision
+                break
+            yv, val, F = ynew, vnew, Fnew
+        if not ok:
+            return None
+        # back to full coordinates; update the face
+        changed = False
+        Gl = loss.gradient(F, Y)
+        for g in list(idx):
+            yg = yv[sl[g]]
+            ng = float(np.linalg.norm(yg))
+            s, p, k = g
+            if ng <= 1e-12 * total:
+                idx.remove(g)
+                changed = True
+                continue
+            zg = Ns[g] @ yg
+            z[g] = zg
+            sgn = prog.sg[:, 0, p, 0]
+            cg = sgn * (Xr @ zg)
+            # rows that became negative beyond rounding (64 eps of the row scale)
+            bad = (cg < -64 * _EPS * xn * ng) & ~J[g]
+            if np.any(bad):
+                J[g][np.argmin(np.where(bad, cg / np.maximum(xn, 1e-300), np.inf))] = True
+                changed = True
+                continue
+            rows = np.flatnonzero(J[g])
+            if len(rows):
+                sign = 1.0 if s == 0 else -1.0
+                rhs = sign * Xr.T @ (prog.Dm[:, p] * Gl[:, k]) + beta * zg / ng
+                A = (sgn[rows, None] * Xr[rows]).T  # (r, |J|)
+                lam = np.linalg.lstsq(A, rhs, rcond=None)[0]
+                # multipliers below -1e-9 beta are negative beyond the accuracy of lstsq
+                if np.any(lam < -1e-9 * beta * max(1.0, float(np.max(xn)))):
+                    J[g][rows[np.argmin(lam)]] = False
+                    changed = True
+        if not changed:
+            Zout = np.zeros_like(Z)
+            for g in idx:
+                Zout[:, g[0], g[1], g[2]] = z[g]
+            return Zout
+    return Zout
+
+
+def _solve_working_set(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Loss, beta: float, *,
+                       tol: float, max_iter: int, rho: float | None, complete: bool,
+                       progress: bool, polish: bool) -> tuple[ConvexProgram, _ALState, _Gap, dict]:
+    r"""Working-set (column generation) solution of the program over ``pats``.
+
+    The program is solved over a small set :math:`W` of patterns (the others fixed at
+    zero) by the augmented Lagrangian and refined by :func:`_polish`; then the dual
+    point :math:`v` of that solution is checked against *every* pattern (exact NNLS
+    values).  Patterns whose value exceeds :math:`\beta` (the optimality conditions of
+    their zero groups fail) join :math:`W`.  The loop ends when the duality gap over
+    all patterns is at most ``tol`` relative, or the iteration budget is spent.
+    """
+    n, K = Y.shape
+    P = len(pats)
+    V0 = loss.dual_point(np.zeros_like(Y), Y)
+    _, first = _pattern_scores(Xr, V0, pats, beta, max_new=max(10, min(P, 2 * n)))
+    if len(first) == 0:  # the zero network is optimal for the full program
+        first = np.argsort(-np.linalg.norm(pats.astype(float) @ (V0[:, [0]] * Xr), axis=1))[:1]
+    W = np.sort(first)
+    r = Xr.shape[1]
     bar = None
     if progress:
         try:
@@ -425,37 +697,85 @@ def _solve_program(prog: ConvexProgram, *, tol: float, max_iter: int, rho: float
             bar = tqdm(total=max_iter, desc="convex program", leave=False)
         except ImportError:  # pragma: no cover
             bar = None
-    scale = prog.beta * np.sqrt(max(1, prog.Y.shape[1]))
-    inner_tol = 1e-2 * scale
+    rounds = polished = 0
     gap = None
-    viol_prev = np.inf
+    st = None
+    # the AL works to a moderate gap; polishing then reaches rounding level.  1e-4 is
+    # where the AL has identified the support in our tests; it shrinks when polishing fails
+    al_tol = max(tol, 1e-4)
     try:
-        while st.iters < max_iter:
-            used = _fista_subproblem(prog, st, tol=inner_tol, max_iter=max_iter - st.iters)
+        while True:
+            rounds += 1
+            prog = ConvexProgram(Xr, Y, pats[W], loss, beta)
+            if st is None:
+                rho0 = rho if rho is not None else _default_rho(prog)
+                st = _ALState(Z=np.zeros(prog.shape), Lam=np.zeros((n,) + prog.shape[1:]), rho=rho0,
+                              L=_lipschitz_estimate(prog, rho0))
+            remaining = max_iter - st.iters
+            if remaining <= 0:
+                break
+            _solve_program(prog, st, tol=al_tol, max_iter=remaining, complete=False, bar=bar)
+            Zc = st.Z
+            if polish:
+                Zp = _polish(prog, st.Z)
+                if Zp is not None:
+                    Zc = Zp
+            XZ = prog.xz(Zc)
+            F = prog.relu_output(XZ)
+            V = loss.dual_point(F, Y)
+            primal = loss.value(F, Y) + beta * float(prog.group_norms(Zc).sum())
+            c_all, new = _pattern_scores(Xr, V, pats, beta, max_new=max(10, len(W)))
+            new = np.setdiff1d(new, W)
+            if K == 1:
+                tmax = np.inf if c_all <= 0 else beta / c_all
+                low = float(loss.best_scale(V, Y, tmax)[1])
+                cand = _Gap(primal, low, c_all, "exact (NNLS)")
+            else:
+                full = ConvexProgram(Xr, Y, pats, loss, beta)
+                Zfull = np.zeros(full.shape)
+                Zfull[:, :, W, :] = Zc
+                cand = _gap(full, Zfull, full.xz(Zfull), None, complete=False)
+            if Zc is not st.Z and (gap is None or cand.primal <= _Gap.__dict__.get("x", np.inf)):
+                pass
+            use_polished = Zc is not st.Z
+            if use_polished:
+                polished += 1
+                st.Z = Zc
+            gap = cand
             if bar is not None:
-                bar.update(used)
-            st.outer += 1
-            XZ = prog.xz(st.Z)
-            C = prog.constraint(XZ)
-            viol = float(np.sqrt(np.sum(np.minimum(C, 0.0) ** 2)))
-            st.Lam = np.maximum(st.Lam - st.rho * C, 0.0)
-            gap = _gap(prog, st.Z, XZ, st.Lam, complete=complete)
-            st.history.append((st.iters, gap.primal, gap.lower, viol, st.rho))
-            if bar is not None:
-                bar.set_postfix(gap=f"{gap.rel:.2e}")
+                bar.set_postfix(gap=f"{gap.rel:.2e}", patterns=len(W))
             if gap.rel <= tol:
                 break
-            inner_tol = max(inner_tol * 0.3, 1e-13 * scale)
-            if viol > 0.25 * viol_prev and viol > 1e-10 * np.sqrt(n):
-                st.rho *= 2.0
-            viol_prev = viol
+            if len(new) == 0:
+                al_tol = max(al_tol * 0.01, 1e-15)
+                continue
+            # grow W: warm start with zeros for the new patterns
+            W_new = np.sort(np.concatenate([W, new]))
+            pos = np.searchsorted(W_new, W)
+            Z = np.zeros((r, 2, len(W_new), K))
+            Z[:, :, pos, :] = st.Z
+            Lam = np.zeros((n, 2, len(W_new), K))
+            Lam[:, :, pos, :] = st.Lam
+            st.Z, st.Lam = Z, Lam
+            W = W_new
+            prog_new = ConvexProgram(Xr, Y, pats[W], loss, beta)
+            st.L = max(st.L, _lipschitz_estimate(prog_new, st.rho))
     finally:
         if bar is not None:
             bar.close()
+    prog = ConvexProgram(Xr, Y, pats[W], loss, beta)
     if gap is None:
-        XZ = prog.xz(st.Z)
-        gap = _gap(prog, st.Z, XZ, None, complete=complete)
-    return st, gap
+        gap = _gap(prog, st.Z, prog.xz(st.Z), None, complete=False)
+    return prog, st, gap, {"working_set_rounds": rounds, "working_set": int(len(W)), "polished": polished}
+
+
+def _default_rho(prog: ConvexProgram) -> float:
+    r"""Initial AL penalty: the loss curvature per unit of :math:`\|X\|^2`, times the
+    number of patterns sharing a row (so the constraint and loss terms are balanced)."""
+    Xr = prog.Xr
+    xnorm2 = float(np.linalg.norm(Xr, 2) ** 2)
+    lip = _lipschitz_estimate(prog, 0.0)
+    return max(lip / max(xnorm2, np.finfo(float).tiny), _lipschitz(prog.loss))
 
 
 # ---------------------------------------------------------------------------- rebuild
@@ -672,13 +992,15 @@ def solve_convex(
     rs = row_space(Xa)
     pats, complete, how = _choose_patterns(Xa, options.get("patterns", "auto"), int(n_patterns),
                                            int(max_patterns), rng)
-    prog = ConvexProgram(rs.Xr, Y, pats, loss, beta)
+    ws_info: dict[str, Any] = {}
     if rs.rank == 0 or len(pats) == 0:
+        prog = ConvexProgram(rs.Xr, Y, pats, loss, beta)
         st = _ALState(Z=np.zeros(prog.shape), Lam=np.zeros((n,) + prog.shape[1:]), rho=1.0, L=1.0)
         restricted = _gap(prog, st.Z, prog.xz(st.Z), None, complete=complete)
     else:
-        st, restricted = _solve_program(prog, tol=tol, max_iter=int(max_iter), rho=rho,
-                                        complete=complete, progress=progress)
+        prog, st, restricted, ws_info = _solve_working_set(
+            rs.Xr, Y, pats, loss, beta, tol=tol, max_iter=int(max_iter), rho=rho, complete=complete,
+            progress=progress, polish=bool(options.get("polish", True)))
     t_solve = time.perf_counter() - t0
 
     XZ = prog.xz(st.Z)
@@ -703,7 +1025,11 @@ def solve_convex(
     F = net.forward(X)
     V = loss.dual_point(F, Y)
     if complete:
-        c, c_how = relu_constraint_bound(rs.Xr, V, pats, complete=True)
+        if K == 1:
+            c = _pattern_scores(rs.Xr, V, pats, beta, max_new=0)[0]
+            c_how = "exact (all patterns, NNLS)"
+        else:
+            c, c_how = relu_constraint_bound(rs.Xr, V, pats, complete=True)
     elif K == 1:
         c, c_how = scalar_constraint_upper_bound(rs.Xr, V[:, 0]), "upper bound: spectral norm on supports"
     else:
@@ -733,6 +1059,7 @@ def solve_convex(
         "dual_scale": float(t_dual),
         "penalize_biases": bool(bias),
         "time_s": float(t_solve),
+        **ws_info,
         **prune_info,
     }
     if rng_seed is not None:

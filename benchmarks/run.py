@@ -1,0 +1,179 @@
+"""Run every deepdual benchmark with one command and print a table of ratios.
+
+    python benchmarks/run.py [--quick] [--threads N] [--skip-torch] [--skip-cvxpy]
+
+* closed forms vs one LAPACK QR of the same X (target: within 2x),
+* closed forms vs cvxpy on the same convex program at equal objective (1e-7; target >= 100x),
+* closed forms vs PyTorch training to within 1e-3 of the optimum (target >= 1000x),
+* and, when present, the other benchmark scripts of this folder
+  (``bench_1d.py``, ``bench_convex.py``), run as subprocesses with the same
+  ``--quick`` flag and thread settings; their output is stored verbatim.
+
+All ratios come from one run on one machine.  BLAS threads are pinned with
+threadpoolctl (``--threads``, default 1; PyTorch gets the same number).  The
+results, with the machine description, go to ``benchmarks/results/<time>.json``
+(and ``latest.json`` / ``latest-quick.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+EXTERNAL = ("bench_1d.py", "bench_convex.py")
+
+
+def machine_info(threads: int) -> dict:
+    import numpy as np
+    import scipy
+
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "threads": threads,
+        "env": {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")},
+    }
+    try:
+        with open("/proc/cpuinfo") as fh:
+            models = [line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")]
+        info["cpu"] = models[0] if models else platform.processor()
+    except OSError:
+        info["cpu"] = platform.processor()
+    try:
+        from threadpoolctl import threadpool_info
+
+        info["blas"] = [{k: d.get(k) for k in ("internal_api", "version", "num_threads", "threading_layer",
+                                               "architecture")} for d in threadpool_info()]
+    except ImportError:  # pragma: no cover
+        pass
+    for mod in ("cvxpy", "torch", "deepdual"):
+        try:
+            info[mod] = __import__(mod).__version__
+        except Exception:  # noqa: BLE001 - optional packages
+            info[mod] = None
+    return info
+
+
+def run_external(script: Path, *, quick: bool, threads: int, timeout: float) -> dict:
+    env = dict(os.environ)
+    for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[k] = str(threads)
+    cmd = [sys.executable, str(script)] + (["--quick"] if quick else [])
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, cwd=str(HERE.parent), env=env, capture_output=True, text=True, timeout=timeout)
+        rc, out, err = proc.returncode, proc.stdout, proc.stderr
+    except subprocess.TimeoutExpired as exc:
+        rc, out, err = None, exc.stdout or "", f"timed out after {timeout:.0f}s"
+    return {"script": script.name, "command": " ".join(cmd[1:]), "returncode": rc,
+            "wall_s": time.perf_counter() - t0, "stdout": out if isinstance(out, str) else out.decode(),
+            "stderr": (err if isinstance(err, str) else err.decode())[-4000:]}
+
+
+def _fmt(x, spec=".3g"):
+    return "-" if x is None else format(x, spec)
+
+
+def table(results: dict) -> str:
+    lines = ["", "deepdual benchmark ratios (one run, same machine)", ""]
+    fl = results.get("floor", [])
+    if fl:
+        lines.append("1. closed form / one LAPACK QR of the same X   (target <= 2)")
+        lines.append(f"   {'problem':<20} {'n x d':>11} {'closed [s]':>11} {'QR [s]':>9} {'ratio':>7} {'vs SVD':>7}  certified")
+        for r in fl:
+            lines.append(f"   {r['problem']:<20} {str(r['n']) + 'x' + str(r['d']):>11} {r['t_closed_s']:>11.4f} "
+                         f"{r['t_qr_s']:>9.4f} {r['ratio_vs_qr']:>7.2f} {r['ratio_vs_svd']:>7.2f}  {r['certified']}")
+        lines.append("")
+    cv = results.get("cvxpy", [])
+    if cv:
+        lines.append("2. cvxpy (Clarabel) / closed form, same convex program, equal objective (1e-7)   (target >= 100)")
+        lines.append(f"   {'problem':<20} {'n x d':>11} {'closed [s]':>11} {'cvxpy [s]':>10} {'ratio':>9} "
+                     f"{'solver-only':>11} {'rel.diff':>9}  equal")
+        for r in cv:
+            lines.append(f"   {r['problem']:<20} {str(r['n']) + 'x' + str(r['d']):>11} {r['t_closed_s']:>11.4f} "
+                         f"{_fmt(r['t_cvxpy_s'], '.3f'):>10} {_fmt(r['ratio_cvxpy_over_closed'], '.0f'):>9} "
+                         f"{_fmt(r['ratio_solver_only'], '.0f'):>11} {_fmt(r['rel_diff'], '.1e'):>9}  {r['equal_objective']}")
+        lines.append("")
+    tt = results.get("torch", [])
+    if tt:
+        lines.append("3. PyTorch training to within 1e-3 of the optimum / closed form   (target >= 1000)")
+        lines.append(f"   {'problem':<20} {'n x d':>11} {'closed [s]':>11} {'torch [s]':>10} {'optimizer':>9} {'ratio':>9}")
+        for r in tt:
+            ratio = ("> " if r["ratio_is_lower_bound"] else "") + format(r["ratio_torch_over_closed"], ".0f")
+            tor = ("> " if not r["reached"] else "") + format(r["t_torch_s"], ".3f")
+            lines.append(f"   {r['problem']:<20} {str(r['n']) + 'x' + str(r['d']):>11} {r['t_closed_s']:>11.4f} "
+                         f"{tor:>10} {str(r['best_optimizer']):>9} {ratio:>9}")
+        lines.append("")
+    for ext in results.get("external", []):
+        lines.append(f"{ext['script']} (exit {ext['returncode']}, {ext['wall_s']:.1f}s):")
+        lines += ["   " + s for s in ext["stdout"].strip().splitlines()[-30:]]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description="Run all deepdual benchmarks and print a table of ratios.")
+    ap.add_argument("--quick", action="store_true", help="small sizes: about a minute in total")
+    ap.add_argument("--threads", type=int, default=1, help="BLAS (and torch) threads; default 1")
+    ap.add_argument("--skip-torch", action="store_true")
+    ap.add_argument("--skip-cvxpy", action="store_true")
+    ap.add_argument("--skip-external", action="store_true", help="do not run bench_1d.py / bench_convex.py")
+    ap.add_argument("--out", type=Path, default=HERE / "results", help="folder for the JSON results")
+    args = ap.parse_args(argv)
+    if args.threads < 1:
+        ap.error("--threads must be >= 1")
+
+    from threadpoolctl import threadpool_limits
+
+    import bench_closed_forms as bcf
+
+    started = _dt.datetime.now(_dt.timezone.utc)
+    results: dict = {"started_utc": started.isoformat(timespec="seconds"), "quick": args.quick,
+                     "machine": machine_info(args.threads)}
+    t0 = time.perf_counter()
+    with threadpool_limits(limits=args.threads):
+        print("closed forms vs LAPACK floor", flush=True)
+        results["floor"] = bcf.bench_floor(quick=args.quick)
+        if not args.skip_cvxpy:
+            print("closed forms vs cvxpy", flush=True)
+            results["cvxpy"] = bcf.bench_cvxpy(quick=args.quick)
+        if not args.skip_torch:
+            import bench_torch
+
+            print("closed forms vs PyTorch training", flush=True)
+            results["torch"] = bench_torch.bench_torch(quick=args.quick, threads=args.threads)
+    results["external"] = []
+    if not args.skip_external:
+        for name in EXTERNAL:
+            script = HERE / name
+            if script.exists():
+                print(f"running {name}", flush=True)
+                results["external"].append(run_external(script, quick=args.quick, threads=args.threads,
+                                                         timeout=600 if args.quick else 1800))
+    results["wall_s"] = time.perf_counter() - t0
+    print(table(results))
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ") + ("-quick" if args.quick else "")
+    path = args.out / f"{stamp}.json"
+    text = json.dumps(results, indent=1, default=str)
+    path.write_text(text)
+    (args.out / ("latest-quick.json" if args.quick else "latest.json")).write_text(text)
+    print(f"results written to {path}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

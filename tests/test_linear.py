@@ -1,0 +1,436 @@
+"""Linear networks (SPEC 2.2, 2.3): closed forms and searches against cvxpy, against
+many-restart training, against an independent brute-force search, and their
+optimality conditions; certificates of arbitrary linear networks."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import deepdual
+from deepdual.bounds import power_prox
+
+from restarts import best_of_restarts
+
+cp = pytest.importorskip("cvxpy")
+
+
+# ---------------------------------------------------------------------------- helpers
+def _cvx_solve(prob):
+    with warnings.catch_warnings():
+        # at tight tolerances CLARABEL may flag "optimal_inaccurate"; we compare values
+        warnings.simplefilter("ignore", UserWarning)
+        prob.solve(solver="CLARABEL", tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12)
+    assert prob.status in ("optimal", "optimal_inaccurate")
+    return float(prob.value)
+
+
+def cvx_group_lasso(X, y, beta):
+    w = cp.Variable(X.shape[1])
+    return _cvx_solve(cp.Problem(cp.Minimize(0.5 * cp.sum_squares(X @ w - y) + beta * cp.norm(w, 2))))
+
+
+def cvx_nuclear(X, Y, beta):
+    W = cp.Variable((X.shape[1], Y.shape[1]))
+    return _cvx_solve(cp.Problem(cp.Minimize(0.5 * cp.sum_squares(X @ W - Y) + beta * cp.normNuc(W))))
+
+
+def rel(a, b):
+    return abs(a - b) / max(abs(b), 1e-300)
+
+
+def orthonormal(rng, n, d):
+    Q, _ = np.linalg.qr(rng.standard_normal((n, d)))
+    return Q
+
+
+def random_linear_net(rng, d, K, depth, m=1, width=3, scale=0.7):
+    subs = []
+    for _ in range(m):
+        dims = [d] + [width] * (depth - 1) + [K]
+        subs.append([scale * rng.standard_normal((dims[l], dims[l + 1])) for l in range(depth)])
+    return deepdual.Network(subs, "linear")
+
+
+# ---------------------------------------------------------------------------- two layers, one output
+@pytest.mark.parametrize("n,d,rank", [(15, 5, None), (6, 10, None), (12, 6, 2)])
+@pytest.mark.parametrize("frac", [0.05, 0.4, 0.9, 1.3])
+def test_two_layer_scalar_vs_cvxpy(n, d, rank, frac):
+    rng = np.random.default_rng(n + d)
+    X = rng.standard_normal((n, d)) if rank is None else rng.standard_normal((n, rank)) @ rng.standard_normal((rank, d))
+    y = rng.standard_normal(n)
+    beta = frac * np.linalg.norm(X.T @ y)
+    sol = deepdual.solve(X, y, beta=beta, activation="linear", depth=2)
+    ref = cvx_group_lasso(X, y, beta)
+    assert rel(sol.objective, ref) <= 1e-7
+    assert sol.certified and sol.lower_bound <= sol.objective + 1e-12 * abs(sol.objective)
+    assert sol.objective == pytest.approx(deepdual.objective(sol.network, X, y, beta=beta), rel=1e-15)
+    if frac >= 1:  # beta >= ||X^T y||: the zero network
+        assert not any(np.any(W) for W in sol.network.weights[0])
+        assert sol.objective == pytest.approx(0.5 * y @ y, rel=1e-15)
+
+
+def test_two_layer_scalar_dual_feasibility_and_complementarity():
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((14, 5)), rng.standard_normal(14)
+    beta = 0.3 * np.linalg.norm(X.T @ y)
+    sol = deepdual.solve(X, y, beta=beta, activation="linear")
+    u = sol.dual
+    assert u.shape == (14,)
+    Xtu = X.T @ u
+    assert np.linalg.norm(Xtu) <= beta * (1 + 1e-12)
+    W1, w2 = sol.network.weights[0]
+    assert W1.shape == (5, 1) and w2.shape == (1, 1)
+    w = (W1 @ w2)[:, 0]
+    # complementarity: X^T u* = beta w / ||w|| and the hidden neuron is X^T u*/||X^T u*||
+    np.testing.assert_allclose(Xtu, beta * w / np.linalg.norm(w), rtol=1e-10, atol=1e-12 * beta)
+    v = W1[:, 0] / np.linalg.norm(W1[:, 0])
+    np.testing.assert_allclose(np.sign(w2[0, 0]) * v, Xtu / np.linalg.norm(Xtu), atol=1e-10)
+    # balanced layers and dual value = objective (strong duality)
+    assert np.linalg.norm(W1) == pytest.approx(np.linalg.norm(w2), rel=1e-12)
+    assert sol.lower_bound == pytest.approx(y @ u - 0.5 * u @ u, rel=1e-14)
+    assert sol.gap <= 1e-12 * sol.objective
+
+
+def test_two_layer_scalar_width_option_splits_the_neuron():
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((10, 4)), rng.standard_normal(10)
+    one = deepdual.solve(X, y, beta=1.0, activation="linear")
+    four = deepdual.solve(X, y, beta=1.0, activation="linear", width=4)
+    assert four.network.weights[0][0].shape == (4, 4)
+    assert four.objective == pytest.approx(one.objective, rel=1e-13)
+    np.testing.assert_allclose(four.predict(X), one.predict(X), rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------- two layers, vector output
+def test_two_layer_vector_general_vs_cvxpy():
+    rng = np.random.default_rng(2)
+    X, Y = rng.standard_normal((15, 5)), rng.standard_normal((15, 3))
+    for beta in (0.5, 3.0, 8.0):
+        sol = deepdual.solve(X, Y, beta=beta, activation="linear", tol=1e-11)
+        ref = cvx_nuclear(X, Y, beta)
+        assert rel(sol.objective, ref) <= 1e-7
+        assert sol.certified
+        assert sol.lower_bound <= ref * (1 + 1e-9)
+        # dual feasibility in the spectral norm
+        assert np.linalg.norm(X.T @ sol.dual, 2) <= beta * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("structure", ["orthonormal", "whitened"])
+def test_two_layer_vector_closed_form_vs_cvxpy(structure):
+    rng = np.random.default_rng(3)
+    X = orthonormal(rng, 12, 5) if structure == "orthonormal" else orthonormal(rng, 12, 5).T
+    Y = rng.standard_normal((X.shape[0], 3))
+    for beta in (0.3, 1.0, 2.0):
+        sol = deepdual.solve(X, Y, beta=beta, activation="linear")
+        assert "closed form" in sol.method and structure in sol.method
+        assert rel(sol.objective, cvx_nuclear(X, Y, beta)) <= 1e-7
+        assert sol.certified and sol.gap <= 1e-12 * sol.objective
+
+
+def test_rank_jumps_at_singular_values_orthonormal():
+    """rank(W1) = #{singular values of Y^T X above beta}: it drops exactly at each one."""
+    rng = np.random.default_rng(4)
+    X = orthonormal(rng, 30, 8)
+    Y = rng.standard_normal((30, 5))
+    sv = np.linalg.svd(Y.T @ X, compute_uv=False)
+    for k, s in enumerate(sv):
+        for beta, expected in ((s * (1 - 1e-6), k + 1), (s * (1 + 1e-6), k)):
+            sol = deepdual.solve(X, Y, beta=beta, activation="linear", width=5)
+            W1 = sol.network.weights[0][0]
+            assert np.linalg.matrix_rank(W1, tol=1e-9 * max(sv[0], 1)) == expected
+            assert sol.info["rank"] == expected
+
+
+# ---------------------------------------------------------------------------- deep, one output
+def _brute_force_deep(X, y, beta, L, n_grid=20001):
+    """Independent global search: phi(s) = min_{||M|| <= s} 1/2||XM - y||^2 from the
+    eigendecomposition of X^T X and a (vectorized) bisection on the multiplier mu of
+    ||(X^T X + mu I)^-1 X^T y|| = s; h(s) = phi(s) + (beta L/2) s^(2/L) on a dense grid
+    of s in [0, 1.2 ||M_ls||], then a bounded scalar refinement around the best node."""
+    from scipy.optimize import minimize_scalar
+
+    w, V = np.linalg.eigh(X.T @ X)
+    bt = V.T @ (X.T @ y)
+    keep = w > 1e-12 * w.max()
+    w, V, bt = w[keep], V[:, keep], bt[keep]
+    s_ls = np.linalg.norm(bt / w)
+    lam, p = 0.5 * beta * L, 2.0 / L
+
+    def h(s):
+        s = np.atleast_1d(np.asarray(s, dtype=float))
+        inner = (s > 0) & (s < s_ls)
+        lo = np.zeros_like(s)
+        hi = np.where(inner, np.linalg.norm(bt) / np.maximum(s, 1e-300), 0.0)
+        for _ in range(200):  # ||bt/(w + mu)|| decreases in mu; halve the bracket
+            mid = 0.5 * (lo + hi)
+            big = np.linalg.norm(bt[:, None] / (w[:, None] + mid[None, :]), axis=0) > s
+            lo, hi = np.where(big, mid, lo), np.where(big, hi, mid)
+        mu = 0.5 * (lo + hi)
+        coef = np.where(s[None, :] >= s_ls, bt[:, None] / w[:, None], bt[:, None] / (w[:, None] + mu[None, :]))
+        coef = np.where(s[None, :] > 0, coef, 0.0)
+        R = X @ (V @ coef) - y[:, None]
+        return 0.5 * np.sum(R * R, axis=0) + lam * np.minimum(s, s_ls) ** p + lam * (s ** p - np.minimum(s, s_ls) ** p)
+
+    grid = np.linspace(0, s_ls * 1.2, n_grid)
+    vals = h(grid)
+    i = int(np.argmin(vals))
+    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, n_grid - 1)]
+    res = minimize_scalar(lambda s: float(h(s)[0]), bounds=(lo, hi), method="bounded",
+                          options={"xatol": 1e-14 * max(hi, 1)})
+    return float(min(vals[i], res.fun, vals[0]))
+
+
+@pytest.mark.parametrize("L", [3, 4])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_deep_scalar_is_global_vs_brute_force(L, seed):
+    rng = np.random.default_rng(10 + seed)
+    X, y = rng.standard_normal((12, 4)), rng.standard_normal(12)
+    for beta in (0.2, 1.0, 2.5):
+        sol = deepdual.solve(X, y, beta=beta, activation="linear", depth=L)
+        ref = _brute_force_deep(X, y, beta, L)
+        assert sol.objective <= ref * (1 + 1e-9)
+        assert sol.lower_bound <= ref * (1 + 1e-12)
+        assert sol.certified
+
+
+def test_deep_scalar_picks_the_global_of_two_minima():
+    """Near the beta where M = 0 and an interior M tie, the search must follow the lower one."""
+    from scipy.optimize import brentq
+
+    rng = np.random.default_rng(20)
+    X, y = rng.standard_normal((10, 3)), rng.standard_normal(10)
+    L = 3
+    h0 = 0.5 * y @ y
+    # beta* where the interior minimum ties with M = 0 (brute force, independent)
+    beta_star = brentq(lambda b: _brute_force_deep(X, y, b, L, 4001) - h0 + 1e-12 * h0,
+                       0.05, 20.0, xtol=1e-10)
+    for beta in (beta_star * (1 - 1e-3), beta_star * (1 + 1e-3)):
+        sol = deepdual.solve(X, y, beta=beta, activation="linear", depth=L)
+        ref = _brute_force_deep(X, y, beta, L)
+        assert sol.objective <= ref * (1 + 1e-9)
+        assert sol.certified
+    below = deepdual.solve(X, y, beta=beta_star * (1 - 1e-3), activation="linear", depth=L)
+    above = deepdual.solve(X, y, beta=beta_star * (1 + 1e-3), activation="linear", depth=L)
+    assert np.any(below.network.weights[0][0]) and not np.any(above.network.weights[0][0])
+
+
+def test_deep_scalar_network_structure():
+    """Rank-one, aligned, balanced layers with v proportional to X^T lambda*."""
+    rng = np.random.default_rng(21)
+    X, y = rng.standard_normal((12, 5)), rng.standard_normal(12)
+    sol = deepdual.solve(X, y, beta=0.5, activation="linear", depth=4, width=3)
+    Ws = sol.network.weights[0]
+    norms = [np.linalg.norm(W) for W in Ws]
+    np.testing.assert_allclose(norms, norms[0], rtol=1e-12)
+    for W in Ws[:-1]:
+        assert np.linalg.matrix_rank(W, tol=1e-10 * norms[0]) == 1
+    v = np.linalg.svd(Ws[0])[0][:, 0]
+    g = X.T @ sol.dual
+    assert abs(abs(v @ g) / np.linalg.norm(g) - 1) <= 1e-6
+
+
+# ---------------------------------------------------------------------------- deep, orthonormal data
+@pytest.mark.parametrize("L", [3, 4])
+@pytest.mark.parametrize("structure", ["orthonormal", "whitened"])
+def test_deep_spectral_closed_form(L, structure):
+    rng = np.random.default_rng(30)
+    X = orthonormal(rng, 10, 4) if structure == "orthonormal" else orthonormal(rng, 10, 4).T
+    Y = rng.standard_normal((X.shape[0], 3))
+    B = X.T @ Y if structure == "orthonormal" else Y
+    sv = np.linalg.svd(B, compute_uv=False)
+    beta = 0.6 * sv[1]
+    sol = deepdual.solve(X, Y, beta=beta, activation="linear", depth=L)
+    assert "Schatten" in sol.method and sol.certified
+    # independent evaluation of the separable optimum
+    const = 0.5 * (np.sum(Y**2) - np.sum(B**2))
+    val = const + sum(power_prox(s, 0.5 * beta * L, 2.0 / L).value for s in sv)
+    assert rel(sol.objective, val) <= 1e-12
+    # all layers share rank and norms
+    Ws = sol.network.weights[0]
+    ranks = {np.linalg.matrix_rank(W, tol=1e-9) for W in Ws}
+    assert len(ranks) == 1
+    np.testing.assert_allclose([np.linalg.norm(W) for W in Ws], np.linalg.norm(Ws[0]), rtol=1e-12)
+    # the threshold is a jump: kept singular values never shrink to near zero
+    kept = sol.info["singular_values"][sol.info["singular_values"] > 0]
+    assert np.all(kept >= (0.5 * beta * L * (2 / L) * (1 - 2 / L)) ** (1 / (2 - 2 / L)))
+
+
+# ---------------------------------------------------------------------------- against training
+@pytest.fixture(scope="module")
+def small_data():
+    rng = np.random.default_rng(40)
+    return rng.standard_normal((10, 3)), rng.standard_normal(10)
+
+
+def test_two_layer_never_beaten_by_restarts(small_data):
+    X, y = small_data
+    sol = deepdual.solve(X, y, beta=0.8, activation="linear")
+    best = best_of_restarts(X, y, beta=0.8, depth=2, activation="linear", width=4, restarts=3, iters=300)
+    assert best >= sol.objective * (1 - 1e-8)
+    assert best <= sol.objective * (1 + 1e-4)  # training does reach it: the closed form is the optimum
+
+
+def test_deep_scalar_never_beaten_by_restarts(small_data):
+    X, y = small_data
+    sol = deepdual.solve(X, y, beta=0.8, activation="linear", depth=3)
+    best = best_of_restarts(X, y, beta=0.8, depth=3, activation="linear", width=3, restarts=3, iters=300)
+    assert best >= sol.objective * (1 - 1e-8)
+
+
+def test_vector_closed_forms_never_beaten_by_restarts():
+    rng = np.random.default_rng(41)
+    X = orthonormal(rng, 10, 3)
+    Y = rng.standard_normal((10, 2))
+    for L in (2, 3):
+        sol = deepdual.solve(X, Y, beta=0.4, activation="linear", depth=L)
+        best = best_of_restarts(X, Y, beta=0.4, depth=L, activation="linear", width=3, restarts=3, iters=300)
+        assert best >= sol.objective * (1 - 1e-8)
+
+
+# ---------------------------------------------------------------------------- other losses
+def _cvx_loss_value(loss, X, y, beta, bias=False):
+    w = cp.Variable(X.shape[1])
+    b = cp.Variable() if bias else 0.0
+    f = X @ w + b
+    if loss == "logistic":
+        data = cp.sum(cp.logistic(-cp.multiply(y, f)))
+    else:
+        data = cp.sum(cp.pos(1 - cp.multiply(y, f)))
+    return _cvx_solve(cp.Problem(cp.Minimize(data + beta * cp.norm(w, 2))))
+
+
+@pytest.mark.parametrize("loss", ["logistic", "hinge"])
+@pytest.mark.parametrize("bias", [False, True])
+def test_two_layer_binary_losses_vs_cvxpy(loss, bias):
+    rng = np.random.default_rng(50)
+    X = rng.standard_normal((20, 4))
+    y = np.sign(X @ rng.standard_normal(4) + 0.7 * rng.standard_normal(20) + 0.3)
+    for beta in (0.5, 2.0):
+        sol = deepdual.solve(X, y, beta=beta, activation="linear", loss=loss, bias=bias, tol=1e-10)
+        ref = _cvx_loss_value(loss, X, y, beta, bias)
+        assert rel(sol.objective, ref) <= 1e-7
+        assert sol.certified
+        assert sol.lower_bound <= ref * (1 + 1e-8)
+
+
+def test_cross_entropy_vs_cvxpy():
+    rng = np.random.default_rng(51)
+    X = rng.standard_normal((18, 3))
+    lab = rng.integers(0, 3, 18)
+    Y = np.eye(3)[lab]
+    beta = 1.0
+    sol = deepdual.solve(X, lab, beta=beta, activation="linear", loss="cross_entropy", tol=1e-10)
+    W = cp.Variable((3, 3))
+    F = X @ W
+    ref = _cvx_solve(cp.Problem(cp.Minimize(cp.sum(cp.log_sum_exp(F, axis=1)) - cp.sum(cp.multiply(Y, F))
+                                            + beta * cp.normNuc(W))))
+    assert rel(sol.objective, ref) <= 1e-7
+    assert sol.certified
+    assert sol.predict(X).shape == (18, 3)
+
+
+@pytest.mark.parametrize("loss", ["logistic", "hinge"])
+def test_deep_binary_losses_certified(loss):
+    rng = np.random.default_rng(52)
+    X = rng.standard_normal((10, 3))
+    y = np.sign(rng.standard_normal(10))
+    sol = deepdual.solve(X, y, beta=1.0, activation="linear", depth=3, loss=loss)
+    assert sol.certified, sol
+    cert = deepdual.certify(sol.network, X, y, beta=1.0, loss=loss, exact=True)
+    assert cert.lower_bound <= sol.objective * (1 + 1e-12)
+    assert cert.certified
+
+
+# ---------------------------------------------------------------------------- bias
+@pytest.mark.parametrize("depth", [2, 3])
+def test_squared_bias_is_centering(depth):
+    rng = np.random.default_rng(60)
+    X, y = rng.standard_normal((12, 3)) + 2.0, rng.standard_normal(12) + 5.0
+    sol = deepdual.solve(X, y, beta=0.7, activation="linear", depth=depth, bias=True)
+    assert sol.certified and sol.network.output_bias is not None
+    if depth == 2:
+        w = cp.Variable(3)
+        b = cp.Variable()
+        ref = _cvx_solve(cp.Problem(cp.Minimize(0.5 * cp.sum_squares(X @ w + b - y) + 0.7 * cp.norm(w, 2))))
+        assert rel(sol.objective, ref) <= 1e-7
+    # the residual of the optimal network sums to zero (the bias is optimal)
+    assert abs(np.sum(y - sol.predict(X))) <= 1e-10 * np.sum(np.abs(y))
+    cert = deepdual.certify(sol.network, X, y, beta=0.7)
+    assert cert.certified
+
+
+# ---------------------------------------------------------------------------- deep vector, general data
+def test_deep_vector_general_is_honest():
+    rng = np.random.default_rng(70)
+    X, Y = rng.standard_normal((10, 3)), rng.standard_normal((10, 2))
+    sol = deepdual.solve(X, Y, beta=0.5, activation="linear", depth=3)
+    assert sol.lower_bound <= sol.objective
+    best = best_of_restarts(X, Y, beta=0.5, depth=3, activation="linear", width=3, restarts=3, iters=300)
+    # the proven bound is below every trained network (and below the optimum)
+    assert sol.lower_bound <= best * (1 + 1e-12)
+    assert sol.certified == (sol.gap <= sol.rtol * abs(sol.objective))
+
+
+# ---------------------------------------------------------------------------- certificates
+@pytest.mark.parametrize("depth", [2, 3, 4])
+def test_optimal_networks_are_certified(depth):
+    rng = np.random.default_rng(80 + depth)
+    X, y = rng.standard_normal((12, 4)), rng.standard_normal(12)
+    sol = deepdual.solve(X, y, beta=0.9, activation="linear", depth=depth)
+    cert = deepdual.certify(sol.network, X, y, beta=0.9)
+    assert cert.certified, cert
+    assert cert.objective == pytest.approx(sol.objective, rel=1e-15)
+    # only the network's own residual (no exact solve)
+    own = deepdual.certify(sol.network, X, y, beta=0.9, exact=False)
+    assert own.lower_bound <= sol.objective
+    if depth == 2:
+        assert own.certified
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), depth=st.integers(2, 4), m=st.integers(1, 3), K=st.integers(1, 2),
+       width=st.integers(1, 4), scale=st.floats(0.05, 2.0), beta=st.floats(0.05, 5.0))
+def test_lower_bound_below_every_network(seed, depth, m, K, width, scale, beta):
+    """Weak duality: certify(net).lower_bound <= P(any net), and <= the optimum when known."""
+    rng = np.random.default_rng(seed)
+    X, Y = rng.standard_normal((8, 3)), rng.standard_normal((8, K))
+    net = random_linear_net(rng, 3, K, depth, m=m, width=width, scale=scale)
+    cert = deepdual.certify(net, X, Y, beta=beta)
+    P = deepdual.objective(net, X, Y, beta=beta)
+    assert cert.objective == pytest.approx(P, rel=1e-15)
+    assert cert.lower_bound <= P * (1 + 1e-12)
+    sol = deepdual.solve(X, Y, beta=beta, activation="linear", depth=depth)
+    if sol.certified:
+        assert cert.lower_bound <= sol.objective * (1 + 1e-9)
+        assert sol.lower_bound <= P * (1 + 1e-12)
+
+
+def test_certificate_logistic_random_networks():
+    rng = np.random.default_rng(90)
+    X = rng.standard_normal((10, 3))
+    y = np.sign(rng.standard_normal(10))
+    for depth in (2, 3):
+        sol = deepdual.solve(X, y, beta=1.0, activation="linear", depth=depth, loss="logistic")
+        for _ in range(3):
+            net = random_linear_net(rng, 3, 1, depth, m=2)
+            cert = deepdual.certify(net, X, y, beta=1.0, loss="logistic")
+            assert cert.lower_bound <= cert.objective
+            assert cert.lower_bound <= sol.objective * (1 + 1e-9)
+
+
+def test_certify_parallel_and_wide_two_layer():
+    """A wide parallel network that represents the optimum is certified (any width)."""
+    rng = np.random.default_rng(91)
+    X, y = rng.standard_normal((12, 4)), rng.standard_normal(12)
+    sol = deepdual.solve(X, y, beta=1.0, activation="linear")
+    W1, w2 = sol.network.weights[0]
+    half = [[W1 / np.sqrt(2), w2 / np.sqrt(2)], [W1 / np.sqrt(2), w2 / np.sqrt(2)]]
+    net = deepdual.Network(half, "linear")
+    cert = deepdual.certify(net, X, y, beta=1.0, exact=False)
+    assert cert.objective == pytest.approx(sol.objective, rel=1e-12)
+    assert cert.certified
