@@ -147,7 +147,7 @@ def test_rank_jumps_at_singular_values_orthonormal():
 
 
 # ---------------------------------------------------------------------------- deep, one output
-def _brute_force_deep(X, y, beta, L, n_grid=20001):
+def _brute_force_deep(X, y, beta, L, n_grid=20001, include_zero=True):
     """Independent global search: phi(s) = min_{||M|| <= s} 1/2||XM - y||^2 from the
     eigendecomposition of X^T X and a (vectorized) bisection on the multiplier mu of
     ||(X^T X + mu I)^-1 X^T y|| = s; h(s) = phi(s) + (beta L/2) s^(2/L) on a dense grid
@@ -178,11 +178,13 @@ def _brute_force_deep(X, y, beta, L, n_grid=20001):
 
     grid = np.linspace(0, s_ls * 1.2, n_grid)
     vals = h(grid)
+    if not include_zero:  # the best interior (M != 0) value
+        vals[0] = np.inf
     i = int(np.argmin(vals))
     lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, n_grid - 1)]
     res = minimize_scalar(lambda s: float(h(s)[0]), bounds=(lo, hi), method="bounded",
                           options={"xatol": 1e-14 * max(hi, 1)})
-    return float(min(vals[i], res.fun, vals[0]))
+    return float(min(vals[i], res.fun, vals[0] if include_zero else np.inf))
 
 
 @pytest.mark.parametrize("L", [3, 4])
@@ -206,9 +208,9 @@ def test_deep_scalar_picks_the_global_of_two_minima():
     X, y = rng.standard_normal((10, 3)), rng.standard_normal(10)
     L = 3
     h0 = 0.5 * y @ y
-    # beta* where the interior minimum ties with M = 0 (brute force, independent)
-    beta_star = brentq(lambda b: _brute_force_deep(X, y, b, L, 4001) - h0 + 1e-12 * h0,
-                       0.05, 20.0, xtol=1e-10)
+    # beta* where the best interior value ties with M = 0 (brute force, independent)
+    beta_star = brentq(lambda b: _brute_force_deep(X, y, b, L, 4001, include_zero=False) - h0,
+                       0.05, 20.0, xtol=1e-7)
     for beta in (beta_star * (1 - 1e-3), beta_star * (1 + 1e-3)):
         sol = deepdual.solve(X, y, beta=beta, activation="linear", depth=L)
         ref = _brute_force_deep(X, y, beta, L)

@@ -67,6 +67,7 @@ from typing import Callable, Literal
 
 import numpy as np
 
+from .bounds import power_prox
 from .structures import is_whitened, rank_one_factors
 
 __all__ = [
@@ -326,7 +327,8 @@ def relu_constraint(
         try:
             if K == 1:
                 val, P = c_enumerate(V[:, 0], X, max_patterns=max_patterns)
-                # both are upper bounds; they agree up to rounding when X is well scaled
+                # the minimum of two upper bounds is one (enumeration never exceeds the
+                # spectral bound except by rounding)
                 return ConstraintValue(min(val, spec), True,
                                        f"exact: cell enumeration ({P} patterns)", n_patterns=P)
             per, P = [], 0
@@ -493,8 +495,6 @@ def relaxed_squared_bound(parts: np.ndarray, lam: float, p: float, *, const: flo
     and bound (:func:`minimize_convex_plus_power`).  ``x`` is the optimal total
     :math:`T`.
     """
-    from .bounds import power_prox
-
     parts = np.asarray(parts, dtype=float).ravel()
     parts = parts[parts > 0]
     if parts.size == 0:

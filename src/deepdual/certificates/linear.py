@@ -97,7 +97,7 @@ def _dual_directions(loss: Loss, X: np.ndarray, F: np.ndarray, Y: np.ndarray, *,
     if deep:
         V0 = loss.dual_point(np.zeros_like(F), Y)
         dirs.append(V0)
-        dirs += [(1 - a) * V0 + a * V for a in np.linspace(0.05, 0.95, 19)]
+        dirs += [(1 - a) * V0 + a * V for a in np.linspace(0.1, 0.9, 9)]
     return dirs
 
 
@@ -182,8 +182,8 @@ def certify_linear(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: floa
         t_hi = min(2.0, t_lim)
         # scales: a uniform grid plus a dense cluster at t = 1 (the tangent candidate
         # of an optimal network)
-        ts = np.concatenate([np.linspace(0.0, t_hi, 101), 1.0 - np.logspace(-10, -1, 20),
-                             1.0 + np.logspace(-10, -1, 20)])
+        ts = np.concatenate([np.linspace(0.0, t_hi, 41), 1.0 - np.logspace(-10, -1, 10),
+                             1.0 + np.logspace(-10, -1, 10)])
         for t in np.unique(ts[(ts >= 0) & (ts <= t_hi)]):
             D = float(loss.dual_value(t * Vz, Y))
             if np.isfinite(D):

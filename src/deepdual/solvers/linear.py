@@ -618,45 +618,49 @@ def interval_lower_bound(points: list[PathPoint], extras: list[tuple[float, floa
     r"""Proven :math:`\min_{T\in[0,T_{\max}]}\max_k g_k(T)` on the grid of the points' budgets.
 
     Points are taken in the order of decreasing ``r``, along which the budget
-    :math:`s = \|M(r)\|` increases; the nodes are the running maximum of ``s`` (so
-    rounding noise, e.g. at a kink of the path where ``M(r)`` stays put over a range
-    of ``r``, cannot unsort them), cut at :math:`T_{\max}`.  Each interval
-    :math:`[T_i, T_{i+1}]` takes the better of its two end points' candidates and the
-    ``extras`` ``(D, c)``: a concave :math:`g_k` is minimized at an end point, and every
-    candidate is valid on every interval, so the result is a proven bound whatever
-    the association.  Returns the bound, the per-interval bounds and, per interval,
-    the indices (into ``points``) of the two end points (between whose radii a
-    refinement bisects).
+    :math:`s = \|M(r)\|` increases; the nodes are the distinct values of the running
+    maximum of ``s`` (so rounding or solver noise cannot unsort them), cut at
+    :math:`T_{\max}`.  The points mapped to one node form its group (several when the
+    path stalls, e.g. at a kink where ``M(r)`` stays put over a range of ``r``, or once
+    the loss has reached its infimum).  Each interval :math:`[T_i, T_{i+1}]` takes the best
+    candidate of the two groups and the ``extras`` ``(D, c)``, a concave :math:`g_k` being
+    minimized at an end point; every candidate is valid on every interval, so the
+    result is a proven bound whatever the grouping.  Returns the bound, the
+    per-interval bounds and, per interval, the indices (into ``points``) of the
+    points adjacent in ``r`` across it (between whose radii a refinement bisects).
     """
     order = sorted(range(len(points)), key=lambda i: (-points[i].r, points[i].s))
     nodes: list[float] = [0.0]
-    owner: list[int] = [order[0]]
+    groups: list[list[int]] = [[order[0]]]
     top = 0.0
     for i in order[1:]:
         top = max(top, points[i].s)
         if top >= T_max:
             nodes.append(T_max)
-            owner.append(i)
+            groups.append([i])
             break
-        nodes.append(top)
-        owner.append(i)
+        if top <= nodes[-1]:
+            groups[-1].append(i)
+        else:
+            nodes.append(top)
+            groups.append([i])
     else:
         nodes.append(T_max)
-        owner.append(owner[-1])
-    T = np.array(nodes)
-    a, b = T[:-1], T[1:]
-    left_c, right_c = owner[:-1], owner[1:]
-    bounds = np.full(a.size, -np.inf)
-    for idx in (left_c, right_c):
-        D = np.array([points[i].D for i in idx])
-        c = np.array([points[i].c for i in idx])
+        groups.append([groups[-1][-1]])
+    Dx = np.array([e[0] for e in extras if np.isfinite(e[0]) and np.isfinite(e[1])])
+    cx = np.array([e[1] for e in extras if np.isfinite(e[0]) and np.isfinite(e[1])])
+    bounds = np.empty(len(nodes) - 1)
+    pairs: list[tuple[int, int]] = []
+    for k in range(len(nodes) - 1):
+        a, b = nodes[k], nodes[k + 1]
+        idx = groups[k] + groups[k + 1]
+        D = np.concatenate([[points[i].D for i in idx], Dx])
+        c = np.concatenate([[points[i].c for i in idx], cx])
         with np.errstate(invalid="ignore"):
             val = np.minimum(_g(D, c, a, lam, p), _g(D, c, b, lam, p))
-        bounds = np.maximum(bounds, np.where(np.isfinite(val), val, -np.inf))
-    for D, c in extras:
-        if np.isfinite(D) and np.isfinite(c):
-            bounds = np.maximum(bounds, np.minimum(_g(D, c, a, lam, p), _g(D, c, b, lam, p)))
-    pairs = list(zip(left_c, right_c))
+        val = val[np.isfinite(val)]
+        bounds[k] = float(np.max(val)) if val.size else -np.inf
+        pairs.append((groups[k][-1], groups[k + 1][0]))
     return float(np.min(bounds)), bounds, pairs
 
 
@@ -706,15 +710,20 @@ def path_search(oracle, *, lam: float, p: float, beta: float, depth: int, min_lo
     if r_max > 0:
         for r in r_max * np.logspace(0, -8, n_init)[1:]:
             pt = add(float(r))
-            if not oracle.has_zero and pt.s >= t_max():
+            if not oracle.has_zero and (pt.s >= t_max() or pt.c * t_max() <= 0.1 * tol * max(abs(upper()), _TINY)):
                 break
         if oracle.has_zero:
             add(0.0)
         else:
-            r = min(pt.r for pt in pts)
-            while max(pt.s for pt in pts) < t_max() and r > r_max * 1e-14 and len(pts) < max_points:
+            # extend towards r = 0 until the budget passes T_max or the path has settled:
+            # a candidate with c * T_max below the tolerance is tight for every larger budget
+            # once the loss has reached its infimum (then D ~ inf l and g ~ D + lam T^p)
+            last = min(pts, key=lambda q: q.r)
+            r = last.r
+            while (last.s < t_max() and last.c * t_max() > 0.1 * tol * max(abs(upper()), _TINY)
+                   and r > r_max * 1e-14 and len(pts) < max_points):
                 r *= 0.1
-                add(r)
+                last = add(r)
 
     def refine_upper() -> None:
         by_r = sorted(pts, key=lambda q: q.r)
@@ -730,6 +739,8 @@ def path_search(oracle, *, lam: float, p: float, beta: float, depth: int, min_lo
         # locate the minimizer to ~1e-10 in log r (1e-6 when every evaluation is a FISTA
         # solve): h is smooth there, so the value is exact to ~1e-20 (~1e-12) relative
         cheap = isinstance(oracle, SquaredPathOracle)
+        if len(pts) >= max_points:
+            return
         minimize_scalar(lambda x: add(math.exp(x)).upper, bounds=(a, b), method="bounded",
                         options={"xatol": 1e-10 if cheap else 1e-6, "maxiter": 60 if cheap else 25})
 

@@ -14,6 +14,18 @@ from ..structures import is_whitened, rank_one_factors
 RELU_METHODS = ("auto", "rank_one", "whitened", "one_dimensional", "convex")
 
 
+def _rank_one_supports(Y: np.ndarray, loss: Loss) -> bool:
+    from .relu_rank_one import supports
+
+    return supports(Y, loss)
+
+
+def _whitened_supports(Y: np.ndarray, loss: Loss, depth: int, formulation: Any) -> bool:
+    from .relu_whitened import supports
+
+    return supports(Y, loss, depth, formulation)
+
+
 def _no_structure(X: np.ndarray, depth: int) -> ValueError:
     """The error for data without a closed-form structure: says which structure is missing
     (with the measured deviation) and what to do instead."""
@@ -56,9 +68,10 @@ def solve_relu(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, depth
                     f"got d={X.shape[1]}, depth={depth}"
                 )
             method = "convex"
-        elif rank_one_factors(X) is not None:
+        elif rank_one_factors(X) is not None and (depth > 2 or _rank_one_supports(Y, loss)):
+            # (depth > 2 with unsupported labels/loss: the solver raises the specific error)
             method = "rank_one"
-        elif is_whitened(X):
+        elif is_whitened(X) and (depth > 2 or _whitened_supports(Y, loss, depth, options.get("formulation"))):
             method = "whitened"
         elif depth == 2:
             method = "convex"

@@ -60,10 +60,15 @@ from ..objective import objective
 from ..solution import Solution
 from ..structures import RankOne, rank_one_factors
 
-__all__ = ["solve_rank_one", "solve_reduced", "aligned_path", "THEOREM"]
+__all__ = ["solve_rank_one", "solve_reduced", "aligned_path", "supports", "THEOREM"]
 
 THEOREM = "Theorem (rank-one data, Ergen & Pilanci 2021)"
 OPTIONS = ("width",)
+
+
+def supports(Y: np.ndarray, loss: Loss) -> bool:
+    """Whether the rank-one closed form covers these labels and loss (squared loss, or one output)."""
+    return isinstance(loss, SquaredLoss) or Y.shape[1] == 1
 
 
 def aligned_path(u: np.ndarray, out: np.ndarray, norms: Sequence[float], width: int = 1) -> list[np.ndarray]:

@@ -75,7 +75,7 @@ from ..solution import Solution
 from ..structures import is_whitened
 from .relu_rank_one import _check_width, _zero_path, aligned_path
 
-__all__ = ["solve_whitened", "norm_constrained_objective", "block_diagonal", "THEOREM", "FORMULATIONS"]
+__all__ = ["solve_whitened", "norm_constrained_objective", "block_diagonal", "supports", "THEOREM", "FORMULATIONS"]
 
 THEOREM = "Theorem (whitened data, Ergen & Pilanci 2021)"
 FORMULATIONS = ("weight_decay", "norm_constrained")
@@ -99,6 +99,17 @@ def _parts(Y: np.ndarray) -> list[_Part]:
             if a > 0:
                 out.append(_Part(k, sign, yp, a))
     return out
+
+
+def supports(Y: np.ndarray, loss: Loss, depth: int, formulation: Any = "weight_decay") -> bool:
+    """Whether the whitened closed form covers these labels, loss and depth: the squared loss with
+    at most one non-zero per row of ``Y``, or logistic/hinge with one output at depth 2 (any depth
+    in the norm-constrained form)."""
+    if isinstance(loss, SquaredLoss):
+        return disjoint_columns(Y)
+    if isinstance(loss, (LogisticLoss, HingeLoss)) and Y.shape[1] == 1:
+        return depth == 2 or formulation == "norm_constrained"
+    return False
 
 
 def norm_constrained_objective(network: Network, X: Any, y: Any, *, beta: float, loss: Any = "squared",
