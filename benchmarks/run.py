@@ -87,6 +87,13 @@ def _fmt(x, spec=".3g"):
     return "-" if x is None else format(x, spec)
 
 
+def _ratio(x) -> str:
+    """Three significant digits, without exponent notation for large ratios."""
+    if x is None:
+        return "-"
+    return format(x, ".0f") if abs(x) >= 100 else format(x, ".3g")
+
+
 def table(results: dict) -> str:
     lines = ["", "deepdual benchmark ratios (one run, same machine)", ""]
     fl = results.get("floor", [])
@@ -104,8 +111,8 @@ def table(results: dict) -> str:
                      f"{'solver-only':>11} {'rel.diff':>9}  equal")
         for r in cv:
             lines.append(f"   {r['problem']:<20} {str(r['n']) + 'x' + str(r['d']):>11} {r['t_closed_s']:>11.4f} "
-                         f"{_fmt(r['t_cvxpy_s'], '.3f'):>10} {_fmt(r['ratio_cvxpy_over_closed'], '.0f'):>9} "
-                         f"{_fmt(r['ratio_solver_only'], '.0f'):>11} {_fmt(r['rel_diff'], '.1e'):>9}  {r['equal_objective']}")
+                         f"{_fmt(r['t_cvxpy_s'], '.3f'):>10} {_ratio(r['ratio_cvxpy_over_closed']):>9} "
+                         f"{_ratio(r['ratio_solver_only']):>11} {_fmt(r['rel_diff'], '.1e'):>9}  {r['equal_objective']}")
         lines.append("")
     tt = results.get("torch", [])
     if tt:
@@ -114,10 +121,10 @@ def table(results: dict) -> str:
         lines.append(f"   {'problem':<20} {'n x d':>11} {'closed [s]':>11} {'torch [s]':>10} {'optimizer':>9} "
                      f"{'ratio':>9} {'Adam [s]':>10} {'Adam ratio':>10}")
         for r in tt:
-            ratio = ("> " if r["ratio_is_lower_bound"] else "") + format(r["ratio_torch_over_closed"], ".0f")
+            ratio = ("> " if r["ratio_is_lower_bound"] else "") + _ratio(r["ratio_torch_over_closed"])
             tor = ("> " if not r["reached"] else "") + format(r["t_torch_s"], ".3f")
             adam = ("> " + format(r["time_limit_s"], ".0f")) if not r["adam_reached"] else format(r["t_adam_s"], ".3f")
-            aratio = ("> " if not r["adam_reached"] else "") + format(r["ratio_adam_over_closed"], ".0f")
+            aratio = ("> " if not r["adam_reached"] else "") + _ratio(r["ratio_adam_over_closed"])
             lines.append(f"   {r['problem']:<20} {str(r['n']) + 'x' + str(r['d']):>11} {r['t_closed_s']:>11.4f} "
                          f"{tor:>10} {str(r['best_optimizer']):>9} {ratio:>9} {adam:>10} {aratio:>10}")
         lines.append("")

@@ -423,9 +423,13 @@ def test_rank_one_relu_two_layer_matches_cvxpy(name):
         if K > 1 and "only for the squared loss" in str(exc):
             pytest.xfail(f"rank-one solver: {exc}")
         raise
+    assert sol.lower_bound <= ref * (1 + CVX_RTOL)  # a proven bound, whatever the method
+    if K > 1 and not sol.certified and "rank-one" not in sol.method:
+        # docs/losses.md: the rank-one reduction holds for any loss, but the solver covers
+        # vector outputs only for the squared loss and falls back to an uncertified method
+        pytest.xfail(f"rank-one vector output with {name}: fell back to {sol.method!r}, not certified")
     P = deepdual.objective(sol.network, X, y, beta=beta, loss=name)
     assert P == pytest.approx(ref, rel=CVX_RTOL)
-    assert sol.lower_bound <= ref * (1 + CVX_RTOL)
 
 
 @pytest.mark.skipif(not _has("deepdual.solvers.relu_rank_one"), reason="deepdual.solvers.relu_rank_one not available yet")

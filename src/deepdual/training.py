@@ -209,6 +209,39 @@ def _init_module(torch: Any, module: Any, activation: str, init_scale: float, ge
             module.output_bias.zero_()
 
 
+def _make_forward(torch: Any, module: Any):
+    """The module's forward pass, batched over sub-networks when they share their widths.
+
+    ``ParallelNetwork.forward`` loops over the ``m`` sub-networks in Python; stacking each
+    layer's weights into an ``(m, m_l, m_{l-1})`` tensor computes the same sum with one
+    batched matmul per layer (many times faster for many small sub-networks).
+    """
+    subnets = [list(layers) for layers in module.subnets]
+    m = len(subnets)
+    shapes = {tuple(tuple(lin.weight.shape) for lin in layers) for layers in subnets}
+    if m == 1 or len(shapes) != 1:
+        return module
+    L = len(subnets[0])
+    relu = module.activation == "relu"
+    has_bias = [subnets[0][l].bias is not None for l in range(L)]
+
+    def forward(x):
+        a = x.unsqueeze(0)  # (1, n, d), broadcast over sub-networks
+        for l in range(L):
+            W = torch.stack([layers[l].weight for layers in subnets])  # (m, out, in)
+            a = torch.matmul(a, W.transpose(1, 2))
+            if has_bias[l]:
+                a = a + torch.stack([layers[l].bias for layers in subnets]).unsqueeze(1)
+            if relu and l < L - 1:
+                a = torch.relu(a)
+        out = a.sum(dim=0)
+        if module.output_bias is not None:
+            out = out + module.output_bias
+        return out
+
+    return forward
+
+
 def _default_lr(optimizer: str, X: np.ndarray, beta: float) -> float:
     if optimizer == "lbfgs":
         return 1.0  # L-BFGS with a strong-Wolfe line search: unit step is the natural scale
@@ -466,6 +499,7 @@ def _train_loop(torch: Any, module: Any, X: np.ndarray, Y: np.ndarray, scalar: b
     Xt = torch.as_tensor(X, dtype=tdtype, device=dev)
     Yt = torch.as_tensor(Y, dtype=tdtype, device=dev)
     loss_fn = _torch_loss(torch, lossf)
+    forward = _make_forward(torch, module)
     constrained = cfg.formulation == "norm_constrained"
     # layers l <= L-2 (1-based) of every sub-network: norm-bounded instead of penalized
     trunk = [lin.weight for layers in module.subnets for lin in list(layers)[: L - 2]] if constrained else []
@@ -486,7 +520,7 @@ def _train_loop(torch: Any, module: Any, X: np.ndarray, Y: np.ndarray, scalar: b
 
     def full_objective() -> float:
         with torch.no_grad():
-            return float(loss_fn(module(Xt), Yt) + penalty())
+            return float(loss_fn(forward(Xt), Yt) + penalty())
 
     def call(epoch: int) -> None:
         if callback is not None:
@@ -525,7 +559,7 @@ def _train_loop(torch: Any, module: Any, X: np.ndarray, Y: np.ndarray, scalar: b
         if cfg.optimizer == "lbfgs":
             def closure():
                 opt.zero_grad()
-                v = loss_fn(module(Xt), Yt) + penalty()
+                v = loss_fn(forward(Xt), Yt) + penalty()
                 v.backward()
                 return v
 
@@ -539,7 +573,7 @@ def _train_loop(torch: Any, module: Any, X: np.ndarray, Y: np.ndarray, scalar: b
                     idx = order[start:start + bs]
                     Xb, Yb, scale = Xt[idx], Yt[idx], n / idx.numel()
                 opt.zero_grad()
-                v = scale * loss_fn(module(Xb), Yb) + penalty()
+                v = scale * loss_fn(forward(Xb), Yb) + penalty()
                 v.backward()
                 opt.step()
                 project()

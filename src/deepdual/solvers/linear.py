@@ -315,7 +315,6 @@ def fista_nuclear(X: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, *, W0: 
     b = (np.zeros(K) if b0 is None else np.array(b0, dtype=float).reshape(K)) if intercept else None
     norm2 = max(_joint_norm2(X, intercept), _TINY)
     hinge = isinstance(loss, HingeLoss)
-    tiny_scale = _TINY
 
     state = {"P": np.inf, "W": W.copy(), "b": None if b is None else b.copy(),
              "D": -np.inf, "V": np.zeros_like(Y), "it": 0}
@@ -324,7 +323,7 @@ def fista_nuclear(X: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, *, W0: 
         P = float(loss.value(F, Y)) + beta * nuclear_norm(Wc)
         V = -np.asarray(fsm.gradient(F, Y), dtype=float)
         Lam, D, _ = scaled_dual(loss, X, Y, V, beta, intercept=intercept, fast=True)
-        if P - D <= 100 * tol * max(abs(P), tiny_scale):
+        if P - D <= 100 * tol * max(abs(P), _TINY):
             # close to the end: the best scale (a scalar search) is worth its cost
             Lam2, D2, _ = scaled_dual(loss, X, Y, V, beta, intercept=intercept)
             if D2 > D:
@@ -333,14 +332,14 @@ def fista_nuclear(X: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, *, W0: 
             state.update(P=P, W=Wc.copy(), b=None if bc is None else bc.copy())
         if D > state["D"]:
             state.update(D=D, V=Lam)
-        gap_ok = state["P"] - state["D"] <= tol * max(abs(state["P"]), tiny_scale)
+        gap_ok = state["P"] - state["D"] <= tol * max(abs(state["P"]), _TINY)
         smooth_ok = False
         if gamma is not None:
             Ps = float(fsm.value(F, Y)) + beta * nuclear_norm(Wc)
             Ds = D - 0.5 * gamma * float(np.vdot(Lam, Lam))
             # a stage of the continuation ends once the smoothed problem is solved to a
             # precision matching its own bias (~gamma per sample), never below tol / 4
-            smooth_ok = Ps - Ds <= max(0.25 * tol, 1e-3 * gamma) * max(abs(P), tiny_scale)
+            smooth_ok = Ps - Ds <= max(0.25 * tol, 1e-3 * gamma) * max(abs(P), _TINY)
             if smooth_ok and K == 1:
                 Wh, bh, Vh = _hinge_active_set(X, Y, beta, F, gamma, intercept)
                 if Wh is not None:
@@ -351,7 +350,7 @@ def fista_nuclear(X: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, *, W0: 
                     Lh, Dh, _ = scaled_dual(loss, X, Y, Vh, beta, intercept=intercept)
                     if Dh > state["D"]:
                         state.update(D=Dh, V=Lh)
-                    gap_ok = state["P"] - state["D"] <= tol * max(abs(state["P"]), tiny_scale)
+                    gap_ok = state["P"] - state["D"] <= tol * max(abs(state["P"]), _TINY)
         return gap_ok, smooth_ok
 
     def run(fsm, gamma, W, b, iters):
@@ -369,7 +368,7 @@ def fista_nuclear(X: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, *, W0: 
             G = np.asarray(fsm.gradient(F, Y), dtype=float)
             gW = X.T @ G
             gb = None if Zb is None else G.sum(axis=0)
-            for _ in range(100):
+            for _ in range(100):  # at most 100 doublings of L (a factor 2^100)
                 Wn = prox_nuclear(Zw - gW / L, beta / L)
                 bn = None if Zb is None else Zb - gb / L
                 Fn = X @ Wn if bn is None else X @ Wn + bn

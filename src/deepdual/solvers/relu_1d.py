@@ -557,6 +557,122 @@ class _BandArrowSystem:
         return solve
 
 
+class _AugmentedSystem(_BandArrowSystem):
+    r"""Newton systems of the two-layer dual, solved through the augmented system.
+
+    The normal-equation matrix :math:`Q + \Sigma` with :math:`Q = B^TW^{-1}B` (a discretized
+    fourth-order operator, condition number :math:`\sim p^4`) loses all accuracy when
+    few constraints are active.  Instead we solve the equivalent quasi-definite system
+
+    .. math::  \begin{pmatrix}\Sigma & -B^T\\ -B & -W\end{pmatrix}
+               \begin{pmatrix}\Delta h\\ \Delta\nu\end{pmatrix} =
+               \begin{pmatrix} r\\ 0\end{pmatrix}
+
+    (:math:`\Sigma = R^T\mathrm{diag}(\delta)R` the barrier Hessian; :math:`\Delta\nu = -W^{-1}B\Delta h`),
+    whose conditioning is that of :math:`B` (:math:`\sim p^2`).  Interleaving
+    :math:`\nu_k` and :math:`h_k` makes it banded (3 sub- and super-diagonals); it is
+    factored by banded LU with partial pivoting (LAPACK ``gbtrf``).
+
+    The base variant couples :math:`h_1` to every left-ramp row.  Eliminating the band
+    first would form the Schur complement of :math:`h_1` as a difference of huge
+    barrier weights, so each system is solved in the variables :math:`h'_j = h_j - h_1`
+    for the rows whose left-ramp weight dominates (a unit-triangular change of
+    variables): every row then couples to :math:`h_1` only through the *smaller* of
+    its two weights, and the new coupling column :math:`B(e_1 + \sum_{j\in\mathcal L}e_j)`
+    is a sum of second-difference stencils, formed without cancellation of large terms.
+    """
+
+    def __init__(self, Bv: sp.csr_matrix, w: np.ndarray, ybar: np.ndarray, beta: float, *, arrow: bool):
+        p = w.size
+        nb = p - 2
+        Q = (Bv.T @ sp.diags(1.0 / w) @ Bv).tocsr()
+        b = Bv.T @ ybar
+        if arrow:
+            k = np.r_[-1, np.arange(nb), np.arange(nb)]
+            alpha = np.r_[0.0, np.ones(nb), np.ones(nb)]
+            E = np.r_[1.0, np.zeros(nb), -np.ones(nb)].reshape(-1, 1)
+        else:
+            k, alpha, E = np.arange(nb), np.ones(nb), np.zeros((nb, 0))
+        super().__init__(Q, b, nb, k, alpha, E, np.full(len(k), beta))
+        self.arrow = arrow
+        self.p = p
+        self.w = w
+        Bb = sp.csc_matrix(Bv[:, :nb])
+        self.Bb = Bb
+        self.Ba = np.asarray(Bv[:, nb].toarray()).ravel() if arrow else None
+        # interleaved positions: nu_0 -> 0; nu_k -> 2k-1 (k >= 1); band variable j (h_{j+2}) -> 2j+2
+        self.N = p + nb
+        self.pos_nu = np.r_[0, 2 * np.arange(1, p) - 1]
+        self.pos_h = 2 * np.arange(nb) + 2
+        self.kl = self.ku = 3
+        Bc = Bb.tocoo()
+        self.B_rows, self.B_cols, self.B_vals = Bc.row, Bc.col, Bc.data
+
+    def _band_matrix(self, diag_h: np.ndarray) -> np.ndarray:
+        kl, ku, N = self.kl, self.ku, self.N
+        ab = np.zeros((2 * kl + ku + 1, N))
+
+        def put(i, j, v):
+            ab[kl + ku + i - j, j] = v
+
+        put(self.pos_h, self.pos_h, diag_h)
+        put(self.pos_nu, self.pos_nu, -self.w)
+        pi, pj = self.pos_nu[self.B_rows], self.pos_h[self.B_cols]
+        put(pi, pj, -self.B_vals)
+        put(pj, pi, -self.B_vals)
+        return ab
+
+    def factor(self, delta: np.ndarray):
+        nb, N = self.nb, self.N
+        if self.arrow:
+            dR1, dR, dL = delta[0], delta[1:nb + 1], delta[nb + 1:]
+            Lset = dL > dR
+            diag_h = dR + dL
+        else:
+            diag_h = delta
+        lu, piv, info = sla.lapack.dgbtrf(self._band_matrix(diag_h), self.kl, self.ku)
+        if info != 0:
+            raise np.linalg.LinAlgError("banded LU failed")
+
+        def bsolve(r):
+            x, inf = sla.lapack.dgbtrs(lu, self.kl, self.ku, r, piv)
+            if inf != 0:
+                raise np.linalg.LinAlgError("banded solve failed")
+            return x
+
+        if not self.arrow:
+            def solve(rhs):
+                r = np.zeros(N)
+                r[self.pos_h] = rhs
+                return bsolve(r)[self.pos_h]
+            return solve
+
+        Lf = Lset.astype(float)
+        bt = self.Ba + self.Bb @ Lf                      # coupling column B(e_1 + 1_L)
+        c = np.zeros(N)
+        c[self.pos_h] = np.where(Lset, dR, -dL)          # barrier coupling, min of the two weights
+        c[self.pos_nu] = -bt
+        saa = dR1 + float(np.sum(np.where(Lset, dR, dL)))
+        z = bsolve(c)
+        S = saa - float(c @ z)
+        if not S > 0:
+            raise np.linalg.LinAlgError("Schur complement not positive")
+
+        def solve(rhs):
+            r = np.zeros(N)
+            r[self.pos_h] = rhs[:nb]
+            ra = rhs[nb] + float(Lf @ rhs[:nb])          # P^T rhs
+            x = bsolve(r)
+            xa = (ra - float(c @ x)) / S
+            xb = x - z * xa
+            out = np.empty(nb + 1)
+            out[:nb] = xb[self.pos_h] + Lf * xa          # back to h = P h'
+            out[nb] = xa
+            return out
+
+        return solve
+
+
 class _DenseSystem:
     """Dense linear algebra for small problems (penalized-bias variant)."""
 
@@ -694,10 +810,7 @@ class _Problem:
             alpha = np.r_[0.0, np.ones(nb), np.ones(nb)]
             E = np.r_[1.0, np.zeros(nb), -np.ones(nb)].reshape(-1, 1)
         self.B = sp.csr_matrix(Bv)
-        Q = (self.B.T @ sp.diags(1.0 / self.w) @ self.B).tocsr()
-        b = self.B.T @ self.ybar
-        e = np.full(len(k), self.beta)
-        self.system = _BandArrowSystem(Q, b, nb, k, alpha, E, e)
+        self.system = _AugmentedSystem(self.B, self.w, self.ybar, self.beta, arrow=not self.skip)
         return self
 
     def h_full(self, xi: np.ndarray) -> np.ndarray:
