@@ -436,3 +436,33 @@ def test_certify_parallel_and_wide_two_layer():
     cert = deepdual.certify(net, X, y, beta=1.0, exact=False)
     assert cert.objective == pytest.approx(sol.objective, rel=1e-12)
     assert cert.certified
+
+
+# ---------------------------------------------------------------------------- user losses
+class _UserSquared:
+    """A duck-typed loss (no Loss subclass, no Lipschitz constant): FISTA backtracks."""
+
+    name = "user_squared"
+
+    def check_labels(self, Y):
+        return np.array(Y, dtype=float)
+
+    def value(self, F, Y):
+        return 0.5 * float(np.sum((F - Y) ** 2))
+
+    def gradient(self, F, Y):
+        return F - Y
+
+    def conjugate(self, Z, Y):
+        return 0.5 * float(np.sum(Z * Z)) + float(np.sum(Z * Y))
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_user_defined_loss_matches_builtin(depth):
+    rng = np.random.default_rng(100)
+    X, y = rng.standard_normal((12, 4)), rng.standard_normal(12)
+    ours = deepdual.solve(X, y, beta=1.0, activation="linear", depth=depth, loss=_UserSquared())
+    ref = deepdual.solve(X, y, beta=1.0, activation="linear", depth=depth)
+    assert ours.certified
+    assert rel(ours.objective, ref.objective) <= 1e-7
+    assert ours.lower_bound <= ref.objective * (1 + 1e-12)

@@ -170,6 +170,10 @@ def test_constructor_validation():
     net = Network([[W, w]])
     with pytest.raises(ValueError, match="columns"):
         net.predict(np.ones((3, 5)))
+    with pytest.raises(ValueError, match=r"`X`.*finite"):
+        net.predict(np.full((3, 2), np.nan))
+    with pytest.raises(ValueError, match="`X`"):
+        net.predict(np.ones((0, 2)))
 
 
 def test_constructor_copies_inputs():

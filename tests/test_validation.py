@@ -194,6 +194,12 @@ def test_bad_labels_for_binary_losses(data, net, labels):
             deepdual.objective(net, X, labels, beta=1.0, loss=loss)
 
 
+def test_single_class_logistic_with_bias_has_no_minimizer(data):
+    X, _ = data
+    with pytest.raises(ValueError, match="`y` has a single class"):
+        _solve(X, np.ones(8), loss="logistic", bias=True)
+
+
 def test_bad_labels_for_cross_entropy(data):
     X, _ = data
     with pytest.raises(ValueError, match="`y`"):

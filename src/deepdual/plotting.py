@@ -92,7 +92,7 @@ def plot_objective_history(
     if optimum is not None and np.isfinite(optimum):
         ax.axhline(optimum, color="k", ls="--", lw=1.5, label=optimum_label)
     if lower_bound is not None and np.isfinite(lower_bound) and (optimum is None or lower_bound != optimum):
-        ax.axhline(lower_bound, color="gray", ls=":", lw=1.5, label="certified lower bound")
+        ax.axhline(lower_bound, color="gray", ls=":", lw=1.5, label=f"certified lower bound ({lower_bound:.5g})")
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
@@ -225,6 +225,7 @@ def plot_effective_rank_history(
     ax.axhline(1.0, color="k", ls="--", lw=1, label="rank one")
     if logx:
         ax.set_xscale("symlog", linthresh=1)
+        ax.set_xlim(left=0)
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     if title:

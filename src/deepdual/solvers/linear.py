@@ -164,8 +164,9 @@ def scaled_dual(loss: Loss, X: np.ndarray, Y: np.ndarray, V: np.ndarray, beta: f
     ``t`` maximizing :math:`D(tV)` over :math:`0 \le t \le \beta/\|X^TV\|_2`
     (:meth:`~deepdual.losses.Loss.best_scale`).  :math:`D(\Lambda)` is then a proven lower
     bound for every two-layer linear network (weak duality, ``docs/linear.md``).
-    With ``fast=True`` (non-squared losses) ``t`` is simply the largest feasible scale,
-    which is the maximizer near an optimum (where ``t ~ 1``) and avoids a scalar search.
+    With ``fast=True`` (non-squared losses) ``t = min(1, beta/c, domain limit)``: for
+    :math:`V = -\nabla\ell(F)` the scale 1 makes Fenchel--Young tight, so near an optimum it
+    is the maximizer, and it avoids a scalar search.
     """
     if intercept:
         V0 = zero_sum_dual(loss, V, Y)
@@ -176,7 +177,7 @@ def scaled_dual(loss: Loss, X: np.ndarray, Y: np.ndarray, V: np.ndarray, beta: f
     t_max = beta / c if c > 0 else np.inf
     if fast and not isinstance(loss, SquaredLoss):
         lim = getattr(loss, "dual_scale_limit", None)
-        t = min(t_max, float(lim(V, Y)) if callable(lim) else (np.inf if loss.unbounded_dual_scale else 1.0))
+        t = min(1.0, t_max, float(lim(V, Y)) if callable(lim) else 1.0)
         if np.isfinite(t):
             D = float(loss.dual_value(t * V, Y))
             if np.isfinite(D):
@@ -906,6 +907,11 @@ def solve_linear(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, dep
             Xs, Ys, xm, ym = _centered(X, Y)
         elif L == 2 and _is_binary(loss):
             intercept = True
+            if isinstance(loss, LogisticLoss) and abs(float(np.sum(Y))) == Y.shape[0]:
+                raise ValueError(
+                    "`y` has a single class: with bias=True the logistic objective has no minimizer "
+                    "(its infimum, the regularizer-free value 0, is approached as the bias grows)"
+                )
         else:
             raise ValueError(
                 "`bias=True` for linear networks is supported with the squared loss (any depth) "

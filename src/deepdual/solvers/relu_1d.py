@@ -104,6 +104,7 @@ _LD_EPS = float(np.finfo(np.longdouble).eps)
 
 #: default relative duality gap at which the two-layer solver stops
 DEFAULT_TOL = 1e-9
+_DEBUG = False
 
 
 # =============================================================================================
@@ -356,26 +357,47 @@ def spline_network(x: Any, values: Any, *, skip: bool = False) -> tuple[Network,
 # =============================================================================================
 
 
+def _blocked_cumsum(a: np.ndarray) -> tuple[np.ndarray, int]:
+    """Cumulative sum in two levels (blocks of about sqrt(n)): the rounding error of every
+    partial sum is at most ``(block + n/block + 2) * eps * sum|a|`` instead of ``n * eps``.
+    Returns the sums and that factor."""
+    n = a.size
+    if n == 0:
+        return a.copy(), 0
+    bs = max(1, int(math.isqrt(n)))
+    nblk = -(-n // bs)
+    pad = np.zeros(nblk * bs, dtype=a.dtype)
+    pad[:n] = a
+    blocks = pad.reshape(nblk, bs)
+    within = np.cumsum(blocks, axis=1)
+    offsets = np.concatenate([np.zeros(1, dtype=a.dtype), np.cumsum(within[:, -1])[:-1]])
+    return (within + offsets[:, None]).reshape(-1)[:n], bs + nblk + 2
+
+
 def _ramp_correlations(u: np.ndarray, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     r"""``h[j] = sum_k V_k (u_k - u_j)_+`` for j = 0..p-1 and the suffix sums
-    ``S[j] = sum_{k >= j} V_k``, by the stable recursion
-    :math:`h_j = h_{j+1} + (u_{j+1}-u_j) S_{j+1}` in extended precision."""
+    ``S[j] = sum_{k >= j} V_k``, from :math:`h_j = h_{j+1} + (u_{j+1}-u_j) S_{j+1}` in
+    extended precision with blocked cumulative sums (:func:`_rounding_slack` bounds the
+    error)."""
     Vl = np.asarray(V, dtype=_LD)
-    S = np.cumsum(Vl[::-1])[::-1]
+    S = _blocked_cumsum(Vl[::-1])[0][::-1]
     d = np.diff(np.asarray(u, dtype=_LD))
     inc = d * S[1:]
-    h = np.concatenate([np.cumsum(inc[::-1])[::-1], np.zeros(1, dtype=_LD)])
+    h = np.concatenate([_blocked_cumsum(inc[::-1])[0][::-1], np.zeros(1, dtype=_LD)])
     return h, S
 
 
 def _rounding_slack(u: np.ndarray, V: np.ndarray) -> float:
-    r"""A bound on the rounding error of :func:`_ramp_correlations`: each of the ``p`` steps
-    of the two cumulative sums adds at most one extended-precision rounding of a term
-    bounded by :math:`\sum|V|\,(u_p - u_1)`."""
+    r"""A bound on the rounding error of :func:`_ramp_correlations`: the suffix sums err by at
+    most :math:`f\epsilon\sum|V|` and the second cumulative sum adds at most
+    :math:`f\epsilon\sum_k \Delta_k|S_{k+1}| \le f\epsilon (u_p - u_1)\sum|V|`, with
+    :math:`f pprox 2\sqrt p` the blocked-summation factor and :math:`\epsilon` the
+    extended-precision unit roundoff (plus one rounding per product)."""
     p = u.size
     if p <= 1:
         return 0.0
-    return 4.0 * p * _LD_EPS * float(np.sum(np.abs(V))) * float(u[-1] - u[0])
+    f = 2 * (math.isqrt(p) + 1) + p // max(1, math.isqrt(p)) + 6
+    return 2.0 * f * _LD_EPS * float(np.sum(np.abs(V))) * float(u[-1] - u[0])
 
 
 def _c_two_layer(u: np.ndarray, V: np.ndarray, *, skip: bool = False) -> float:
@@ -477,198 +499,71 @@ def _c_penalized(u: np.ndarray, V: np.ndarray) -> float:
 # =============================================================================================
 
 
-class _BandArrowSystem:
-    r"""Linear algebra for :math:`Q + R^T\Delta R` when the variables split into a *band*
-    block (Q pentadiagonal there, each row of R touches at most one band variable) and a
-    few dense *arrow* variables.  One banded Cholesky factorization plus an
-    ``na x na`` Schur complement per Newton step: :math:`O(n)`."""
-
-    def __init__(self, Q: sp.spmatrix, b: np.ndarray, nb: int, k: np.ndarray, alpha: np.ndarray,
-                 E: np.ndarray, e: np.ndarray):
-        Q = sp.csr_matrix(Q)
-        self.Q, self.b, self.nb = Q, np.asarray(b, float), int(nb)
-        self.n = Q.shape[0]
-        self.na = self.n - self.nb
-        nb, na = self.nb, self.na
-        self.Qb = np.zeros((3, nb))
-        if nb:
-            Qbb = Q[:nb, :nb].tocsr()
-            for off in range(3):
-                dg = Qbb.diagonal(off)
-                self.Qb[2 - off, off:] = dg
-        self.Qba = Q[:nb, nb:].toarray() if na else np.zeros((nb, 0))
-        self.Qaa = Q[nb:, nb:].toarray() if na else np.zeros((0, 0))
-        self.k = np.asarray(k, dtype=int)
-        self.alpha = np.where(self.k >= 0, np.asarray(alpha, float), 0.0)
-        self.kk = np.where(self.k >= 0, self.k, 0)
-        self.E = np.asarray(E, float).reshape(len(self.k), na)
-        self.e = np.asarray(e, float)
-        self.m = len(self.k)
-
-    def Qmul(self, xi: np.ndarray) -> np.ndarray:
-        return self.Q @ xi
-
-    def Rmul(self, xi: np.ndarray) -> np.ndarray:
-        out = self.alpha * xi[self.kk] if self.nb else np.zeros(self.m)
-        if self.na:
-            out = out + self.E @ xi[self.nb:]
-        return out
-
-    def Rtmul(self, y: np.ndarray) -> np.ndarray:
-        out = np.empty(self.n)
-        out[: self.nb] = np.bincount(self.kk, self.alpha * y, minlength=self.nb)[: self.nb] if self.nb else 0.0
-        if self.na:
-            out[self.nb:] = self.E.T @ y
-        return out
-
-    def factor(self, delta: np.ndarray):
-        nb, na = self.nb, self.na
-        da = delta * self.alpha
-        if nb:
-            Mb = self.Qb.copy()
-            Mb[2] += np.bincount(self.kk, da * self.alpha, minlength=nb)[:nb]
-            cb = sla.cholesky_banded(Mb, lower=False, check_finite=False)
-        Mba = self.Qba.copy()
-        for a in range(na):
-            if nb:
-                Mba[:, a] += np.bincount(self.kk, da * self.E[:, a], minlength=nb)[:nb]
-        Maa = self.Qaa + (self.E * delta[:, None]).T @ self.E if na else None
-        if nb and na:
-            Z = sla.cho_solve_banded((cb, False), Mba, check_finite=False)
-            S = Maa - Mba.T @ Z
-            Sf = sla.cho_factor(S, check_finite=False)
-        elif na:
-            Sf = sla.cho_factor(Maa, check_finite=False)
-
-        def solve(rhs: np.ndarray) -> np.ndarray:
-            out = np.empty(self.n)
-            if nb:
-                zb = sla.cho_solve_banded((cb, False), rhs[:nb], check_finite=False)
-                if na:
-                    xa = sla.cho_solve(Sf, rhs[nb:] - Mba.T @ zb, check_finite=False)
-                    out[nb:] = xa
-                    out[:nb] = zb - Z @ xa
-                else:
-                    out[:nb] = zb
-            else:
-                out[:] = sla.cho_solve(Sf, rhs, check_finite=False)
-            return out
-
-        return solve
-
-
-class _AugmentedSystem(_BandArrowSystem):
-    r"""Newton systems of the two-layer dual, solved through the augmented system.
+class _BoxSystem:
+    r"""Newton systems of the box-constrained two-layer dual in the correlations
+    :math:`h_2, \dots, h_{p-1}` (with :math:`h_1` fixed), :math:`|h_j| \le \beta`.
 
     The normal-equation matrix :math:`Q + \Sigma` with :math:`Q = B^TW^{-1}B` (a discretized
     fourth-order operator, condition number :math:`\sim p^4`) loses all accuracy when
-    few constraints are active.  Instead we solve the equivalent quasi-definite system
+    few constraints are active, so each Newton system is solved through the equivalent
+    quasi-definite augmented system
 
     .. math::  \begin{pmatrix}\Sigma & -B^T\\ -B & -W\end{pmatrix}
                \begin{pmatrix}\Delta h\\ \Delta\nu\end{pmatrix} =
-               \begin{pmatrix} r\\ 0\end{pmatrix}
+               \begin{pmatrix} r\\ 0\end{pmatrix},
 
-    (:math:`\Sigma = R^T\mathrm{diag}(\delta)R` the barrier Hessian; :math:`\Delta\nu = -W^{-1}B\Delta h`),
-    whose conditioning is that of :math:`B` (:math:`\sim p^2`).  Interleaving
-    :math:`\nu_k` and :math:`h_k` makes it banded (3 sub- and super-diagonals); it is
-    factored by banded LU with partial pivoting (LAPACK ``gbtrf``).
-
-    The base variant couples :math:`h_1` to every left-ramp row.  Eliminating the band
-    first would form the Schur complement of :math:`h_1` as a difference of huge
-    barrier weights, so each system is solved in the variables :math:`h'_j = h_j - h_1`
-    for the rows whose left-ramp weight dominates (a unit-triangular change of
-    variables): every row then couples to :math:`h_1` only through the *smaller* of
-    its two weights, and the new coupling column :math:`B(e_1 + \sum_{j\in\mathcal L}e_j)`
-    is a sum of second-difference stencils, formed without cancellation of large terms.
+    (:math:`\Sigma` the diagonal barrier Hessian), whose conditioning is that of :math:`B`.
+    Interleaving :math:`\nu_k` and :math:`h_k` makes it banded (3 sub- and super-diagonals);
+    it is factored by banded LU with partial pivoting (LAPACK ``gbtrf``): :math:`O(p)`.
     """
 
-    def __init__(self, Bv: sp.csr_matrix, w: np.ndarray, ybar: np.ndarray, beta: float, *, arrow: bool):
+    def __init__(self, B: sp.csr_matrix, w: np.ndarray, b: np.ndarray, beta: float):
         p = w.size
-        nb = p - 2
-        Q = (Bv.T @ sp.diags(1.0 / w) @ Bv).tocsr()
-        b = Bv.T @ ybar
-        if arrow:
-            k = np.r_[-1, np.arange(nb), np.arange(nb)]
-            alpha = np.r_[0.0, np.ones(nb), np.ones(nb)]
-            E = np.r_[1.0, np.zeros(nb), -np.ones(nb)].reshape(-1, 1)
-        else:
-            k, alpha, E = np.arange(nb), np.ones(nb), np.zeros((nb, 0))
-        super().__init__(Q, b, nb, k, alpha, E, np.full(len(k), beta))
-        self.arrow = arrow
-        self.p = p
+        nb = B.shape[1]
+        self.Q = (B.T @ sp.diags(1.0 / w) @ B).tocsr()
+        self.b = np.asarray(b, float)
+        self.n = self.m = nb
+        self.e = np.full(nb, beta)
         self.w = w
-        Bb = sp.csc_matrix(Bv[:, :nb])
-        self.Bb = Bb
-        self.Ba = np.asarray(Bv[:, nb].toarray()).ravel() if arrow else None
-        # interleaved positions: nu_0 -> 0; nu_k -> 2k-1 (k >= 1); band variable j (h_{j+2}) -> 2j+2
         self.N = p + nb
+        # interleaved positions: nu_0 -> 0, nu_k -> 2k-1 (k >= 1), h-variable j -> 2j+2
         self.pos_nu = np.r_[0, 2 * np.arange(1, p) - 1]
         self.pos_h = 2 * np.arange(nb) + 2
         self.kl = self.ku = 3
-        Bc = Bb.tocoo()
+        Bc = B.tocoo()
         self.B_rows, self.B_cols, self.B_vals = Bc.row, Bc.col, Bc.data
 
-    def _band_matrix(self, diag_h: np.ndarray) -> np.ndarray:
-        kl, ku, N = self.kl, self.ku, self.N
-        ab = np.zeros((2 * kl + ku + 1, N))
+    def Qmul(self, xi):
+        return self.Q @ xi
 
-        def put(i, j, v):
-            ab[kl + ku + i - j, j] = v
+    def Rmul(self, xi):
+        return xi
 
-        put(self.pos_h, self.pos_h, diag_h)
-        put(self.pos_nu, self.pos_nu, -self.w)
-        pi, pj = self.pos_nu[self.B_rows], self.pos_h[self.B_cols]
-        put(pi, pj, -self.B_vals)
-        put(pj, pi, -self.B_vals)
-        return ab
+    def Rtmul(self, y):
+        return y
 
     def factor(self, delta: np.ndarray):
-        nb, N = self.nb, self.N
-        if self.arrow:
-            dR1, dR, dL = delta[0], delta[1:nb + 1], delta[nb + 1:]
-            Lset = dL > dR
-            diag_h = dR + dL
-        else:
-            diag_h = delta
-        lu, piv, info = sla.lapack.dgbtrf(self._band_matrix(diag_h), self.kl, self.ku)
+        kl, ku, N = self.kl, self.ku, self.N
+        if not hasattr(self, "_ab0"):
+            ab = np.zeros((2 * kl + ku + 1, N))
+            ab[kl + ku, self.pos_nu] = -self.w
+            pi, pj = self.pos_nu[self.B_rows], self.pos_h[self.B_cols]
+            ab[kl + ku + pi - pj, pj] = -self.B_vals
+            ab[kl + ku + pj - pi, pi] = -self.B_vals
+            self._ab0 = ab
+        ab = self._ab0.copy()
+        ab[kl + ku, self.pos_h] = delta
+        lu, piv, info = sla.lapack.dgbtrf(ab, kl, ku, overwrite_ab=True)
         if info != 0:
             raise np.linalg.LinAlgError("banded LU failed")
 
-        def bsolve(r):
-            x, inf = sla.lapack.dgbtrs(lu, self.kl, self.ku, r, piv)
-            if inf != 0:
-                raise np.linalg.LinAlgError("banded solve failed")
-            return x
-
-        if not self.arrow:
-            def solve(rhs):
-                r = np.zeros(N)
-                r[self.pos_h] = rhs
-                return bsolve(r)[self.pos_h]
-            return solve
-
-        Lf = Lset.astype(float)
-        bt = self.Ba + self.Bb @ Lf                      # coupling column B(e_1 + 1_L)
-        c = np.zeros(N)
-        c[self.pos_h] = np.where(Lset, dR, -dL)          # barrier coupling, min of the two weights
-        c[self.pos_nu] = -bt
-        saa = dR1 + float(np.sum(np.where(Lset, dR, dL)))
-        z = bsolve(c)
-        S = saa - float(c @ z)
-        if not S > 0:
-            raise np.linalg.LinAlgError("Schur complement not positive")
-
         def solve(rhs):
             r = np.zeros(N)
-            r[self.pos_h] = rhs[:nb]
-            ra = rhs[nb] + float(Lf @ rhs[:nb])          # P^T rhs
-            x = bsolve(r)
-            xa = (ra - float(c @ x)) / S
-            xb = x - z * xa
-            out = np.empty(nb + 1)
-            out[:nb] = xb[self.pos_h] + Lf * xa          # back to h = P h'
-            out[nb] = xa
-            return out
+            r[self.pos_h] = rhs
+            x, inf = sla.lapack.dgbtrs(lu, kl, ku, r, piv)
+            if inf != 0:
+                raise np.linalg.LinAlgError("banded solve failed")
+            return x[self.pos_h]
 
         return solve
 
@@ -707,10 +602,10 @@ def _mehrotra(system, *, mu0: float, max_iter: int, check=None) -> _IPMResult:
     r"""Mehrotra predictor--corrector for :math:`\min \tfrac12\xi^TQ\xi - b^T\xi` subject to
     :math:`-e \le R\xi \le e`, started at the strictly feasible :math:`\xi = 0`.
 
-    Newton steps keep :math:`R\xi + s^+ = e`, :math:`-R\xi + s^- = e` exactly (they are
-    linear), so every iterate is feasible.  ``check(it, xi, z)`` may stop the loop by
-    returning True; it receives the atom coefficients :math:`z = \lambda^+ - \lambda^-`, the
-    multipliers of the constraints (the primal Lasso variables).
+    Newton steps keep :math:`R\xi + s^+ = e` and :math:`-R\xi + s^- = e` (they are linear),
+    so the iterates stay feasible up to rounding.  ``check(it, xi, z)`` may stop the loop
+    by returning True; ``z = lambda+ - lambda-`` are the multipliers of the constraints
+    (the coefficients of the primal Lasso).
     """
     e = system.e
     m = system.m
@@ -748,27 +643,29 @@ def _mehrotra(system, *, mu0: float, max_iter: int, check=None) -> _IPMResult:
         dx, dsp2, dsm2, dlp2, dlm2 = direction(sigma * mu - sp_ * lp - dsp * dlp, sigma * mu - sm * lm - dsm * dlm)
         # fraction to the boundary 0.995: keeps slacks and multipliers strictly positive
         a = min(1.0, 0.995 * min(maxstep(sp_, dsp2), maxstep(sm, dsm2), maxstep(lp, dlp2), maxstep(lm, dlm2)))
-        if not np.all(np.isfinite(dx)):
+        if not (np.all(np.isfinite(dx)) and np.isfinite(a)):
             stopped = "nonfinite"
             break
         xi = xi + a * dx
         sp_, sm = sp_ + a * dsp2, sm + a * dsm2
         lp, lm = lp + a * dlp2, lm + a * dlm2
         if check is not None and check(it, xi, lp - lm):
-            stopped = "converged"
+            stopped = "check"
             break
     return _IPMResult(xi, lp - lm, it, stopped)
 
 
 # =============================================================================================
-# Two-layer, squared loss: banded dual, active-set polish
+# Two-layer, squared loss
 # =============================================================================================
 
 
 def _second_difference(u: np.ndarray) -> sp.csr_matrix:
     r"""``B`` with :math:`V = Bh`: the group sums V of the dual point whose ramp correlations
     are :math:`h = (h_1, ..., h_{p-1})` (:math:`h_p = 0`, zero slope left of :math:`u_1`).
-    :math:`V_k` is the slope change of the piecewise-linear :math:`H(t)` at :math:`u_k`."""
+    :math:`V_k` is the slope change at :math:`u_k` of the piecewise-linear
+    :math:`H(t) = \sum_k V_k (u_k - t)_+`, and :math:`(B^Tg)_j` is the slope change of
+    ``g`` at :math:`u_j` (interior j) or its first slope (j = 1)."""
     p = u.size
     d = np.diff(u)
     nh = p - 1
@@ -781,7 +678,7 @@ def _second_difference(u: np.ndarray) -> sp.csr_matrix:
 
 @dataclass
 class _Problem:
-    """A two-layer 1-D problem in normalized coordinates (u in [-1, 1], ybar scaled)."""
+    """A two-layer 1-D problem (squared loss, group level) in normalized coordinates."""
 
     u: np.ndarray
     w: np.ndarray
@@ -789,58 +686,12 @@ class _Problem:
     beta: float
     rss0: float
     skip: bool
-    B: sp.csr_matrix = None
-    system: _BandArrowSystem = None
 
-    def build(self) -> "_Problem":
-        p = self.u.size
-        B = _second_difference(self.u)
-        nb = p - 2
-        if self.skip:
-            Bv = B[:, 1:]
-            k = np.arange(nb)
-            alpha = np.ones(nb)
-            E = np.zeros((nb, 0))
-        else:
-            perm = np.r_[np.arange(1, p - 1), 0]
-            Bv = B[:, perm]
-            # rows: right ramp at u_1 (h_1), right ramps at u_2..u_{p-1} (h_j),
-            # left ramps at u_2..u_{p-1} (h_j - h_1)
-            k = np.r_[-1, np.arange(nb), np.arange(nb)]
-            alpha = np.r_[0.0, np.ones(nb), np.ones(nb)]
-            E = np.r_[1.0, np.zeros(nb), -np.ones(nb)].reshape(-1, 1)
-        self.B = sp.csr_matrix(Bv)
-        self.system = _AugmentedSystem(self.B, self.w, self.ybar, self.beta, arrow=not self.skip)
-        return self
+    @property
+    def p(self) -> int:
+        return self.u.size
 
-    def h_full(self, xi: np.ndarray) -> np.ndarray:
-        """Correlations ``h_1..h_p`` (with ``h_p = 0``) from the IPM variables."""
-        p = self.u.size
-        h = np.zeros(p)
-        nb = p - 2
-        h[1:p - 1] = xi[:nb]
-        if not self.skip:
-            h[0] = xi[nb]
-        return h
-
-    # --- exact values at the group level ------------------------------------------------
-    def primal(self, g: np.ndarray) -> float:
-        fit = 0.5 * float(np.sum(self.w * (g - self.ybar) ** 2)) + self.rss0
-        return fit + self.beta * spline_cost(self.u, g, skip=self.skip)
-
-    def dual(self, V: np.ndarray) -> float:
-        """Best proven dual value along the ray ``t V`` (V: group sums; equalities imposed)."""
-        V = self._equalize(V)
-        c = _c_two_layer(self.u, V, skip=self.skip)
-        A = float(V @ self.ybar)
-        Bq = float(np.sum(V * V / self.w))
-        if Bq == 0.0:
-            return self.rss0
-        tmax = np.inf if c == 0 else self.beta / c
-        t = min(max(A / Bq, 0.0), tmax)
-        return self.rss0 + t * A - 0.5 * t * t * Bq
-
-    def _equalize(self, V: np.ndarray) -> np.ndarray:
+    def equalize(self, V: np.ndarray) -> np.ndarray:
         """Project the per-sample dual point onto sum v = 0 (and x^T v = 0 with skip)."""
         V = V - self.w * (np.sum(V) / np.sum(self.w))
         if self.skip:
@@ -850,208 +701,422 @@ class _Problem:
                 V = V - self.w * xc * (float(V @ xc) / den)
         return V
 
-    def multiplier_fit(self, z: np.ndarray) -> np.ndarray:
-        """Fit of the Lasso with the IPM multipliers as coefficients, best constant added."""
-        p = self.u.size
-        zr, zl = np.zeros(p), np.zeros(p)
-        nb = p - 2
-        if self.skip:
-            zr[1:p - 1] = z
-        else:
-            zr[0] = z[0]
-            zr[1:p - 1] = z[1:nb + 1]
-            zl[1:p - 1] = z[nb + 1:]
-        F = _ramp_sums(self.u, zr, zl)
-        if self.skip:
-            # best line added
-            X1 = np.stack([np.ones(p), self.u], axis=1)
-            coef = np.linalg.lstsq(X1 * np.sqrt(self.w)[:, None], np.sqrt(self.w) * (self.ybar - F), rcond=None)[0]
-            return F + X1 @ coef
-        return F + np.sum(self.w * (self.ybar - F)) / np.sum(self.w)
+    def dual(self, V: np.ndarray) -> float:
+        """Best proven dual value along the ray ``t V`` (V: group sums; equalities imposed).
+
+        Per sample the dual point is :math:`v_i = y_i - \\bar y_{g(i)} + tV_g/w_g`, whose value
+        is ``rss0 + t V.ybar - t^2/2 sum V^2/w``; feasible for ``t <= beta / c(V)``."""
+        V = self.equalize(V)
+        c = _c_two_layer(self.u, V, skip=self.skip)
+        A = float(V @ self.ybar)
+        Bq = float(np.sum(V * V / self.w))
+        if Bq == 0.0:
+            return self.rss0
+        tmax = np.inf if c == 0 else self.beta / c
+        t = min(max(A / Bq, 0.0), tmax)
+        return self.rss0 + t * A - 0.5 * t * t * Bq
 
 
-def _ramp_sums(u: np.ndarray, zr: np.ndarray, zl: np.ndarray) -> np.ndarray:
-    r""":math:`F_k = \sum_j zr_j (u_k - u_j)_+ + zl_j (u_j - u_k)_+` in :math:`O(p)` (the same
-    stable recursion as :func:`_ramp_correlations`, run forwards and backwards)."""
-    d = np.diff(u)
-    cz = np.cumsum(zr)[:-1]          # slope of the right-ramp part on (u_k, u_{k+1})
-    Fr = np.concatenate([[0.0], np.cumsum(d * cz)])
-    rz = np.cumsum(zl[::-1])[::-1][1:]  # minus slope of the left-ramp part on (u_k, u_{k+1})
-    Fl = np.concatenate([np.cumsum((d * rz)[::-1])[::-1], [0.0]])
-    return Fr + Fl
+@dataclass
+class _KnotSpline:
+    """A linear spline with knots at ``u[knots]`` (first and last point included)."""
+
+    knots: np.ndarray
+    c: np.ndarray
+
+    def values(self, u: np.ndarray) -> np.ndarray:
+        return np.interp(u, u[self.knots], self.c)
+
+    def slopes(self, u: np.ndarray) -> np.ndarray:
+        return np.diff(self.c) / np.diff(u[self.knots])
+
+    def kinks(self, u: np.ndarray) -> np.ndarray:
+        """Slope changes at the interior knots."""
+        return np.diff(self.slopes(u))
+
+    def on(self, u: np.ndarray, knots: np.ndarray) -> "_KnotSpline":
+        """The same function with values at a superset of knots."""
+        return _KnotSpline(knots, np.interp(u[knots], u[self.knots], self.c))
 
 
-def _refit(prob: _Problem, K: np.ndarray, sig: np.ndarray, regime: str, sS: float) -> np.ndarray:
-    r"""Exact minimizer of :math:`\tfrac12\|g-\bar y\|_W^2 + \beta L(g)` over linear splines with
-    knots ``K`` (indices of interior points) when the cost is linear there:
-    regime ``"A"``: :math:`L = \sum_j \sigma_j\gamma_j` (:math:`R = T`);
-    regime ``"B"``: :math:`L = \tfrac12\sum_j\sigma_j\gamma_j + \tfrac12 s_S (s_1 + s_{p-1})`.
-    In the hat-function basis the normal equations are tridiagonal."""
-    u, w, yb, beta = prob.u, prob.w, prob.ybar, prob.beta
+def _tau_weights(beta: float, tau: float) -> tuple[float, float]:
+    """Costs of positive and negative kinks when the dual coordinate h_1 is fixed at tau."""
+    return min(beta, beta + tau), min(beta, beta - tau)
+
+
+def _tau_objective(prob: _Problem, sp_: _KnotSpline, tau: float) -> float:
+    r""":math:`J_\tau(g) = \tfrac12\|g-\bar y\|_W^2 + \tau s_1(g) + \sum_j a\gamma_j^+ + b\gamma_j^-`."""
+    a, b = _tau_weights(prob.beta, tau)
+    g = sp_.values(prob.u)
+    s = sp_.slopes(prob.u)
+    gam = np.diff(s)
+    fit = 0.5 * float(np.sum(prob.w * (g - prob.ybar) ** 2)) + prob.rss0
+    return fit + tau * float(s[0]) + a * float(np.sum(np.maximum(gam, 0))) + b * float(np.sum(np.maximum(-gam, 0)))
+
+
+def _refit(prob: _Problem, K: np.ndarray, theta: np.ndarray, tau: float) -> _KnotSpline:
+    r"""Minimizer of :math:`J_\tau` over linear splines with interior knots ``K`` when the
+    kink at ``K[m]`` has sign ``theta[m]`` (so the cost is linear):
+    :math:`\tfrac12\|g-\bar y\|_W^2 + \tau s_1 + \sum_m c_m\theta_m\gamma_m`.  In the
+    hat-function basis the normal equations are tridiagonal and well conditioned
+    (:math:`W` plus a rank-deficient penalty of the knot values)."""
+    u, w, yb = prob.u, prob.w, prob.ybar
     p = u.size
-    knots = np.unique(np.concatenate([[0], K, [p - 1]])).astype(int)
-    sigfull = np.zeros(p)
-    sigfull[K] = sig
+    a, b = _tau_weights(prob.beta, tau)
+    knots = np.concatenate([[0], np.asarray(K, dtype=int), [p - 1]])
     U = u[knots]
     nk = knots.size
     seg = np.minimum(np.searchsorted(knots, np.arange(p), side="right") - 1, nk - 2)
     th = (u - U[seg]) / (U[seg + 1] - U[seg])
-    a, b = 1.0 - th, th
-    diag = np.bincount(seg, w * a * a, nk) + np.bincount(seg + 1, w * b * b, nk)
-    off = np.bincount(seg, w * a * b, nk - 1)
-    rhs = np.bincount(seg, w * a * yb, nk) + np.bincount(seg + 1, w * b * yb, nk)
+    lo, hi = 1.0 - th, th
+    diag = np.bincount(seg, w * lo * lo, nk) + np.bincount(seg + 1, w * hi * hi, nk)
+    off = np.bincount(seg, w * lo * hi, nk - 1)
+    rhs = np.bincount(seg, w * lo * yb, nk) + np.bincount(seg + 1, w * hi * yb, nk)
     dU = np.diff(U)
-    half = 1.0 if regime == "A" else 0.5
-    wint = half * sigfull[knots[1:-1]]
-    cs = np.zeros(nk - 1)  # L = sum_m cs_m * slope_m
+    wt = np.where(np.asarray(theta) > 0, a, b) * np.asarray(theta, dtype=float)
+    cs = np.zeros(nk - 1)  # linear cost = sum_m cs_m * slope_m
     if nk > 2:
-        cs[:-1] -= wint
-        cs[1:] += wint
-    if regime == "B":
-        cs[0] += 0.5 * sS
-        cs[-1] += 0.5 * sS
+        cs[:-1] -= wt
+        cs[1:] += wt
+    cs[0] += tau
     lc = np.zeros(nk)
     lc[1:] += cs / dU
     lc[:-1] -= cs / dU
     ab = np.zeros((2, nk))
     ab[0, 1:] = off
     ab[1] = diag
-    c = sla.solveh_banded(ab, rhs - beta * lc, check_finite=False)
-    return c[seg] * a + c[seg + 1] * b
+    c = sla.solveh_banded(ab, rhs - lc, check_finite=False)
+    return _KnotSpline(knots, c)
 
 
-def _polish(prob: _Problem, h: np.ndarray, *, tol: float, rounds: int = 6,
-            act_tol: float = 1e-5) -> tuple[np.ndarray, float, float] | None:
-    r"""Active-set refinement.  The constraints that the IPM's dual point nearly saturates
-    give the kinks and their signs; :func:`_refit` solves the resulting linear system
-    exactly; the exact dual constraint of the refit's residual then adds violated kinks
-    and drops kinks whose slope change has the wrong sign (a primal--dual active-set
-    step), for a few rounds.  Returns the best ``(g, P, D)`` found (exact values)."""
+@dataclass
+class _TauSolution:
+    spline: _KnotSpline
+    theta: np.ndarray
+    tau: float
+    J: float
+    iterations: int
+    kkt: bool
+
+
+def _kkt_violators(prob: _Problem, sp_: _KnotSpline, tau: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Interior indices whose ramp correlation leaves [-b, a] (one per run, the worst),
+    their signs, and the correlations h."""
     u, beta = prob.u, prob.beta
+    a, b = _tau_weights(beta, tau)
+    g = sp_.values(u)
+    V = prob.w * (prob.ybar - g)
+    V = V - prob.w * (np.sum(V) / np.sum(prob.w))
+    h, _ = _ramp_correlations(u, V)
+    hi_ = h[1:-1].astype(float)
+    # stop chasing violations below: 1e-12 of beta (the certificate then loses at most that),
+    # the proven rounding bound of the correlations, and the typical rounding noise of
+    # V = W(ybar - g) propagated through the ramps (sqrt(p) eps per unit of |W ybar|)
+    kappa = (1e-12 * beta + _rounding_slack(u, V)
+             + 4 * _EPS * math.sqrt(u.size) * float(np.max(np.abs(prob.w * prob.ybar))) * (u[-1] - u[0]))
+    viol = np.maximum(hi_ - a, -b - hi_)
+    bad = viol > kappa
+    bad[sp_.knots[1:-1] - 1] = False
+    if not bad.any():
+        return np.zeros(0, int), np.zeros(0), h
+    idx = np.nonzero(bad)[0]
+    # one index per run of consecutive violators: the most violated
+    runs = np.split(idx, np.nonzero(np.diff(idx) > 1)[0] + 1)
+    pick = np.array([r[np.argmax(viol[r])] for r in runs])
+    signs = np.where(hi_[pick] > 0, 1.0, -1.0)
+    return pick + 1, signs, h
+
+
+def _feature_sign(prob: _Problem, tau: float, K0: np.ndarray, theta0: np.ndarray, *,
+                  max_iter: int = 2000) -> _TauSolution:
+    r"""Exact minimizer of :math:`J_\tau` by a primal active-set method (feature-sign search,
+    Lee et al. 2007).
+
+    The iterate is a spline whose kinks have the signs ``theta``.  Each step solves the
+    problem with the current knots and signs (:func:`_refit`, linear cost).  If a kink of
+    that solution has the wrong sign, the step goes to the best sign change along the
+    segment (the true objective is convex along it and equals the linearized one up to
+    the first sign change, so it decreases) and the kinks that reach zero leave.  If all
+    signs agree, the exact dual correlations either prove optimality or give new kinks
+    (the most violated point of each run of violations) with the sign of the violation.
+    """
+    u = prob.u
     p = u.size
-    if p <= 2:
-        return None
-    regimes: list[tuple[str, float]]
-    if prob.skip:
-        regimes = [("A", 0.0)]
-    else:
-        sh1 = 1.0 if h[0] >= 0 else -1.0
-        if abs(h[0]) >= 0.5 * beta:
-            regimes = [("B", sh1), ("A", 0.0), ("B", -sh1)]
+
+    def on(sp_: _KnotSpline, K: np.ndarray) -> _KnotSpline:
+        knots = np.concatenate([[0], K, [p - 1]]).astype(int)
+        return _KnotSpline(knots, np.interp(u[knots], u[sp_.knots], sp_.c))
+
+    cur = _refit(prob, np.zeros(0, int), np.zeros(0), tau)
+    Jcur = _tau_objective(prob, cur, tau)
+    K = np.asarray(K0, dtype=int)
+    theta = np.asarray(theta0, dtype=float)
+    order = np.argsort(K)
+    K, theta = K[order], theta[order]
+    single = False  # after a multi-point addition failed: add one violator at a time
+    added = np.zeros(0, int)
+    it, kkt = 0, False
+    while it < max_iter:
+        it += 1
+        new = _refit(prob, K, theta, tau)
+        old = on(cur, K)
+        gn, go = new.kinks(u), old.kinks(u)
+        go[~np.isin(K, cur.knots[1:-1])] = 0.0  # no knot there: the kink is exactly zero
+        bad = theta * gn < 0
+        if _DEBUG:
+            print(it, "K", K.size, "bad", int(bad.sum()), "stuck", int((bad & (go == 0)).sum()), "J", Jcur)
+        if not bad.any():
+            cur, Jcur = new, _tau_objective(prob, new, tau)
+            addK, adds, _ = _kkt_violators(prob, cur, tau)
+            if addK.size == 0:
+                kkt = True
+                break
+            if single:
+                # one violator with the sign of its violation: its refit sign is then correct
+                # (the reduced objective decreases in that direction), so the step makes progress
+                pick = np.argmax(np.abs(_kkt_violation_size(prob, cur, tau, addK)))
+                addK, adds = addK[pick:pick + 1], adds[pick:pick + 1]
+                single = False
+            added = addK
+            K = np.concatenate([K, addK])
+            theta = np.concatenate([theta, adds])
+            order = np.argsort(K)
+            K, theta = K[order], theta[order]
+            continue
+        stuck = bad & (go == 0)
+        if stuck.any():
+            # new kinks whose refit sign disagrees with their violation (several added at
+            # once interact): drop them; if that leaves none of the batch, add singly next
+            K, theta = K[~stuck], theta[~stuck]
+            if not np.isin(added, K).any():
+                single = True
+            continue
+        # aggressive trial: drop every wrong-signed kink and refit (a few rounds); accepted
+        # only if sign-consistent and strictly better, so J still decreases strictly and no
+        # (knots, signs) configuration repeats: finite termination is kept
+        Kt, tht = K[~bad], theta[~bad]
+        for _ in range(4):
+            trial = _refit(prob, Kt, tht, tau)
+            badt = tht * trial.kinks(u) < 0
+            if not badt.any():
+                break
+            Kt, tht = Kt[~badt], tht[~badt]
+        if not badt.any():
+            Jt = _tau_objective(prob, trial, tau)
+            if Jt < Jcur:
+                cur, Jcur, K, theta = trial, Jt, Kt, tht
+                continue
+        tb = go[bad] / (go[bad] - gn[bad])
+        bestJ, bestt = Jcur, 0.0
+        for t in np.unique(np.concatenate([tb[(tb > 0) & (tb < 1)], [1.0]])):
+            Jt = _tau_objective(prob, _KnotSpline(new.knots, old.c + t * (new.c - old.c)), tau)
+            if Jt < bestJ:
+                bestJ, bestt = Jt, float(t)
+            elif Jt > bestJ:
+                break  # J is convex along the segment
+        if _DEBUG:
+            print("   line search", bestt, "bad", int(bad.sum()), "tb min", float(tb.min()), "J", bestJ, Jcur)
+        if bestt == 0.0:
+            break  # rounding stall; the caller certifies what it gets
+        trial = _KnotSpline(new.knots, old.c + bestt * (new.c - old.c))
+        gc = trial.kinks(u)
+        # kinks at zero leave: the one(s) whose sign change was chosen, and any at the
+        # rounding level of an interpolated kink (1e-12 relative)
+        keep = np.abs(gc) > 1e-12 * max(float(np.max(np.abs(gc))), _EPS)
+        hit = np.nonzero(bad)[0][tb == bestt]
+        keep[hit] = False
+        K, theta = K[keep], np.sign(gc[keep])
+        cur = on(trial, K)
+        Jcur = _tau_objective(prob, cur, tau)
+    return _TauSolution(cur, theta, tau, Jcur, it, kkt)
+
+
+def _ipm_start(prob: _Problem, *, max_iter: int = 40) -> tuple[np.ndarray, np.ndarray, int]:
+    r"""Kinks and signs from a few interior-point iterations on the box-constrained dual
+    :math:`\max \bar y^TV - \tfrac12 V^TW^{-1}V` s.t. :math:`|h_j| \le \beta` (interior j,
+    :math:`h_1 = 0`).  Only a warm start: the active-set method makes it exact.  Stops once
+    the multipliers' fit is within 1e-6 of the dual value (relative) or stalls."""
+    p = prob.p
+    B = _second_difference(prob.u)[:, 1:]
+    system = _BoxSystem(B, prob.w, B.T @ prob.ybar, prob.beta)
+    scale = max(0.5 * float(np.sum(prob.w * (prob.ybar - np.average(prob.ybar, weights=prob.w)) ** 2)), _EPS)
+    state = {"best": np.inf, "z": None, "h": None, "stall": 0}
+
+    def check(it, xi, z):
+        V = B @ xi
+        A = float(V @ prob.ybar)
+        Bq = float(np.sum(V * V / prob.w))
+        D = A - 0.5 * Bq  # dual value (feasible up to rounding; only used to stop)
+        zr = np.zeros(p)
+        zr[1:p - 1] = z
+        F = _ramp_sums(prob.u, zr, np.zeros(p))
+        F = F + _wls_line(prob.u, prob.w, prob.ybar - F)  # free constant and slope (h_1 = 0)
+        P = 0.5 * float(np.sum(prob.w * (F - prob.ybar) ** 2)) + prob.beta * float(np.sum(np.abs(z)))
+        gap = (P - D) / scale
+        if gap < state["best"] * 0.5:
+            state["stall"] = 0
         else:
-            regimes = [("A", 0.0), ("B", sh1), ("B", -sh1)]
-    best = None
-    for regime, sS in regimes:
-        hh = h
-        keep = None
-        for _ in range(rounds):
-            hj = hh[1:p - 1]
-            lj = hj - hh[0]
-            if prob.skip:
-                lj = hj
-            if keep is None:
-                act = (np.abs(hj) >= beta * (1 - act_tol)) | (np.abs(lj) >= beta * (1 - act_tol))
-            else:
-                # violated constraints join; 1e-12: ignore violations at rounding level
-                act = keep | (np.abs(hj) > beta * (1 + 1e-12)) | (np.abs(lj) > beta * (1 + 1e-12))
-            sgn = np.where(np.abs(hj) >= np.abs(lj), np.sign(hj), np.sign(lj))
-            K = np.nonzero(act)[0] + 1
-            try:
-                g = _refit(prob, K, sgn[act], regime, sS)
-            except (np.linalg.LinAlgError, ValueError):
-                break
-            if not np.all(np.isfinite(g)):
-                break
-            V = prob._equalize(prob.w * (prob.ybar - g))
-            P = prob.primal(g)
-            D = prob.dual(V)
-            if best is None or P - D < best[1] - best[2]:
-                best = (g, P, D)
-            if P - D <= tol * max(abs(P), _EPS):
-                return best
-            gam = np.diff(_slopes(u, g))
-            keep = np.zeros(p - 2, dtype=bool)
-            keep[K - 1] = gam[K - 1] * sgn[K - 1] > 0
-            hh, _ = _ramp_correlations(u, V)
-            hh = hh.astype(float)
-    return best
+            state["stall"] += 1
+        if gap < state["best"]:
+            state.update(best=gap, z=z.copy(), h=xi.copy())
+        # 1e-6: enough to identify the kinks; 4 iterations without halving the gap: stalled
+        return gap <= 1e-3 or state["stall"] >= 4
+
+    res = _mehrotra(system, mu0=scale / (2 * system.m), max_iter=max_iter, check=check)
+    z = state["z"] if state["z"] is not None else res.z
+    h = state["h"] if state["h"] is not None else res.xi
+    zmax = float(np.max(np.abs(z))) if z.size else 0.0
+    # kinks: multipliers above 1e-6 of the largest whose constraint is nearly active
+    sel = (np.abs(z) > 1e-6 * zmax) & (np.abs(h) > prob.beta * (1 - 1e-3))
+    # the interior-point iterate smears an isolated kink over neighbouring points: keep the
+    # local maxima of |z| (kinks dropped here come back as violations)
+    az = np.abs(z)
+    left = np.r_[-np.inf, az[:-1]]
+    right = np.r_[az[1:], -np.inf]
+    sel &= (az >= left) & (az >= right)
+    K = np.nonzero(sel)[0] + 1
+    return K, np.sign(h[sel]), res.iterations
+
+
+def _wls_line(u: np.ndarray, w: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Weighted least-squares line through ``(u, r)``, evaluated at ``u``."""
+    um = np.average(u, weights=w)
+    rm = np.average(r, weights=w)
+    xc = u - um
+    den = float(np.sum(w * xc * xc))
+    slope = float(np.sum(w * xc * (r - rm))) / den if den > 0 else 0.0
+    return rm + slope * xc
 
 
 @dataclass
 class _TwoLayerResult:
-    g: np.ndarray            # fitted values at the distinct points (original units)
+    """Optimal two-layer fit: a spline with knots ``tk`` (original units, data points) and
+    values ``ck``; ``g`` its values at the distinct points; exact ``P`` and proven ``D``."""
+
+    tk: np.ndarray
+    ck: np.ndarray
+    g: np.ndarray
     grouped: _Grouped
-    P: float                 # objective of the spline (original units, group-level)
-    D: float                 # proven lower bound (original units, group-level)
+    P: float
+    D: float
     info: dict = field(default_factory=dict)
 
 
-def _normalize(gr: _Grouped, beta: float, skip: bool) -> tuple[_Problem, float, float, float]:
-    u = gr.u
-    cx = 0.5 * (u[0] + u[-1])
-    sx = 0.5 * (u[-1] - u[0])
-    sy = float(np.sqrt(np.sum(gr.w * (gr.ybar - np.sum(gr.w * gr.ybar) / np.sum(gr.w)) ** 2) / np.sum(gr.w)))
-    sy = sy if sy > 0 else 1.0
-    # ramps scale by sx and values by sy: the problem at (u', y') has beta' = beta/(sx sy)
-    prob = _Problem((u - cx) / sx, gr.w, gr.ybar / sy, beta / (sx * sy), gr.rss0 / sy ** 2, skip)
-    return prob, cx, sx, sy
+def _normalize(gr: _Grouped, beta: float, skip: bool) -> tuple[_Problem, float]:
+    r"""Scale the labels by a power of two near their spread (exact in floating point):
+    values scale by ``sy``, so the scaled problem has :math:`\beta' = \beta/s_y` and objective
+    :math:`P/s_y^2`.  The inputs are left alone: every algorithm below uses only
+    differences of ``u``, and an affine map of ``u`` would round, which near-interpolating
+    splines (slopes ~ 1/spacing) amplify."""
+    spread = float(np.sqrt(np.average((gr.ybar - np.average(gr.ybar, weights=gr.w)) ** 2, weights=gr.w)))
+    sy = 2.0 ** round(math.log2(spread)) if spread > 0 else 1.0
+    return _Problem(gr.u, gr.w, gr.ybar / sy, beta / sy, gr.rss0 / sy ** 2, skip), sy
 
 
-def _solve_two_layer(x: np.ndarray, y: np.ndarray, beta: float, *, skip: bool = False, tol: float = DEFAULT_TOL,
-                     max_iter: int = 200, grouped: _Grouped | None = None) -> _TwoLayerResult:
-    """Optimal fitted values of the two-layer problem (squared loss) at the distinct points."""
+def _tau_slope_derivative(prob: _Problem, sol: _TauSolution, side: float) -> float:
+    r"""One-sided derivative of :math:`\Phi(\tau) = \min_g J_\tau(g)` at ``sol.tau``:
+    :math:`s_1 - \sum\gamma^-` for :math:`\tau > 0` (or ``side > 0`` at 0),
+    :math:`s_1 + \sum\gamma^+` for :math:`\tau < 0` (envelope theorem)."""
+    s = sol.spline.slopes(prob.u)
+    gam = np.diff(s)
+    if side > 0:
+        return float(s[0] - np.sum(np.maximum(-gam, 0)))
+    return float(s[0] + np.sum(np.maximum(gam, 0)))
+
+
+def _solve_two_layer(x: np.ndarray, y: np.ndarray, beta: float, *, skip: bool = False,
+                     max_iter: int = 2000, grouped: _Grouped | None = None) -> _TwoLayerResult:
+    r"""Optimal two-layer network (squared loss) on 1-D data, as a spline with data knots.
+
+    The base problem's dual has one coupled coordinate, :math:`h_1 = x^TV` (the correlation
+    with the linear ramp).  Fixing :math:`h_1 = \tau` leaves a box-constrained dual whose
+    primal is :math:`\Phi(\tau) = \min_g J_\tau(g)` (weighted kinks plus :math:`\tau s_1`),
+    solved exactly by :func:`_feature_sign`; :math:`\Phi` is concave and the optimum is
+    :math:`\max_{|\tau|\le\beta}\Phi(\tau)`, found by a root search on its derivative
+    (``docs/one_dimensional.md`` §5).  With ``skip`` (free linear term) :math:`\tau = 0`.
+    """
+    from scipy.optimize import brentq
+
     gr = grouped if grouped is not None else _group(x, y)
     p = gr.p
-    info: dict[str, Any] = {"distinct_points": p, "ipm_iterations": 0, "polish": False}
-    # constant fit: optimal iff the centered labels are dual feasible (then R = 0 is optimal)
+    info: dict[str, Any] = {"distinct_points": p}
+    base = _Problem(gr.u, gr.w, gr.ybar, beta, gr.rss0, skip)
     if p == 1 or (skip and p == 2):
         g = _trivial_fit(gr, skip)
-        P = D = gr.rss0 + 0.5 * float(np.sum(gr.w * (g - gr.ybar) ** 2))
-        info["stopped"] = "closed form"
-        return _TwoLayerResult(g, gr, P, D, info)
-    prob, cx, sx, sy = _normalize(gr, beta, skip)
-    g0 = _trivial_fit(gr, skip) / sy
-    V0 = prob._equalize(prob.w * (prob.ybar - g0))
-    if _c_two_layer(prob.u, V0, skip=skip) <= prob.beta:
-        P = prob.primal(g0)
-        info["stopped"] = "closed form (beta above the largest dual-constraint value: no kinks)"
-        return _TwoLayerResult(g0 * sy, gr, P * sy ** 2, prob.dual(V0) * sy ** 2, info)
-    prob.build()
-    best: dict[str, Any] = {"gap": np.inf}
-    scale = max(abs(prob.primal(g0)), _EPS)
+        P = gr.rss0 + 0.5 * float(np.sum(gr.w * (g - gr.ybar) ** 2))
+        info.update(stopped="closed form", tau=0.0)
+        return _TwoLayerResult(gr.u.copy(), g.copy(), g, gr, P, P, info)
+    prob, sy = _normalize(gr, beta, skip)
+    if p > 2:
+        K0, th0, ipm_it = _ipm_start(prob)
+    else:
+        K0, th0, ipm_it = np.zeros(0, int), np.zeros(0), 0
+    info["ipm_iterations"] = ipm_it
+    sols = {0.0: _feature_sign(prob, 0.0, K0, th0, max_iter=max_iter)}
+    best = sols[0.0]
+    if not skip:
+        dplus = _tau_slope_derivative(prob, best, +1)
+        dminus = _tau_slope_derivative(prob, best, -1)
+        if dplus > 0 or dminus < 0:
+            sg = 1.0 if dplus > 0 else -1.0
+            bp = prob.beta
+            last = {"sol": best}
 
-    def consider(g, P, D, source):
-        if P - D < best["gap"]:
-            best.update(g=g, P=P, D=D, gap=P - D, source=source)
+            def solve_at(t):
+                s0 = last["sol"]
+                sol = _feature_sign(prob, t, s0.spline.knots[1:-1], s0.theta, max_iter=max_iter)
+                last["sol"] = sol
+                return sol
 
-    def check(it, xi, z):
-        h = prob.h_full(xi)
-        V = prob.B @ xi
-        D_ipm = prob.dual(V)
-        F = prob.multiplier_fit(z)
-        P_ipm = prob.primal(F)
-        consider(F, P_ipm, D_ipm, "ipm")
-        # polish once the interior-point gap is small enough to identify the kinks
-        # (1e-3 relative: the support is usually stable well before that)
-        if P_ipm - D_ipm <= 1e-3 * max(abs(P_ipm), _EPS):
-            res = _polish(prob, h, tol=tol)
-            if res is not None:
-                consider(*res, "polish")
-        return best["gap"] <= tol * max(abs(best["P"]), _EPS)
+            end = solve_at(sg * bp)
+            dend = _tau_slope_derivative(prob, end, sg)
+            if sg * dend >= 0:
+                best = end
+            else:
+                # Phi' is continuous and monotone on (0, beta): a root exists; 4 eps: machine precision
+                def dfun(t):
+                    return _tau_slope_derivative(prob, solve_at(t), sg)
 
-    # mu0: complementarity of the order of the objective per constraint
-    mu0 = scale / (2 * prob.system.m)
-    res = _mehrotra(prob.system, mu0=mu0, max_iter=max_iter, check=check)
-    info.update(ipm_iterations=res.iterations, stopped=res.stopped, source=best.get("source"))
-    info["polish"] = best.get("source") == "polish"
-    return _TwoLayerResult(best["g"] * sy, gr, best["P"] * sy ** 2, best["D"] * sy ** 2, info)
+                lo, hi = (0.0, bp) if sg > 0 else (-bp, 0.0)
+                tau_star = brentq(dfun, lo, hi, xtol=4 * _EPS * bp, rtol=4 * _EPS, maxiter=200)
+                best = solve_at(tau_star)
+    info.update(tau=best.tau * sy, active_set_iterations=best.iterations, kkt=best.kkt)
+    # back to original units
+    knots = best.spline.knots
+    tk = gr.u[knots]
+    ck = best.spline.c * sy
+    g = np.interp(gr.u, tk, ck)
+    fit = gr.rss0 + 0.5 * float(np.sum(gr.w * (g - gr.ybar) ** 2))
+    P = fit + beta * spline_cost(tk, ck, skip=skip)
+    D = base.dual(gr.w * (gr.ybar - g))
+    info["kinks"] = int(knots.size - 2)
+    return _TwoLayerResult(tk, ck, g, gr, P, D, info)
 
 
 def _trivial_fit(gr: _Grouped, skip: bool) -> np.ndarray:
     """Best constant (or best line with ``skip``) at the group level."""
     if skip and gr.p >= 2:
-        X1 = np.stack([np.ones(gr.p), gr.u], axis=1)
-        sw = np.sqrt(gr.w)
-        coef = np.linalg.lstsq(X1 * sw[:, None], sw * gr.ybar, rcond=None)[0]
-        return X1 @ coef
-    return np.full(gr.p, np.sum(gr.w * gr.ybar) / np.sum(gr.w))
+        return _wls_line(gr.u, gr.w, gr.ybar)
+    return np.full(gr.p, np.average(gr.ybar, weights=gr.w))
+
+
+def _ramp_sums(u: np.ndarray, zr: np.ndarray, zl: np.ndarray) -> np.ndarray:
+    r""":math:`F_k = \sum_j zr_j (u_k - u_j)_+ + zl_j (u_j - u_k)_+` in :math:`O(p)` (slopes on
+    each segment accumulated forwards for right ramps, backwards for left ramps)."""
+    d = np.diff(u)
+    cz = np.cumsum(zr)[:-1]
+    Fr = np.concatenate([[0.0], np.cumsum(d * cz)])
+    rz = np.cumsum(zl[::-1])[::-1][1:]
+    Fl = np.concatenate([np.cumsum((d * rz)[::-1])[::-1], [0.0]])
+    return Fr + Fl
+
+
+def _kkt_violation_size(prob: _Problem, sp_: _KnotSpline, tau: float, idx: np.ndarray) -> np.ndarray:
+    """How far the ramp correlations at interior indices ``idx`` leave [-b, a]."""
+    a, b = _tau_weights(prob.beta, tau)
+    g = sp_.values(prob.u)
+    V = prob.w * (prob.ybar - g)
+    V = V - prob.w * (np.sum(V) / np.sum(prob.w))
+    h, _ = _ramp_correlations(prob.u, V)
+    hv = h[idx].astype(float)
+    return np.maximum(hv - a, -b - hv)
