@@ -426,7 +426,7 @@ class _Barrier:
         self.z, self.t = z, t
         if self.tau is not None:
             # re-center from a lower tau: new groups start far from the central path
-            self.tau /= self.mu**2
+            self.tau /= self.mu
 
     def f0(self, z: np.ndarray, t: np.ndarray) -> float:
         return self.loss.value(self.grp.output(z), self.Y) + self.beta * float(t.sum())
@@ -702,7 +702,7 @@ def _solve(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Loss, beta: fl
     r = Xr.shape[1]
     P = len(pats)
     V0 = loss.dual_point(np.zeros_like(Y), Y)
-    first_size = max(10, n // 2) if solver == "ipm" else max(20, n)
+    first_size = max(10, n + 1)
     _, W = pattern_values(Xr, V0, pats, beta, max_new=min(P, first_size))
     if len(W) == 0:  # the zero network is optimal: keep one pattern to report on
         W = np.argsort(-np.linalg.norm(pats.astype(float) @ (V0[:, [0]] * Xr), axis=1))[:1]
@@ -755,7 +755,7 @@ def _solve(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Loss, beta: fl
             primal = loss.value(F, Y) + beta * float(np.linalg.norm(z, axis=1).sum())
             others = np.setdiff1d(np.arange(P), W)
             c_in, _ = pattern_values(Xr, V, pats[W], beta)
-            c_out, new = pattern_values(Xr, V, pats[others], beta, max_new=max(5, len(W) // 2))
+            c_out, new = pattern_values(Xr, V, pats[others], beta, max_new=max(5, len(W)))
             new = [int(others[i]) for i in new]
             c = max(c_in, c_out)
             lower = float(loss.best_scale(V, Y, np.inf if c <= 0 else beta / c)[1])
