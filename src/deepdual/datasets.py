@@ -257,6 +257,32 @@ def one_hot(y: Any, n_classes: int | None = None) -> np.ndarray:
     return out
 
 
+def _undersample_index(y: np.ndarray, n_rows: int, d: int, n_per_class: Any, n: Any, rng: np.random.Generator,
+                       require_n_le_d: bool) -> np.ndarray:
+    if (n_per_class is None) == (n is None):
+        raise ValueError("pass exactly one of `n_per_class` and `n`")
+    if n_per_class is not None:
+        if isinstance(n_per_class, bool) or not isinstance(n_per_class, (numbers.Integral, np.integer)) or n_per_class < 1:
+            raise ValueError(f"`n_per_class` must be an integer >= 1, got {n_per_class!r}")
+        chosen = []
+        for c in np.unique(y):
+            idx = np.flatnonzero(y == c)
+            if idx.size < n_per_class:
+                raise ValueError(f"`n_per_class` ({n_per_class}) exceeds the {idx.size} samples of class {c!r}")
+            chosen.append(rng.choice(idx, size=n_per_class, replace=False))
+        sel = rng.permutation(np.concatenate(chosen))
+    else:
+        if isinstance(n, bool) or not isinstance(n, (numbers.Integral, np.integer)) or not 1 <= n <= n_rows:
+            raise ValueError(f"`n` must be an integer in [1, {n_rows}], got {n!r}")
+        sel = rng.choice(n_rows, size=int(n), replace=False)
+    if require_n_le_d and sel.size > d:
+        raise ValueError(
+            f"undersampling keeps {sel.size} samples but X has only d = {d} features; whitening "
+            f"(X X^T = I) needs n <= d: lower `n_per_class`/`n` or pass require_n_le_d=False"
+        )
+    return sel
+
+
 def undersample(X: Any, y: Any, *, n_per_class: int | None = None, n: int | None = None, rng: Any = None,
                 require_n_le_d: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""Random subset of ``n_per_class`` samples of every class, or ``n`` samples in all.
@@ -275,28 +301,7 @@ def undersample(X: Any, y: Any, *, n_per_class: int | None = None, n: int | None
     y = np.asarray(y)
     if y.ndim != 1 or y.shape[0] != X.shape[0]:
         raise ValueError(f"`y` must be 1-D with {X.shape[0]} labels to match X, got shape {y.shape}")
-    if (n_per_class is None) == (n is None):
-        raise ValueError("pass exactly one of `n_per_class` and `n`")
-    rng = as_rng(rng)
-    if n_per_class is not None:
-        if isinstance(n_per_class, bool) or not isinstance(n_per_class, (numbers.Integral, np.integer)) or n_per_class < 1:
-            raise ValueError(f"`n_per_class` must be an integer >= 1, got {n_per_class!r}")
-        chosen = []
-        for c in np.unique(y):
-            idx = np.flatnonzero(y == c)
-            if idx.size < n_per_class:
-                raise ValueError(f"`n_per_class` ({n_per_class}) exceeds the {idx.size} samples of class {c!r}")
-            chosen.append(rng.choice(idx, size=n_per_class, replace=False))
-        sel = rng.permutation(np.concatenate(chosen))
-    else:
-        if isinstance(n, bool) or not isinstance(n, (numbers.Integral, np.integer)) or not 1 <= n <= X.shape[0]:
-            raise ValueError(f"`n` must be an integer in [1, {X.shape[0]}], got {n!r}")
-        sel = rng.choice(X.shape[0], size=int(n), replace=False)
-    if require_n_le_d and sel.size > X.shape[1]:
-        raise ValueError(
-            f"undersampling keeps {sel.size} samples but X has only d = {X.shape[1]} features; whitening "
-            f"(X X^T = I) needs n <= d: lower `n_per_class`/`n` or pass require_n_le_d=False"
-        )
+    sel = _undersample_index(y, X.shape[0], X.shape[1], n_per_class, n, as_rng(rng), require_n_le_d)
     mask = np.ones(X.shape[0], dtype=bool)
     mask[sel] = False
     return X[sel], y[sel], np.flatnonzero(mask)
@@ -329,6 +334,10 @@ class WhitenedSplit:
     X_test: np.ndarray  # (n_test, d), transformed with the training whitening map
     y_test: np.ndarray  # (n_test,) labels
     name: str = ""
+    train_index: np.ndarray | None = None  # rows of the original X used for training
+    test_index: np.ndarray | None = None  # rows of the original X used for testing
+    classes: np.ndarray | None = None  # original label of class k (column k of Y_train)
+    whitener: Any = None  # the fitted deepdual.Whitener: X_test = whitener.transform(X[test_index])
 
     @property
     def n_classes(self) -> int:
@@ -345,15 +354,20 @@ def prepare_whitened(X: Any, y: Any, *, n_per_class: int | None = None, n: int |
     rng = as_rng(rng)
     X = check_matrix(X, "X")
     y = np.asarray(y)
-    Xs, ys, rest = undersample(X, y, n_per_class=n_per_class, n=n, rng=rng)
+    if y.ndim != 1 or y.shape[0] != X.shape[0]:
+        raise ValueError(f"`y` must be 1-D with {X.shape[0]} labels to match X, got shape {y.shape}")
+    sel = _undersample_index(y, X.shape[0], X.shape[1], n_per_class, n, rng, True)
+    mask = np.ones(X.shape[0], dtype=bool)
+    mask[sel] = False
+    rest = np.flatnonzero(mask)
     if n_test is not None and n_test < rest.size:
         rest = np.sort(rng.choice(rest, size=int(n_test), replace=False))
-    classes, y_idx = np.unique(ys, return_inverse=True)
-    keep = np.isin(y[rest], classes)  # test samples of classes never seen in training cannot be scored
-    rest = rest[keep]
+    classes, y_idx = np.unique(y[sel], return_inverse=True)
+    rest = rest[np.isin(y[rest], classes)]  # test samples of classes never seen in training cannot be scored
     y_test = np.searchsorted(classes, y[rest])
-    Xw, Xt, _ = whiten_train_test(Xs, X[rest])
-    return WhitenedSplit(Xw, one_hot(y_idx, len(classes)), y_idx.astype(np.int64), Xt, y_test.astype(np.int64), name)
+    Xw, Xt, w = whiten_train_test(X[sel], X[rest])
+    return WhitenedSplit(Xw, one_hot(y_idx, len(classes)), y_idx.astype(np.int64), Xt, y_test.astype(np.int64),
+                         name, train_index=sel, test_index=rest, classes=classes, whitener=w)
 
 
 def load_named(name: str, paths: list[str] | tuple[str, ...] = (), *, rng: Any = None) -> tuple[np.ndarray, np.ndarray]:

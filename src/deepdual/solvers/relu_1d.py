@@ -104,7 +104,6 @@ _LD_EPS = float(np.finfo(np.longdouble).eps)
 
 #: default relative duality gap at which the two-layer solver stops
 DEFAULT_TOL = 1e-9
-_DEBUG = False
 
 
 # =============================================================================================
@@ -357,47 +356,64 @@ def spline_network(x: Any, values: Any, *, skip: bool = False) -> tuple[Network,
 # =============================================================================================
 
 
-def _blocked_cumsum(a: np.ndarray) -> tuple[np.ndarray, int]:
-    """Cumulative sum in two levels (blocks of about sqrt(n)): the rounding error of every
-    partial sum is at most ``(block + n/block + 2) * eps * sum|a|`` instead of ``n * eps``.
-    Returns the sums and that factor."""
+def _compensated_cumsum(a: np.ndarray) -> np.ndarray:
+    r"""Cumulative sums with Kahan compensation, vectorized over blocks of about
+    :math:`\sqrt n` entries (the loop runs over positions within a block), then block offsets
+    by the same routine.  Every partial sum errs by at most about :math:`4\epsilon\sum|a|`
+    (Kahan's bound :math:`2\epsilon + O(n\epsilon^2)` per level, plus one addition of the
+    offset), independently of n to first order."""
     n = a.size
-    if n == 0:
-        return a.copy(), 0
-    bs = max(1, int(math.isqrt(n)))
+    if n <= 64:
+        out = np.empty_like(a)
+        acc = a.dtype.type(0)
+        comp = a.dtype.type(0)
+        for i in range(n):
+            yv = a[i] - comp
+            t = acc + yv
+            comp = (t - acc) - yv
+            acc = t
+            out[i] = acc
+        return out
+    bs = max(1, math.isqrt(n))
     nblk = -(-n // bs)
     pad = np.zeros(nblk * bs, dtype=a.dtype)
     pad[:n] = a
     blocks = pad.reshape(nblk, bs)
-    within = np.cumsum(blocks, axis=1)
-    offsets = np.concatenate([np.zeros(1, dtype=a.dtype), np.cumsum(within[:, -1])[:-1]])
-    return (within + offsets[:, None]).reshape(-1)[:n], bs + nblk + 2
+    within = np.empty_like(blocks)
+    acc = np.zeros(nblk, dtype=a.dtype)
+    comp = np.zeros(nblk, dtype=a.dtype)
+    for j in range(bs):
+        yv = blocks[:, j] - comp
+        t = acc + yv
+        comp = (t - acc) - yv
+        acc = t
+        within[:, j] = acc
+    offsets = np.concatenate([np.zeros(1, dtype=a.dtype), _compensated_cumsum(within[:, -1])[:-1]])
+    return (within + offsets[:, None]).reshape(-1)[:n]
 
 
 def _ramp_correlations(u: np.ndarray, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     r"""``h[j] = sum_k V_k (u_k - u_j)_+`` for j = 0..p-1 and the suffix sums
     ``S[j] = sum_{k >= j} V_k``, from :math:`h_j = h_{j+1} + (u_{j+1}-u_j) S_{j+1}` in
-    extended precision with blocked cumulative sums (:func:`_rounding_slack` bounds the
+    extended precision with compensated summation (:func:`_rounding_slack` bounds the
     error)."""
     Vl = np.asarray(V, dtype=_LD)
-    S = _blocked_cumsum(Vl[::-1])[0][::-1]
+    S = _compensated_cumsum(Vl[::-1])[::-1]
     d = np.diff(np.asarray(u, dtype=_LD))
     inc = d * S[1:]
-    h = np.concatenate([_blocked_cumsum(inc[::-1])[0][::-1], np.zeros(1, dtype=_LD)])
+    h = np.concatenate([_compensated_cumsum(inc[::-1])[::-1], np.zeros(1, dtype=_LD)])
     return h, S
 
 
 def _rounding_slack(u: np.ndarray, V: np.ndarray) -> float:
     r"""A bound on the rounding error of :func:`_ramp_correlations`: the suffix sums err by at
-    most :math:`f\epsilon\sum|V|` and the second cumulative sum adds at most
-    :math:`f\epsilon\sum_k \Delta_k|S_{k+1}| \le f\epsilon (u_p - u_1)\sum|V|`, with
-    :math:`f pprox 2\sqrt p` the blocked-summation factor and :math:`\epsilon` the
-    extended-precision unit roundoff (plus one rounding per product)."""
-    p = u.size
-    if p <= 1:
+    most :math:`6\epsilon\sum|V|` (two compensated levels), the products
+    :math:`\Delta_k S_{k+1}` by one more rounding, and the second sum by at most
+    :math:`6\epsilon\sum_k\Delta_k|S_{k+1}| \le 6\epsilon(u_p - u_1)\sum|V|`;
+    :math:`\epsilon` is the extended-precision unit roundoff.  Doubled for safety."""
+    if u.size <= 1:
         return 0.0
-    f = 2 * (math.isqrt(p) + 1) + p // max(1, math.isqrt(p)) + 6
-    return 2.0 * f * _LD_EPS * float(np.sum(np.abs(V))) * float(u[-1] - u[0])
+    return 2.0 * 16.0 * _LD_EPS * float(np.sum(np.abs(V))) * float(u[-1] - u[0])
 
 
 def _c_two_layer(u: np.ndarray, V: np.ndarray, *, skip: bool = False) -> float:
@@ -820,7 +836,8 @@ def _kkt_violators(prob: _Problem, sp_: _KnotSpline, tau: float) -> tuple[np.nda
     if not bad.any():
         return np.zeros(0, int), np.zeros(0), h
     idx = np.nonzero(bad)[0]
-    # one index per run of consecutive violators: the most violated
+    # one index per run of consecutive violators: the most violated (a smooth bump of the
+    # correlation over a run usually asks for one kink; more come back as violations)
     runs = np.split(idx, np.nonzero(np.diff(idx) > 1)[0] + 1)
     pick = np.array([r[np.argmax(viol[r])] for r in runs])
     signs = np.where(hi_[pick] > 0, 1.0, -1.0)
@@ -863,8 +880,6 @@ def _feature_sign(prob: _Problem, tau: float, K0: np.ndarray, theta0: np.ndarray
         gn, go = new.kinks(u), old.kinks(u)
         go[~np.isin(K, cur.knots[1:-1])] = 0.0  # no knot there: the kink is exactly zero
         bad = theta * gn < 0
-        if _DEBUG:
-            print(it, "K", K.size, "bad", int(bad.sum()), "stuck", int((bad & (go == 0)).sum()), "J", Jcur)
         if not bad.any():
             cur, Jcur = new, _tau_objective(prob, new, tau)
             addK, adds, _ = _kkt_violators(prob, cur, tau)
@@ -914,8 +929,6 @@ def _feature_sign(prob: _Problem, tau: float, K0: np.ndarray, theta0: np.ndarray
                 bestJ, bestt = Jt, float(t)
             elif Jt > bestJ:
                 break  # J is convex along the segment
-        if _DEBUG:
-            print("   line search", bestt, "bad", int(bad.sum()), "tb min", float(tb.min()), "J", bestJ, Jcur)
         if bestt == 0.0:
             break  # rounding stall; the caller certifies what it gets
         trial = _KnotSpline(new.knots, old.c + bestt * (new.c - old.c))
@@ -931,43 +944,49 @@ def _feature_sign(prob: _Problem, tau: float, K0: np.ndarray, theta0: np.ndarray
     return _TauSolution(cur, theta, tau, Jcur, it, kkt)
 
 
-def _ipm_start(prob: _Problem, *, max_iter: int = 40) -> tuple[np.ndarray, np.ndarray, int]:
-    r"""Kinks and signs from a few interior-point iterations on the box-constrained dual
-    :math:`\max \bar y^TV - \tfrac12 V^TW^{-1}V` s.t. :math:`|h_j| \le \beta` (interior j,
-    :math:`h_1 = 0`).  Only a warm start: the active-set method makes it exact.  Stops once
-    the multipliers' fit is within 1e-6 of the dual value (relative) or stalls."""
+def _ipm_start(prob: _Problem, tau: float = 0.0, *, max_iter: int = 40) -> tuple[np.ndarray, np.ndarray, int]:
+    r"""Kinks and signs from a few interior-point iterations on the box-constrained dual of
+    :math:`J_\tau`: :math:`\max \bar y^TV - \tfrac12 V^TW^{-1}V` with :math:`h_1 = \tau` and
+    :math:`-b \le h_j \le a` (interior j).  Only a warm start for :func:`_feature_sign`;
+    stops once the multipliers' objective is within 1e-3 of the dual value (relative;
+    enough to place most kinks) or the gap stops halving."""
     p = prob.p
-    B = _second_difference(prob.u)[:, 1:]
-    system = _BoxSystem(B, prob.w, B.T @ prob.ybar, prob.beta)
+    a, b = _tau_weights(prob.beta, tau)
+    Bfull = _second_difference(prob.u)
+    B, B1 = Bfull[:, 1:], np.asarray(Bfull[:, 0].toarray()).ravel()
+    mid, half = 0.5 * (a - b), 0.5 * (a + b)
+    V0 = B @ np.full(B.shape[1], mid) + B1 * tau        # V at the box centre
+    system = _BoxSystem(B, prob.w, B.T @ (prob.ybar - V0 / prob.w), half)
     scale = max(0.5 * float(np.sum(prob.w * (prob.ybar - np.average(prob.ybar, weights=prob.w)) ** 2)), _EPS)
     state = {"best": np.inf, "z": None, "h": None, "stall": 0}
 
     def check(it, xi, z):
-        V = B @ xi
-        A = float(V @ prob.ybar)
-        Bq = float(np.sum(V * V / prob.w))
-        D = A - 0.5 * Bq  # dual value (feasible up to rounding; only used to stop)
+        V = V0 + B @ xi
+        D = float(V @ prob.ybar) - 0.5 * float(np.sum(V * V / prob.w))
         zr = np.zeros(p)
         zr[1:p - 1] = z
         F = _ramp_sums(prob.u, zr, np.zeros(p))
-        F = F + _wls_line(prob.u, prob.w, prob.ybar - F)  # free constant and slope (h_1 = 0)
-        P = 0.5 * float(np.sum(prob.w * (F - prob.ybar) ** 2)) + prob.beta * float(np.sum(np.abs(z)))
+        F = F + _wls_line(prob.u, prob.w, prob.ybar - F, tau)
+        s1 = (F[1] - F[0]) / (prob.u[1] - prob.u[0])
+        P = (0.5 * float(np.sum(prob.w * (F - prob.ybar) ** 2)) + tau * s1
+             + a * float(np.sum(np.maximum(z, 0))) + b * float(np.sum(np.maximum(-z, 0))))
         gap = (P - D) / scale
         if gap < state["best"] * 0.5:
             state["stall"] = 0
         else:
             state["stall"] += 1
         if gap < state["best"]:
-            state.update(best=gap, z=z.copy(), h=xi.copy())
-        # 1e-6: enough to identify the kinks; 4 iterations without halving the gap: stalled
+            state.update(best=gap, z=z.copy(), h=mid + xi)
+        # 1e-3: enough to place most kinks; 4 iterations without halving the gap: stalled
         return gap <= 1e-3 or state["stall"] >= 4
 
     res = _mehrotra(system, mu0=scale / (2 * system.m), max_iter=max_iter, check=check)
     z = state["z"] if state["z"] is not None else res.z
-    h = state["h"] if state["h"] is not None else res.xi
+    h = state["h"] if state["h"] is not None else mid + res.xi
     zmax = float(np.max(np.abs(z))) if z.size else 0.0
-    # kinks: multipliers above 1e-6 of the largest whose constraint is nearly active
-    sel = (np.abs(z) > 1e-6 * zmax) & (np.abs(h) > prob.beta * (1 - 1e-3))
+    # kinks: multipliers above 1e-6 of the largest whose bound is nearly active (1e-3 of the box)
+    near = np.where(z > 0, h >= a - 1e-3 * half, h <= -b + 1e-3 * half)
+    sel = (np.abs(z) > 1e-6 * zmax) & near
     # the interior-point iterate smears an isolated kink over neighbouring points: keep the
     # local maxima of |z| (kinks dropped here come back as violations)
     az = np.abs(z)
@@ -975,16 +994,17 @@ def _ipm_start(prob: _Problem, *, max_iter: int = 40) -> tuple[np.ndarray, np.nd
     right = np.r_[az[1:], -np.inf]
     sel &= (az >= left) & (az >= right)
     K = np.nonzero(sel)[0] + 1
-    return K, np.sign(h[sel]), res.iterations
+    return K, np.sign(z[sel]), res.iterations
 
 
-def _wls_line(u: np.ndarray, w: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """Weighted least-squares line through ``(u, r)``, evaluated at ``u``."""
+def _wls_line(u: np.ndarray, w: np.ndarray, r: np.ndarray, tau: float = 0.0) -> np.ndarray:
+    r"""The line :math:`c_0 + c_1 u` minimizing :math:`\tfrac12\|c_0 + c_1u - r\|_W^2 + \tau c_1`,
+    evaluated at ``u``."""
     um = np.average(u, weights=w)
     rm = np.average(r, weights=w)
     xc = u - um
     den = float(np.sum(w * xc * xc))
-    slope = float(np.sum(w * xc * (r - rm))) / den if den > 0 else 0.0
+    slope = (float(np.sum(w * xc * (r - rm))) - tau) / den if den > 0 else 0.0
     return rm + slope * xc
 
 
@@ -1048,7 +1068,7 @@ def _solve_two_layer(x: np.ndarray, y: np.ndarray, beta: float, *, skip: bool = 
         return _TwoLayerResult(gr.u.copy(), g.copy(), g, gr, P, P, info)
     prob, sy = _normalize(gr, beta, skip)
     if p > 2:
-        K0, th0, ipm_it = _ipm_start(prob)
+        K0, th0, ipm_it = _ipm_start(prob, 0.0)
     else:
         K0, th0, ipm_it = np.zeros(0, int), np.zeros(0), 0
     info["ipm_iterations"] = ipm_it
@@ -1062,13 +1082,17 @@ def _solve_two_layer(x: np.ndarray, y: np.ndarray, beta: float, *, skip: bool = 
             bp = prob.beta
             last = {"sol": best}
 
-            def solve_at(t):
+            def solve_at(t, K0=None, th0=None):
                 s0 = last["sol"]
-                sol = _feature_sign(prob, t, s0.spline.knots[1:-1], s0.theta, max_iter=max_iter)
+                if K0 is None:
+                    K0, th0 = s0.spline.knots[1:-1], s0.theta
+                sol = _feature_sign(prob, t, K0, th0, max_iter=max_iter)
                 last["sol"] = sol
                 return sol
 
-            end = solve_at(sg * bp)
+            Ke, the, ite = _ipm_start(prob, sg * bp) if p > 2 else (np.zeros(0, int), np.zeros(0), 0)
+            info["ipm_iterations"] += ite
+            end = solve_at(sg * bp, Ke, the)
             dend = _tau_slope_derivative(prob, end, sg)
             if sg * dend >= 0:
                 best = end
@@ -1120,3 +1144,645 @@ def _kkt_violation_size(prob: _Problem, sp_: _KnotSpline, tau: float, idx: np.nd
     h, _ = _ramp_correlations(prob.u, V)
     hv = h[idx].astype(float)
     return np.maximum(hv - a, -b - hv)
+
+
+# =============================================================================================
+# Networks, objectives and certificates
+# =============================================================================================
+
+
+def _network_objective(net: Network, X: np.ndarray, Y: np.ndarray, beta: float, loss: Loss, *,
+                       penalize_biases: bool = False) -> float:
+    """:func:`deepdual.objective`, evaluated in row chunks when ``n x width`` is large (same
+    formula; only the memory of the forward pass differs)."""
+    width = sum(W.shape[1] for layers in net.weights for W in layers[:-1])
+    if X.shape[0] * max(width, 1) <= 4_000_000:
+        return _objective(net, X, Y, beta=beta, loss=loss, penalize_biases=penalize_biases)
+    step = max(1, 4_000_000 // max(width, 1))
+    F = np.concatenate([net.forward(X[i:i + step]) for i in range(0, X.shape[0], step)])
+    return float(loss.value(F, Y)) + 0.5 * beta * net.squared_norm(include_biases=penalize_biases)
+
+
+def _forward(net: Network, X: np.ndarray) -> np.ndarray:
+    width = sum(W.shape[1] for layers in net.weights for W in layers[:-1])
+    step = max(1, 4_000_000 // max(width, 1))
+    return np.concatenate([net.forward(X[i:i + step]) for i in range(0, X.shape[0], step)])
+
+
+def _equalize_dual(v: np.ndarray, x: np.ndarray, loss: Loss, *, skip: bool) -> np.ndarray | None:
+    r"""Make the dual point orthogonal to the free output bias (:math:`\sum_i v_i = 0`, per output
+    column) and, with ``skip``, to the free linear term (:math:`x^Tv = 0`).
+
+    Squared loss: orthogonal projection (its conjugate is finite everywhere).  Losses
+    whose conjugate domain is a box containing 0 per entry (logistic, hinge): shrink the
+    entries of the larger-sum sign toward 0, which stays in the domain.  Returns None
+    when no such correction is available (skip with such a loss)."""
+    v = np.array(v, dtype=float, copy=True)
+    if isinstance(loss, SquaredLoss):
+        v -= v.mean(axis=0, keepdims=True)
+        if skip:
+            xc = x - x.mean()
+            den = float(xc @ xc)
+            if den > 0:
+                v -= np.outer(xc, xc @ v) / den
+        return v
+    if skip:
+        return None
+    for k in range(v.shape[1]):
+        col = v[:, k]
+        s = col.sum()
+        pos, neg = col[col > 0].sum(), -col[col < 0].sum()
+        if s > 0 and pos > 0:
+            col[col > 0] *= 1.0 - s / pos
+        elif s < 0 and neg > 0:
+            col[col < 0] *= 1.0 - (-s) / neg
+    return v
+
+
+def _c_columns(u: np.ndarray, inv: np.ndarray, v: np.ndarray, kind: str) -> float:
+    """Dual-constraint value of a per-sample dual point with K columns (group sums first)."""
+    p = u.size
+    Vs = [np.bincount(inv, v[:, k], minlength=p) for k in range(v.shape[1])]
+    if kind == "lipschitz":
+        if len(Vs) == 1:
+            return _c_lipschitz(u, Vs[0])
+        # int ||G(t)|| dt with G the vector of suffix sums
+        Ss = [(_ramp_correlations(u, V)[1][1:]).astype(float) for V in Vs]
+        G = np.sqrt(np.sum(np.square(Ss), axis=0))
+        return float(np.sum(G * np.diff(u))) + sum(_rounding_slack(u, V) for V in Vs)
+    if kind == "penalized":
+        if len(Vs) != 1:
+            raise ValueError("penalized-bias certificates support one output column")
+        return _c_penalized(u, Vs[0])
+    if len(Vs) == 1:
+        return _c_two_layer(u, Vs[0], skip=(kind == "skip"))
+    H = np.array([_ramp_correlations(u, V)[0].astype(float) for V in Vs])  # (K, p)
+    slack = sum(_rounding_slack(u, V) for V in Vs)
+    c = np.max(np.linalg.norm(H, axis=0))
+    if kind != "skip":
+        c = max(c, np.max(np.linalg.norm(H - H[:, :1], axis=0)))
+    return float(c) + slack
+
+
+def _best_dual(v: np.ndarray, Y: np.ndarray, loss: Loss, tmax: float, *, out_bias_penalty: float = 0.0):
+    r"""``max_{0 <= t <= tmax} D(t v) - t^2 pen`` with ``pen = out_bias_penalty`` (the
+    penalized output bias term :math:`(\sum v)^2/(2\beta)`)."""
+    if out_bias_penalty == 0.0:
+        return loss.best_scale(v, Y, tmax)
+    from scipy.optimize import minimize_scalar
+
+    tmax = float(min(tmax, 1e300))
+    if not getattr(loss, "unbounded_dual_scale", False):
+        tmax = min(tmax, 1.0)
+
+    def f(t):
+        return loss.dual_value(t * v, Y) - t * t * out_bias_penalty
+
+    if isinstance(loss, SquaredLoss):
+        A = float(np.vdot(v, Y))
+        Bq = float(np.vdot(v, v)) + 2.0 * out_bias_penalty
+        t = min(max(A / Bq, 0.0), tmax) if Bq > 0 else 0.0
+        return t, f(t)
+    res = minimize_scalar(lambda t: -f(t), bounds=(0.0, tmax), method="bounded",
+                          options={"xatol": 1e-12 * max(tmax, 1e-300)})
+    cands = [(0.0, f(0.0)), (tmax, f(tmax)), (float(res.x), f(float(res.x)))]
+    cands = [c for c in cands if np.isfinite(c[1])]
+    return max(cands, key=lambda c: c[1])
+
+
+def _dual_bound_two_layer(x: np.ndarray, Y: np.ndarray, F: np.ndarray, beta: float, loss: Loss, *,
+                          kind: str = "base") -> tuple[float, np.ndarray | None, float]:
+    r"""Proven lower bound on the two-layer optimum from the residual direction of ``F``:
+    the dual point :math:`v = -\nabla\ell(F)` made orthogonal to the free terms, scaled
+    into the exactly computed dual constraint, best scale by :meth:`Loss.best_scale`.
+    ``kind`` is ``"base"`` (free biases), ``"skip"`` (free linear term too) or
+    ``"penalized"`` (penalized biases incl. the output bias).  Returns ``(bound, point, c)``."""
+    v = loss.dual_point(F, Y)
+    if kind != "penalized":
+        v = _equalize_dual(v, x, loss, skip=(kind == "skip"))
+        if v is None:
+            return -np.inf, None, np.inf
+    u, inv = np.unique(x, return_inverse=True)
+    c = _c_columns(u, inv, v, kind)
+    tmax = np.inf if c == 0 else beta / c
+    pen = float(np.sum(v.sum(axis=0) ** 2)) / (2 * beta) if kind == "penalized" else 0.0
+    t, D = _best_dual(v, Y, loss, tmax, out_bias_penalty=pen)
+    return float(D), t * v, c
+
+
+def certify_1d(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float, loss: Any = "squared",
+               rtol: float = DEFAULT_RTOL, penalize_biases: bool = False) -> Certificate:
+    r"""Weak-duality certificate of a ReLU network (with or without biases) on 1-D data.
+
+    Two layers: the dual constraint :math:`\sup_{w,b}|v^T(wx+b)_+|/|w|` is attained by a
+    ramp with its kink at a data point (both orientations), so it is computed *exactly*
+    from cumulative sums (``docs/one_dimensional.md`` §2); the bound is valid for every
+    two-layer network with free biases of any width.  With ``penalize_biases`` the
+    constraint :math:`\sup_{w^2+b^2\le1}|v^T(wx+b)_+|` is computed exactly on the 2p
+    activation arcs and the output bias is taken as penalized too.
+
+    Depth :math:`L \ge 3`: a deep network's output is Lipschitz with constant at most
+    :math:`\prod_l\|W_{l}\|_F` per sub-network, and summation by parts gives
+    :math:`|v^Tf(x)| \le \mathrm{Lip}(f)\int|G|`, :math:`G(t) = \sum_{x_i>t}v_i`; with the
+    AM--GM power penalty this yields a *proven but usually loose* bound
+    (:func:`deepdual.bounds.power_penalty_lower_bound`), never an exact one.
+
+    Parameters
+    ----------
+    network : Network
+        ReLU network with input dimension 1.
+    X : array of shape (n, 1)
+    Y : array of shape (n, K)
+        Canonical labels (see :meth:`Loss.check_labels`).
+    beta : float
+    loss : str or Loss
+    rtol : float
+    penalize_biases : bool, default False
+
+    Returns
+    -------
+    Certificate
+    """
+    lossf = get_loss(loss)
+    beta = check_beta(beta)
+    if not isinstance(network, Network):
+        raise TypeError(f"`network` must be a deepdual.Network, got {type(network).__name__}")
+    if network.activation != "relu":
+        raise ValueError(f"`network` must be a ReLU network, got activation={network.activation!r}")
+    X = np.asarray(X, dtype=float)
+    if X.ndim != 2 or X.shape[1] != 1:
+        raise ValueError(f"`X` must have shape (n, 1) for one-dimensional certificates, got {X.shape}")
+    Y = np.asarray(Y, dtype=float).reshape(X.shape[0], -1)
+    x = X[:, 0]
+    F = _forward(network, X)
+    obj = _network_objective(network, X, Y, beta, lossf, penalize_biases=penalize_biases)
+    L = network.depth
+    if L == 2:
+        kind = "penalized" if penalize_biases else "base"
+        D, vv, c = _dual_bound_two_layer(x, Y, F, beta, lossf, kind=kind)
+        method = ("exact: 1-D penalized biases (activation arcs)" if penalize_biases
+                  else "exact: 1-D ramps with kinks at the data")
+        return Certificate(obj, D, method, exact_constraint=True, dual=vv, rtol=rtol,
+                           details={"c": c, "depth": 2})
+    from ..bounds import max_budget, power_penalty_lower_bound
+
+    v = _equalize_dual(lossf.dual_point(F, Y), x, lossf, skip=False)
+    if v is None:
+        return Certificate(obj, -np.inf, "none", exact_constraint=False, rtol=rtol,
+                           details={"note": "no dual point orthogonal to the output bias"})
+    u, inv = np.unique(x, return_inverse=True)
+    c = _c_columns(u, inv, v, "lipschitz")
+    upper = obj - lossf.minimum(Y)
+    T_max = max_budget(upper, beta, L)
+    ts = np.concatenate([[0.0], np.geomspace(1e-6, 1.0, 60)]) * (1.0 if not np.isfinite(c) or c == 0 else 1.0)
+    tmax = 1.0 if not getattr(lossf, "unbounded_dual_scale", False) else np.inf
+    t_hi = min(tmax, max(1.0, 4.0 * beta / max(c, _EPS)))
+    ts = np.unique(np.concatenate([ts * t_hi, [min(t_hi, beta / max(c, _EPS))]]))
+    Ds = np.array([lossf.dual_value(t * v, Y) for t in ts])
+    lb = power_penalty_lower_bound(Ds, ts * c, beta=beta, depth=L, T_max=T_max)
+    return Certificate(obj, lb, f"upper bound: Lipschitz constant (depth {L})", exact_constraint=False,
+                       dual=v, rtol=rtol, details={"c_lipschitz": c, "depth": L, "T_max": T_max})
+
+
+# =============================================================================================
+# Public entry points
+# =============================================================================================
+
+
+@dataclass(repr=False)
+class SkipSolution(Solution):
+    r"""Solution of the variant with a free (unpenalized) linear skip term,
+
+    .. math:: f(x) = a\,x + \mathrm{network}(x),\qquad
+              P = \ell(f(x), y) + \frac\beta2\sum_j(w_j^2 + v_j^2).
+
+    :class:`~deepdual.Network` has no skip connection, and representing :math:`a x` by ReLU
+    units would cost :math:`\beta|a|` (it is not free under weight decay), so the slope is
+    kept here: :meth:`predict` adds it, and :attr:`objective` equals
+    ``deepdual.objective(network, X, y - slope * x, beta=beta)``.
+    """
+
+    slope: float = 0.0
+
+    def predict(self, X: Any) -> np.ndarray:
+        X = np.asarray(X, dtype=float)
+        out = self.network.predict(X)
+        lin = self.slope * X[:, 0]
+        return out + (lin if out.ndim == 1 else lin[:, None])
+
+
+_OPTIONS = ("penalize_biases", "skip", "tol", "max_iter", "n_grid")
+
+
+def solve_1d(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, depth: int, loss: Loss,
+             rtol: float, bias: bool, penalize_biases: bool = False, skip: bool = False,
+             tol: float = DEFAULT_TOL, max_iter: int = 2000, n_grid: int = 24, **options: Any) -> Solution:
+    r"""Globally optimal ReLU network with biases on one-dimensional data (SPEC 2.5).
+
+    Called by :func:`deepdual.solve` for ``X`` of shape ``(n, 1)`` with ``bias=True``.
+
+    Two layers (default): exact optimum over networks of any width with unpenalized
+    hidden and output biases, by the banded dual / active-set algorithm of this module;
+    certified by the exact dual constraint of the returned network's residual (stops
+    when the relative gap is below ``tol``).  Its kinks lie at data points.
+
+    Options
+    -------
+    skip : bool
+        Add a free linear term :math:`a x` (returns a :class:`SkipSolution`).
+    penalize_biases : bool
+        Penalize every bias like a weight (the two-layer program on :math:`X = [x, 1]`);
+        the output bias is penalized too, matching ``objective(..., penalize_biases=True)``.
+        Kinks may then lie *between* data points.  Dense algorithm (moderate n).
+    tol : float, default 1e-9
+        Relative duality gap at which the two-layer solver stops.
+    max_iter : int
+        Iteration cap of the active-set method.
+    n_grid : int
+        Depth >= 3: number of two-layer solves in the scalar search.
+
+    Depth >= 3 returns the best network whose deeper layers act linearly on the data (the
+    structure of the paper's optimal solutions); see the module docstring and
+    ``docs/one_dimensional.md`` for what is and is not proven.  Only the squared loss is
+    supported by the solver (:func:`certify_1d` accepts any loss).
+    """
+    check_options(options, _OPTIONS, "solve(method='one_dimensional')")
+    if X.shape[1] != 1:
+        raise ValueError(f"`X` must be one-dimensional data (shape (n, 1)) for the 1-D solver, got shape {X.shape}")
+    if not bias:
+        raise ValueError("the one-dimensional ReLU solver needs `bias=True` (without biases a ReLU network on "
+                         "1-D data is positively homogeneous; use method='rank_one')")
+    if Y.shape[1] != 1:
+        raise ValueError(f"`y` must have a single output column for the 1-D solver, got {Y.shape[1]} columns")
+    if not isinstance(loss, SquaredLoss):
+        raise ValueError(f"the one-dimensional solver supports loss='squared' only, got {getattr(loss, 'name', loss)!r}; "
+                         "certify other losses with deepdual.certify")
+    for name, val in (("penalize_biases", penalize_biases), ("skip", skip)):
+        if not isinstance(val, (bool, np.bool_)):
+            raise TypeError(f"`{name}` must be True or False, got {val!r}")
+    if penalize_biases and skip:
+        raise ValueError("`penalize_biases` and `skip` cannot be combined")
+    tol = check_positive(tol, "tol")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
+        raise ValueError(f"`max_iter` must be a positive integer, got {max_iter!r}")
+    x, y = X[:, 0], Y[:, 0]
+    if depth >= 3:
+        if penalize_biases or skip:
+            raise ValueError("`penalize_biases` and `skip` are two-layer options (depth=2)")
+        return _solve_deep(x, y, X, Y, scalar=scalar, beta=beta, depth=depth, loss=loss, rtol=rtol,
+                           max_iter=max_iter, n_grid=n_grid)
+    if penalize_biases:
+        return _solve_penalized(x, y, X, Y, scalar=scalar, beta=beta, loss=loss, rtol=rtol, tol=tol)
+    res = _solve_two_layer(x, y, beta, skip=skip, max_iter=max_iter)
+    ramps = _min_norm_ramps(res.tk, res.ck, skip=skip)
+    net = _ramps_network(ramps, scalar=scalar)
+    target = Y - ramps.slope * X if skip else Y
+    obj = _network_objective(net, X, target, beta, loss)
+    F = _forward(net, X) + (ramps.slope * X if skip else 0.0)
+    D, vv, c = _dual_bound_two_layer(x, Y, F, beta, loss, kind="skip" if skip else "base")
+    lower = max(D, res.D)
+    info = dict(res.info)
+    info.update(neurons=int(ramps.z.size), knots=res.tk[1:-1].copy(), spline_objective=res.P,
+                dual_constraint=c, tol=tol,
+                note="kinks at data points; lower bound = exact dual constraint of the residual")
+    method = "one-dimensional two-layer ReLU: ramps at the data (banded dual + active set)"
+    if skip:
+        return SkipSolution(network=net, objective=obj, lower_bound=lower, method=method + ", free linear term",
+                            rtol=rtol, dual=vv, info=info, slope=float(ramps.slope))
+    return Solution(network=net, objective=obj, lower_bound=lower, method=method, rtol=rtol, dual=vv, info=info)
+
+
+class Interpolant(NamedTuple):
+    """Result of :func:`interpolate`: the network and its weight decay
+    :math:`\\tfrac12\\sum_j(w_j^2 + v_j^2)` (the representational cost)."""
+
+    network: Network
+    cost: float
+
+
+def interpolate(x: Any, y: Any) -> Interpolant:
+    r"""Minimum-norm ReLU interpolant of 1-D data (the limit :math:`\beta \to 0`).
+
+    Among two-layer ReLU networks with free biases and any width that pass through every
+    point :math:`(x_i, y_i)`, returns one with the smallest :math:`\tfrac12\sum_j(w_j^2+v_j^2)`:
+    the linear spline through the points, extended outside :math:`[\min x, \max x]` by the
+    slopes that minimize the cost.  The cost is
+
+    .. math:: R = \max\Big(T,\ \tfrac12\big(T + |s_1 + s_{p-1}|\big)\Big),
+
+    with :math:`s_k` the slopes between neighbours and :math:`T` the total variation of the
+    slopes: Savarese et al.'s :math:`\max(\int|f''|, |f'(-\infty)+f'(+\infty)|)` minimized
+    over the two outer slopes (``docs/one_dimensional.md`` §3).  Inside the hull the
+    interpolant is the linear spline; it is unique there up to the known non-uniqueness
+    between two data points where the discrete curvature keeps its sign.
+
+    Parameters
+    ----------
+    x : array of shape (n,) or (n, 1)
+    y : array of shape (n,)
+        Duplicated ``x`` must have equal ``y``.
+
+    Returns
+    -------
+    Interpolant
+        ``(network, cost)``; ``deepdual.objective(network, x, y, beta=b) == b * cost``.
+
+    Examples
+    --------
+    >>> import deepdual
+    >>> net, cost = deepdual.interpolate([0.0, 1.0], [0.0, 1.0])
+    >>> round(cost, 12)  # one ramp (x)_+ suffices: cheaper than the line x (cost 2)
+    1.0
+    """
+    xv = _as_1d_x(x, "x")
+    yv, _ = check_targets(y, xv.size, "y")
+    if yv.shape[1] != 1:
+        raise ValueError(f"`y` must be one-dimensional, got shape {yv.shape}")
+    yv = yv[:, 0]
+    u, inv = np.unique(xv, return_inverse=True)
+    g = np.full(u.size, np.nan)
+    g[inv] = yv
+    if not np.array_equal(g[inv], yv):
+        k = int(np.nonzero(g[inv] != yv)[0][0])
+        others = np.unique(yv[inv == inv[k]])
+        raise ValueError(f"`y` must agree at duplicated x: x = {float(xv[k])!r} has y values {others[:4].tolist()}; "
+                         "no function interpolates them (average them, or use deepdual.solve with beta > 0)")
+    r = _min_norm_ramps(u, g)
+    return Interpolant(_ramps_network(r, scalar=True), r.cost)
+
+
+# =============================================================================================
+# Penalized biases: two-layer program on [x, 1] (column generation over neuron directions)
+# =============================================================================================
+
+
+def _arc_argmax(a: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Maximum of ``|<a_i, (cos t, sin t)>|`` over ``t`` in ``[lo_i, hi_i]`` and a maximizing angle."""
+    cand = [lo, hi]
+    phi = np.arctan2(a[:, 1], a[:, 0])
+    for shift in (0.0, np.pi, -np.pi, 2 * np.pi, -2 * np.pi):
+        th = phi + shift
+        cand.append(np.where((th >= lo) & (th <= hi), th, lo))
+    C = np.stack(cand, axis=1)
+    vals = np.abs(a[:, :1] * np.cos(C) + a[:, 1:] * np.sin(C))
+    k = np.argmax(vals, axis=1)
+    rows = np.arange(a.shape[0])
+    return vals[rows, k], C[rows, k]
+
+
+def _sector_of(theta: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """Index of the activation arc containing each angle (arcs start at ``lo``, sorted)."""
+    t = np.mod(theta - lo[0], 2 * np.pi) + lo[0]
+    return np.clip(np.searchsorted(lo, t, side="right") - 1, 0, lo.size - 1)
+
+
+def _solve_penalized(x, y, X, Y, *, scalar, beta, loss, rtol, tol, max_rounds: int = 30) -> Solution:
+    r"""Two-layer ReLU network on 1-D data with *all* biases penalized (output bias included):
+
+    .. math:: \min\ \tfrac12\|f(x) - y\|^2 + \tfrac\beta2\Big(\sum_j w_j^2 + b_j^2 + v_j^2 + b_o^2\Big).
+
+    A neuron with unit direction :math:`(w, b)` and outer weight z costs :math:`\beta|z|`
+    (balanced), so the problem is a Lasso over the circle of directions plus a ridge
+    output bias.  Its dual, :math:`\max D(v) - (\mathbf 1^Tv)^2/(2\beta)` s.t.
+    :math:`\max_\theta|v^T(x\cos\theta + \sin\theta)_+| \le \beta`, is solved on a finite set
+    of directions by a dense interior-point method; the exact maximum over each of the
+    2p activation arcs (:func:`_arc_argmax`) adds the violating directions (column
+    generation) until the certificate closes.  Atoms in one arc with one sign are merged
+    (their responses are linear in the direction there, and the norm is subadditive).
+    The kink :math:`-b/w` of an optimal neuron may lie between data points: with
+    penalized biases a kink at t costs :math:`\sqrt{1+t^2}` per unit slope, a convex
+    function of t (Boursier & Flammarion 2023).
+    """
+    gr = _group(x, y)
+    u, w, yb = gr.u, gr.w, gr.ybar
+    p = u.size
+    lo, hi, first, last = _penalized_sectors(u)
+    # initial directions: kinks at the data (both orientations) and the constant neuron
+    base_w = np.concatenate([np.ones(p), -np.ones(p), [0.0]])
+    base_b = np.concatenate([-u, u, [1.0]])
+    thetas = np.arctan2(base_b, base_w)
+    Q = np.diag(1.0 / w) + np.ones((p, p)) / beta
+    info: dict[str, Any] = {"rounds": 0, "distinct_points": p}
+    best = None
+    for rnd in range(max_rounds):
+        info["rounds"] = rnd + 1
+        Phi = np.maximum(np.cos(thetas)[:, None] * u[None, :] + np.sin(thetas)[:, None], 0.0)  # (m, p)
+        system = _DenseSystem(Q, yb, Phi, np.full(thetas.size, beta))
+        scale = max(0.5 * float(np.sum(w * yb * yb)), _EPS)
+        res = _mehrotra(system, mu0=scale / (2 * system.m), max_iter=200,
+                        check=lambda it, xi, z: bool(np.max(np.abs(Phi @ xi)) <= beta * (1 + 1e-13)
+                                                     and _pen_gap(Phi, z, xi, w, yb, beta) <= 1e-12 * scale))
+        z = res.z
+        # merge atoms of one arc and sign into a single direction q = sum |z_a| (cos, sin)
+        sec = _sector_of(thetas, lo)
+        keep = np.abs(z) > 1e-14 * max(float(np.max(np.abs(z))), _EPS)
+        qs = {}
+        for a in np.nonzero(keep)[0]:
+            key = (int(sec[a]), int(np.sign(z[a])))
+            qs[key] = qs.get(key, 0.0) + abs(z[a]) * np.array([np.cos(thetas[a]), np.sin(thetas[a])])
+        qmax = max([float(np.linalg.norm(q)) for q in qs.values()] + [0.0])
+        # merged atoms below 1e-9 of the largest are interior-point residue: drop them (the
+        # refit and the exact certificate judge the result)
+        dirs = [(k[1], q) for k, q in qs.items() if np.linalg.norm(q) > 1e-9 * qmax]
+        net = _penalized_network(dirs, u, yb, w, beta, scalar)
+        obj = _network_objective(net, X, Y, beta, loss, penalize_biases=True)
+        D, vv, c = _dual_bound_two_layer(x, Y, _forward(net, X), beta, loss, kind="penalized")
+        if best is None or obj - D < best[1] - best[2]:
+            best = (net, obj, D, vv, c)
+        if best[1] - best[2] <= tol * max(abs(best[1]), _EPS):
+            break
+        # column generation: the exact maximizer of every violated arc, for the dual point
+        # of the current network's residual and of the interior-point solution
+        new = []
+        for V in (np.bincount(gr.inv, (y - _forward(net, X)[:, 0]), minlength=p), res.xi):
+            Vl = np.asarray(V, float)
+            c0 = np.concatenate([[0.0], np.cumsum(Vl)])
+            c1 = np.concatenate([[0.0], np.cumsum(Vl * u)])
+            A = np.stack([c1[last] - c1[first], c0[last] - c0[first]], axis=1)
+            vals, angs = _arc_argmax(A, lo, hi)
+            # c of this dual point: scale to beta and add arcs above it (1e-12: rounding)
+            cmax = float(np.max(vals))
+            if cmax <= 0:
+                continue
+            viol = vals >= cmax * (1 - 1e-9) if V is res.xi else vals * beta / cmax > beta * (1 - 1e-12)
+            new.append(angs[viol])
+        add = np.concatenate(new) if new else np.zeros(0)
+        if add.size == 0:
+            break
+        thetas = np.concatenate([thetas, add])
+    net, obj, D, vv, c = best
+    info.update(dual_constraint=c, neurons=int(net.weights[0][0].shape[1]),
+                note="penalized biases incl. output bias; kinks may lie between data points")
+    return Solution(network=net, objective=obj, lower_bound=D, method="one-dimensional two-layer ReLU, penalized "
+                    "biases (column generation over activation arcs)", rtol=rtol, dual=vv, info=info)
+
+
+def _pen_gap(Phi, z, xi, w, yb, beta) -> float:
+    """Interior-point gap estimate of the penalized problem (group level, without constants)."""
+    F0 = Phi.T @ z
+    bo = float(np.sum(w * (yb - F0))) / (float(np.sum(w)) + beta)
+    F = F0 + bo
+    P = 0.5 * float(np.sum(w * (F - yb) ** 2)) + beta * float(np.sum(np.abs(z))) + 0.5 * beta * bo * bo
+    V = xi
+    D = float(V @ yb) - 0.5 * float(np.sum(V * V / w)) - float(np.sum(V)) ** 2 / (2 * beta)
+    return P - D
+
+
+def _penalized_network(dirs, u, yb, w, beta, scalar) -> Network:
+    r"""Network from merged directions ``q`` (neuron ``(q/|q|)`` with weight ``sign * |q|``),
+    outer weights refit exactly on the support with their signs fixed (a small linear
+    system), then balanced: inner pair :math:`\sqrt{|z|}\,\hat q`, outer :math:`\pm\sqrt{|z|}`;
+    the output bias minimizes :math:`\tfrac12\|F + b_o - y\|^2 + \tfrac\beta2 b_o^2`."""
+    if not dirs:
+        bo = float(np.sum(w * yb)) / (float(np.sum(w)) + beta)
+        return Network([[np.zeros((1, 1)), np.zeros((1, 1))]], "relu", biases=[[np.zeros(1)]],
+                       output_bias=np.array([bo]), scalar_output=scalar)
+    sg = np.array([d[0] for d in dirs], dtype=float)
+    qh = np.array([d[1] / np.linalg.norm(d[1]) for d in dirs])
+    zmag = np.array([np.linalg.norm(d[1]) for d in dirs])
+    Phi = np.maximum(qh[:, :1] * u[None, :] + qh[:, 1:], 0.0)  # (k, p)
+    # refit z (signs fixed) and b_o: stationarity of 1/2||Phi^T z + bo - y||_W^2 + beta sg.z + beta/2 bo^2
+    k = len(dirs)
+    A = np.vstack([Phi, np.ones((1, u.size))])               # (k+1, p)
+    M = (A * w) @ A.T
+    M[k, k] += beta
+    rhs = A @ (w * yb)
+    rhs[:k] -= beta * sg
+    try:
+        sol = np.linalg.solve(M, rhs)
+        z, bo = sol[:k], float(sol[k])
+        if not np.all(z * sg > 0):
+            raise np.linalg.LinAlgError
+    except np.linalg.LinAlgError:
+        z = sg * zmag
+        bo = float(np.sum(w * (yb - Phi.T @ z))) / (float(np.sum(w)) + beta)
+    a = np.sqrt(np.abs(z))
+    W1 = (qh[:, 0] * a).reshape(1, k)
+    b1 = qh[:, 1] * a
+    W2 = (np.sign(z) * a).reshape(k, 1)
+    return Network([[W1, W2]], "relu", biases=[[b1]], output_bias=np.array([bo]), scalar_output=scalar)
+
+
+# =============================================================================================
+# Depth L >= 3
+# =============================================================================================
+
+
+def _deep_network(r: _Ramps, depth: int, u: np.ndarray, scalar: bool) -> Network:
+    r"""Standard depth-L network ``[1 -> k -> 1 -> ... -> 1]`` computing the ramps ``r``.
+
+    Layer 1 holds the ramps, layer 2 sums them (its bias keeps the pre-activation
+    non-negative on ten hull widths around the data, so this ReLU acts as the identity
+    there), layers 3..L-1 are scalars; all layers balanced at norm :math:`R^{1/L}` with
+    :math:`R = \sum|z_i|`, so the weight decay is :math:`\tfrac{\beta L}{2}R^{2/L}`."""
+    L = depth
+    k = r.z.size
+    R = r.cost
+    if k == 0 or R == 0:
+        Ws = [np.zeros((1, 1))] + [np.zeros((1, 1)) for _ in range(L - 1)]
+        bs = [np.zeros(1) for _ in range(L - 1)]
+        return Network([Ws], "relu", biases=[bs], output_bias=np.array([r.const]), scalar_output=scalar)
+    rho = R ** (1.0 / L)
+    alpha = rho / math.sqrt(R)
+    a = np.sqrt(np.abs(r.z))
+    W1 = (alpha * r.o * a).reshape(1, k)
+    b1 = -alpha * r.o * r.t * a
+    W2 = (alpha * np.sign(r.z) * a).reshape(k, 1)
+    # psi = sum z_i ramp_i; layer-2 pre-activation is (rho^2/R) psi + b2; keep it >= 0 on
+    # [u_1 - 10 w, u_p + 10 w] (w the hull width): its minimum there is at a knot or an end
+    width = max(float(u[-1] - u[0]), 1.0)
+    pts = np.concatenate([[u[0] - 10 * width, u[-1] + 10 * width], r.t])
+    psi = _Ramps(r.t, r.o, r.z, 0.0)(pts)
+    b2 = max(0.0, -float(np.min(psi)) * alpha * alpha) + alpha * alpha * max(float(np.max(np.abs(psi))), 1.0) * 1e-3
+    Ws = [W1, W2] + [np.full((1, 1), rho) for _ in range(L - 2)]
+    bs = [b1, np.array([b2])] + [np.zeros(1) for _ in range(L - 3)]
+    out_bias = r.const - rho ** (L - 2) * b2
+    return Network([Ws], "relu", biases=[bs], output_bias=np.array([out_bias]), scalar_output=scalar)
+
+
+def _solve_deep(x, y, X, Y, *, scalar, beta, depth, loss, rtol, max_iter, n_grid) -> Solution:
+    r"""Depth :math:`L \ge 3` on 1-D data: the best network whose layers after the first act
+    linearly on the data (as in the paper's optimal solutions, whose deeper layers carry
+    non-negative aligned vectors).  On the data such a network equals a two-layer one with
+    :math:`R_2 \le \prod_l\|W_l\|_F`, so by AM--GM the class optimum is
+
+    .. math:: \min_r\ h(r) + \tfrac{\beta L}{2} r^{2/L},\qquad h(r) = \min\{\ell(g): R(g) \le r\},
+
+    a scalar search along the two-layer path (:math:`h(r(\beta')) = \ell(g_{\beta'})`): a
+    geometric grid of :math:`\beta'` plus a bounded Brent refinement around the best point.
+    Two proven lower bounds are reported: over the class (two-layer dual points with
+    their exact constraints) and over *all* deep networks (Lipschitz bound, loose).
+    """
+    from scipy.optimize import minimize_scalar
+
+    from ..bounds import max_budget, power_penalty_lower_bound
+
+    L = depth
+    gr = _group(x, y)
+    u = gr.u
+    penalty = lambda r: 0.5 * beta * L * r ** (2.0 / L)  # noqa: E731
+    fit0 = gr.rss0 + 0.5 * float(np.sum(gr.w * (gr.ybar - np.average(gr.ybar, weights=gr.w)) ** 2))
+    V0 = gr.w * (gr.ybar - np.average(gr.ybar, weights=gr.w))
+    bmax = _c_two_layer(u, V0) if gr.p > 1 else 0.0
+    evals: dict[float, dict] = {}
+
+    def two_layer(bp: float) -> dict:
+        if bp in evals:
+            return evals[bp]
+        res = _solve_two_layer(x, y, bp, max_iter=max_iter, grouped=gr)
+        R = spline_cost(res.tk, res.ck)
+        fit = res.P - bp * R
+        e = dict(res=res, R=R, fit=fit, J=fit + penalty(R), beta2=bp)
+        evals[bp] = e
+        return e
+
+    cands = [dict(res=None, R=0.0, fit=fit0, J=fit0, beta2=np.inf)]
+    if bmax > 0:
+        grid = bmax * np.geomspace(1e-6, 1.0, max(int(n_grid), 4))
+        for bp in grid:
+            cands.append(two_layer(float(bp)))
+        best = min(cands, key=lambda e: e["J"])
+        if np.isfinite(best["beta2"]):
+            i = int(np.argmin(np.abs(np.log(grid) - np.log(best["beta2"]))))
+            lo_, hi_ = np.log(grid[max(i - 1, 0)]), np.log(grid[min(i + 1, grid.size - 1)])
+            if hi_ > lo_:
+                opt = minimize_scalar(lambda s: two_layer(float(np.exp(s)))["J"], bounds=(lo_, hi_),
+                                      method="bounded", options={"xatol": 1e-6})
+                cands.append(two_layer(float(np.exp(opt.x))))
+        # the interpolating end of the path (beta' -> 0)
+        ip = interpolate(x, np.interp(x, u, gr.ybar))
+        cands.append(dict(res=None, R=ip.cost, fit=gr.rss0, J=gr.rss0 + penalty(ip.cost), beta2=0.0, interp=ip))
+    best = min(cands, key=lambda e: e["J"])
+    if best.get("interp") is not None:
+        ramps = _min_norm_ramps(u, gr.ybar)
+    elif best["res"] is None:
+        ramps = _Ramps(np.zeros(0), np.zeros(0), np.zeros(0), float(np.average(gr.ybar, weights=gr.w)))
+    else:
+        ramps = _min_norm_ramps(best["res"].tk, best["res"].ck)
+    net = _deep_network(ramps, L, u, scalar)
+    obj = _network_objective(net, X, Y, beta, loss)
+    # proven lower bounds from the two-layer dual points met along the way
+    Vs = [V0] + [gr.w * (gr.ybar - e["res"].g) for e in evals.values()]
+    Ds, c2, cl = [], [], []
+    for V in Vs:
+        V = V - gr.w * (np.sum(V) / np.sum(gr.w))
+        A = float(V @ gr.ybar)
+        Bq = float(np.sum(V * V / gr.w))
+        for t in np.linspace(0.0, 1.0, 21)[1:]:
+            Ds.append(gr.rss0 + t * A - 0.5 * t * t * Bq)
+            c2.append(t * _c_two_layer(u, V))
+            cl.append(t * _c_lipschitz(u, V))
+    T_max = max_budget(obj - 0.0, beta, L)
+    lb_all = power_penalty_lower_bound(np.array(Ds), np.array(cl), beta=beta, depth=L, T_max=T_max)
+    lb_class = power_penalty_lower_bound(np.array(Ds), np.array(c2), beta=beta, depth=L, T_max=T_max)
+    lb_all = max(lb_all, 0.0)
+    info = dict(two_layer_beta=best["beta2"], path_budget=best["R"], two_layer_solves=len(evals),
+                class_lower_bound=lb_class, class_gap=obj - lb_class, neurons=int(ramps.z.size),
+                knots=ramps.t.copy(),
+                note=("optimal among networks whose layers after the first are linear on the data "
+                      "(the paper's structure); deeper networks outside that class can do better, so "
+                      "lower_bound is the proven Lipschitz bound over all networks (usually loose); "
+                      "see docs/one_dimensional.md"))
+    return Solution(network=net, objective=obj, lower_bound=lb_all,
+                    method=f"one-dimensional deep ReLU (L={L}): two-layer spline path with power penalty",
+                    rtol=rtol, dual=None, info=info)

@@ -339,6 +339,23 @@ def _loss_hessian_times(loss: Loss, F: np.ndarray, Y: np.ndarray, B: np.ndarray)
     return None
 
 
+def _loss_hessian_factor(loss: Loss, F: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    r"""Per-sample factors :math:`L_i` (n, K, K) with :math:`L_iL_i^T = \nabla^2_{F_i}\ell`
+    (the loss Hessian is block diagonal over samples for every loss here)."""
+    n, K = F.shape
+    if isinstance(loss, SquaredLoss):
+        return np.broadcast_to(np.eye(K), (n, K, K))
+    if isinstance(loss, LogisticLoss):
+        s = expit(Y * F)
+        return np.sqrt(s * (1.0 - s))[:, :, None]
+    if isinstance(loss, CrossEntropyLoss):
+        Pm = softmax(F, axis=1)
+        Hs = np.einsum("ij,jk->ijk", Pm, np.eye(K)) - Pm[:, :, None] * Pm[:, None, :]
+        lam, vec = np.linalg.eigh(Hs)
+        return vec * np.sqrt(np.maximum(lam, 0.0))[:, None, :]
+    raise ValueError(f"no Hessian known for {loss!r}")
+
+
 def _has_hessian(loss: Loss) -> bool:
     return isinstance(loss, (SquaredLoss, LogisticLoss, CrossEntropyLoss))
 
@@ -372,6 +389,38 @@ def _interior_direction(Xr: np.ndarray, d: np.ndarray) -> np.ndarray | None:
     return z / np.linalg.norm(z)
 
 
+def _soc_slack(t: np.ndarray, z: np.ndarray) -> np.ndarray:
+    r""":math:`t^2 - \|z\|^2` as :math:`(t - \|z\|)(t + \|z\|)` (accurate near the boundary)."""
+    nz = np.linalg.norm(z, axis=1)
+    return (t - nz) * (t + nz)
+
+
+def _block_cholesky(D: np.ndarray) -> np.ndarray:
+    """Batched Cholesky factors of SPD blocks (G, q, q).
+
+    Blocks that rounding made numerically indefinite (barrier Hessians near the cone
+    boundary have condition numbers ~1/slack^2) get a diagonal shift of 1e-14 of their
+    trace, the size of that rounding; this perturbs only the Newton direction, which
+    the line search and the duality gap check anyway.
+    """
+    try:
+        return np.linalg.cholesky(D)
+    except np.linalg.LinAlgError:
+        pass
+    out = np.empty_like(D)
+    q = D.shape[1]
+    for g in range(D.shape[0]):
+        blk = D[g]
+        shift = 0.0
+        for _ in range(60):
+            try:
+                out[g] = np.linalg.cholesky(blk + shift * np.eye(q))
+                break
+            except np.linalg.LinAlgError:
+                shift = max(2.0 * shift, 1e-14 * float(np.trace(blk)) + np.finfo(float).tiny)
+    return out
+
+
 # ============================================================================ inner solvers
 class _Barrier:
     r"""Primal log-barrier (interior-point) method for the program over a working set.
@@ -385,7 +434,8 @@ class _Barrier:
     Vandenberghe, 11.2).
     """
 
-    mu = 20.0  # path step: the usual choice (B&V 11.3.3), ~10 Newton steps per centering
+    warm = False
+    mu = 10.0  # path step: the usual choice (B&V 11.3.3), ~10 Newton steps per centering
 
     def __init__(self, Xr: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, pats: np.ndarray,
                  interior: np.ndarray) -> None:
@@ -393,21 +443,29 @@ class _Barrier:
         self.R = np.linalg.norm(Xr, axis=1) > 0
         self.grp = Groups(Xr, pats, Y.shape[1])
         self.interior = interior  # (P, r) unit interior directions
-        self.z, self.t = self._start(np.arange(self.grp.size))
         self.tau: float | None = None
+        self.z, self.t = self._start(np.arange(self.grp.size))
+        self.tau = self._tau0()
         self.iters = 0
+        self.stalled = False
 
     @property
     def m(self) -> float:
         return float(self.grp.size * (int(self.R.sum()) + 2))
 
     def _start(self, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # a small interior point: each group contributes ~1e-3 of ||Y|| to F
-        G = max(self.grp.size, 1)
-        scale = 1e-3 * float(np.linalg.norm(self.Y)) / (G * max(_spectral_norm(self.Xr), 1e-300))
-        scale = max(scale, 1e-12)
-        z = self.interior[self.grp.p[groups]] * scale
-        return z, 2.0 * scale * np.ones(len(groups))
+        r"""Approximately central values for groups at zero: an inactive group balances
+        :math:`\tau\beta t` against its :math:`|R| + 2` barrier terms, so
+        :math:`t \approx (|R| + 2)/(\tau\beta)` with :math:`z` half-way inside the cone."""
+        tau = self.tau if self.tau is not None else self._tau0()
+        scale = (int(self.R.sum()) + 2) / (tau * self.beta)
+        z = self.interior[self.grp.p[groups]] * (0.5 * scale)
+        return z, scale * np.ones(len(groups))
+
+    def _tau0(self) -> float:
+        # gap m / tau comparable to the objective of the zero network
+        f = self.loss.value(np.zeros_like(self.Y), self.Y)
+        return self.m / max(abs(f), np.finfo(float).tiny)
 
     def grow(self, pats: np.ndarray, interior: np.ndarray) -> None:
         """Append patterns; old groups keep their (feasible) values, new ones start small."""
@@ -416,59 +474,109 @@ class _Barrier:
         Pold = len(old.pats)
         self.grp = Groups(self.Xr, np.vstack([old.pats, pats]), self.Y.shape[1])
         self.interior = np.vstack([self.interior, interior])
+        # restart the path: at a large tau the damped Newton phase would have to remove a
+        # barrier gap of order tau * (f - f*) at O(1) per step
+        self.tau = self._tau0()
         z, t = self._start(np.arange(self.grp.size))
         keep = self.grp.p < Pold
         # groups are ordered (s, p, k): map the old ones by their labels
         old_index = {(s, p, k): g for g, (s, p, k) in enumerate(zip(old.s, old.p, old.k))}
-        for g in np.flatnonzero(keep):
-            j = old_index[(self.grp.s[g], self.grp.p[g], self.grp.k[g])]
-            z[g], t[g] = oz[j], ot[j]
+        if self.warm:
+            for g in np.flatnonzero(keep):
+                j = old_index[(self.grp.s[g], self.grp.p[g], self.grp.k[g])]
+                z[g], t[g] = oz[j], ot[j]
         self.z, self.t = z, t
-        if self.tau is not None:
-            # re-center from a lower tau: new groups start far from the central path
-            self.tau /= self.mu
 
     def f0(self, z: np.ndarray, t: np.ndarray) -> float:
         return self.loss.value(self.grp.output(z), self.Y) + self.beta * float(t.sum())
 
     def _psi(self, z: np.ndarray, t: np.ndarray, tau: float) -> float:
         c = self.grp.constraint(z)[:, self.R]
-        w = t * t - np.sum(z * z, axis=1)
+        w = _soc_slack(t, z)
         if np.any(c <= 0) or np.any(w <= 0) or np.any(t <= 0):
             return np.inf
         return tau * self.f0(z, t) - float(np.sum(np.log(c))) - float(np.sum(np.log(w)))
 
     def _newton(self, tau: float) -> tuple[np.ndarray, np.ndarray, float]:
+        r"""Newton direction of :math:`\psi_\tau` and the squared decrement.
+
+        The Hessian is block diagonal (barrier, one :math:`(r+1)\times(r+1)` block per
+        group) plus :math:`\tau B^T\nabla^2\ell B` of rank at most :math:`nK`; it is solved
+        densely when that is smaller, else by the Woodbury identity
+        :math:`(D + UU^T)^{-1} = D^{-1} - D^{-1}U(I + U^TD^{-1}U)^{-1}U^TD^{-1}`.
+        """
         grp, z, t = self.grp, self.z, self.t
         G, r = z.shape
+        n, K = self.Y.shape
         F = grp.output(z)
         c = grp.constraint(z)[:, self.R]
         XR = self.Xr[self.R]
         sgR = grp.sg[grp.p][:, self.R]
-        w = t * t - np.sum(z * z, axis=1)
+        zz = np.sum(z * z, axis=1)
+        w = _soc_slack(t, z)
         gz = tau * grp.adjoint(self.loss.gradient(F, self.Y)) - (sgR / c) @ XR + 2.0 * z / w[:, None]
         gt = tau * self.beta - 2.0 * t / w
+        g = np.concatenate([gz, gt[:, None]], axis=1)  # (G, r + 1)
+        # barrier blocks
+        Dblk = np.zeros((G, r + 1, r + 1))
+        Dblk[:, :r, :r] = np.einsum("gn,nr,ns->grs", 1.0 / c**2, XR, XR, optimize=True)
+        Dblk[:, :r, :r] += (2.0 / w)[:, None, None] * np.eye(r)[None] \
+            + 4.0 * z[:, :, None] * z[:, None, :] / (w**2)[:, None, None]
+        Dblk[:, :r, r] = Dblk[:, r, :r] = -4.0 * t[:, None] * z / (w**2)[:, None]
+        # d^2/dt^2 of -log(t^2 - |z|^2) is 2(t^2 + |z|^2)/w^2: written without the
+        # cancellation of -2/w + 4t^2/w^2 near the cone's boundary
+        Dblk[:, r, r] = 2.0 * (t**2 + zz) / w**2
         Q = G * (r + 1)
-        H = np.zeros((Q, Q))
-        B = grp.design()
-        HB = _loss_hessian_times(self.loss, F, self.Y, B)
-        H[:G * r, :G * r] = tau * (B.T @ HB)
-        Hc = np.einsum("gn,nr,ns->grs", 1.0 / c**2, XR, XR, optimize=True)
-        Hc += (2.0 / w)[:, None, None] * np.eye(r)[None] + 4.0 * z[:, :, None] * z[:, None, :] / (w**2)[:, None, None]
-        zi = np.arange(G)[:, None] * r + np.arange(r)[None, :]
-        H[zi[:, :, None], zi[:, None, :]] += Hc
-        ti = G * r + np.arange(G)
-        Hzt = -4.0 * t[:, None] * z / (w**2)[:, None]
-        H[zi, ti[:, None]] += Hzt
-        H[ti[:, None], zi] += Hzt
-        H[ti, ti] += -2.0 / w + 4.0 * t**2 / w**2
-        g = np.concatenate([gz.reshape(-1), gt])
-        try:
-            d = -cho_solve(cho_factor(H, check_finite=False), g, check_finite=False)
-        except (LinAlgError, ValueError):
-            d = -np.linalg.lstsq(H, g, rcond=None)[0]
-        lam2 = -float(g @ d)
-        return d[:G * r].reshape(G, r), d[G * r:], lam2
+        if Q <= n * K:
+            H = np.zeros((G, r + 1, G, r + 1))
+            H[np.arange(G), :, np.arange(G), :] = Dblk
+            H = H.reshape(Q, Q)
+            B = grp.design()
+            HB = _loss_hessian_times(self.loss, F, self.Y, B)
+            zi = (np.arange(G)[:, None] * (r + 1) + np.arange(r)[None, :]).ravel()
+            H[np.ix_(zi, zi)] += tau * (B.T @ HB)
+            try:
+                d = -cho_solve(cho_factor(H, check_finite=False), g.ravel(), check_finite=False)
+            except (LinAlgError, ValueError):
+                d = -np.linalg.lstsq(H, g.ravel(), rcond=None)[0]
+            d = d.reshape(G, r + 1)
+        else:
+            Lf = _loss_hessian_factor(self.loss, F, self.Y)  # (n, K, K): L_i L_i^T = Hessian of sample i
+            A = (grp.s[:, None] * grp.Dm[grp.p])[:, :, None] * self.Xr[None]  # (G, n, r)
+            Lsel = Lf[:, grp.k, :].transpose(1, 0, 2)  # (G, n, K): L_i[k_g, :]
+            U = np.zeros((G, r + 1, n, K))
+            U[:, :r] = np.sqrt(tau) * A.transpose(0, 2, 1)[:, :, :, None] * Lsel[:, None, :, :]
+            U = U.reshape(G, r + 1, n * K)
+            Lb = _block_cholesky(Dblk)
+            LbT = Lb.transpose(0, 2, 1)
+
+            def dinv(M: np.ndarray) -> np.ndarray:  # (G, r+1, k) -> D^{-1} M blockwise
+                return np.linalg.solve(LbT, np.linalg.solve(Lb, M))
+
+            Uf = U.reshape(Q, n * K)
+            Yw = dinv(U).reshape(Q, n * K)
+            Cap = np.eye(n * K) + Uf.T @ Yw
+            try:
+                cf = cho_factor(Cap, check_finite=False)
+                csolve = lambda b: cho_solve(cf, b, check_finite=False)  # noqa: E731
+            except (LinAlgError, ValueError):
+                csolve = lambda b: np.linalg.lstsq(Cap, b, rcond=None)[0]  # noqa: E731
+
+            def solve(b: np.ndarray) -> np.ndarray:  # (D + U U^T)^{-1} b by Woodbury
+                y0 = dinv(b.reshape(G, r + 1, 1)).reshape(Q)
+                return y0 - Yw @ csolve(Uf.T @ y0)
+
+            rhs = -g.reshape(Q)
+            d = solve(rhs)
+            # iterative refinement: the Schur complement loses digits when tau is large
+            # (Cap ~ tau); two corrections with the same factors restore them
+            for _ in range(2):
+                Dd = np.einsum("gab,gb->ga", Dblk, d.reshape(G, r + 1)).reshape(Q)
+                res = rhs - Dd - Uf @ (Uf.T @ d)
+                d = d + solve(res)
+            d = d.reshape(G, r + 1)
+        lam2 = -float(np.vdot(g, d))
+        return d[:, :r], d[:, r], lam2
 
     def _max_step(self, dz: np.ndarray, dt: np.ndarray) -> float:
         """Largest step in (0, 1] keeping every barrier argument positive (times 0.99)."""
@@ -479,7 +587,7 @@ class _Barrier:
         if np.any(neg):
             a = min(a, float(np.min(-c[neg] / dc[neg])))
         # t^2 - ||z||^2 along the step: w + b a + q a^2 > 0
-        w = self.t**2 - np.sum(self.z**2, axis=1)
+        w = _soc_slack(self.t, self.z)
         b = 2.0 * (self.t * dt - np.sum(self.z * dz, axis=1))
         q = dt**2 - np.sum(dz**2, axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -497,8 +605,15 @@ class _Barrier:
         return min(1.0, 0.99 * a)
 
     def center(self, tau: float, budget: int) -> int:
-        """Newton's method on psi_tau until the decrement is at rounding level."""
+        """Newton's method on psi_tau until the decrement is at rounding level.
+
+        Sets ``self.stalled`` when the decrement stops falling below 1 (rounding in the
+        Newton direction at large tau): the point is then as central as this precision
+        allows and a larger tau would not help.
+        """
         used = 0
+        best, since = np.inf, 0
+        self.stalled = False
         while used < budget:
             dz, dt, lam2 = self._newton(tau)
             used += 1
@@ -506,6 +621,13 @@ class _Barrier:
             # m/tau gap that matters and above the rounding of psi at large tau
             if lam2 / 2.0 <= 1e-9:
                 break
+            if lam2 < 0.5 * best:
+                best, since = lam2, 0
+            else:
+                since += 1
+                if since >= 8 and best < 1.0:
+                    self.stalled = True
+                    break
             a = self._max_step(dz, dt)
             if lam2 > 0.0625:  # outside the quadratic region (lambda > 1/4): backtrack
                 p0 = self._psi(self.z, self.t, tau)
@@ -513,22 +635,22 @@ class _Barrier:
                                          <= p0 - 0.01 * a * lam2):
                     a *= 0.5
                 if a <= 1e-14:
+                    self.stalled = True
                     break
             self.z, self.t = self.z + a * dz, self.t + a * dt
         self.iters += used
         return used
 
     def solve(self, tol: float, budget: int) -> int:
-        """Follow the central path until ``m / tau <= tol * |f|`` (or the budget is spent)."""
+        """Follow the central path until ``m / tau <= tol * |f|`` (or the budget is spent,
+        or centering stalls at the precision limit)."""
         used = 0
-        if self.tau is None:
-            self.tau = self.m / max(abs(self.f0(self.z, self.t)), np.finfo(float).tiny)
         # the barrier gap cannot usefully go below ~1e-13 relative (rounding of psi)
         tol = max(tol, 1e-13)
         while used < budget:
             used += self.center(self.tau, budget - used)
             f = self.f0(self.z, self.t)
-            if self.m / self.tau <= tol * abs(f):
+            if self.m / self.tau <= tol * abs(f) or self.stalled:
                 break
             self.tau *= self.mu
         return used
