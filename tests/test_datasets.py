@@ -11,6 +11,7 @@ import pytest
 
 import deepdual
 from deepdual import datasets as ds
+from deepdual.structures import is_whitened
 
 
 # ---------------------------------------------------------------------------- IDX (MNIST)
@@ -218,7 +219,7 @@ def test_prepare_whitened_uses_training_transform_on_test():
     n = sp.X_train.shape[0]
     assert n == 30 and sp.Y_train.shape == (30, 10)
     np.testing.assert_allclose(sp.X_train @ sp.X_train.T, np.eye(n), atol=1e-12)
-    assert deepdual.structures.is_whitened(sp.X_train)
+    assert is_whitened(sp.X_train)
     # test rows are the held-out rows mapped by the *training* whitening map
     assert np.intersect1d(sp.train_index, sp.test_index).size == 0 and sp.X_test.shape == (100, 64)
     np.testing.assert_allclose(sp.X_test, X[sp.test_index] @ sp.whitener.transform_, atol=1e-12)

@@ -114,7 +114,10 @@ def max_budget(upper: float, beta: float, depth: int) -> float:
     minimizer has path budget :math:`T \le` this when ``upper`` bounds
     :math:`P^\star - \inf\ell`."""
     upper = max(float(upper), 0.0)
-    return (2.0 * upper / (beta * depth)) ** (depth / 2.0)
+    base = 2.0 * upper / (beta * depth)
+    # a huge objective (a diverged network) gives a budget beyond float range: report inf
+    with np.errstate(over="ignore"):
+        return float(np.power(base, depth / 2.0))
 
 
 def power_penalty_lower_bound(
@@ -154,6 +157,9 @@ def power_penalty_lower_bound(
     L = int(depth)
     if T_max <= 0:
         return float(np.max(D))
+    if not np.isfinite(T_max):
+        # no finite budget: g_V is unbounded below for L >= 3 and no bound is proven
+        return -np.inf if L >= 3 else float(np.max(np.where(c <= beta, D, -np.inf)))
     if grid is None:
         geo = T_max * np.logspace(-12, 0, n_grid // 2)
         grid = np.concatenate([[0.0], geo, np.linspace(0.0, T_max, n_grid // 2)])

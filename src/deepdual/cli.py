@@ -149,7 +149,13 @@ def _load_network(path: str, activation: str | None):
             raise CLIError(f"NETWORK {path!r} must hold a state dict (save module.state_dict()), "
                            f"got {type(state).__name__}")
         return module_to_network(state, activation=activation or "relu")
-    net = deepdual.Network.load(path)
+    if not path.endswith(".npz"):
+        raise CLIError(f"NETWORK {path!r} must be a .npz file written by Network.save (or solve --out) "
+                       "or a PyTorch state dict .pt/.pth")
+    try:
+        net = deepdual.Network.load(path)
+    except ValueError as exc:
+        raise CLIError(f"NETWORK {path!r} is not a deepdual network file: {exc}") from None
     if activation is not None and activation != net.activation:
         raise CLIError(f"--activation {activation!r} does not match the saved network's {net.activation!r}")
     return net

@@ -135,8 +135,9 @@ def read_idx(path: str | os.PathLike, *, name: str = "path") -> np.ndarray:
     0x0D float32, 0x0E float64), the number of dimensions, the dimensions as
     big-endian int32, then the data in C order, big-endian.
     """
+    f = _open_maybe_gzip(path, name)  # FileNotFoundError / ValueError naming the argument
     try:
-        with _open_maybe_gzip(path, name) as f:
+        with f:
             raw = f.read()
     except (OSError, EOFError) as exc:
         raise ValueError(f"`{name}` {os.fspath(path)!r} could not be read: {exc}") from None
@@ -210,12 +211,12 @@ def load_cifar10_batch(path: str | os.PathLike, *, scale: bool = True) -> tuple[
     X : ndarray (n, 3072), float64 (divided by 255 if ``scale``)
     y : ndarray (n,), int64
     """
+    f = _open_maybe_gzip(path, "path")  # FileNotFoundError / ValueError naming the argument
     try:
-        with _open_maybe_gzip(path, "path") as f:
+        with f:
             batch = _ArrayUnpickler(f, encoding="bytes").load()
-    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, IndexError) as exc:
-        if isinstance(exc, FileNotFoundError) or "`path`" in str(exc):
-            raise
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, IndexError,
+            KeyError, ImportError) as exc:
         raise ValueError(f"`path` {os.fspath(path)!r} is not a CIFAR-10 python batch: {exc}") from None
     if not isinstance(batch, dict):
         raise ValueError(f"`path` {os.fspath(path)!r} must hold a dict, got {type(batch).__name__}")

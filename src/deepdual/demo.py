@@ -44,7 +44,7 @@ def run_demo(out: str | pathlib.Path, *, quick: bool = False, progress: bool = T
     """
     import deepdual
     from deepdual.datasets import load_digits_data, prepare_whitened
-    from deepdual.plotting import new_figure, plot_objective_gap, plot_objective_history, save_figure
+    from deepdual.plotting import new_figure, plot_objective_history, save_figure
 
     stream = sys.stdout if stream is None else stream
     out = pathlib.Path(out)

@@ -272,7 +272,9 @@ class Network:
                 ob = data["output_bias"] if "output_bias" in files else None
                 scalar = bool(data["scalar_output"]) if "scalar_output" in files else None
                 return cls(weights, str(data["activation"]), biases=biases, output_bias=ob, scalar_output=scalar)
-        except (OSError, KeyError, EOFError) as exc:
+        except (OSError, KeyError, EOFError, ValueError) as exc:
+            if "deepdual network" in str(exc):
+                raise
             raise ValueError(f"`path` {path!r} could not be read as a deepdual network: {exc}") from None
 
     # ------------------------------------------------------------------ torch

@@ -128,19 +128,41 @@ def _all_signs(k: int) -> np.ndarray:
     return ((idx >> np.arange(k)[None, :]) & 1).astype(bool)
 
 
-def _regions(A: np.ndarray) -> np.ndarray:
+def _perturb(z: np.ndarray, base: np.ndarray, W: np.ndarray, A: np.ndarray, on: np.ndarray) -> np.ndarray:
+    r"""Directions :math:`u = g + \varepsilon w` inside the region next to the ray ``g``.
+
+    ``z`` (c, m) are :math:`x_j^Tg` (sign already applied), ``base`` (c, r) the rays,
+    ``W`` (c, q, r) the in-face directions :math:`w` with the wanted signs on the rows
+    ``on`` (c, m) at zero.  :math:`\varepsilon` is half the largest value keeping the sign
+    of every row off the face.  Returns (c, q, r).
+    """
+    xw = np.einsum("cqr,mr->cqm", W, A)  # (c, q, m)
+    off = ~on[:, None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(off & (np.abs(xw) > 0), np.abs(z)[:, None, :] / np.abs(xw), np.inf)
+    eps = 0.5 * np.min(ratio, axis=2)  # (c, q)
+    eps = np.where(np.isfinite(eps), np.minimum(eps, 1.0), 1.0)
+    return base[:, None, :] + eps[:, :, None] * W
+
+
+def _regions(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sign patterns (``True`` = positive side) of all regions of the central arrangement
-    with normals = rows of ``A`` (m, r); ``A`` has full column rank ``r`` and no zero rows.
-    Returns a boolean array (P, m) that contains every region's pattern."""
+    with normals = rows of ``A`` (m, r), full column rank ``r``, no zero rows.
+
+    Returns ``(P, U)``: a boolean array (P, m) containing every region's pattern and,
+    for each, a direction ``U[i]`` (r,) inside that region (up to rounding; callers
+    verify it)."""
     m, r = A.shape
     if r == 1:
         pos = A[:, 0] > 0
-        return np.stack([pos, ~pos])
+        return np.stack([pos, ~pos]), np.array([[1.0], [-1.0]])
     norms = np.linalg.norm(A, axis=1)
     subsets = np.array(list(combinations(range(m), r - 1)), dtype=np.intp)  # (C, r-1)
     out: list[np.ndarray] = []
-    # batched null vectors of the (r-1) x r sub-matrices
-    chunk = max(1, 200_000 // max(1, r * r))
+    dirs: list[np.ndarray] = []
+    signs = _all_signs(r - 1)  # (2^{r-1}, r-1)
+    sig = 2.0 * signs - 1.0
+    chunk = max(1, 200_000 // max(1, r * r * len(signs)))
     done_Z: set[bytes] = set()
     for start in range(0, len(subsets), chunk):
         S = subsets[start:start + chunk]
@@ -153,7 +175,7 @@ def _regions(A: np.ndarray) -> np.ndarray:
         indep = smin > max(m, r) * _EPS * 100 * smax
         if not np.any(indep):
             continue
-        S, g, smax, smin = S[indep], g[indep], smax[indep], smin[indep]
+        S, g, smax, smin, AS = S[indep], g[indep], smax[indep], smin[indep], AS[indep]
         z = g @ A.T  # (c, m)
         # A row counts as on the hyperplane when |x_j^T g| is below the error of g:
         # the null vector of S is accurate to ~eps * cond(S); 1e3 is a safety factor.
@@ -163,52 +185,63 @@ def _regions(A: np.ndarray) -> np.ndarray:
         nZ = onZ.sum(axis=1)
         general = nZ == r - 1
         if np.any(general):
-            Sg, zg = S[general], z[general]
-            base = zg > 0  # (c', m)
-            signs = _all_signs(r - 1)  # (2^{r-1}, r-1)
-            for sgn_g in (base, ~base):
-                pats = np.repeat(sgn_g[:, None, :], len(signs), axis=1)  # (c', 2^{r-1}, m)
+            Sg, zg, gg, ASg = S[general], z[general], g[general], AS[general]
+            # in-face directions with the wanted signs on S: w = pinv(A_S) sigma
+            Wf = np.einsum("crk,qk->cqr", np.linalg.pinv(ASg), sig)  # (c', 2^{r-1}, r)
+            for sgn in (1.0, -1.0):
+                base = (sgn * zg) > 0  # (c', m)
+                pats = np.repeat(base[:, None, :], len(signs), axis=1)  # (c', 2^{r-1}, m)
                 rows = np.arange(len(Sg))[:, None, None]
                 pats[rows, np.arange(len(signs))[None, :, None], Sg[:, None, :]] = signs[None, :, :]
                 out.append(pats.reshape(-1, m))
+                U = _perturb(sgn * zg, sgn * gg, Wf, A, onZ[general])
+                dirs.append(U.reshape(-1, r))
         for c in np.flatnonzero(~general):
             Zmask = onZ[c]
             key = Zmask.tobytes()
             if key in done_Z:
                 continue
             done_Z.add(key)
-            sub = _sub_regions(A[Zmask])
-            base = z[c] > 0
-            for b in (base, ~base):
-                pats = np.repeat(b[None, :], len(sub), axis=0)
+            sub, subdirs = _sub_regions(A[Zmask], r)
+            for sgn in (1.0, -1.0):
+                base = (sgn * z[c]) > 0
+                pats = np.repeat(base[None, :], len(sub), axis=0)
                 pats[:, Zmask] = sub
                 out.append(pats)
+                U = _perturb((sgn * z[c])[None], (sgn * g[c])[None], subdirs[None], A, Zmask[None])[0]
+                dirs.append(U)
     if not out:  # pragma: no cover - r >= 2 with full column rank always has an independent subset
         raise RuntimeError("no independent (r-1)-subset found; X_r is not of full column rank")
-    return np.unique(np.concatenate(out, axis=0), axis=0)
+    P = np.concatenate(out, axis=0)
+    U = np.concatenate(dirs, axis=0)
+    P, idx = np.unique(P, axis=0, return_index=True)
+    return P, U[idx]
 
 
-def _sub_regions(A: np.ndarray) -> np.ndarray:
-    """Regions of the arrangement of rows of ``A`` (any rank, zero rows allowed: both signs)."""
+def _sub_regions(A: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
+    """Regions of the arrangement of rows of ``A`` (q, r) of any rank; zero rows get both
+    signs.  Returns patterns (P, q) and directions (P, r) in ``A``'s column space."""
     m = A.shape[0]
     zero = np.linalg.norm(A, axis=1) == 0.0
     rs = row_space(A[~zero]) if np.any(~zero) else None
     if rs is None or rs.rank == 0:
         inner = np.zeros((1, int(np.sum(~zero))), dtype=bool)
+        inner_dirs = np.zeros((1, r))
     else:
-        inner = _regions(rs.Xr)
+        inner, d_r = _regions(rs.Xr)
+        inner_dirs = d_r @ rs.V.T
     nz = int(np.sum(zero))
     if nz == 0:
-        return inner
+        return inner, inner_dirs
     # zero rows: x_j^T u = 0 for all u, either side is consistent; keep both
     zs = _all_signs(nz) if nz <= 4 else np.stack([np.zeros(nz, bool), np.ones(nz, bool)])
     pats = np.zeros((len(inner) * len(zs), m), dtype=bool)
     pats[:, ~zero] = np.repeat(inner, len(zs), axis=0)
     pats[:, zero] = np.tile(zs, (len(inner), 1))
-    return pats
+    return pats, np.repeat(inner_dirs, len(zs), axis=0)
 
 
-def enumerate_patterns(X: Any, *, max_patterns: int | None = None) -> np.ndarray:
+def enumerate_patterns(X: Any, *, max_patterns: int | None = None, return_directions: bool = False):
     r"""All activation patterns :math:`1[Xg \ge 0]` of the regions of ``X``'s arrangement.
 
     Parameters
@@ -217,6 +250,10 @@ def enumerate_patterns(X: Any, *, max_patterns: int | None = None) -> np.ndarray
     max_patterns : int, optional
         Refuse (``ValueError``) when the region-count bound
         :func:`count_upper_bound` exceeds it.
+    return_directions : bool, default False
+        Also return, for each pattern, a direction :math:`g` (d,) with
+        :math:`1[Xg > 0]` equal to the pattern on the non-zero rows (strictly inside the
+        region, up to rounding for nearly degenerate data: verify before relying on it).
 
     Returns
     -------
@@ -224,6 +261,8 @@ def enumerate_patterns(X: Any, *, max_patterns: int | None = None) -> np.ndarray
         Unique patterns, without the all-zero pattern (it contributes nothing).  Rows of
         ``X`` equal to zero get ``False``.  The set contains the pattern of every region
         (a superset when the data are degenerate up to rounding); see the module notes.
+    ndarray of shape (P, d)
+        The directions, when ``return_directions``.
 
     Examples
     --------
@@ -235,26 +274,32 @@ def enumerate_patterns(X: Any, *, max_patterns: int | None = None) -> np.ndarray
            [1, 1]])
     """
     X = check_matrix(X, "X")
-    n = X.shape[0]
+    n, d = X.shape
     rs = row_space(X)
     r = rs.rank
+    empty = (np.zeros((0, n), dtype=bool), np.zeros((0, d)))
     if r == 0:
-        return np.zeros((0, n), dtype=bool)
+        return empty if return_directions else empty[0]
     if max_patterns is not None and count_upper_bound(n, r) > max_patterns:
         raise ValueError(
             f"`X` ({n} rows, rank {r}) may have up to {count_upper_bound(n, r)} activation patterns, "
             f"more than max_patterns={max_patterns}; sample patterns instead"
         )
     zero = np.linalg.norm(rs.Xr, axis=1) == 0.0
-    pats = np.zeros((0, n), dtype=bool)
+    pats, dirs = empty
     if np.any(~zero):
-        inner = _regions(rs.Xr[~zero])
+        inner, U = _regions(rs.Xr[~zero])
         pats = np.zeros((len(inner), n), dtype=bool)
         pats[:, ~zero] = inner
-    return unique_patterns(pats)
+        dirs = U @ rs.V.T
+    keep = pats.any(axis=1)
+    pats, dirs = pats[keep], dirs[keep]
+    pats, idx = np.unique(pats, axis=0, return_index=True)
+    return (pats, dirs[idx]) if return_directions else pats
 
 
-def sample_patterns(X: Any, n_patterns: int, rng: Any = None, *, max_tries: int = 20) -> np.ndarray:
+def sample_patterns(X: Any, n_patterns: int, rng: Any = None, *, max_tries: int = 20,
+                    return_directions: bool = False):
     r"""Distinct patterns :math:`1[Xg \ge 0]` for Gaussian :math:`g` in the row space of ``X``.
 
     Draws batches of ``n_patterns`` directions until ``n_patterns`` distinct non-zero
@@ -267,26 +312,36 @@ def sample_patterns(X: Any, n_patterns: int, rng: Any = None, *, max_tries: int 
     n_patterns : int >= 1
     rng : None, int or numpy.random.Generator
         Source of the directions; ``None`` draws fresh OS entropy (not reproducible).
+    return_directions : bool, default False
+        Also return the direction :math:`g` (d,) that produced each pattern.
 
     Returns
     -------
-    ndarray of bool, shape (P, n) with ``P <= n_patterns``
+    ndarray of bool, shape (P, n) with ``P <= n_patterns`` (and the directions (P, d))
     """
     X = check_matrix(X, "X")
     if isinstance(n_patterns, bool) or not isinstance(n_patterns, (int, np.integer)) or n_patterns < 1:
         raise ValueError(f"`n_patterns` must be an integer >= 1, got {n_patterns!r}")
     gen = as_rng(rng)
     rs = row_space(X)
-    n = X.shape[0]
+    n, d = X.shape
     if rs.rank == 0:
-        return np.zeros((0, n), dtype=bool)
-    found = np.zeros((0, n), dtype=bool)
+        empty = (np.zeros((0, n), dtype=bool), np.zeros((0, d)))
+        return empty if return_directions else empty[0]
+    pats = np.zeros((0, n), dtype=bool)
+    dirs = np.zeros((0, rs.rank))
     for _ in range(max_tries):
-        G = gen.standard_normal((rs.rank, int(n_patterns)))
-        found = unique_patterns(np.concatenate([found, (rs.Xr @ G >= 0).T], axis=0))
-        if len(found) >= n_patterns:
+        G = gen.standard_normal((int(n_patterns), rs.rank))
+        pats = np.concatenate([pats, (rs.Xr @ G.T >= 0).T], axis=0)
+        dirs = np.concatenate([dirs, G], axis=0)
+        pats, idx = np.unique(pats, axis=0, return_index=True)
+        dirs = dirs[idx]
+        keep = pats.any(axis=1)
+        pats, dirs = pats[keep], dirs[keep]
+        if len(pats) >= n_patterns:
             break
-    if len(found) > n_patterns:
-        found = found[gen.permutation(len(found))[:n_patterns]]
-        found = unique_patterns(found)
-    return found
+    if len(pats) > n_patterns:
+        pick = np.sort(gen.permutation(len(pats))[:n_patterns])
+        pats, dirs = pats[pick], dirs[pick]
+    dirs = dirs @ rs.V.T
+    return (pats, dirs) if return_directions else pats

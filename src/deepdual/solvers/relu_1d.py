@@ -1066,6 +1066,14 @@ def _solve_two_layer(x: np.ndarray, y: np.ndarray, beta: float, *, skip: bool = 
         P = gr.rss0 + 0.5 * float(np.sum(gr.w * (g - gr.ybar) ** 2))
         info.update(stopped="closed form", tau=0.0)
         return _TwoLayerResult(gr.u.copy(), g.copy(), g, gr, P, P, info)
+    # no kinks at all is optimal iff the residual of the best constant (line with skip) is
+    # dual feasible: then return it exactly
+    g0 = _trivial_fit(gr, skip)
+    V0 = base.equalize(gr.w * (gr.ybar - g0))
+    if _c_two_layer(gr.u, V0, skip=skip) <= beta:
+        P = gr.rss0 + 0.5 * float(np.sum(gr.w * (g0 - gr.ybar) ** 2))
+        info.update(stopped="closed form (no kinks)", tau=0.0, kinks=0)
+        return _TwoLayerResult(gr.u[[0, -1]].copy(), g0[[0, -1]].copy(), g0, gr, P, base.dual(V0), info)
     prob, sy = _normalize(gr, beta, skip)
     if p > 2:
         K0, th0, ipm_it = _ipm_start(prob, 0.0)

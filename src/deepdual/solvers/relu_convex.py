@@ -126,9 +126,6 @@ DEFAULT_N_PATTERNS = 100
 DEFAULT_MAX_PATTERNS = 2000
 #: sampled runs still get an exact dual constraint when the region-count bound is at most this
 DEFAULT_CERTIFY_MAX_PATTERNS = 20000
-#: the interior-point method is used while it has at most this many variables
-#: (dense Newton systems: a 3000 x 3000 Cholesky factorization takes ~0.3 s)
-IPM_MAX_DIM = 3000
 
 
 # ============================================================================ dual constraint
@@ -645,14 +642,19 @@ class _Barrier:
         """Follow the central path until ``m / tau <= tol * |f|`` (or the budget is spent,
         or centering stalls at the precision limit)."""
         used = 0
+        stalls = 0
         # the barrier gap cannot usefully go below ~1e-13 relative (rounding of psi)
         tol = max(tol, 1e-13)
         while used < budget:
             used += self.center(self.tau, budget - used)
+            stalls = stalls + 1 if self.stalled else 0
             f = self.f0(self.z, self.t)
-            if self.m / self.tau <= tol * abs(f) or self.stalled:
+            # a stalled centering is still near the path (lambda < 1): go on, unless two
+            # in a row show that the precision limit is reached
+            if self.m / self.tau <= tol * abs(f) or stalls >= 2:
                 break
             self.tau *= self.mu
+        self.stalled = stalls >= 2
         return used
 
     @property
@@ -817,34 +819,66 @@ class _Result:
     dropped_patterns: int = 0
 
 
-def _solve(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Loss, beta: float, *, tol: float,
-           solver: str, max_iter: int | None, progress: bool) -> _Result:
-    r"""Working-set solution of the program over ``pats`` with the duality-gap stopping rule."""
+def _ipm_cost(G: int, r: int, n: int, K: int) -> float:
+    """Flops of one Newton step of :class:`_Barrier` with ``G`` groups (dense or Woodbury)."""
+    Q = G * (r + 1)
+    nk = n * K
+    return float(min(Q**3 / 3.0 + Q * Q * nk, Q * nk * nk + nk**3 / 3.0 + G * (r + 1) ** 2 * nk))
+
+
+#: largest Newton-step cost (flops) for which the interior-point method is used
+#: (~0.3 s on one core); beyond it the augmented Lagrangian takes over
+IPM_MAX_COST = 1e9
+
+
+def _solve(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, dirs: np.ndarray | None, loss: Loss,
+           beta: float, *, tol: float, solver: str, max_iter: int | None, progress: bool) -> _Result:
+    r"""Working-set solution of the program over ``pats`` with the duality-gap stopping rule.
+
+    The working set starts as all patterns when the interior-point method can afford
+    them, else as the ``n + 1`` patterns most violated by the dual point of the zero
+    network; each round adds the patterns most violated by the current dual point.
+    """
     n, K = Y.shape
     r = Xr.shape[1]
     P = len(pats)
     V0 = loss.dual_point(np.zeros_like(Y), Y)
-    first_size = max(10, n + 1)
-    _, W = pattern_values(Xr, V0, pats, beta, max_new=min(P, first_size))
-    if len(W) == 0:  # the zero network is optimal: keep one pattern to report on
-        W = np.argsort(-np.linalg.norm(pats.astype(float) @ (V0[:, [0]] * Xr), axis=1))[:1]
-    W = list(W)
+    if solver == "ipm" and _ipm_cost(2 * K * P, r, n, K) <= IPM_MAX_COST:
+        W = list(range(P))
+    else:
+        _, W = pattern_values(Xr, V0, pats, beta, max_new=min(P, max(10, n + 1)))
+        if len(W) == 0:  # the zero network is optimal: keep one pattern to report on
+            W = np.argsort(-np.linalg.norm(pats.astype(float) @ (V0[:, [0]] * Xr), axis=1))[:1]
+        W = list(W)
     dropped = 0
     interior: dict[int, np.ndarray] = {}
+    xn = np.linalg.norm(Xr, axis=1)
+    nzr = xn > 0
 
     def interiors(idx: list[int]) -> tuple[list[int], np.ndarray]:
         nonlocal dropped
-        keep, dirs = [], []
+        keep, out = [], []
         for p in idx:
             if p not in interior:
-                u = _interior_direction(Xr, pats[p].astype(float))
+                u = None
+                if dirs is not None:
+                    u = dirs[p]
+                    m = (2.0 * pats[p] - 1.0) * (Xr @ u)
+                    # strictly inside: every non-zero row on its side by more than
+                    # rounding (1e3 eps of |x_j| |u|); else fall back to the LP
+                    if not np.all(m[nzr] > 1e3 * _EPS * xn[nzr] * np.linalg.norm(u)):
+                        u = None
+                    else:
+                        u = u / np.linalg.norm(u)
+                if u is None:
+                    u = _interior_direction(Xr, pats[p].astype(float))
                 interior[p] = u if u is not None else np.full(r, np.nan)
             if np.all(np.isfinite(interior[p])):
                 keep.append(p)
-                dirs.append(interior[p])
+                out.append(interior[p])
             else:
                 dropped += 1
-        return keep, np.array(dirs).reshape(-1, r)
+        return keep, np.array(out).reshape(-1, r)
 
     if max_iter is None:
         max_iter = 400 if solver == "ipm" else 20000
@@ -892,7 +926,7 @@ def _solve(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Loss, beta: fl
             if new:
                 if solver == "ipm":
                     new, dirs = interiors(new)
-                    if (len(W) + len(new)) * 2 * K * (r + 1) > 2 * IPM_MAX_DIM:
+                    if _ipm_cost(2 * K * (len(W) + len(new)), r, n, K) > IPM_MAX_COST:
                         # the working set outgrew dense Newton: continue with the AL
                         solver = "al"
                         old = inner
@@ -994,17 +1028,20 @@ def prune_neurons(Xa: np.ndarray, U: np.ndarray, A: np.ndarray) -> tuple[np.ndar
 
 
 # ============================================================================ public
-def _choose_patterns(Xa: np.ndarray, rank: int, option: Any, n_patterns: int, max_patterns: int,
-                     rng: Any) -> tuple[np.ndarray, bool, str]:
+def _choose_patterns(Xa: np.ndarray, rs: Any, option: Any, n_patterns: int, max_patterns: int,
+                     rng: Any) -> tuple[np.ndarray, np.ndarray | None, bool, str]:
+    """``(patterns, interior directions in row-space coordinates or None, complete, how)``."""
     n = Xa.shape[0]
-    bound = count_upper_bound(n, rank)
+    bound = count_upper_bound(n, rs.rank)
     if isinstance(option, str):
         if option not in ("auto", "exact", "sample"):
             raise ValueError(f"`patterns` must be 'auto', 'exact', 'sample' or a boolean array (P, {n}); "
                              f"got {option!r}")
         if option == "exact" or (option == "auto" and bound <= max_patterns):
-            return enumerate_patterns(Xa), True, "exact enumeration"
-        return sample_patterns(Xa, n_patterns, rng), False, f"{n_patterns} sampled"
+            pats, dirs = enumerate_patterns(Xa, return_directions=True)
+            return pats, dirs @ rs.V, True, "exact enumeration"
+        pats, dirs = sample_patterns(Xa, n_patterns, rng, return_directions=True)
+        return pats, dirs @ rs.V, False, f"{n_patterns} sampled"
     arr = np.asarray(option)
     if arr.ndim != 2 or arr.shape[1] != n:
         raise ValueError(f"`patterns` must be a boolean array of shape (P, {n}), got shape {arr.shape}")
@@ -1012,7 +1049,7 @@ def _choose_patterns(Xa: np.ndarray, rank: int, option: Any, n_patterns: int, ma
         if not np.all((arr == 0) | (arr == 1)):
             raise ValueError("`patterns` must contain only booleans or 0/1")
         arr = arr.astype(bool)
-    return unique_patterns(arr), False, "user-supplied"
+    return unique_patterns(arr), None, False, "user-supplied"
 
 
 def _int_option(options: dict, name: str, default: int | None, minimum: int) -> int | None:
@@ -1132,18 +1169,18 @@ def solve_convex(
     Xa = np.hstack([X, np.ones((n, 1))]) if bias else X
     rs = row_space(Xa)
     r = rs.rank
-    pats, complete, how = _choose_patterns(Xa, r, options.get("patterns", "auto"), n_patterns,
-                                           max_patterns, rng)
+    pats, dirs, complete, how = _choose_patterns(Xa, rs, options.get("patterns", "auto"), n_patterns,
+                                                 max_patterns, rng)
     if solver == "auto":
-        expected = 2 * K * (r + 1) * min(len(pats), n + 1)
-        solver = "ipm" if _has_hessian(loss) and expected <= IPM_MAX_DIM else "al"
+        expected = 2 * K * min(len(pats), n + 1)
+        solver = "ipm" if _has_hessian(loss) and _ipm_cost(expected, r, n, K) <= IPM_MAX_COST else "al"
 
     if r == 0 or len(pats) == 0:
         grp = Groups(rs.Xr, pats[:0] if len(pats) else np.zeros((0, n), bool), K)
         res = _Result(grp, np.zeros((0, r)), loss.value(np.zeros_like(Y), Y), -np.inf, 0.0, solver,
                       0, 0, 0, True)
     else:
-        res = _solve(rs.Xr, Y, pats, loss, beta, tol=tol, solver=solver, max_iter=max_iter,
+        res = _solve(rs.Xr, Y, pats, dirs, loss, beta, tol=tol, solver=solver, max_iter=max_iter,
                      progress=bool(progress))
     t_solve = time.perf_counter() - t0
 

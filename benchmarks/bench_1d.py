@@ -1,0 +1,139 @@
+"""Benchmark: exact two-layer ReLU optimum on 1-D data (SPEC 2.5).
+
+Compares the structured solver (``deepdual.solve(x, y, beta=..., bias=True)``: banded
+dual interior-point warm start + exact active-set method, certified by the exact dual
+constraint) with cvxpy (CLARABEL) on the *same* problem written as a dense Lasso over
+all ramps at the data points plus a free constant, and measures how the solver's time
+grows from 10^3 to 10^5 points.
+
+Usage::
+
+    python benchmarks/bench_1d.py            # full run (a few minutes, cvxpy up to n = 2000)
+    python benchmarks/bench_1d.py --quick    # small sizes only
+
+Prints two tables (time ratios measured in the same run) and writes
+``benchmarks/results/bench_1d.json``.  Not a test: timings depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import pathlib
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+import deepdual
+
+
+def _data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-2.0, 2.0, n)
+    y = np.sin(3.0 * x) + 0.3 * rng.standard_normal(n)
+    return x, y
+
+
+def _time_ours(x: np.ndarray, y: np.ndarray, beta: float, repeats: int) -> tuple[float, deepdual.Solution]:
+    times, sol = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        sol = deepdual.solve(x.reshape(-1, 1), y, beta=beta, bias=True)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), sol
+
+
+def _time_cvxpy(x: np.ndarray, y: np.ndarray, beta: float) -> tuple[float, float]:
+    import cvxpy as cp
+
+    t0 = time.perf_counter()
+    u = np.unique(x)
+    Ap = np.maximum(x[:, None] - u[None, :], 0.0)
+    Am = np.maximum(u[None, :] - x[:, None], 0.0)
+    zp, zm, c = cp.Variable(u.size), cp.Variable(u.size), cp.Variable()
+    prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(Ap @ zp + Am @ zm + c - y)
+                                  + beta * (cp.norm1(zp) + cp.norm1(zm))))
+    prob.solve(solver="CLARABEL")
+    return time.perf_counter() - t0, float(prob.value)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes only")
+    ap.add_argument("--out", default=str(pathlib.Path(__file__).parent / "results" / "bench_1d.json"))
+    args = ap.parse_args(argv)
+    try:  # one BLAS thread for both sides: a fair single-core comparison
+        from threadpoolctl import threadpool_limits
+
+        limiter = threadpool_limits(1)
+    except ImportError:  # pragma: no cover - bench extra missing
+        limiter = None
+
+    betas = (0.01, 1.0)
+    cvx_sizes = (100, 300) if args.quick else (100, 300, 1000, 2000)
+    growth_sizes = (1000, 3000, 10000) if args.quick else (1000, 3000, 10000, 30000, 100000)
+    repeats = 1 if args.quick else 3
+    deepdual.solve(np.arange(5.0).reshape(-1, 1), np.sin(np.arange(5.0)), beta=0.1, bias=True)  # warm up imports
+
+    rows_cvx = []
+    print("deepdual (structured) vs cvxpy/CLARABEL (dense Lasso over all data ramps), same instance")
+    print(f"{'n':>7} {'beta':>6} {'ours [s]':>9} {'cvxpy [s]':>10} {'ratio':>8} {'rel. obj. diff':>15} {'our gap':>9}")
+    for n in cvx_sizes:
+        x, y = _data(n)
+        for beta in betas:
+            t_ours, sol = _time_ours(x, y, beta, repeats)
+            t_cvx, v_cvx = _time_cvxpy(x, y, beta)
+            diff = (sol.objective - v_cvx) / abs(v_cvx)
+            rows_cvx.append(dict(n=n, beta=beta, ours_s=t_ours, cvxpy_s=t_cvx, ratio=t_cvx / t_ours,
+                                 objective=sol.objective, cvxpy_objective=v_cvx, relative_difference=diff,
+                                 relative_gap=sol.relative_gap, certified=sol.certified))
+            print(f"{n:>7} {beta:>6g} {t_ours:>9.3f} {t_cvx:>10.3f} {t_cvx / t_ours:>8.1f} {diff:>15.2e} "
+                  f"{sol.relative_gap:>9.1e}", flush=True)
+
+    rows_growth = []
+    print("\ngrowth of the structured solver")
+    print(f"{'n':>7} {'beta':>6} {'time [s]':>9} {'per 1e5 pts':>12} {'kinks':>6} {'gap':>9}")
+    for beta in betas:
+        for n in growth_sizes:
+            x, y = _data(n, seed=1)
+            t, sol = _time_ours(x, y, beta, repeats)
+            rows_growth.append(dict(n=n, beta=beta, seconds=t, kinks=int(sol.info.get("neurons", 0)),
+                                    relative_gap=sol.relative_gap, certified=sol.certified,
+                                    ipm_iterations=sol.info.get("ipm_iterations"),
+                                    active_set_iterations=sol.info.get("active_set_iterations")))
+            print(f"{n:>7} {beta:>6g} {t:>9.3f} {t * 1e5 / n:>12.3f} {rows_growth[-1]['kinks']:>6} "
+                  f"{sol.relative_gap:>9.1e}", flush=True)
+    exponents = {}
+    for beta in betas:
+        pts = [(math.log(r["n"]), math.log(r["seconds"])) for r in rows_growth if r["beta"] == beta]
+        if len(pts) >= 2:
+            xs, ys = np.array(pts).T
+            exponents[str(beta)] = float(np.polyfit(xs, ys, 1)[0])
+    print("\nfitted growth exponent (time ~ n^k):", {b: round(k, 2) for b, k in exponents.items()})
+
+    result = {
+        "benchmark": "bench_1d",
+        "problem": "min 1/2||f(x) - y||^2 + beta/2 sum(w^2 + v^2), two-layer ReLU, free biases, 1-D data",
+        "data": "x ~ U(-2, 2), y = sin(3x) + 0.3 N(0, 1)",
+        "quick": bool(args.quick),
+        "repeats": repeats,
+        "machine": {"platform": platform.platform(), "python": sys.version.split()[0],
+                    "cpu_count": os.cpu_count(), "numpy": np.__version__, "blas_threads": 1 if limiter else None},
+        "vs_cvxpy": rows_cvx,
+        "growth": rows_growth,
+        "growth_exponent": exponents,
+    }
+    out = pathlib.Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"\nwrote {out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

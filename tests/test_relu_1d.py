@@ -1,0 +1,341 @@
+"""One-dimensional data (SPEC 2.5): exact two-layer optima, interpolation, variants, depth.
+
+References used here are independent of the solver: cvxpy on a dense Lasso over all
+ramps at the data points (or over a fine grid of kinks), closed-form costs worked out by
+hand, exhaustive grids of kinks for the dual constraint, and best-of-restarts training
+(tests/restarts.py) for the deep case.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import deepdual
+from deepdual.solvers import relu_1d as r1
+
+cp = pytest.importorskip("cvxpy")
+
+
+def _cvx_lasso(x, y, beta, *, skip=False):
+    """min 1/2||c + a x + A+ z+ + A- z- - y||^2 + beta (|z+| + |z-|) over ramps at the data."""
+    u = np.unique(x)
+    Ap = np.maximum(x[:, None] - u[None, :], 0.0)
+    Am = np.maximum(u[None, :] - x[:, None], 0.0)
+    zp, zm, c = cp.Variable(u.size), cp.Variable(u.size), cp.Variable()
+    fit = Ap @ zp + Am @ zm + c
+    if skip:
+        a = cp.Variable()
+        fit = fit + a * x
+    prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(fit - y) + beta * (cp.norm1(zp) + cp.norm1(zm))))
+    prob.solve(solver="CLARABEL", tol_gap_rel=1e-12, tol_gap_abs=1e-14, tol_feas=1e-12)
+    return prob.value
+
+
+def _instance(seed, n=None):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(3, 30)) if n is None else n
+    x = np.round(rng.uniform(-2.0, 2.0, n), 1)  # ties on purpose, unsorted
+    y = np.sin(2 * x) + 0.3 * rng.standard_normal(n)
+    beta = float(10 ** rng.uniform(-2.5, 0.5))
+    return x, y, beta
+
+
+# --------------------------------------------------------------------------- two layers
+@pytest.mark.parametrize("seed", range(6))
+def test_two_layer_matches_cvxpy_and_is_certified(seed):
+    x, y, beta = _instance(seed)
+    X = x.reshape(-1, 1)
+    sol = deepdual.solve(X, y, beta=beta, bias=True)
+    ref = _cvx_lasso(x, y, beta)
+    assert sol.objective == pytest.approx(ref, rel=1e-6)
+    # the reported objective is the objective of the returned network
+    assert deepdual.objective(sol.network, X, y, beta=beta) == pytest.approx(sol.objective, rel=1e-12, abs=1e-15)
+    assert sol.certified
+    assert sol.relative_gap <= 1e-6
+    assert sol.lower_bound <= ref * (1 + 1e-9) + 1e-12
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_skip_variant_matches_cvxpy(seed):
+    x, y, beta = _instance(100 + seed)
+    X = x.reshape(-1, 1)
+    sol = deepdual.solve(X, y, beta=beta, bias=True, skip=True)
+    assert isinstance(sol, r1.SkipSolution)
+    assert sol.objective == pytest.approx(_cvx_lasso(x, y, beta, skip=True), rel=1e-6)
+    assert deepdual.objective(sol.network, X, y - sol.slope * x, beta=beta) == pytest.approx(sol.objective, rel=1e-12)
+    assert np.allclose(sol.predict(X), sol.network.predict(X) + sol.slope * x)
+    assert sol.certified
+    # a free linear term can only help
+    assert sol.objective <= deepdual.solve(X, y, beta=beta, bias=True).objective * (1 + 1e-12)
+
+
+def test_kinks_at_data_and_linear_between_neighbours():
+    x, y, beta = _instance(7, n=25)
+    X = x.reshape(-1, 1)
+    sol = deepdual.solve(X, y, beta=0.05, bias=True)
+    W1, b1 = sol.network.weights[0][0][0], sol.network.biases[0][0]
+    used = W1 != 0
+    knots = -b1[used] / W1[used]
+    scale = np.ptp(x)
+    assert np.all(np.min(np.abs(knots[:, None] - np.unique(x)[None, :]), axis=1) <= 1e-12 * scale)
+    u = np.unique(x)
+    f = lambda t: sol.predict(np.asarray(t, float).reshape(-1, 1))  # noqa: E731
+    for lam in (0.25, 0.5, 0.8):
+        mid = lam * u[:-1] + (1 - lam) * u[1:]
+        assert np.allclose(f(mid), lam * f(u[:-1]) + (1 - lam) * f(u[1:]), atol=1e-10)
+
+
+def test_unsorted_and_duplicates_equal_sorted_and_grouped():
+    x, y, beta = _instance(11, n=20)
+    a = deepdual.solve(x.reshape(-1, 1), y, beta=beta, bias=True)
+    order = np.argsort(x)[::-1]
+    b = deepdual.solve(x[order].reshape(-1, 1), y[order], beta=beta, bias=True)
+    assert a.objective == pytest.approx(b.objective, rel=1e-10)
+    assert np.allclose(a.predict(x.reshape(-1, 1)), b.predict(x.reshape(-1, 1)), atol=1e-9)
+    # duplicates with equal labels contribute like one point of double weight
+    x2, y2 = np.concatenate([x, x[:3]]), np.concatenate([y, y[:3]])
+    c = deepdual.solve(x2.reshape(-1, 1), y2, beta=beta, bias=True)
+    assert c.objective == pytest.approx(_cvx_lasso(x2, y2, beta), rel=1e-6)
+
+
+def test_large_beta_gives_the_constant_exactly():
+    x, y, _ = _instance(3, n=12)
+    sol = deepdual.solve(x.reshape(-1, 1), y, beta=1e6, bias=True)
+    assert sol.objective == pytest.approx(0.5 * np.sum((y - y.mean()) ** 2), rel=1e-12)
+    assert sol.certified
+
+
+def test_larger_instance_certified():
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-3, 3, 20000)
+    y = np.sin(3 * x) + 0.3 * rng.standard_normal(x.size)
+    sol = deepdual.solve(x.reshape(-1, 1), y, beta=1.0, bias=True)
+    assert sol.relative_gap <= 1e-9
+    assert sol.info["neurons"] < 200
+
+
+# --------------------------------------------------------------------------- dual constraint
+def test_dual_constraint_attained_at_data_knots():
+    """sup over all kinks t and both orientations equals the max over data knots."""
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1, 1, 15)
+    v = rng.standard_normal(15)
+    v -= v.mean()
+    u, inv = np.unique(x, return_inverse=True)
+    c = r1._c_columns(u, inv, v[:, None], "base")
+    t = np.linspace(-3, 3, 200001)
+    right = np.abs(np.maximum(x[None, :] - t[:, None], 0) @ v)
+    left = np.abs(np.maximum(t[:, None] - x[None, :], 0) @ v)
+    grid = max(right.max(), left.max())
+    assert grid <= c * (1 + 1e-12)
+    assert grid >= c * (1 - 1e-4)
+
+
+def test_penalized_dual_constraint_matches_fine_circle():
+    rng = np.random.default_rng(2)
+    x = rng.uniform(-2, 3, 12)
+    v = rng.standard_normal(12)
+    u, inv = np.unique(x, return_inverse=True)
+    c = r1._c_columns(u, inv, v[:, None], "penalized")
+    th = np.linspace(0, 2 * np.pi, 400001)
+    vals = np.abs(np.maximum(np.cos(th)[:, None] * x[None, :] + np.sin(th)[:, None], 0) @ v)
+    assert vals.max() <= c * (1 + 1e-12)
+    assert vals.max() >= c * (1 - 1e-6)
+
+
+def test_compensated_cumsum_exact_on_integers():
+    rng = np.random.default_rng(0)
+    a = rng.integers(-2**40, 2**40, 5000).astype(np.longdouble)
+    assert np.array_equal(r1._compensated_cumsum(a), np.cumsum(a))
+
+
+# --------------------------------------------------------------------------- interpolation
+@pytest.mark.parametrize("xs, ys, cost", [
+    ([0.0, 1.0], [0.0, 1.0], 1.0),            # (x)_+ through both points: one unit
+    ([-1.0, 0.0, 1.0], [1.0, 0.0, 1.0], 2.0),  # |x|
+    ([0.0, 1.0, 2.0], [0.0, 1.0, 2.0], 1.0),   # a line: slope change 0, outer slopes shared
+    ([0.0, 1.0, 2.0, 3.0], [0.0, 1.0, 1.0, 0.0], 2.0),
+    ([5.0], [3.0], 0.0),
+])
+def test_interpolant_cost_closed_form(xs, ys, cost):
+    net, c = deepdual.interpolate(xs, ys)
+    assert c == pytest.approx(cost, abs=1e-12)
+    assert np.allclose(net.predict(np.array(xs).reshape(-1, 1)), ys, atol=1e-12)
+    assert 0.5 * net.squared_norm() == pytest.approx(cost, abs=1e-12)
+
+
+def test_interpolant_is_the_spline_and_has_minimum_norm():
+    rng = np.random.default_rng(4)
+    x = rng.uniform(-2, 2, 9)
+    y = rng.standard_normal(9)
+    net, cost = deepdual.interpolate(x, y)
+    u = np.sort(x)
+    assert np.allclose(net.predict(x.reshape(-1, 1)), y, atol=1e-10)
+    mid = 0.3 * u[:-1] + 0.7 * u[1:]
+    assert np.allclose(net.predict(mid.reshape(-1, 1)), np.interp(mid, u, y[np.argsort(x)]), atol=1e-10)
+    # minimum norm: the LP min sum|z| s.t. exact fit over all data ramps
+    Ap = np.maximum(x[:, None] - u[None, :], 0.0)
+    Am = np.maximum(u[None, :] - x[:, None], 0.0)
+    zp, zm, c = cp.Variable(u.size), cp.Variable(u.size), cp.Variable()
+    prob = cp.Problem(cp.Minimize(cp.norm1(zp) + cp.norm1(zm)), [Ap @ zp + Am @ zm + c == y])
+    prob.solve(solver="CLARABEL")
+    assert cost == pytest.approx(prob.value, rel=1e-6)
+    # Savarese et al.: R(f) = max(int |f''|, |f'(-inf) + f'(+inf)|) of the returned function
+    t = np.array([u[0] - 1.0, u[0] - 0.5, u[-1] + 0.5, u[-1] + 1.0])
+    f = net.predict(t.reshape(-1, 1))
+    left, right = (f[1] - f[0]) / 0.5, (f[3] - f[2]) / 0.5
+    W1, b1, W2 = net.weights[0][0][0], net.biases[0][0], net.weights[0][1][:, 0]
+    tv = np.sum(np.abs(W1 * W2))  # every ramp contributes |w v| to int |f''|; kinks are distinct
+    assert cost == pytest.approx(max(tv, abs(left + right)), rel=1e-10)
+
+
+def test_interpolant_duplicates():
+    net, cost = deepdual.interpolate([0.0, 1.0, 1.0, 2.0], [0.0, 1.0, 1.0, 0.0])
+    assert cost == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="`y`"):
+        deepdual.interpolate([0.0, 1.0, 1.0], [0.0, 1.0, 2.0])
+
+
+def test_small_beta_approaches_interpolant():
+    rng = np.random.default_rng(6)
+    x = rng.uniform(-1, 1, 10)
+    y = rng.standard_normal(10)
+    _, cost = deepdual.interpolate(x, y)
+    for beta in (1e-6, 1e-8):
+        sol = deepdual.solve(x.reshape(-1, 1), y, beta=beta, bias=True)
+        assert np.max(np.abs(sol.predict(x.reshape(-1, 1)) - y)) <= 1e3 * beta * max(cost, 1.0)
+        assert sol.objective / beta == pytest.approx(cost, rel=1e-3)
+
+
+# --------------------------------------------------------------------------- penalized biases
+def _cvx_penalized_grid(x, y, beta, ts):
+    """Upper bound: kinks restricted to the grid ``ts`` (weights sqrt(1 + t^2)), constant neuron,
+    penalized output bias."""
+    Ap = np.maximum(x[:, None] - ts[None, :], 0.0)
+    Am = np.maximum(ts[None, :] - x[:, None], 0.0)
+    wt = np.sqrt(1 + ts ** 2)
+    zp, zm, c0, bo = cp.Variable(ts.size), cp.Variable(ts.size), cp.Variable(), cp.Variable()
+    obj = (0.5 * cp.sum_squares(Ap @ zp + Am @ zm + c0 + bo - y)
+           + beta * (wt @ cp.abs(zp) + wt @ cp.abs(zm) + cp.abs(c0)) + 0.5 * beta * cp.square(bo))
+    prob = cp.Problem(cp.Minimize(obj))
+    prob.solve(solver="CLARABEL")
+    return prob.value
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_penalized_biases_certified_and_below_grid(seed):
+    rng = np.random.default_rng(seed)
+    x = np.round(rng.uniform(-2, 3, 12), 1)
+    y = np.sin(2 * x) + 0.3 * rng.standard_normal(12)
+    beta = 0.2
+    X = x.reshape(-1, 1)
+    sol = deepdual.solve(X, y, beta=beta, bias=True, penalize_biases=True)
+    assert sol.certified and sol.relative_gap <= 1e-6
+    assert sol.network.output_bias is not None
+    assert deepdual.objective(sol.network, X, y, beta=beta, penalize_biases=True) == pytest.approx(sol.objective, rel=1e-12)
+    grid = _cvx_penalized_grid(x, y, beta, np.linspace(-6, 7, 1301))
+    assert sol.objective <= grid * (1 + 1e-6)
+    assert sol.objective >= grid * (1 - 1e-3)  # a fine grid is nearly optimal
+    # penalizing the biases can only cost more than the free-bias optimum
+    assert sol.objective >= deepdual.solve(X, y, beta=beta, bias=True).objective * (1 - 1e-9)
+
+
+def test_penalized_biases_put_a_kink_between_data_points():
+    # y = |x| sampled away from 0: with penalized biases a kink at t costs sqrt(1 + t^2) per unit
+    # slope, cheapest at t = 0, where there is no data point
+    x = np.array([-2.0, -1.0, 1.0, 2.0])
+    y = np.abs(x)
+    sol = deepdual.solve(x.reshape(-1, 1), y, beta=0.01, bias=True, penalize_biases=True)
+    assert sol.certified
+    W1, b1, W2 = sol.network.weights[0][0][0], sol.network.biases[0][0], sol.network.weights[0][1][:, 0]
+    big = np.abs(W1 * W2) > 1e-3
+    knots = -b1[big] / W1[big]
+    assert np.any(np.min(np.abs(knots[:, None] - x[None, :]), axis=1) > 0.5)
+
+
+# --------------------------------------------------------------------------- certificates
+def test_certify_1d_valid_for_arbitrary_networks():
+    x, y, beta = _instance(21, n=15)
+    X, Y = x.reshape(-1, 1), y.reshape(-1, 1)
+    opt = deepdual.solve(X, y, beta=beta, bias=True).objective
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        k = 6
+        net = deepdual.Network([[rng.standard_normal((1, k)), rng.standard_normal((k, 1))]], "relu",
+                               biases=[[rng.standard_normal(k)]], output_bias=rng.standard_normal(1))
+        cert = r1.certify_1d(net, X, Y, beta=beta)
+        assert cert.exact_constraint
+        assert cert.lower_bound <= opt * (1 + 1e-9)
+        assert cert.objective == pytest.approx(deepdual.objective(net, X, y, beta=beta))
+    opt_net = deepdual.solve(X, y, beta=beta, bias=True).network
+    cert = r1.certify_1d(opt_net, X, Y, beta=beta)
+    assert cert.certified and cert.relative_gap <= 1e-6
+
+
+def test_certify_1d_logistic_loss_is_a_valid_bound():
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-2, 2, 20)
+    lab = np.where(np.sin(2 * x) > 0, 1.0, -1.0)
+    X, Y = x.reshape(-1, 1), lab.reshape(-1, 1)
+    k = 5
+    net = deepdual.Network([[rng.standard_normal((1, k)), rng.standard_normal((k, 1))]], "relu",
+                           biases=[[rng.standard_normal(k)]], output_bias=np.zeros(1))
+    cert = r1.certify_1d(net, X, Y, beta=0.1, loss="logistic")
+    assert np.isfinite(cert.lower_bound)
+    assert cert.lower_bound <= cert.objective
+
+
+# --------------------------------------------------------------------------- depth >= 3
+def test_deep_class_solution_and_bounds():
+    pytest.importorskip("torch")
+    from restarts import best_of_restarts
+
+    rng = np.random.default_rng(0)
+    x = np.sort(rng.uniform(-2, 2, 8))
+    y = np.sin(2 * x) + 0.2 * rng.standard_normal(8)
+    X = x.reshape(-1, 1)
+    beta = 0.1
+    sol = deepdual.solve(X, y, beta=beta, depth=3, bias=True)
+    assert deepdual.objective(sol.network, X, y, beta=beta) == pytest.approx(sol.objective, rel=1e-10)
+    # first-layer kinks at data points
+    W1, b1 = sol.network.weights[0][0][0], sol.network.biases[0][0]
+    knots = -b1[W1 != 0] / W1[W1 != 0]
+    assert np.all(np.min(np.abs(knots[:, None] - x[None, :]), axis=1) <= 1e-10)
+    # optimal within its class (proven class bound), and the all-network bound is valid
+    assert sol.info["class_lower_bound"] <= sol.objective
+    assert sol.objective - sol.info["class_lower_bound"] <= 1e-4 * sol.objective
+    trained = best_of_restarts(X, y, beta=beta, depth=3, width=8, restarts=3, bias=True, iters=400)
+    assert sol.lower_bound <= trained
+    assert sol.lower_bound <= sol.objective
+    cert = r1.certify_1d(sol.network, X, y.reshape(-1, 1), beta=beta)
+    assert not cert.exact_constraint and cert.lower_bound <= sol.objective
+
+
+# --------------------------------------------------------------------------- bad input
+def test_bad_input():
+    X = np.arange(5.0).reshape(-1, 1)
+    y = np.sin(np.arange(5.0))
+    with pytest.raises(ValueError, match="bias"):
+        deepdual.solve(np.random.default_rng(0).random((5, 2)), y, beta=1.0, bias=True, depth=3)
+    with pytest.raises(ValueError, match="`X`"):
+        deepdual.solve(np.array([[0.0], [np.nan]]), [1.0, 2.0], beta=1.0, bias=True)
+    with pytest.raises(ValueError, match="bias=True"):
+        deepdual.solve(X, y, beta=1.0, method="one_dimensional")
+    with pytest.raises(ValueError, match="`y`"):
+        deepdual.solve(X, np.ones((5, 2)), beta=1.0, bias=True)
+    with pytest.raises(ValueError, match="squared"):
+        deepdual.solve(X, (y > 0).astype(float), beta=1.0, bias=True, loss="logistic")
+    with pytest.raises(TypeError, match="unknown option"):
+        deepdual.solve(X, y, beta=1.0, bias=True, foo=1)
+    with pytest.raises(ValueError, match="cannot be combined"):
+        deepdual.solve(X, y, beta=1.0, bias=True, skip=True, penalize_biases=True)
+    with pytest.raises(TypeError, match="`skip`"):
+        deepdual.solve(X, y, beta=1.0, bias=True, skip="yes")
+    with pytest.raises(ValueError, match="`tol`"):
+        deepdual.solve(X, y, beta=1.0, bias=True, tol=0.0)
+    with pytest.raises(ValueError, match="`x`"):
+        deepdual.interpolate(np.ones((3, 2)), [1.0, 2.0, 3.0])
+    x_before = X.copy()
+    deepdual.solve(X, y, beta=1.0, bias=True)
+    assert np.array_equal(X, x_before)
