@@ -339,3 +339,47 @@ def test_bad_input():
     x_before = X.copy()
     deepdual.solve(X, y, beta=1.0, bias=True)
     assert np.array_equal(X, x_before)
+
+
+def test_depth4_fold_network_has_off_data_kinks_and_beats_the_data_kink_class():
+    """Zeger et al. (2024): a narrow depth-4 network folds the line (|x| from two units) and
+    places kinks at reflections of data points; here it beats the proven lower bound of
+    every network whose deeper layers are linear on the data (docs §7.5)."""
+    x = np.array([-3.0, -1.5, 0.0, 1.0, 2.0, 3.0])
+    trap = lambda t: np.maximum(1 - np.maximum(np.abs(t) - 1, 0), 0)  # noqa: E731
+    y = trap(x)
+    r = 2 ** 0.25
+    a = c = r / np.sqrt(2)
+    e = s = r
+    net = deepdual.Network(
+        [[np.array([[a, -a]]), np.array([[c], [c]]), np.array([[-e]]), np.array([[s]])]], "relu",
+        biases=[[np.zeros(2), np.array([-a * c]), np.array([a * c * e])]], output_bias=np.zeros(1))
+    t = np.linspace(-4, 4, 801)
+    assert np.allclose(net.predict(t.reshape(-1, 1)), trap(t), atol=1e-12)
+    # its kinks: -2, -1 (reflections of the data points 2, 1 about 0) and 1, 2
+    fine = np.linspace(-4, 4, 80001)
+    f = net.predict(fine.reshape(-1, 1))
+    slope = np.diff(f) / np.diff(fine)
+    kinks = fine[1:-1][np.abs(np.diff(slope)) > 1e-6]
+    for k in (-2.0, -1.0):
+        assert np.min(np.abs(kinks - k)) < 1e-3 and np.min(np.abs(x - k)) >= 0.5
+    beta = 1e-3
+    cls = deepdual.solve(x.reshape(-1, 1), y, beta=beta, depth=4, bias=True)
+    P_fold = deepdual.objective(net, x.reshape(-1, 1), y, beta=beta)
+    assert P_fold == pytest.approx(2 * np.sqrt(2) * beta, rel=1e-12)
+    assert P_fold < cls.info["class_lower_bound"]
+    assert cls.lower_bound <= P_fold  # the all-network bound stays valid
+
+
+def test_spline_network_and_cost_helpers():
+    u = np.array([-1.0, 0.0, 0.5, 2.0])
+    g = np.array([1.0, -1.0, 0.0, 3.0])
+    net, cost = r1.spline_network(u[::-1], g[::-1])
+    assert cost == pytest.approx(r1.spline_cost(u, g))
+    assert np.allclose(net.predict(u.reshape(-1, 1)), g)
+    s = np.diff(g) / np.diff(u)
+    T = np.abs(np.diff(s)).sum()
+    assert r1.spline_cost(u, g) == pytest.approx(max(T, 0.5 * (T + abs(s[0] + s[-1]))))
+    assert r1.spline_cost(u, g, skip=True) == pytest.approx(T)
+    with pytest.raises(ValueError, match="increasing"):
+        r1.spline_cost(u[::-1], g)

@@ -32,20 +32,18 @@ the slopes outside the data.
 
 Algorithm
 ---------
-The dual is a box-constrained QP in :math:`h_j = \sum_k V_k (u_k - u_j)_+`
-(the correlation of the dual point with the ramp at :math:`u_j`):
-
-.. math::
-
-    \max_h\ \bar y^T V - \tfrac12 V^T W^{-1} V\quad \text{s.t.}\quad
-    |h_j| \le \beta,\ |h_j - h_1| \le \beta,\qquad V = Bh,
-
-where :math:`V = Bh` (the second difference of :math:`h`) is banded.  A Mehrotra
-primal--dual interior-point method solves it with one banded Cholesky factorization
-per iteration (:math:`O(n)`), plus a 1x1 Schur complement for :math:`h_1`.  An
-active-set *polish* then refits the spline with the identified kinks (a tridiagonal
-system) and the final network is certified by the exact dual constraint of its own
-residual.  The solver stops on that duality gap.
+The dual is a box-constrained QP in the ramp correlations
+:math:`h_j = \sum_k V_k (u_k - u_j)_+` (group sums :math:`V = Bh`, a banded second
+difference), with the constraints :math:`|h_j| \le \beta`, :math:`|h_j - h_1| \le \beta`.
+Fixing the one coupled coordinate :math:`h_1 = \tau` leaves a box QP whose primal is a
+weighted l1 trend filter :math:`J_\tau` (kinks cost :math:`\min(\beta, \beta\pm\tau)`, plus
+:math:`\tau` times the first slope); the optimum is :math:`\max_\tau \min_g J_\tau`, concave
+in :math:`\tau`, found by a root search on its derivative.  Each :math:`J_\tau` is minimized
+exactly by a primal active-set method (feature-sign search) whose steps are tridiagonal
+spline refits, warm-started by a few Mehrotra interior-point iterations that solve the
+quasi-definite augmented (banded) Newton system.  Every step costs :math:`O(n)`.  The final
+network is certified by the exact dual constraint of its own residual, and the solver
+stops on that duality gap (``docs/one_dimensional.md`` §5).
 
 Deeper networks
 ---------------
@@ -82,7 +80,7 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
-from .._validation import check_beta, check_depth, check_options, check_positive, check_targets, check_finite
+from .._validation import check_beta, check_finite, check_options, check_positive, check_targets
 from ..losses import Loss, SquaredLoss, get_loss
 from ..network import Network
 from ..objective import objective as _objective
@@ -694,7 +692,8 @@ def _second_difference(u: np.ndarray) -> sp.csr_matrix:
 
 @dataclass
 class _Problem:
-    """A two-layer 1-D problem (squared loss, group level) in normalized coordinates."""
+    """A two-layer 1-D problem (squared loss, group level): distinct points ``u``, weights
+    ``w``, mean labels ``ybar`` (scaled by a power of two), ``rss0`` the tie constant."""
 
     u: np.ndarray
     w: np.ndarray
@@ -815,7 +814,8 @@ class _TauSolution:
     kkt: bool
 
 
-def _kkt_violators(prob: _Problem, sp_: _KnotSpline, tau: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _kkt_violators(prob: _Problem, sp_: _KnotSpline, tau: float,
+                   rel: float = 1e-12) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Interior indices whose ramp correlation leaves [-b, a] (one per run, the worst),
     their signs, and the correlations h."""
     u, beta = prob.u, prob.beta
@@ -825,10 +825,11 @@ def _kkt_violators(prob: _Problem, sp_: _KnotSpline, tau: float) -> tuple[np.nda
     V = V - prob.w * (np.sum(V) / np.sum(prob.w))
     h, _ = _ramp_correlations(u, V)
     hi_ = h[1:-1].astype(float)
-    # stop chasing violations below: 1e-12 of beta (the certificate then loses at most that),
+    # stop chasing violations below: rel * beta (a dual point scaled by 1/(1 + rel) is feasible,
+    # so the certificate loses about rel relative),
     # the proven rounding bound of the correlations, and the typical rounding noise of
     # V = W(ybar - g) propagated through the ramps (sqrt(p) eps per unit of |W ybar|)
-    kappa = (1e-12 * beta + _rounding_slack(u, V)
+    kappa = (rel * beta + _rounding_slack(u, V)
              + 4 * _EPS * math.sqrt(u.size) * float(np.max(np.abs(prob.w * prob.ybar))) * (u[-1] - u[0]))
     viol = np.maximum(hi_ - a, -b - hi_)
     bad = viol > kappa
@@ -845,7 +846,7 @@ def _kkt_violators(prob: _Problem, sp_: _KnotSpline, tau: float) -> tuple[np.nda
 
 
 def _feature_sign(prob: _Problem, tau: float, K0: np.ndarray, theta0: np.ndarray, *,
-                  max_iter: int = 2000) -> _TauSolution:
+                  max_iter: int = 2000, kkt_tol: float = 1e-12) -> _TauSolution:
     r"""Exact minimizer of :math:`J_\tau` by a primal active-set method (feature-sign search,
     Lee et al. 2007).
 
@@ -882,7 +883,7 @@ def _feature_sign(prob: _Problem, tau: float, K0: np.ndarray, theta0: np.ndarray
         bad = theta * gn < 0
         if not bad.any():
             cur, Jcur = new, _tau_objective(prob, new, tau)
-            addK, adds, _ = _kkt_violators(prob, cur, tau)
+            addK, adds, _ = _kkt_violators(prob, cur, tau, kkt_tol)
             if addK.size == 0:
                 kkt = True
                 break
@@ -1045,7 +1046,8 @@ def _tau_slope_derivative(prob: _Problem, sol: _TauSolution, side: float) -> flo
 
 
 def _solve_two_layer(x: np.ndarray, y: np.ndarray, beta: float, *, skip: bool = False,
-                     max_iter: int = 2000, grouped: _Grouped | None = None) -> _TwoLayerResult:
+                     max_iter: int = 2000, tol: float = DEFAULT_TOL,
+                     grouped: _Grouped | None = None) -> _TwoLayerResult:
     r"""Optimal two-layer network (squared loss) on 1-D data, as a spline with data knots.
 
     The base problem's dual has one coupled coordinate, :math:`h_1 = x^TV` (the correlation
@@ -1080,7 +1082,10 @@ def _solve_two_layer(x: np.ndarray, y: np.ndarray, beta: float, *, skip: bool = 
     else:
         K0, th0, ipm_it = np.zeros(0, int), np.zeros(0), 0
     info["ipm_iterations"] = ipm_it
-    sols = {0.0: _feature_sign(prob, 0.0, K0, th0, max_iter=max_iter)}
+    # the active-set method stops when no correlation exceeds its bound by more than
+    # tol/10 of beta: the certificate's relative gap is then about tol or less
+    kkt_tol = min(0.1 * tol, 1e-3)
+    sols = {0.0: _feature_sign(prob, 0.0, K0, th0, max_iter=max_iter, kkt_tol=kkt_tol)}
     best = sols[0.0]
     if not skip:
         dplus = _tau_slope_derivative(prob, best, +1)
@@ -1094,7 +1099,7 @@ def _solve_two_layer(x: np.ndarray, y: np.ndarray, beta: float, *, skip: bool = 
                 s0 = last["sol"]
                 if K0 is None:
                     K0, th0 = s0.spline.knots[1:-1], s0.theta
-                sol = _feature_sign(prob, t, K0, th0, max_iter=max_iter)
+                sol = _feature_sign(prob, t, K0, th0, max_iter=max_iter, kkt_tol=kkt_tol)
                 last["sol"] = sol
                 return sol
 
@@ -1342,10 +1347,12 @@ def certify_1d(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float, l
     c = _c_columns(u, inv, v, "lipschitz")
     upper = obj - lossf.minimum(Y)
     T_max = max_budget(upper, beta, L)
-    ts = np.concatenate([[0.0], np.geomspace(1e-6, 1.0, 60)]) * (1.0 if not np.isfinite(c) or c == 0 else 1.0)
+    # a family of scalings t v: each gives a valid (D, c) pair; the bound takes the best
+    # per budget interval.  Scales above 1 only for losses whose conjugate allows them.
     tmax = 1.0 if not getattr(lossf, "unbounded_dual_scale", False) else np.inf
     t_hi = min(tmax, max(1.0, 4.0 * beta / max(c, _EPS)))
-    ts = np.unique(np.concatenate([ts * t_hi, [min(t_hi, beta / max(c, _EPS))]]))
+    ts = np.concatenate([[0.0], np.geomspace(1e-6, 1.0, 60)]) * t_hi
+    ts = np.unique(np.concatenate([ts, [min(t_hi, beta / max(c, _EPS))]]))
     Ds = np.array([lossf.dual_value(t * v, Y) for t in ts])
     lb = power_penalty_lower_bound(Ds, ts * c, beta=beta, depth=L, T_max=T_max)
     return Certificate(obj, lb, f"upper bound: Lipschitz constant (depth {L})", exact_constraint=False,
@@ -1403,7 +1410,9 @@ def solve_1d(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, depth: 
         the output bias is penalized too, matching ``objective(..., penalize_biases=True)``.
         Kinks may then lie *between* data points.  Dense algorithm (moderate n).
     tol : float, default 1e-9
-        Relative duality gap at which the two-layer solver stops.
+        Target relative duality gap: the active-set method stops once no ramp correlation
+        exceeds its bound by more than ``tol/10`` of beta; the reported gap is the exact
+        certificate of the returned network (usually far below ``tol``).
     max_iter : int
         Iteration cap of the active-set method.
     n_grid : int
@@ -1441,7 +1450,7 @@ def solve_1d(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, depth: 
                            max_iter=max_iter, n_grid=n_grid)
     if penalize_biases:
         return _solve_penalized(x, y, X, Y, scalar=scalar, beta=beta, loss=loss, rtol=rtol, tol=tol)
-    res = _solve_two_layer(x, y, beta, skip=skip, max_iter=max_iter)
+    res = _solve_two_layer(x, y, beta, skip=skip, max_iter=max_iter, tol=tol)
     ramps = _min_norm_ramps(res.tk, res.ck, skip=skip)
     net = _ramps_network(ramps, scalar=scalar)
     target = Y - ramps.slope * X if skip else Y

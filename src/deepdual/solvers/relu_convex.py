@@ -404,18 +404,18 @@ def _block_cholesky(D: np.ndarray) -> np.ndarray:
         return np.linalg.cholesky(D)
     except np.linalg.LinAlgError:
         pass
-    out = np.empty_like(D)
     q = D.shape[1]
-    for g in range(D.shape[0]):
-        blk = D[g]
-        shift = 0.0
-        for _ in range(60):
-            try:
-                out[g] = np.linalg.cholesky(blk + shift * np.eye(q))
-                break
-            except np.linalg.LinAlgError:
-                shift = max(2.0 * shift, 1e-14 * float(np.trace(blk)) + np.finfo(float).tiny)
-    return out
+    ev = np.linalg.eigvalsh(D)  # (G, q) ascending
+    tr = np.trace(D, axis1=1, axis2=2)
+    # shift only the blocks whose smallest eigenvalue is at rounding level of the largest
+    bad = ev[:, 0] <= 1e-14 * ev[:, -1]
+    base = np.where(bad, np.maximum(-ev[:, 0], 0.0) + 1e-14 * tr, 0.0)
+    for factor in (1.0, 10.0, 100.0, 1e4, 1e6):
+        try:
+            return np.linalg.cholesky(D + (factor * base)[:, None, None] * np.eye(q)[None])
+        except np.linalg.LinAlgError:
+            continue
+    raise LinAlgError("barrier Hessian blocks are not positive definite beyond rounding")  # pragma: no cover
 
 
 # ============================================================================ inner solvers
@@ -946,6 +946,38 @@ def _solve(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, dirs: np.ndarray | N
 
 
 # ============================================================================ rebuild
+def _significant_groups(grp: Groups, z: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, *,
+                        slack: float) -> tuple[np.ndarray, int]:
+    r"""Groups to keep when rebuilding the network.
+
+    Interior-point iterates have every group non-zero (inactive ones at the barrier's
+    scale, :math:`\|z_g\| \sim 1/\tau`).  Groups are removed smallest first, as many as keep
+    the network objective within ``slack`` (relative) of its value with all groups; the
+    objective is evaluated exactly for every prefix.  Returns ``(indices, number removed)``.
+    """
+    nrm = np.linalg.norm(z, axis=1) if len(z) else np.zeros(0)
+    act = np.flatnonzero(nrm > 0)
+    if len(act) <= 1:
+        return act, 0
+    order = act[np.argsort(nrm[act])]
+    contrib = grp.s[order, None] * np.maximum(grp.XZ(z[order]), 0.0)  # (G', n)
+    n, K = Y.shape
+    F = grp.relu_output(z)
+    # F without the k smallest groups, for every k (cumulative sums per output)
+    onehot = np.zeros((len(order), K))
+    onehot[np.arange(len(order)), grp.k[order]] = 1.0
+    cum = np.cumsum(contrib[:, :, None] * onehot[:, None, :], axis=0)  # (G', n, K)
+    pen = beta * (nrm[act].sum() - np.cumsum(nrm[order]))
+    base = loss.value(F, Y) + beta * float(nrm[act].sum())
+    limit = base + slack * max(abs(base), np.finfo(float).tiny)
+    best_k = 0
+    for k in range(len(order) - 1, 0, -1):  # largest prefix first; stop at the first that fits
+        if loss.value(F - cum[k - 1], Y) + pen[k - 1] <= limit:
+            best_k = k
+            break
+    return np.sort(order[best_k:]), best_k
+
+
 def network_from_atoms(U: np.ndarray, A: np.ndarray, *, bias: bool, scalar: bool) -> Network:
     r"""Two-layer ReLU network with hidden weights ``U`` (d', m) and output weights ``A`` (m, K).
 
@@ -1190,7 +1222,7 @@ def solve_convex(
     viol = float(np.max(np.maximum(-grp.constraint(z), 0.0), initial=0.0)) if len(z) else 0.0
     # rebuild: group z (row-space coords) -> u = V z / sqrt|z|, alpha = s sqrt|z| e_k
     nrm = np.linalg.norm(z, axis=1) if len(z) else np.zeros(0)
-    act = np.flatnonzero(nrm > 0)
+    act, n_small = _significant_groups(grp, z, Y, loss, beta, slack=0.05 * tol)
     U = (rs.V @ z[act].T) / np.sqrt(nrm[act])[None, :] if len(act) else np.zeros((Xa.shape[1], 0))
     A = np.zeros((len(act), K))
     A[np.arange(len(act)), grp.k[act]] = grp.s[act] * np.sqrt(nrm[act])
@@ -1226,6 +1258,7 @@ def solve_convex(
         "dual_scale": float(t_dual),
         "penalize_biases": bool(bias),
         "time_s": float(t_solve),
+        "groups_dropped_as_negligible": int(n_small),
         **prune_info,
     }
     if rng_seed is not None and not complete:
