@@ -946,38 +946,6 @@ def _solve(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, dirs: np.ndarray | N
 
 
 # ============================================================================ rebuild
-def _significant_groups(grp: Groups, z: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, *,
-                        slack: float) -> tuple[np.ndarray, int]:
-    r"""Groups to keep when rebuilding the network.
-
-    Interior-point iterates have every group non-zero (inactive ones at the barrier's
-    scale, :math:`\|z_g\| \sim 1/\tau`).  Groups are removed smallest first, as many as keep
-    the network objective within ``slack`` (relative) of its value with all groups; the
-    objective is evaluated exactly for every prefix.  Returns ``(indices, number removed)``.
-    """
-    nrm = np.linalg.norm(z, axis=1) if len(z) else np.zeros(0)
-    act = np.flatnonzero(nrm > 0)
-    if len(act) <= 1:
-        return act, 0
-    order = act[np.argsort(nrm[act])]
-    contrib = grp.s[order, None] * np.maximum(grp.XZ(z[order]), 0.0)  # (G', n)
-    n, K = Y.shape
-    F = grp.relu_output(z)
-    # F without the k smallest groups, for every k (cumulative sums per output)
-    onehot = np.zeros((len(order), K))
-    onehot[np.arange(len(order)), grp.k[order]] = 1.0
-    cum = np.cumsum(contrib[:, :, None] * onehot[:, None, :], axis=0)  # (G', n, K)
-    pen = beta * (nrm[act].sum() - np.cumsum(nrm[order]))
-    base = loss.value(F, Y) + beta * float(nrm[act].sum())
-    limit = base + slack * max(abs(base), np.finfo(float).tiny)
-    best_k = 0
-    for k in range(len(order) - 1, 0, -1):  # largest prefix first; stop at the first that fits
-        if loss.value(F - cum[k - 1], Y) + pen[k - 1] <= limit:
-            best_k = k
-            break
-    return np.sort(order[best_k:]), best_k
-
-
 def network_from_atoms(U: np.ndarray, A: np.ndarray, *, bias: bool, scalar: bool) -> Network:
     r"""Two-layer ReLU network with hidden weights ``U`` (d', m) and output weights ``A`` (m, K).
 
@@ -1036,23 +1004,37 @@ def prune_neurons(Xa: np.ndarray, U: np.ndarray, A: np.ndarray) -> tuple[np.ndar
     Ubar, C, c = Ubar[:, nz], C[nz], c[nz]
     Abar = C / c[:, None]
     info["merged"] = int(info["neurons_in"] - len(c))
-    # 2. Caratheodory reduction
+    # 2. Caratheodory reduction, incremental: keep a set of at most nK + 1 atoms with
+    # linearly independent (a_j, 1); each new atom either stays or, with the null vector
+    # of the (nK + 1) x (size + 1) system, removes one atom of the set
     H = np.maximum(Xa @ Ubar, 0.0)
     atoms = (H[:, None, :] * Abar.T[None, :, :]).reshape(n * K, -1)
+    limit = n * K + 1
+    keep_idx: list[int] = []
+    weights: list[float] = []
     steps = 0
-    while len(c) > n * K + 1:
-        M = np.vstack([atoms, np.ones((1, len(c)))])
+    for j in range(len(c)):
+        keep_idx.append(j)
+        weights.append(float(c[j]))
+        if len(keep_idx) <= limit:
+            continue
+        cols = np.array(keep_idx)
+        w = np.array(weights)
+        M = np.vstack([atoms[:, cols], np.ones((1, len(cols)))])
         delta = np.linalg.svd(M, full_matrices=True)[2][-1]
         if not np.any(delta > 0):
             delta = -delta
         pos = delta > 0
-        ratios = np.where(pos, c / np.where(pos, delta, 1.0), np.inf)
-        j = int(np.argmin(ratios))
-        c = c - ratios[j] * delta
-        drop = c <= 16 * _EPS * float(np.max(np.abs(c)))  # at zero up to rounding
-        drop[j] = True
-        c, Ubar, Abar, atoms = c[~drop], Ubar[:, ~drop], Abar[~drop], atoms[:, ~drop]
+        ratios = np.where(pos, w / np.where(pos, delta, 1.0), np.inf)
+        i = int(np.argmin(ratios))
+        w = w - ratios[i] * delta
+        drop = w <= 16 * _EPS * float(np.max(np.abs(w)))  # at zero up to rounding
+        drop[i] = True
+        keep_idx = [int(q) for q, dq in zip(cols, drop) if not dq]
+        weights = [float(q) for q, dq in zip(w, drop) if not dq]
         steps += 1
+    sel = np.array(keep_idx, dtype=np.intp)
+    c, Ubar, Abar = np.array(weights), Ubar[:, sel], Abar[sel]
     info["caratheodory_steps"] = steps
     info["neurons_out"] = int(len(c))
     s = np.sqrt(c)
@@ -1222,7 +1204,7 @@ def solve_convex(
     viol = float(np.max(np.maximum(-grp.constraint(z), 0.0), initial=0.0)) if len(z) else 0.0
     # rebuild: group z (row-space coords) -> u = V z / sqrt|z|, alpha = s sqrt|z| e_k
     nrm = np.linalg.norm(z, axis=1) if len(z) else np.zeros(0)
-    act, n_small = _significant_groups(grp, z, Y, loss, beta, slack=0.05 * tol)
+    act = np.flatnonzero(nrm > 0)
     U = (rs.V @ z[act].T) / np.sqrt(nrm[act])[None, :] if len(act) else np.zeros((Xa.shape[1], 0))
     A = np.zeros((len(act), K))
     A[np.arange(len(act)), grp.k[act]] = grp.s[act] * np.sqrt(nrm[act])
@@ -1258,7 +1240,6 @@ def solve_convex(
         "dual_scale": float(t_dual),
         "penalize_biases": bool(bias),
         "time_s": float(t_solve),
-        "groups_dropped_as_negligible": int(n_small),
         **prune_info,
     }
     if rng_seed is not None and not complete:
