@@ -582,28 +582,6 @@ class _BoxSystem:
         return solve
 
 
-class _DenseSystem:
-    """Dense linear algebra for small problems (penalized-bias variant)."""
-
-    def __init__(self, Q: np.ndarray, b: np.ndarray, R: np.ndarray, e: np.ndarray):
-        self.Qd, self.b, self.R, self.e = np.asarray(Q, float), np.asarray(b, float), np.asarray(R, float), e
-        self.n, self.m = self.Qd.shape[0], self.R.shape[0]
-
-    def Qmul(self, xi):
-        return self.Qd @ xi
-
-    def Rmul(self, xi):
-        return self.R @ xi
-
-    def Rtmul(self, y):
-        return self.R.T @ y
-
-    def factor(self, delta):
-        M = self.Qd + (self.R * delta[:, None]).T @ self.R
-        cf = sla.cho_factor(M, check_finite=False)
-        return lambda rhs: sla.cho_solve(cf, rhs, check_finite=False)
-
-
 @dataclass
 class _IPMResult:
     xi: np.ndarray
@@ -1284,7 +1262,8 @@ def _dual_bound_two_layer(x: np.ndarray, Y: np.ndarray, F: np.ndarray, beta: flo
 
 
 def certify_1d(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float, loss: Any = "squared",
-               rtol: float = DEFAULT_RTOL, penalize_biases: bool = False) -> Certificate:
+               rtol: float = DEFAULT_RTOL, penalize_biases: bool = False, constraint: str = "auto",
+               n_scales: int = 60, max_patterns: Any = None) -> Certificate:
     r"""Weak-duality certificate of a ReLU network (with or without biases) on 1-D data.
 
     Two layers: the dual constraint :math:`\sup_{w,b}|v^T(wx+b)_+|/|w|` is attained by a
@@ -1311,11 +1290,23 @@ def certify_1d(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float, l
     loss : str or Loss
     rtol : float
     penalize_biases : bool, default False
+    constraint : {"auto", "exact", "bound"}
+        Accepted for compatibility with :func:`deepdual.certify`: the two-layer constraint
+        is always exact here (cheap); ``"exact"`` raises for depth >= 3, where only the
+        Lipschitz bound is available.
+    n_scales : int, default 60
+        Number of dual scalings in the depth >= 3 bound.
+    max_patterns : ignored (no activation cells to enumerate in 1-D).
 
     Returns
     -------
     Certificate
     """
+    from .._validation import check_choice
+
+    check_choice(constraint, "constraint", ("auto", "exact", "bound"))
+    if isinstance(n_scales, bool) or not isinstance(n_scales, (int, np.integer)) or n_scales < 2:
+        raise ValueError(f"`n_scales` must be an integer >= 2, got {n_scales!r}")
     lossf = get_loss(loss)
     beta = check_beta(beta)
     if not isinstance(network, Network):
@@ -1337,6 +1328,9 @@ def certify_1d(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float, l
                   else "exact: 1-D ramps with kinks at the data")
         return Certificate(obj, D, method, exact_constraint=True, dual=vv, rtol=rtol,
                            details={"c": c, "depth": 2})
+    if constraint == "exact":
+        raise ValueError(f"`constraint='exact'` is not available for depth-{L} networks on 1-D data "
+                         "(only the proven Lipschitz bound is); use constraint='auto'")
     from ..bounds import max_budget, power_penalty_lower_bound
 
     v = _equalize_dual(lossf.dual_point(F, Y), x, lossf, skip=False)
@@ -1351,7 +1345,7 @@ def certify_1d(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float, l
     # per budget interval.  Scales above 1 only for losses whose conjugate allows them.
     tmax = 1.0 if not getattr(lossf, "unbounded_dual_scale", False) else np.inf
     t_hi = min(tmax, max(1.0, 4.0 * beta / max(c, _EPS)))
-    ts = np.concatenate([[0.0], np.geomspace(1e-6, 1.0, 60)]) * t_hi
+    ts = np.concatenate([[0.0], np.geomspace(1e-6, 1.0, int(n_scales))]) * t_hi
     ts = np.unique(np.concatenate([ts, [min(t_hi, beta / max(c, _EPS))]]))
     Ds = np.array([lossf.dual_value(t * v, Y) for t in ts])
     lb = power_penalty_lower_bound(Ds, ts * c, beta=beta, depth=L, T_max=T_max)
@@ -1408,7 +1402,8 @@ def solve_1d(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, depth: 
     penalize_biases : bool
         Penalize every bias like a weight (the two-layer program on :math:`X = [x, 1]`);
         the output bias is penalized too, matching ``objective(..., penalize_biases=True)``.
-        Kinks may then lie *between* data points.  Dense algorithm (moderate n).
+        Kinks may then lie *between* data points.  Solved as a cone program with cvxpy
+        (the ``bench`` extra); meant for moderate n.
     tol : float, default 1e-9
         Target relative duality gap: the active-set method stops once no ramp correlation
         exceeds its bound by more than ``tol/10`` of beta; the reported gap is the exact
@@ -1533,151 +1528,95 @@ def interpolate(x: Any, y: Any) -> Interpolant:
 # =============================================================================================
 
 
-def _arc_argmax(a: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Maximum of ``|<a_i, (cos t, sin t)>|`` over ``t`` in ``[lo_i, hi_i]`` and a maximizing angle."""
-    cand = [lo, hi]
-    phi = np.arctan2(a[:, 1], a[:, 0])
-    for shift in (0.0, np.pi, -np.pi, 2 * np.pi, -2 * np.pi):
-        th = phi + shift
-        cand.append(np.where((th >= lo) & (th <= hi), th, lo))
-    C = np.stack(cand, axis=1)
-    vals = np.abs(a[:, :1] * np.cos(C) + a[:, 1:] * np.sin(C))
-    k = np.argmax(vals, axis=1)
-    rows = np.arange(a.shape[0])
-    return vals[rows, k], C[rows, k]
-
-
-def _sector_of(theta: np.ndarray, lo: np.ndarray) -> np.ndarray:
-    """Index of the activation arc containing each angle (arcs start at ``lo``, sorted)."""
-    t = np.mod(theta - lo[0], 2 * np.pi) + lo[0]
-    return np.clip(np.searchsorted(lo, t, side="right") - 1, 0, lo.size - 1)
-
-
-def _solve_penalized(x, y, X, Y, *, scalar, beta, loss, rtol, tol, max_rounds: int = 30) -> Solution:
+def _solve_penalized(x, y, X, Y, *, scalar, beta, loss, rtol, tol) -> Solution:
     r"""Two-layer ReLU network on 1-D data with *all* biases penalized (output bias included):
 
     .. math:: \min\ \tfrac12\|f(x) - y\|^2 + \tfrac\beta2\Big(\sum_j w_j^2 + b_j^2 + v_j^2 + b_o^2\Big).
 
     A neuron with unit direction :math:`(w, b)` and outer weight z costs :math:`\beta|z|`
-    (balanced), so the problem is a Lasso over the circle of directions plus a ridge
-    output bias.  Its dual, :math:`\max D(v) - (\mathbf 1^Tv)^2/(2\beta)` s.t.
-    :math:`\max_\theta|v^T(x\cos\theta + \sin\theta)_+| \le \beta`, is solved on a finite set
-    of directions by a dense interior-point method; the exact maximum over each of the
-    2p activation arcs (:func:`_arc_argmax`) adds the violating directions (column
-    generation) until the certificate closes.  Atoms in one arc with one sign are merged
-    (their responses are linear in the direction there, and the norm is subadditive).
-    The kink :math:`-b/w` of an optimal neuron may lie between data points: with
-    penalized biases a kink at t costs :math:`\sqrt{1+t^2}` per unit slope, a convex
-    function of t (Boursier & Flammarion 2023).
+    (balanced).  The circle of directions splits into 2p activation arcs; on an arc a
+    neuron's response on the data is linear in its vector :math:`q = |z|(w, b)`, and two
+    neurons of one arc and sign merge into one (norms are subadditive).  Writing
+    :math:`q = \alpha e_{\rm lo} + \gamma e_{\rm hi}` (:math:`\alpha, \gamma \ge 0`, the arc's
+    end directions), the problem is the exact second-order-cone program
+
+    .. math:: \min\ \tfrac12\Big\|\sum_{S,\sigma}\sigma D_S[u,1]q_{S\sigma} + b_o - \bar y\Big\|_W^2
+              + \beta\sum_{S,\sigma}\|q_{S\sigma}\| + \tfrac\beta2 b_o^2,
+
+    solved with cvxpy/CLARABEL (the ``bench`` extra).  The result is certified by the
+    exact dual constraint :math:`\max_{w^2+b^2\le1}|v^T(wx+b)_+|` of its residual
+    (:func:`_c_penalized`).  Kinks :math:`-b/w` may lie between data points: a kink at t
+    costs :math:`\sqrt{1+t^2}` per unit slope change, a convex function of t (Boursier &
+    Flammarion 2023).  Dense: meant for moderate n.
     """
+    try:
+        import cvxpy as cp
+    except ImportError:  # pragma: no cover - bench extra missing
+        raise ImportError("`penalize_biases=True` solves a cone program with cvxpy; install it with "
+                          "`pip install deepdual[bench]`") from None
     gr = _group(x, y)
     u, w, yb = gr.u, gr.w, gr.ybar
     p = u.size
     lo, hi, first, last = _penalized_sectors(u)
-    # initial directions: kinks at the data (both orientations) and the constant neuron
-    base_w = np.concatenate([np.ones(p), -np.ones(p), [0.0]])
-    base_b = np.concatenate([-u, u, [1.0]])
-    thetas = np.arctan2(base_b, base_w)
-    Q = np.diag(1.0 / w) + np.ones((p, p)) / beta
-    info: dict[str, Any] = {"rounds": 0, "distinct_points": p}
-    best = None
-    for rnd in range(max_rounds):
-        info["rounds"] = rnd + 1
-        Phi = np.maximum(np.cos(thetas)[:, None] * u[None, :] + np.sin(thetas)[:, None], 0.0)  # (m, p)
-        system = _DenseSystem(Q, yb, Phi, np.full(thetas.size, beta))
-        scale = max(0.5 * float(np.sum(w * yb * yb)), _EPS)
-        res = _mehrotra(system, mu0=scale / (2 * system.m), max_iter=200,
-                        check=lambda it, xi, z: bool(np.max(np.abs(Phi @ xi)) <= beta * (1 + 1e-13)
-                                                     and _pen_gap(Phi, z, xi, w, yb, beta) <= 1e-12 * scale))
-        z = res.z
-        # merge atoms of one arc and sign into a single direction q = sum |z_a| (cos, sin)
-        sec = _sector_of(thetas, lo)
-        keep = np.abs(z) > 1e-14 * max(float(np.max(np.abs(z))), _EPS)
-        qs = {}
-        for a in np.nonzero(keep)[0]:
-            key = (int(sec[a]), int(np.sign(z[a])))
-            qs[key] = qs.get(key, 0.0) + abs(z[a]) * np.array([np.cos(thetas[a]), np.sin(thetas[a])])
-        qmax = max([float(np.linalg.norm(q)) for q in qs.values()] + [0.0])
-        # merged atoms below 1e-9 of the largest are interior-point residue: drop them (the
-        # refit and the exact certificate judge the result)
-        dirs = [(k[1], q) for k, q in qs.items() if np.linalg.norm(q) > 1e-9 * qmax]
-        net = _penalized_network(dirs, u, yb, w, beta, scalar)
-        obj = _network_objective(net, X, Y, beta, loss, penalize_biases=True)
-        D, vv, c = _dual_bound_two_layer(x, Y, _forward(net, X), beta, loss, kind="penalized")
-        if best is None or obj - D < best[1] - best[2]:
-            best = (net, obj, D, vv, c)
-        if best[1] - best[2] <= tol * max(abs(best[1]), _EPS):
-            break
-        # column generation: the exact maximizer of every violated arc, for the dual point
-        # of the current network's residual and of the interior-point solution
-        new = []
-        for V in (np.bincount(gr.inv, (y - _forward(net, X)[:, 0]), minlength=p), res.xi):
-            Vl = np.asarray(V, float)
-            c0 = np.concatenate([[0.0], np.cumsum(Vl)])
-            c1 = np.concatenate([[0.0], np.cumsum(Vl * u)])
-            A = np.stack([c1[last] - c1[first], c0[last] - c0[first]], axis=1)
-            vals, angs = _arc_argmax(A, lo, hi)
-            # c of this dual point: scale to beta and add arcs above it (1e-12: rounding)
-            cmax = float(np.max(vals))
-            if cmax <= 0:
-                continue
-            viol = vals >= cmax * (1 - 1e-9) if V is res.xi else vals * beta / cmax > beta * (1 - 1e-12)
-            new.append(angs[viol])
-        add = np.concatenate(new) if new else np.zeros(0)
-        if add.size == 0:
-            break
-        thetas = np.concatenate([thetas, add])
-    net, obj, D, vv, c = best
-    info.update(dual_constraint=c, neurons=int(net.weights[0][0].shape[1]),
-                note="penalized biases incl. output bias; kinks may lie between data points")
-    return Solution(network=net, objective=obj, lower_bound=D, method="one-dimensional two-layer ReLU, penalized "
-                    "biases (column generation over activation arcs)", rtol=rtol, dual=vv, info=info)
+    arcs = np.nonzero(last > first)[0]  # the arc with no active point is useless
+    Elo = np.stack([np.cos(lo[arcs]), np.sin(lo[arcs])], axis=1)
+    Ehi = np.stack([np.cos(hi[arcs]), np.sin(hi[arcs])], axis=1)
+    A = np.stack([u, np.ones(p)], axis=1)
+    act = np.zeros((p, arcs.size))
+    for j, S in enumerate(arcs):
+        act[first[S]:last[S], j] = 1.0
+    Ga = act * np.maximum(A @ Elo.T, 0.0)  # response of the arc's low end direction
+    Gh = act * np.maximum(A @ Ehi.T, 0.0)
+    m = arcs.size
+    ap, gp, am, gm = (cp.Variable(m, nonneg=True) for _ in range(4))
+    bo = cp.Variable()
+    F = Ga @ (ap - am) + Gh @ (gp - gm) + bo
+    Qp = cp.multiply(ap[:, None], Elo) + cp.multiply(gp[:, None], Ehi)
+    Qm = cp.multiply(am[:, None], Elo) + cp.multiply(gm[:, None], Ehi)
+    obj = (0.5 * cp.sum(cp.multiply(w, cp.square(F - yb))) + beta * (cp.sum(cp.norm(Qp, 2, axis=1))
+           + cp.sum(cp.norm(Qm, 2, axis=1))) + 0.5 * beta * cp.square(bo))
+    prob = cp.Problem(cp.Minimize(obj))
+    # tight tolerances; CLARABEL may flag "inaccurate" near them, which is harmless here:
+    # the exact certificate below reports the gap actually reached
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        prob.solve(solver="CLARABEL", tol_gap_rel=1e-11, tol_gap_abs=1e-13, tol_feas=1e-11, max_iter=500)
+    if ap.value is None:
+        raise RuntimeError(f"the penalized-bias cone program failed: {prob.status}")
+    groups = []
+    qp = np.asarray(ap.value)[:, None] * Elo + np.asarray(gp.value)[:, None] * Ehi
+    qm = np.asarray(am.value)[:, None] * Elo + np.asarray(gm.value)[:, None] * Ehi
+    qmax = max(float(np.max(np.linalg.norm(qp, axis=1))), float(np.max(np.linalg.norm(qm, axis=1))), _EPS)
+    for sg, Qv in ((1, qp), (-1, qm)):
+        for q in Qv:
+            # below 1e-10 of the largest neuron: solver residue (the certificate judges the rest)
+            if np.linalg.norm(q) > 1e-10 * qmax:
+                groups.append((sg, q))
+    net = _arc_network(groups, float(bo.value), scalar)
+    obj_v = _network_objective(net, X, Y, beta, loss, penalize_biases=True)
+    D, vv, c = _dual_bound_two_layer(x, Y, _forward(net, X), beta, loss, kind="penalized")
+    info = {"distinct_points": p, "solver_status": prob.status, "dual_constraint": c, "neurons": len(groups),
+            "note": "penalized biases incl. output bias; kinks may lie between data points"}
+    return Solution(network=net, objective=obj_v, lower_bound=D, method="one-dimensional two-layer ReLU, penalized "
+                    "biases (cone program over activation arcs)", rtol=rtol, dual=vv, info=info)
 
 
-def _pen_gap(Phi, z, xi, w, yb, beta) -> float:
-    """Interior-point gap estimate of the penalized problem (group level, without constants)."""
-    F0 = Phi.T @ z
-    bo = float(np.sum(w * (yb - F0))) / (float(np.sum(w)) + beta)
-    F = F0 + bo
-    P = 0.5 * float(np.sum(w * (F - yb) ** 2)) + beta * float(np.sum(np.abs(z))) + 0.5 * beta * bo * bo
-    V = xi
-    D = float(V @ yb) - 0.5 * float(np.sum(V * V / w)) - float(np.sum(V)) ** 2 / (2 * beta)
-    return P - D
-
-
-def _penalized_network(dirs, u, yb, w, beta, scalar) -> Network:
-    r"""Network from merged directions ``q`` (neuron ``(q/|q|)`` with weight ``sign * |q|``),
-    outer weights refit exactly on the support with their signs fixed (a small linear
-    system), then balanced: inner pair :math:`\sqrt{|z|}\,\hat q`, outer :math:`\pm\sqrt{|z|}`;
-    the output bias minimizes :math:`\tfrac12\|F + b_o - y\|^2 + \tfrac\beta2 b_o^2`."""
-    if not dirs:
-        bo = float(np.sum(w * yb)) / (float(np.sum(w)) + beta)
+def _arc_network(groups: list, bo: float, scalar: bool) -> Network:
+    r"""Balanced network of the neurons ``(sign, q)``: inner pair :math:`\sqrt{|q|}\,\hat q`,
+    outer weight :math:`\pm\sqrt{|q|}`, output bias ``bo`` (all biases penalized)."""
+    if not groups:
         return Network([[np.zeros((1, 1)), np.zeros((1, 1))]], "relu", biases=[[np.zeros(1)]],
                        output_bias=np.array([bo]), scalar_output=scalar)
-    sg = np.array([d[0] for d in dirs], dtype=float)
-    qh = np.array([d[1] / np.linalg.norm(d[1]) for d in dirs])
-    zmag = np.array([np.linalg.norm(d[1]) for d in dirs])
-    Phi = np.maximum(qh[:, :1] * u[None, :] + qh[:, 1:], 0.0)  # (k, p)
-    # refit z (signs fixed) and b_o: stationarity of 1/2||Phi^T z + bo - y||_W^2 + beta sg.z + beta/2 bo^2
-    k = len(dirs)
-    A = np.vstack([Phi, np.ones((1, u.size))])               # (k+1, p)
-    M = (A * w) @ A.T
-    M[k, k] += beta
-    rhs = A @ (w * yb)
-    rhs[:k] -= beta * sg
-    try:
-        sol = np.linalg.solve(M, rhs)
-        z, bo = sol[:k], float(sol[k])
-        if not np.all(z * sg > 0):
-            raise np.linalg.LinAlgError
-    except np.linalg.LinAlgError:
-        z = sg * zmag
-        bo = float(np.sum(w * (yb - Phi.T @ z))) / (float(np.sum(w)) + beta)
-    a = np.sqrt(np.abs(z))
-    W1 = (qh[:, 0] * a).reshape(1, k)
-    b1 = qh[:, 1] * a
-    W2 = (np.sign(z) * a).reshape(k, 1)
-    return Network([[W1, W2]], "relu", biases=[[b1]], output_bias=np.array([bo]), scalar_output=scalar)
+    q = np.array([g[1] for g in groups])
+    sg = np.array([g[0] for g in groups], dtype=float)
+    nq = np.linalg.norm(q, axis=1)
+    a = np.sqrt(nq)
+    qh = q / nq[:, None]
+    k = len(groups)
+    return Network([[(qh[:, 0] * a).reshape(1, k), (sg * a).reshape(k, 1)]], "relu", biases=[[qh[:, 1] * a]],
+                   output_bias=np.array([bo]), scalar_output=scalar)
 
 
 # =============================================================================================
