@@ -1,4 +1,5 @@
-"""scikit-learn estimators: API conformance (estimator checks), certificates, real data."""
+"""scikit-learn estimators: API conformance (estimator checks), agreement with
+deepdual.solve, certificates, and a real data set (digits) against MLPClassifier."""
 
 import numpy as np
 import pytest
@@ -9,55 +10,91 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 import deepdual  # noqa: E402
 from deepdual import DualNetClassifier, DualNetRegressor  # noqa: E402
 
+# The estimator checks fit dozens of small problems.  The ReLU estimators use the
+# convex program with a small sampled pattern set and a short iteration budget so the
+# module stays fast (the API contract does not depend on the solver's accuracy); the
+# linear ones use the closed forms.
+_FAST = {"n_patterns": 8, "max_iter": 60, "max_patterns": 200}
 
-# The estimator checks fit dozens of small problems.  They run on the linear networks
-# (closed forms / FISTA, fast) and on the ReLU convex program with a small sampled
-# pattern set, so the whole module stays fast; the API contract is identical.
+
 @parametrize_with_checks(
     [
+        DualNetRegressor(random_state=0, solver_options=_FAST),
+        DualNetClassifier(random_state=0, solver_options=_FAST),
         DualNetRegressor(activation="linear"),
-        DualNetClassifier(activation="linear"),
-        DualNetRegressor(activation="relu", random_state=0, solver_options={"n_patterns": 8, "max_iter": 50}),
+        DualNetClassifier(activation="linear", loss="squared"),
     ]
 )
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
 
-def test_regressor_matches_solve_and_is_certified():
+def test_regressor_equals_solve_and_is_certified_on_small_data():
+    # 12 points in 2-D with a bias column: all patterns are enumerated, so the fit is
+    # the global optimum over all two-layer networks, with a closed gap
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((30, 4))
-    y = X @ rng.standard_normal(4) + 0.1 * rng.standard_normal(30)
-    est = DualNetRegressor(beta=0.5, depth=3, activation="linear").fit(X, y)
-    sol = deepdual.solve(X, y, beta=0.5, depth=3, activation="linear")
+    X = rng.standard_normal((12, 2))
+    y = np.abs(X[:, 0]) - X[:, 1] + 0.1 * rng.standard_normal(12)
+    est = DualNetRegressor(beta=0.2, rtol=1e-6).fit(X, y)
+    sol = deepdual.solve(X, y, beta=0.2, bias=True, rtol=1e-6)
+    assert est.certificate_.info["patterns_complete"]
     assert est.certificate_.certified
     assert est.certificate_.objective == pytest.approx(sol.objective, rel=1e-9)
     np.testing.assert_allclose(est.predict(X), sol.predict(X), rtol=1e-7, atol=1e-9)
-    # the fitted network's objective is what the certificate reports
-    assert deepdual.objective(est.network_, X, y, beta=0.5) == pytest.approx(est.certificate_.objective, rel=1e-10)
+    # the certificate's objective is the network's, with penalized hidden biases
+    obj = deepdual.objective(est.network_, X, y, beta=0.2, penalize_biases=True)
+    assert obj == pytest.approx(est.certificate_.objective, rel=1e-12)
+    # and deepdual.certify of the fitted network proves the same gap
+    cert = deepdual.certify(est.network_, X, y, beta=0.2, penalize_biases=True)
+    assert cert.certified, cert
 
 
-def test_regressor_uses_closed_form_on_rank_one_data():
+def test_regressor_vector_output():
     rng = np.random.default_rng(1)
-    X = np.outer(rng.uniform(0, 1, 25), rng.standard_normal(5))
-    y = rng.standard_normal(25)
-    est = DualNetRegressor(beta=0.3, depth=4).fit(X, y)
-    assert "rank-one" in est.certificate_.method
-    assert est.certificate_.certified
+    X = rng.standard_normal((15, 2))
+    Y = np.column_stack([np.abs(X[:, 0]), X[:, 1]])
+    est = DualNetRegressor(beta=0.1, random_state=0).fit(X, Y)
+    assert est.predict(X).shape == (15, 2)
+    # the fit is a real network: its objective is what the certificate reports
+    obj = deepdual.objective(est.network_, X, Y, beta=0.1, penalize_biases=True)
+    assert obj == pytest.approx(est.certificate_.objective, rel=1e-12)
+    assert est.certificate_.lower_bound <= obj
 
 
-def test_classifier_binary_proba_and_labels():
+def test_classifier_labels_proba_and_decision():
     rng = np.random.default_rng(2)
-    X = rng.standard_normal((40, 3))
-    y = np.where(X[:, 0] + 0.2 * rng.standard_normal(40) > 0, "yes", "no")
-    clf = DualNetClassifier(beta=0.1, activation="linear").fit(X, y)
-    assert set(clf.classes_) == {"no", "yes"}
+    X = rng.standard_normal((30, 2))
+    y = np.where(X[:, 0] * X[:, 1] > 0, "same", "diff")  # XOR-like: needs the ReLU layer
+    clf = DualNetClassifier(beta=0.05, random_state=0).fit(X, y)
+    assert list(clf.classes_) == ["diff", "same"]
     P = clf.predict_proba(X)
     np.testing.assert_allclose(P.sum(axis=1), 1.0)
-    assert clf.score(X, y) > 0.85
-    assert clf.certificate_.certified
-    hinge = DualNetClassifier(beta=0.1, activation="linear", loss="hinge").fit(X, y)
-    assert not hasattr(hinge, "predict_proba")
+    assert np.array_equal(clf.classes_[np.argmax(P, axis=1)], clf.predict(X))
+    assert clf.score(X, y) >= 0.9
+    lin = DualNetClassifier(beta=0.05, activation="linear").fit(X, y)
+    assert clf.score(X, y) > lin.score(X, y)
+    sq = DualNetClassifier(beta=0.05, loss="squared", random_state=0).fit(X, y)
+    assert not hasattr(sq, "predict_proba")
+
+
+def test_classifier_multiclass_cross_entropy():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((24, 2))
+    y = np.digitize(X[:, 0], [-0.5, 0.5])  # three classes
+    clf = DualNetClassifier(beta=0.1, random_state=0).fit(X, y)
+    assert clf.decision_function(X).shape == (24, 3)
+    assert clf.predict_proba(X).shape == (24, 3)
+    assert clf.score(X, y) >= 0.9
+
+
+def test_random_state_reproducible_when_sampling():
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((40, 6))
+    y = np.maximum(X[:, 0], 0) - X[:, 1]
+    a = DualNetRegressor(beta=0.5, random_state=3, n_patterns=12).fit(X, y)
+    b = DualNetRegressor(beta=0.5, random_state=3, n_patterns=12).fit(X, y)
+    assert not a.certificate_.info["patterns_complete"]
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))
 
 
 def test_classifier_on_digits_comparable_to_mlp():
@@ -68,14 +105,29 @@ def test_classifier_on_digits_comparable_to_mlp():
     X, y = load_digits(return_X_y=True)
     keep = np.isin(y, (3, 8))
     X, y = X[keep] / 16.0, y[keep]
-    Xtr, Xte, ytr, yte = train_test_split(X, y, train_size=120, random_state=0, stratify=y)
-    clf = DualNetClassifier(beta=1.0, random_state=0, solver_options={"n_patterns": 40}).fit(Xtr, ytr)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, train_size=150, random_state=0, stratify=y)
+    clf = DualNetClassifier(beta=1.0, random_state=0, n_patterns=30, rtol=1e-3).fit(Xtr, ytr)
     mlp = MLPClassifier(hidden_layer_sizes=(50,), max_iter=2000, random_state=0).fit(Xtr, ytr)
     acc, acc_mlp = clf.score(Xte, yte), mlp.score(Xte, yte)
-    assert acc >= acc_mlp - 0.05, (acc, acc_mlp)
-    # whatever the pattern set, the reported lower bound is a valid bound for this network
-    cert = deepdual.certify(clf.network_, Xtr, 2.0 * (ytr == 8) - 1.0, beta=1.0, loss="logistic")
-    assert cert.lower_bound <= cert.objective + 1e-9 * abs(cert.objective)
+    assert acc >= acc_mlp - 0.04, (acc, acc_mlp)
+    # whatever the pattern set, the reported lower bound is a proven bound for this network
+    t = np.where(ytr == clf.classes_[1], 1.0, -1.0)
+    obj = deepdual.objective(clf.network_, Xtr, t, beta=1.0, loss="logistic", penalize_biases=True)
+    assert obj == pytest.approx(clf.certificate_.objective, rel=1e-12)
+    assert clf.certificate_.lower_bound <= obj
+
+
+def test_relu_convex_regressor_certificate_is_valid():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((12, 2))
+    y = np.abs(X[:, 0]) - X[:, 1]
+    est = DualNetRegressor(beta=0.5, random_state=0).fit(X, y)
+    sol = est.certificate_
+    assert sol.lower_bound <= sol.objective + 1e-9 * abs(sol.objective)
+    # bias=True (default): the hidden biases are penalized in the convex program
+    obj = deepdual.objective(est.network_, X, y, beta=0.5, penalize_biases=True)
+    assert obj == pytest.approx(sol.objective, rel=1e-8)
+    assert est.predict(X).shape == (12,)
 
 
 def test_bad_parameters():
@@ -85,4 +137,8 @@ def test_bad_parameters():
     with pytest.raises(ValueError, match="loss"):
         DualNetRegressor(loss="logistic").fit(X, X[:, 0])
     with pytest.raises(ValueError, match="loss"):
-        DualNetClassifier(loss="cross_entropy").fit(X, X[:, 0] > 0)
+        DualNetClassifier(loss="logistic").fit(X, np.arange(10) % 3)
+    with pytest.raises(ValueError, match="class"):
+        DualNetClassifier().fit(X, np.ones(10))
+    with pytest.raises(TypeError, match="solver_options"):
+        DualNetRegressor(solver_options=[1]).fit(X, X[:, 0])

@@ -227,7 +227,8 @@ def _global_constraint(Xa: np.ndarray, rs: Any, V: np.ndarray, pats: np.ndarray,
     dropped = (float(s[rs.rank]) if rs.rank < s.size else 0.0) * float(np.linalg.norm(V))
     Xr = rs.Xr
     full = pats if complete else None
-    if full is None and count_upper_bound(n, rs.rank) <= enum_limit:
+    if full is None and K == 1 and count_upper_bound(n, rs.rank) <= enum_limit:
+        # (for K > 1 the per-output values give only a bound anyway: not worth it)
         full = enumerate_patterns(Xa)
     if full is not None:
         per = [pattern_values(Xr, V[:, [k]], full, beta)[0] for k in range(K)]
@@ -545,10 +546,11 @@ class _Barrier:
             U[:, :r] = np.sqrt(tau) * A.transpose(0, 2, 1)[:, :, :, None] * Lsel[:, None, :, :]
             U = U.reshape(G, r + 1, n * K)
             Lb = _block_cholesky(Dblk)
-            LbT = Lb.transpose(0, 2, 1)
+            Li = np.linalg.inv(Lb)  # (G, r+1, r+1): small triangular blocks
+            Dinv = Li.transpose(0, 2, 1) @ Li
 
             def dinv(M: np.ndarray) -> np.ndarray:  # (G, r+1, k) -> D^{-1} M blockwise
-                return np.linalg.solve(LbT, np.linalg.solve(Lb, M))
+                return Dinv @ M
 
             Uf = U.reshape(Q, n * K)
             Yw = dinv(U).reshape(Q, n * K)
@@ -684,6 +686,7 @@ class _AugLag:
         self.inner_tol = 1e-2 * beta
         self.viol_prev = np.inf
         self.iters = 0
+        self.feasible = False
 
     def _op_norm2(self) -> float:
         r""":math:`\|z \mapsto F\|^2 = \lambda_{\max}(\sum_g D_gXX^TD_g)` (per output)."""
@@ -782,12 +785,21 @@ class _AugLag:
             C = self.grp.constraint(self.z)
             viol = float(np.sqrt(np.sum(np.minimum(C, 0.0) ** 2)))
             self.lam = np.maximum(self.lam - self.rho * C, 0.0)
-            F = self.grp.relu_output(self.z)
+            # gap of the program over the working set at the convex iterate (its
+            # infeasibility must be small too: relative to ||X|| max ||z_g||)
+            F = self.grp.output(self.z)
             V = self.loss.dual_point(F, self.Y)
-            primal = self.loss.value(F, self.Y) + self.beta * float(np.linalg.norm(self.z, axis=1).sum())
+            nz = np.linalg.norm(self.z, axis=1)
+            primal = self.loss.value(F, self.Y) + self.beta * float(nz.sum())
             c, _ = pattern_values(self.Xr, V, self.grp.pats, self.beta)
             low = self.loss.best_scale(V, self.Y, np.inf if c <= 0 else self.beta / c)[1]
-            if primal - low <= tol * max(abs(primal), np.finfo(float).tiny):
+            # feasible enough: the rebuilt network (true ReLUs) has the convex objective to
+            # a tenth of tol, and the convex value is not below the lower bound
+            Fr = self.grp.relu_output(self.z)
+            net = self.loss.value(Fr, self.Y) + self.beta * float(nz.sum())
+            size = max(abs(primal), np.finfo(float).tiny)
+            self.feasible = abs(net - primal) <= 0.1 * tol * size and primal - low >= -0.1 * tol * size
+            if primal - low <= tol * size and self.feasible:
                 break
             # inexact AL: tighten the subproblem tolerance geometrically (floor: 1e-13 of
             # the dual scale beta, the size rounding allows for a gradient mapping)
@@ -826,24 +838,30 @@ def _ipm_cost(G: int, r: int, n: int, K: int) -> float:
     return float(min(Q**3 / 3.0 + Q * Q * nk, Q * nk * nk + nk**3 / 3.0 + G * (r + 1) ** 2 * nk))
 
 
-#: largest Newton-step cost (flops) for which the interior-point method is used
-#: (~0.3 s on one core); beyond it the augmented Lagrangian takes over
+#: largest Newton-step cost (flops) for which the interior-point method is used on a
+#: complete pattern set (~0.3 s on one core); beyond it the augmented Lagrangian takes over
 IPM_MAX_COST = 1e9
+#: the same for sampled pattern sets, where the global bound is loose anyway and the
+#: first-order method reaches a useful accuracy faster
+IPM_SMALL_COST = 5e7
 
 
 def _solve(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, dirs: np.ndarray | None, loss: Loss,
            beta: float, *, tol: float, solver: str, max_iter: int | None, progress: bool) -> _Result:
     r"""Working-set solution of the program over ``pats`` with the duality-gap stopping rule.
 
-    The working set starts as all patterns when the interior-point method can afford
-    them, else as the ``n + 1`` patterns most violated by the dual point of the zero
-    network; each round adds the patterns most violated by the current dual point.
+    The working set is all patterns for the augmented Lagrangian, and for the
+    interior-point method when it can afford them; otherwise it starts as the ``n + 1``
+    patterns most violated by the dual point of the zero network, and each round adds
+    the patterns most violated by the current dual point.
     """
     n, K = Y.shape
     r = Xr.shape[1]
     P = len(pats)
     V0 = loss.dual_point(np.zeros_like(Y), Y)
-    if solver == "ipm" and _ipm_cost(2 * K * P, r, n, K) <= IPM_MAX_COST:
+    if solver == "al" or _ipm_cost(2 * K * P, r, n, K) <= IPM_MAX_COST:
+        # the first-order method handles all patterns at once (matrix products); the
+        # interior-point method does when its Newton systems stay small
         W = list(range(P))
     else:
         _, W = pattern_values(Xr, V0, pats, beta, max_new=min(P, max(10, n + 1)))
@@ -906,7 +924,9 @@ def _solve(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, dirs: np.ndarray | N
             if bar is not None:
                 bar.update(step)
             z = inner.Z
-            F = inner.grp.relu_output(z)
+            # the IPM's iterates are feasible (network output = convex output); the AL's
+            # are not, and its network can even beat the program: judge the program
+            F = inner.grp.relu_output(z) if solver == "ipm" else inner.grp.output(z)
             V = loss.dual_point(F, Y)
             primal = loss.value(F, Y) + beta * float(np.linalg.norm(z, axis=1).sum())
             others = np.setdiff1d(np.arange(P), W)
@@ -918,7 +938,7 @@ def _solve(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, dirs: np.ndarray | N
             rel = (primal - lower) / max(abs(primal), np.finfo(float).tiny)
             if bar is not None:
                 bar.set_postfix(gap=f"{rel:.1e}", patterns=len(W))
-            if rel <= tol:
+            if rel <= tol and (solver == "ipm" or inner.feasible):
                 converged = True
                 break
             if used >= max_iter:
@@ -987,14 +1007,14 @@ def prune_neurons(Xa: np.ndarray, U: np.ndarray, A: np.ndarray) -> tuple[np.ndar
         return U, A, info
     Ubar = U / un
     C = A * un[:, None]
-    # 1. merge equal directions: cosine within 64 eps of 1 (rounding of unit vectors)
-    Gm = Ubar.T @ Ubar
+    # 1. merge equal directions: unit vectors equal up to 64 eps (their rounding); a
+    # cosine test would merge directions ~1e-7 apart and change the output
     used = np.zeros(len(un), dtype=bool)
     dirs, outs = [], []
     for j in range(len(un)):
         if used[j]:
             continue
-        same = (~used) & (Gm[j] >= 1.0 - 64 * _EPS)
+        same = (~used) & (np.max(np.abs(Ubar - Ubar[:, [j]]), axis=0) <= 64 * _EPS)
         used |= same
         dirs.append(Ubar[:, j])
         outs.append(C[same].sum(axis=0))
@@ -1004,37 +1024,59 @@ def prune_neurons(Xa: np.ndarray, U: np.ndarray, A: np.ndarray) -> tuple[np.ndar
     Ubar, C, c = Ubar[:, nz], C[nz], c[nz]
     Abar = C / c[:, None]
     info["merged"] = int(info["neurons_in"] - len(c))
-    # 2. Caratheodory reduction, incremental: keep a set of at most nK + 1 atoms with
-    # linearly independent (a_j, 1); each new atom either stays or, with the null vector
-    # of the (nK + 1) x (size + 1) system, removes one atom of the set
+    # 2. Caratheodory reduction in blocks: the current set (at most nK + 1 atoms) plus
+    # the next block; the null space of [a_j; 1] over them (dimension >= the excess) is
+    # used one vector at a time, each vector zeroing one weight, the remaining vectors
+    # being updated to vanish at the removed index (Gaussian elimination), so one SVD
+    # serves a whole block
     H = np.maximum(Xa @ Ubar, 0.0)
     atoms = (H[:, None, :] * Abar.T[None, :, :]).reshape(n * K, -1)
     limit = n * K + 1
-    keep_idx: list[int] = []
-    weights: list[float] = []
+    cols = np.arange(min(len(c), limit))
+    w = c[cols].copy()
+    nxt = len(cols)
     steps = 0
-    for j in range(len(c)):
-        keep_idx.append(j)
-        weights.append(float(c[j]))
-        if len(keep_idx) <= limit:
-            continue
-        cols = np.array(keep_idx)
-        w = np.array(weights)
+    while nxt < len(c):
+        blk = np.arange(nxt, min(len(c), nxt + limit))
+        nxt = blk[-1] + 1
+        cols = np.concatenate([cols, blk])
+        w = np.concatenate([w, c[blk]])
         M = np.vstack([atoms[:, cols], np.ones((1, len(cols)))])
-        delta = np.linalg.svd(M, full_matrices=True)[2][-1]
-        if not np.any(delta > 0):
-            delta = -delta
-        pos = delta > 0
-        ratios = np.where(pos, w / np.where(pos, delta, 1.0), np.inf)
-        i = int(np.argmin(ratios))
-        w = w - ratios[i] * delta
-        drop = w <= 16 * _EPS * float(np.max(np.abs(w)))  # at zero up to rounding
-        drop[i] = True
-        keep_idx = [int(q) for q, dq in zip(cols, drop) if not dq]
-        weights = [float(q) for q, dq in zip(w, drop) if not dq]
-        steps += 1
-    sel = np.array(keep_idx, dtype=np.intp)
-    c, Ubar, Abar = np.array(weights), Ubar[:, sel], Abar[sel]
+        excess = len(cols) - limit
+        if excess <= 0:
+            continue
+        N = np.linalg.svd(M, full_matrices=True)[2][-excess:].T  # (m, excess), M N = 0
+        gone = np.zeros(len(cols), dtype=bool)
+        mnorm = float(np.linalg.norm(M))
+        for e in range(excess):
+            delta = np.where(gone, 0.0, N[:, e])
+            if np.linalg.norm(M @ delta) > 1e-13 * mnorm * np.linalg.norm(delta):
+                # elimination through a small pivot lost accuracy: fresh null space of
+                # the remaining columns (still `excess - e` dimensional)
+                live = np.flatnonzero(~gone)
+                Vt = np.linalg.svd(M[:, live], full_matrices=True)[2]
+                N = np.zeros_like(N)
+                N[live, e:] = Vt[-(excess - e):].T
+                delta = N[:, e].copy()
+            if not np.any(delta > 0):
+                delta = -delta
+            pos = delta > 0
+            if not np.any(pos):  # pragma: no cover - a null vector vanished (rounding)
+                continue
+            ratios = np.where(pos, w / np.where(pos, delta, 1.0), np.inf)
+            i = int(np.argmin(ratios))
+            w = w - ratios[i] * delta
+            w[i] = 0.0
+            gone[i] = True
+            rest = N[:, e + 1:]
+            if rest.shape[1]:
+                N[:, e + 1:] = rest - np.outer(delta, rest[i] / delta[i])
+                N[i, e + 1:] = 0.0
+            steps += 1
+        alive = (w > 16 * _EPS * float(np.max(np.abs(w)))) & ~gone  # zero up to rounding
+        cols, w = cols[alive], w[alive]
+    sel = cols
+    c, Ubar, Abar = w, Ubar[:, sel], Abar[sel]
     info["caratheodory_steps"] = steps
     info["neurons_out"] = int(len(c))
     s = np.sqrt(c)
@@ -1043,10 +1085,13 @@ def prune_neurons(Xa: np.ndarray, U: np.ndarray, A: np.ndarray) -> tuple[np.ndar
 
 # ============================================================================ public
 def _choose_patterns(Xa: np.ndarray, rs: Any, option: Any, n_patterns: int, max_patterns: int,
-                     rng: Any) -> tuple[np.ndarray, np.ndarray | None, bool, str]:
-    """``(patterns, interior directions in row-space coordinates or None, complete, how)``."""
+                     rng: Any, K: int = 1) -> tuple[np.ndarray, np.ndarray | None, bool, str]:
+    """``(patterns, interior directions in row-space coordinates or None, complete, how)``.
+
+    ``"auto"`` enumerates when ``K`` times the region-count bound is at most
+    ``max_patterns`` (the program has one group per pattern, sign and output)."""
     n = Xa.shape[0]
-    bound = count_upper_bound(n, rs.rank)
+    bound = count_upper_bound(n, rs.rank) * K
     if isinstance(option, str):
         if option not in ("auto", "exact", "sample"):
             raise ValueError(f"`patterns` must be 'auto', 'exact', 'sample' or a boolean array (P, {n}); "
@@ -1116,7 +1161,8 @@ def solve_convex(
     **options
         patterns : {"auto", "exact", "sample"} or bool array (P, n), default "auto"
             ``"auto"`` enumerates all patterns when the region-count bound
-            :math:`2\sum_{k<r}\binom{n-1}{k}` is at most ``max_patterns``, else samples.
+            :math:`2\sum_{k<r}\binom{n-1}{k}` (times ``K``) is at most ``max_patterns``,
+            else samples.
         n_patterns : int, default 100
             Number of sampled patterns.
         max_patterns : int, default 2000
@@ -1184,10 +1230,11 @@ def solve_convex(
     rs = row_space(Xa)
     r = rs.rank
     pats, dirs, complete, how = _choose_patterns(Xa, rs, options.get("patterns", "auto"), n_patterns,
-                                                 max_patterns, rng)
+                                                 max_patterns, rng, K)
     if solver == "auto":
-        expected = 2 * K * min(len(pats), n + 1)
-        solver = "ipm" if _has_hessian(loss) and _ipm_cost(expected, r, n, K) <= IPM_MAX_COST else "al"
+        cost = _ipm_cost(2 * K * min(len(pats), n + 1), r, n, K)
+        small = cost <= (IPM_MAX_COST if complete else IPM_SMALL_COST)
+        solver = "ipm" if _has_hessian(loss) and small else "al"
 
     if r == 0 or len(pats) == 0:
         grp = Groups(rs.Xr, pats[:0] if len(pats) else np.zeros((0, n), bool), K)
