@@ -13,7 +13,8 @@ Run::
 
     python benchmarks/bench_convex.py [--quick] [--out benchmarks/results]
 
-Results go to ``benchmarks/results/bench_convex.json``.  BLAS runs single-threaded
+Results go to ``benchmarks/results/bench_convex.json`` (``bench_convex-quick.json``
+with ``--quick``).  BLAS runs single-threaded
 (threadpoolctl, when installed) so that timings are comparable.  Not a test: nothing
 here asserts.
 """
@@ -186,7 +187,7 @@ def main(argv=None) -> dict:
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / "bench_convex.json"
+    path = out / ("bench_convex-quick.json" if args.quick else "bench_convex.json")
     path.write_text(json.dumps(result, indent=2))
 
     head = f"{'problem':42s} {'P':>5s} {'dd obj':>12s} {'cvx obj':>12s} {'rel diff':>9s} " \

@@ -65,7 +65,8 @@ def test_classifier_labels_proba_and_decision():
     rng = np.random.default_rng(2)
     X = rng.standard_normal((30, 2))
     y = np.where(X[:, 0] * X[:, 1] > 0, "same", "diff")  # XOR-like: needs the ReLU layer
-    clf = DualNetClassifier(beta=0.05, random_state=0).fit(X, y)
+    fast = {"max_patterns": 300}  # sampled patterns keep the test quick
+    clf = DualNetClassifier(beta=0.05, random_state=0, solver_options=fast).fit(X, y)
     assert list(clf.classes_) == ["diff", "same"]
     P = clf.predict_proba(X)
     np.testing.assert_allclose(P.sum(axis=1), 1.0)
@@ -73,7 +74,7 @@ def test_classifier_labels_proba_and_decision():
     assert clf.score(X, y) >= 0.9
     lin = DualNetClassifier(beta=0.05, activation="linear").fit(X, y)
     assert clf.score(X, y) > lin.score(X, y)
-    sq = DualNetClassifier(beta=0.05, loss="squared", random_state=0).fit(X, y)
+    sq = DualNetClassifier(beta=0.05, loss="squared", random_state=0, solver_options=fast).fit(X, y)
     assert not hasattr(sq, "predict_proba")
 
 
@@ -81,7 +82,7 @@ def test_classifier_multiclass_cross_entropy():
     rng = np.random.default_rng(3)
     X = rng.standard_normal((24, 2))
     y = np.digitize(X[:, 0], [-0.5, 0.5])  # three classes
-    clf = DualNetClassifier(beta=0.1, random_state=0).fit(X, y)
+    clf = DualNetClassifier(beta=0.1, random_state=0, n_patterns=20, solver_options={"max_patterns": 300}).fit(X, y)
     assert clf.decision_function(X).shape == (24, 3)
     assert clf.predict_proba(X).shape == (24, 3)
     assert clf.score(X, y) >= 0.9

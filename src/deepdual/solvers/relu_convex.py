@@ -844,6 +844,10 @@ IPM_MAX_COST = 1e9
 #: the same for sampled pattern sets, where the global bound is loose anyway and the
 #: first-order method reaches a useful accuracy faster
 IPM_SMALL_COST = 5e7
+#: largest barrier parameter m (groups x (rows + 2)) for which the interior-point method
+#: takes all patterns at once; beyond it the central path gets long and a working set
+#: is used
+IPM_MAX_BARRIER = 1e5
 
 
 def _solve(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, dirs: np.ndarray | None, loss: Loss,
@@ -859,7 +863,7 @@ def _solve(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, dirs: np.ndarray | N
     r = Xr.shape[1]
     P = len(pats)
     V0 = loss.dual_point(np.zeros_like(Y), Y)
-    if solver == "al" or _ipm_cost(2 * K * P, r, n, K) <= IPM_MAX_COST:
+    if solver == "al" or (_ipm_cost(2 * K * P, r, n, K) <= IPM_MAX_COST and 2 * K * P * (n + 2) <= IPM_MAX_BARRIER):
         # the first-order method handles all patterns at once (matrix products); the
         # interior-point method does when its Newton systems stay small
         W = list(range(P))
@@ -899,10 +903,10 @@ def _solve(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, dirs: np.ndarray | N
         return keep, np.array(out).reshape(-1, r)
 
     if max_iter is None:
-        max_iter = 1000 if solver == "ipm" else 20000
+        max_iter = 4000 if solver == "ipm" else 20000
     if solver == "ipm":
-        W, dirs = interiors(W)
-        inner: Any = _Barrier(Xr, Y, loss, beta, pats[W], dirs)
+        W, w_dirs = interiors(W)
+        inner: Any = _Barrier(Xr, Y, loss, beta, pats[W], w_dirs)
     else:
         inner = _AugLag(Xr, Y, loss, beta, pats[W])
     bar = None
@@ -944,16 +948,16 @@ def _solve(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, dirs: np.ndarray | N
             if used >= max_iter:
                 break
             if new:
+                new_dirs = None
                 if solver == "ipm":
-                    new, dirs = interiors(new)
+                    new, new_dirs = interiors(new)
                     if _ipm_cost(2 * K * (len(W) + len(new)), r, n, K) > IPM_MAX_COST:
                         # the working set outgrew dense Newton: continue with the AL
                         solver = "al"
                         old = inner
                         inner = _AugLag(Xr, Y, loss, beta, old.grp.pats, z=old.Z.copy())
-                        dirs = None
                     if new:
-                        inner.grow(pats[new], dirs) if solver == "ipm" else inner.grow(pats[new])
+                        inner.grow(pats[new], new_dirs) if solver == "ipm" else inner.grow(pats[new])
                         W.extend(new)
                 continue
             if round_tol <= 1e-13 or round_tol <= 0.01 * tol * 1e-3:
@@ -1177,7 +1181,7 @@ def solve_convex(
             (first order, large problems).  ``"auto"`` takes the interior-point method
             when the loss has a known Hessian and the expected working set is small.
         max_iter : int, optional
-            Newton steps (``"ipm"``, default 1000) or FISTA iterations (``"al"``, default
+            Newton steps (``"ipm"``, default 4000) or FISTA iterations (``"al"``, default
             20000) over all rounds.
         tol : float, default ``rtol / 2``
             Stop when the relative duality gap of the program over the pattern set is
