@@ -55,6 +55,8 @@ def train_once(X, Y, *, beta, depth, activation="relu", width=8, m=1, seed=0, bi
             data = 0.5 * ((F - Yt) ** 2).sum()
         elif loss == "logistic":
             data = torch.nn.functional.softplus(-Yt * F).sum()
+        elif loss == "cross_entropy":  # Y one-hot
+            data = (torch.logsumexp(F, dim=1) - (Yt * F).sum(dim=1)).sum()
         else:
             raise ValueError(loss)
         reg = sum((W ** 2).sum() for layer in params for W in layer)

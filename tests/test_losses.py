@@ -417,17 +417,10 @@ def test_rank_one_relu_two_layer_matches_cvxpy(name):
         prob = cp.Problem(cp.Minimize(_cvx_loss(name, c[:, None] @ k, Y) + beta / np.linalg.norm(a0) * cp.norm(k)))
         _cvx_solve(prob)
         ref = loss.value(c[:, None] @ k.value, Y) + beta / np.linalg.norm(a0) * np.linalg.norm(k.value)
-    try:
-        sol = deepdual.solve(X, y, beta=beta, activation="relu", loss=name)
-    except ValueError as exc:
-        if K > 1 and "only for the squared loss" in str(exc):
-            pytest.xfail(f"rank-one solver: {exc}")
-        raise
-    assert sol.lower_bound <= ref * (1 + CVX_RTOL)  # a proven bound, whatever the method
-    if K > 1 and not sol.certified and "rank-one" not in sol.method:
-        # docs/losses.md: the rank-one reduction holds for any loss, but the solver covers
-        # vector outputs only for the squared loss and falls back to an uncertified method
-        pytest.xfail(f"rank-one vector output with {name}: fell back to {sol.method!r}, not certified")
+    sol = deepdual.solve(X, y, beta=beta, activation="relu", loss=name)
+    assert sol.lower_bound <= ref * (1 + CVX_RTOL)  # a proven bound
+    # docs/losses.md: the rank-one reduction holds for any loss and any number of outputs
+    assert "rank-one" in sol.method and sol.certified
     P = deepdual.objective(sol.network, X, y, beta=beta, loss=name)
     assert P == pytest.approx(ref, rel=CVX_RTOL)
 
@@ -515,8 +508,26 @@ def test_whitened_cross_entropy_closed_form_has_zero_gap(beta_frac):
     n = labels.size
     X = _whitened(rng, n, d)
     Y = np.eye(K)[labels]
-    gamma = np.sqrt(K / (K - 1))
     beta = beta_frac * np.sqrt(4 * (K - 1) / K)
+    net = _whitened_cross_entropy_network(X, labels, beta)
+    P = deepdual.objective(net, X, labels, beta=beta, loss="cross_entropy")
+    loss = CrossEntropyLoss()
+    F = net.forward(X)
+    V = loss.dual_point(F, Y)
+    vj = np.array([V[labels == j][0] for j in range(K)])
+    for j in range(K):
+        assert np.allclose(V[labels == j], vj[j], atol=1e-14)  # identical rows per class
+    G = vj @ vj.T
+    assert np.all(G[~np.eye(K, dtype=bool)] <= 1e-15)  # non-positive correlations
+    nj = np.bincount(labels)
+    assert np.max(np.sqrt(nj) * np.linalg.norm(vj, axis=1)) <= beta * (1 + 1e-12)
+    assert P == pytest.approx(loss.dual_value(V, Y), rel=1e-10)
+
+
+def _whitened_cross_entropy_network(X, labels, beta):
+    """The closed form of docs/losses.md (whitened data, one-hot labels, cross-entropy, L = 2)."""
+    K = int(labels.max()) + 1
+    gamma = np.sqrt(K / (K - 1))
     W1, W2 = [], []
     for j in range(K):
         idx = labels == j
@@ -531,16 +542,42 @@ def test_whitened_cross_entropy_closed_form_has_zero_gap(beta_frac):
         w = (K * np.eye(K)[j] - 1) / np.sqrt(K * (K - 1))
         W1.append(np.sqrt(a) * (X.T @ z))
         W2.append(np.sqrt(a) * w)
-    net = deepdual.Network([[np.column_stack(W1), np.array(W2)]], "relu")
-    P = deepdual.objective(net, X, labels, beta=beta, loss="cross_entropy")
-    loss = CrossEntropyLoss()
-    F = net.forward(X)
-    V = loss.dual_point(F, Y)
-    vj = np.array([V[labels == j][0] for j in range(K)])
-    for j in range(K):
-        assert np.allclose(V[labels == j], vj[j], atol=1e-14)  # identical rows per class
-    G = vj @ vj.T
-    assert np.all(G[~np.eye(K, dtype=bool)] <= 1e-15)  # non-positive correlations
-    nj = np.bincount(labels)
-    assert np.max(np.sqrt(nj) * np.linalg.norm(vj, axis=1)) <= beta * (1 + 1e-12)
-    assert P == pytest.approx(loss.dual_value(V, Y), rel=1e-10)
+    return deepdual.Network([[np.column_stack(W1), np.array(W2)]], "relu")
+
+
+# --------------------------------------------------- where a structure's solver stops (docs)
+def test_unsupported_structure_and_loss_combinations_are_explicit():
+    """docs/losses.md, "What `solve` does for each structure and loss": outside the
+    combinations a structure's solver covers, `solve` raises a ValueError that names the
+    loss (and what is covered), or falls back to a method whose lower bound stays proven."""
+    rng = np.random.default_rng(12)
+    x = np.sort(rng.standard_normal(7))[:, None]
+    ypm = np.where(np.arange(7) % 3 == 0, 1.0, -1.0)
+    for name in ("logistic", "hinge"):  # 1-D with biases: squared loss only
+        with pytest.raises(ValueError, match="squared"):
+            deepdual.solve(x, ypm, beta=0.1, bias=True, loss=name)
+    Xw = _whitened(rng, 6, 9)
+    yw = np.where(np.arange(6) % 2 == 0, 1.0, -1.0)
+    for name in ("logistic", "hinge"):  # whitened, weight decay, L >= 3: no closed form
+        with pytest.raises(ValueError, match="depth 2"):
+            deepdual.solve(Xw, yw, beta=0.3, depth=3, loss=name)
+    with pytest.raises(ValueError, match="cross_entropy"):
+        deepdual.solve(Xw, np.arange(6) % 3, beta=0.3, depth=3, loss="cross_entropy")
+    with pytest.raises(ValueError, match="cross_entropy"):
+        deepdual.solve(Xw, np.arange(6) % 3, beta=0.3, method="whitened", loss="cross_entropy")
+
+
+def test_whitened_cross_entropy_solve_falls_back_with_a_proven_bound():
+    """Whitened data, cross-entropy, L = 2: `solve` uses the general convex program; its
+    lower bound is below the closed-form optimum of docs/losses.md, which is below its
+    objective (so the fallback is honest, and uncertified when not tight)."""
+    rng = np.random.default_rng(13)
+    labels = np.arange(6) % 3
+    X = _whitened(rng, 6, 9)
+    beta = 0.5
+    sol = deepdual.solve(X, labels, beta=beta, loss="cross_entropy")
+    opt = deepdual.objective(_whitened_cross_entropy_network(X, labels, beta), X, labels, beta=beta,
+                             loss="cross_entropy")
+    assert sol.lower_bound <= opt * (1 + 1e-10)
+    assert sol.objective >= opt * (1 - 1e-10)
+    assert sol.certified == (sol.objective - sol.lower_bound <= sol.rtol * abs(sol.objective))

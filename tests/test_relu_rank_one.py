@@ -163,8 +163,6 @@ def test_rejections():
         deepdual.solve(Xr, yr, beta=1.0, depth=3, method="rank_one", bias=True)
     with pytest.raises(ValueError, match="logistic"):
         deepdual.solve(Xr, yr, beta=1.0, depth=3, loss="logistic")  # real labels are not {-1,+1}
-    with pytest.raises(ValueError, match="squared loss"):
-        deepdual.solve(Xr, np.arange(len(yr)) % 3, beta=1.0, depth=3, loss="cross_entropy")
     with pytest.raises(TypeError, match="unknown option"):
         deepdual.solve(Xr, yr, beta=1.0, depth=3, widht=2)
     with pytest.raises(ValueError, match="width"):
@@ -196,3 +194,143 @@ def test_property_bound_below_objective_and_any_network(seed, depth, beta, K):
                   for l in range(depth)]
         net = deepdual.Network([layers])
         assert deepdual.objective(net, X, y, beta=beta) >= sol.lower_bound - 1e-12 * abs(sol.lower_bound)
+
+
+# ------------------------------------------------------------------ vector outputs, any loss
+def _vector_case(name: str, seed: int = 3, n: int = 12, d: int = 4):
+    """Rank-one data with labels that depend on c (so the optimum is far from kappa = 0)."""
+    rng = np.random.default_rng(seed)
+    c = np.abs(rng.standard_normal(n))
+    a0 = rng.standard_normal(d)
+    X = np.outer(c, a0)
+    if name == "cross_entropy":
+        lab = np.digitize(c, np.quantile(c, [0.33, 0.66]))
+        lab[:2] = (lab[:2] + 1) % 3  # not separable along c
+        Y = np.eye(3)[lab]
+    else:
+        Y = np.outer(c, rng.standard_normal(3)) + 0.3 * rng.standard_normal((n, 3))
+    return X, Y, c, a0
+
+
+def _beta(loss, X, Y, c, a0, frac):
+    """A fraction of the smallest beta with the zero network optimal: ||a0|| ||grad g(0)||."""
+    G0 = loss.gradient(np.zeros_like(Y), Y)
+    return frac * np.linalg.norm(a0) * np.linalg.norm(G0.T @ c)
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "squared"])
+@pytest.mark.parametrize("frac", [0.02, 0.3, 0.8])
+def test_vector_output_any_loss_two_layer_vs_cvxpy(name, frac):
+    r"""L = 2, K = 3: min_k loss(c k^T) + (beta/||a0||) ||k|| (the reduced problem, convex)
+    solved by cvxpy agrees to 1e-6 relative, and the gap is certified."""
+    cp = pytest.importorskip("cvxpy")
+    from deepdual.losses import get_loss
+
+    X, Y, c, a0 = _vector_case(name)
+    loss = get_loss(name)
+    beta = _beta(loss, X, Y, c, a0, frac)
+    k = cp.Variable((1, 3))
+    F = c[:, None] @ k
+    data = (cp.sum(cp.log_sum_exp(F, axis=1)) - cp.sum(cp.multiply(Y, F)) if name == "cross_entropy"
+            else 0.5 * cp.sum_squares(F - Y))
+    prob = cp.Problem(cp.Minimize(data + beta / np.linalg.norm(a0) * cp.norm(k)))
+    prob.solve(solver=cp.CLARABEL, tol_gap_abs=1e-11, tol_gap_rel=1e-11, tol_feas=1e-11)
+    ref = loss.value(c[:, None] @ k.value, Y) + beta / np.linalg.norm(a0) * np.linalg.norm(k.value)
+    sol = deepdual.solve(X, Y, beta=beta, loss=name)
+    assert sol.method == THEOREM
+    assert sol.certified and sol.relative_gap <= 1e-9
+    assert sol.objective == pytest.approx(ref, rel=1e-6)
+    assert sol.lower_bound <= ref * (1 + 1e-9)
+    assert sol.objective == pytest.approx(deepdual.objective(sol.network, X, Y, beta=beta, loss=name), rel=1e-12)
+    # optimality of the reduced problem in the solver's unit-c scaling (X = u A^T, u = c/||c||,
+    # A = ||c|| a0): kappa = 0, or grad g(kappa) = -(beta/||A||) kappa/||kappa||
+    kap, u = sol.info["kappa"], c / np.linalg.norm(c)
+    gk = loss.gradient(np.outer(u, kap), Y).T @ u
+    lam = beta / (np.linalg.norm(c) * np.linalg.norm(a0))
+    if np.linalg.norm(kap) > 0:
+        np.testing.assert_allclose(gk, -lam * kap / np.linalg.norm(kap), atol=1e-6 * lam)
+    else:
+        assert np.linalg.norm(gk) <= lam
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_vector_cross_entropy_never_beaten_by_restarts(depth):
+    """K = 3 cross-entropy: the certified optimum is never beaten by direct training, and
+    its lower bound sits below the best of the restarts."""
+    from deepdual.losses import get_loss
+
+    X, Y, c, a0 = _vector_case("cross_entropy", n=9)
+    beta = _beta(get_loss("cross_entropy"), X, Y, c, a0, 0.1)
+    sol = deepdual.solve(X, Y, beta=beta, depth=depth, loss="cross_entropy")
+    assert sol.method == THEOREM and sol.certified
+    best = best_of_restarts(X, Y, beta=beta, depth=depth, width=6, restarts=3, loss="cross_entropy", iters=300)
+    assert sol.lower_bound <= best * (1 + 1e-9)
+    assert sol.objective <= best * (1 + 1e-6)
+
+
+def test_vector_cross_entropy_deep_zero_network():
+    """Deep (L = 4), large beta: the concave penalty makes kappa = 0 optimal (a jump);
+    the lower bound proves it."""
+    from deepdual.losses import get_loss
+
+    X, Y, c, a0 = _vector_case("cross_entropy", n=9)
+    beta = _beta(get_loss("cross_entropy"), X, Y, c, a0, 0.6)
+    sol = deepdual.solve(X, Y, beta=beta, depth=4, loss="cross_entropy")
+    assert sol.certified
+    assert np.linalg.norm(sol.info["kappa"]) == 0.0
+    assert sol.objective == pytest.approx(9 * np.log(3), rel=1e-12)
+
+
+@pytest.mark.parametrize("depth", [2, 4])
+def test_vector_cross_entropy_bound_below_random_networks_and_certify(depth):
+    """The lower bound is below the objective of random networks of any width, and
+    deepdual.certify uses the same reduced problem (any loss) to certify the solution."""
+    from deepdual.losses import get_loss
+
+    X, Y, c, a0 = _vector_case("cross_entropy", n=9, seed=5)
+    beta = _beta(get_loss("cross_entropy"), X, Y, c, a0, 0.15)
+    sol = deepdual.solve(X, Y, beta=beta, depth=depth, loss="cross_entropy")
+    assert sol.certified
+    rng = np.random.default_rng(depth)
+    for m in (1, 3):
+        subs = [[rng.standard_normal((4 if l == 0 else 5, 3 if l == depth - 1 else 5)) * 0.4
+                 for l in range(depth)] for _ in range(m)]
+        P = deepdual.objective(deepdual.Network(subs), X, Y, beta=beta, loss="cross_entropy")
+        assert P >= sol.lower_bound
+    cert = deepdual.certify(sol.network, X, Y, beta=beta, loss="cross_entropy")
+    assert cert.certified and "rank one" in cert.method.replace("-", " ")  # residual (L = 2) or reduced
+    assert cert.lower_bound == pytest.approx(sol.lower_bound, rel=1e-8)
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "squared"])
+def test_mixed_sign_c_two_layer_vector_vs_cvxpy(name):
+    r"""Mixed-sign c, L = 2 (docs/losses.md): f = c_+ k_+^T + c_- k_-^T and each neuron feeds
+    one of the two, so P* = min loss(c_+ k_+^T + c_- k_-^T) + (beta/||a0||)(||k_+|| + ||k_-||)
+    (cvxpy).  `solve` takes the exact two-layer convex program there: same value, certified."""
+    cp = pytest.importorskip("cvxpy")
+    from deepdual.losses import get_loss
+
+    rng = np.random.default_rng(11)
+    n = 10
+    c = rng.standard_normal(n)
+    a0 = rng.standard_normal(4)
+    X = np.outer(c, a0)
+    loss = get_loss(name)
+    if name == "cross_entropy":
+        Y = np.eye(3)[np.digitize(c, np.quantile(c, [0.33, 0.66]))]
+    else:
+        Y = np.outer(c, rng.standard_normal(3)) + 0.3 * rng.standard_normal((n, 3))
+    beta = 0.5
+    cpos, cneg = np.maximum(c, 0), np.maximum(-c, 0)
+    kp, km = cp.Variable((1, 3)), cp.Variable((1, 3))
+    F = cpos[:, None] @ kp + cneg[:, None] @ km
+    data = (cp.sum(cp.log_sum_exp(F, axis=1)) - cp.sum(cp.multiply(Y, F)) if name == "cross_entropy"
+            else 0.5 * cp.sum_squares(F - Y))
+    prob = cp.Problem(cp.Minimize(data + beta / np.linalg.norm(a0) * (cp.norm(kp) + cp.norm(km))))
+    prob.solve(solver=cp.CLARABEL, tol_gap_abs=1e-11, tol_gap_rel=1e-11, tol_feas=1e-11)
+    Fv = np.outer(cpos, kp.value) + np.outer(cneg, km.value)
+    ref = loss.value(Fv, Y) + beta / np.linalg.norm(a0) * (np.linalg.norm(kp.value) + np.linalg.norm(km.value))
+    sol = deepdual.solve(X, Y, beta=beta, loss=name)
+    assert sol.certified
+    assert sol.objective == pytest.approx(ref, rel=1e-6)
+    assert sol.lower_bound <= ref * (1 + 1e-9)

@@ -229,3 +229,60 @@ def test_rank_one_relu_solution_structure():
         for l in range(1, 5):
             assert rep.layer(s.index, l).alignment == pytest.approx(1.0, abs=1e-9)
     assert rep.structure == "rank_one"
+
+
+def _rank_one_classes(seed=8, n=12, d=4):
+    rng = np.random.default_rng(seed)
+    c = np.abs(rng.standard_normal(n))
+    X = np.outer(c, rng.standard_normal(d))
+    labels = np.digitize(c, np.quantile(c, [0.33, 0.66]))
+    labels[:2] = (labels[:2] + 1) % 3
+    return X, labels
+
+
+@pytest.mark.skipif(not _has("deepdual.solvers.relu_rank_one"), reason="deepdual.solvers.relu_rank_one not available yet")
+def test_rank_one_relu_cross_entropy_vector_structure():
+    """Any loss (docs/losses.md): with cross-entropy and K = 3 the optimum on rank-one data
+    is still one rank-one, aligned, balanced path carrying the whole output; the report
+    carries the fresh certificate and the solver's own (certified) one."""
+    X, labels = _rank_one_classes()
+    sol = deepdual.solve(X, labels, beta=0.4, depth=3, loss="cross_entropy", width=3)
+    rep = sol.summary(X, labels)
+    act = [s for s in rep.subnetworks if s.active]
+    assert len(act) == 1 and act[0].share == pytest.approx(1.0)
+    assert act[0].ranks == [1, 1, 1]
+    assert act[0].balance == pytest.approx(1.0, abs=1e-12)
+    assert act[0].balance_operator == pytest.approx(1.0, abs=1e-12)
+    for l in (1, 2):
+        assert rep.layer(act[0].index, l).alignment == pytest.approx(1.0, abs=1e-9)
+    assert rep.structure == "rank_one" and "any convex loss" in rep.theorem
+    cert = rep.certificate
+    assert cert["source"] == "deepdual.certify"
+    assert cert["objective"] == pytest.approx(sol.objective, rel=1e-12)
+    assert cert["lower_bound"] <= cert["objective"] * (1 + 1e-12)
+    assert cert["solver"]["certified"] and cert["solver"]["lower_bound"] == sol.lower_bound
+    text = str(rep)
+    assert "solver       lower bound" in text and "Theorem:" in text
+
+
+def test_cli_solve_summary_prints_the_whole_report(capsys, tmp_path):
+    """`deepdual solve --summary` prints every part of the report: the rank rule (tolerance),
+    ranks, norms and alignment per layer, activity/balance/share per sub-network, the
+    structure and theorem, and the certificate."""
+    pytest.importorskip("deepdual.cli")
+    from deepdual import cli
+
+    X, labels = _rank_one_classes()
+    p = tmp_path / "data.csv"
+    with open(p, "w") as f:
+        f.write(",".join([f"x{i}" for i in range(X.shape[1])] + ["label"]) + "\n")
+        for r, t in zip(X, labels):
+            f.write(",".join(f"{v:.17g}" for v in r) + f",{t}\n")
+    code = cli.main(["solve", str(p), "--target", "label", "--beta", "0.4", "--loss", "cross_entropy",
+                     "--summary"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    for piece in ("Rank rule: singular values >", "rank", "||W||_F", "||W||_2", "align(l,l+1)",
+                  "Sub-networks", "active", "balance F", "balance op", "share", "Data structure: rank_one",
+                  "Theorem:", "Certificate", "lower bound", "certified"):
+        assert piece in out, piece

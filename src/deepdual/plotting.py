@@ -17,6 +17,7 @@ __all__ = [
     "require_matplotlib",
     "new_figure",
     "save_figure",
+    "label_axes",
     "plot_objective_history",
     "plot_objective_gap",
     "plot_accuracy_history",
@@ -53,6 +54,27 @@ def _ax(ax: Any):
     return ax
 
 
+def _plot_histories(ax: Any, histories: Mapping[str, Sequence[float]], *, epochs: Sequence[int] | None = None,
+                    transform: Any = None) -> None:
+    """One line per run: ``histories[label]`` (through ``transform``) against the epoch."""
+    for label, h in histories.items():
+        h = np.asarray(h, dtype=float)
+        if transform is not None:
+            h = transform(h)
+        x = np.arange(h.size) if epochs is None else np.asarray(epochs)[: h.size]
+        ax.plot(x, h, lw=1.2, label=label)
+
+
+def label_axes(ax: Any, xlabel: str, ylabel: str, title: str | None = None, fontsize: str = "small") -> Any:
+    """Axis labels, optional title and legend; returns ``ax``."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=fontsize)
+    return ax
+
+
 def save_figure(fig: Any, path: str | os.PathLike, *, dpi: int = 120) -> str:
     """Save ``fig`` as PNG (Agg) and return the path."""
     require_matplotlib()
@@ -86,21 +108,14 @@ def plot_objective_history(
         A proven lower bound, drawn as a dotted line (skipped when not finite).
     """
     ax = _ax(ax)
-    for label, h in histories.items():
-        h = np.asarray(h, dtype=float)
-        ax.plot(np.arange(h.size), h, lw=1.2, label=label)
+    _plot_histories(ax, histories)
     if optimum is not None and np.isfinite(optimum):
         ax.axhline(optimum, color="k", ls="--", lw=1.5, label=optimum_label)
     if lower_bound is not None and np.isfinite(lower_bound) and (optimum is None or lower_bound != optimum):
         ax.axhline(lower_bound, color="gray", ls=":", lw=1.5, label=f"certified lower bound ({lower_bound:.5g})")
     if logy:
         ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(r"objective $P(\theta)$")
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize="small")
-    return ax
+    return label_axes(ax, "epoch", r"objective $P(\theta)$", title)
 
 
 def plot_objective_gap(
@@ -114,17 +129,10 @@ def plot_objective_gap(
     """``history - reference`` per epoch on a log scale (the reference is a proven lower bound,
     so the gap is non-negative; non-positive values are not drawn)."""
     ax = _ax(ax)
-    for label, h in histories.items():
-        g = np.asarray(h, dtype=float) - float(reference)
-        g = np.where(g > 0, g, np.nan)
-        ax.plot(np.arange(g.size), g, lw=1.2, label=label)
+    ref = float(reference)
+    _plot_histories(ax, histories, transform=lambda h: np.where(h - ref > 0, h - ref, np.nan))
     ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(f"objective $-$ {reference_label}")
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize="small")
-    return ax
+    return label_axes(ax, "epoch", f"objective $-$ {reference_label}", title)
 
 
 def plot_accuracy_history(
@@ -138,18 +146,10 @@ def plot_accuracy_history(
 ) -> Any:
     """Test accuracy per epoch of several runs, with the closed form's as a horizontal line."""
     ax = _ax(ax)
-    for label, h in histories.items():
-        h = np.asarray(h, dtype=float)
-        x = np.arange(h.size) if epochs is None else np.asarray(epochs)[: h.size]
-        ax.plot(x, h, lw=1.2, label=label)
+    _plot_histories(ax, histories, epochs=epochs)
     if reference is not None:
         ax.axhline(reference, color="k", ls="--", lw=1.5, label=reference_label)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("test accuracy")
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize="small")
-    return ax
+    return label_axes(ax, "epoch", "test accuracy", title)
 
 
 def plot_rank_vs_beta(
@@ -170,12 +170,7 @@ def plot_rank_vs_beta(
         ax.plot(b, rank_trained, "o", mfc="none", color="C1", label="trained")
     for i, s in enumerate(singular_values):
         ax.axvline(s, color="C2", ls=":", lw=1, label=r"singular values of $Y^TX$" if i == 0 else None)
-    ax.set_xlabel(r"$\beta$")
-    ax.set_ylabel(r"rank$(W_1)$")
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize="small")
-    return ax
+    return label_axes(ax, r"$\beta$", r"rank$(W_1)$", title)
 
 
 def plot_layer_values(
@@ -199,12 +194,7 @@ def plot_layer_values(
         cf = np.asarray(closed_form, dtype=float)
         for l in range(cf.shape[1]):
             ax.plot(x, cf[:, l], "-", color=f"C{l}", lw=1, alpha=0.8, label="closed form" if l == 0 else None)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize="x-small")
-    return ax
+    return label_axes(ax, xlabel, ylabel, title, fontsize="x-small")
 
 
 def plot_effective_rank_history(
@@ -226,9 +216,4 @@ def plot_effective_rank_history(
     if logx:
         ax.set_xscale("symlog", linthresh=1)
         ax.set_xlim(left=0)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize="small")
-    return ax
+    return label_axes(ax, "epoch", ylabel, title)

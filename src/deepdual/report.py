@@ -185,6 +185,10 @@ class Report:
                     f"  gap          {c['gap']:.3g} (relative {c['relative_gap']:.3g})",
                     f"  certified    {c['certified']}",
                     f"  method       {c.get('method')}"]
+            if "solver" in c:
+                sc = c["solver"]
+                out += [f"  solver       lower bound {sc['lower_bound']:.10g}, relative gap "
+                        f"{sc['relative_gap']:.3g}, certified {sc['certified']} ({sc['method']})"]
         if self.notes:
             out += [""] + [f"Note: {n}" for n in self.notes]
         return "\n".join(out)
@@ -244,8 +248,9 @@ THEOREMS = {
         "(non-convex; closed form only for X^T X = I)"
     ),
     ("relu", "any", "rank_one"): (
-        "deep ReLU network on rank-one data X = c a0^T, c >= 0 (SPEC 2.4): f = kappa c, a 1-D problem "
-        "min_kappa loss(kappa c) + (beta L/2)(|kappa|/||a0||)^(2/L); rank-one aligned layers"
+        "deep ReLU network on rank-one data X = c a0^T, c >= 0 (SPEC 2.4; any convex loss, any K): "
+        "f = c kappa^T, the reduced problem min_kappa loss(c kappa^T) + (beta L/2)(||kappa||/||a0||)^(2/L), "
+        "one-dimensional in ||kappa||; one rank-one, aligned, balanced path (docs/losses.md)"
     ),
     ("relu", "any", "whitened"): (
         "deep ReLU network on whitened data X X^T = I (SPEC 2.6): one sub-network per class/sign; "
@@ -404,10 +409,16 @@ def summarize(
             rep.notes.append("the 1-D theorem concerns networks with biases; this network has none")
         if y is not None and beta is not None:
             rep.certificate = _certificate(network, Xa, y, beta, loss, rep)
-    if rep.certificate is None and solution is not None:
+    if solution is not None:
         c = solution.as_dict()
-        c["source"] = "solution"
-        rep.certificate = c
+        if rep.certificate is None:
+            c["source"] = "solution"
+            rep.certificate = c
+        else:
+            # the solver's own bound (proven for the problem it solved) next to the fresh
+            # certify() of the network on the data given here; not merged, since only the
+            # latter is about these data
+            rep.certificate["solver"] = c
     if X is not None and (y is None or beta is None):
         rep.notes.append("certificate needs X, y and beta")
     return rep

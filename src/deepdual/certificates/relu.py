@@ -146,7 +146,6 @@ def certify_relu(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float,
         raise ValueError(f"`n_scales` must be an integer >= 2, got {n_scales!r}")
     n, d = X.shape
     L = network.depth
-    K = Y.shape[1]
     hidden = [(j, l) for j in range(network.n_subnetworks) for l in range(L - 1)
               if network.biases is not None and _nonzero(network.biases[j][l])]
     out_bias = network.output_bias if _nonzero(network.output_bias) else None
@@ -220,10 +219,11 @@ def certify_relu(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float,
         p = 2.0 / L
         if constraint != "bound":
             fac = rank_one_factors(X)
-            if fac is not None and (isinstance(loss, SquaredLoss) or K == 1):
+            if fac is not None:  # any loss, any K (docs/losses.md)
                 from ..solvers.relu_rank_one import solve_reduced
 
-                _, red = solve_reduced(fac, Y, beta=beta, depth=L, loss=loss)
+                err = float(np.linalg.norm(X - np.outer(fac.c, fac.a0)))  # distance to exact rank one
+                _, red = solve_reduced(fac, Y, beta=beta, depth=L, loss=loss, err=err)
                 bounds["rank-one reduced problem"] = red.lower
                 if red.lower > best[0]:
                     best = (red.lower, "exact: rank-one reduced problem (Ergen & Pilanci 2021)", True, None)

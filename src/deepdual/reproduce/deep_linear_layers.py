@@ -20,13 +20,12 @@ Frobenius and operator norms, trained and closed form).
 
 from __future__ import annotations
 
-import json
 import pathlib
 from typing import Any
 
 import numpy as np
 
-from .figure2 import _finite
+from . import _common
 from .rank_vs_beta import layer_stats, orthonormal_data
 
 DESCRIPTION = "4-layer linear network: equal ranks and equal Frobenius/operator norms across layers (trained vs closed form)"
@@ -60,11 +59,9 @@ def run(out: pathlib.Path, *, quick: bool = False, seed: int = 0, progress: bool
     """Run the experiment and write ``deep_linear_layers.png`` and ``.json`` into ``out``."""
     import deepdual
     from deepdual.bounds import power_prox
-    from deepdual.plotting import new_figure, plot_layer_values, save_figure
+    from deepdual.plotting import label_axes, new_figure, plot_layer_values, save_figure
 
-    out = pathlib.Path(out)
-    if not out.is_dir():
-        raise ValueError(f"`out` must be an existing directory, got {str(out)!r}")
+    out = _common.output_dir(out)
     rng = np.random.default_rng(seed)
     n, d, K, L, width = 100, 20, 5, 4, 20
     X, Y = orthonormal_data(n, d, K, rng)
@@ -76,15 +73,7 @@ def run(out: pathlib.Path, *, quick: bool = False, seed: int = 0, progress: bool
     epochs = 25 if quick else 50
 
     rows = []
-    iterator: Any = betas
-    if progress:
-        try:
-            from tqdm.auto import tqdm
-
-            iterator = tqdm(betas, desc="deep linear layers", leave=False)
-        except ImportError:  # pragma: no cover
-            pass
-    for beta in iterator:
+    for beta in _common.progress_iter(betas, "deep linear layers", progress):
         sol = deepdual.solve(X, Y, beta=beta, depth=L, activation="linear")
         cf = {"objective": float(sol.objective), "lower_bound": float(sol.lower_bound),
               "certified": bool(sol.certified), "method": sol.method, "layers": _stats(sol.network, scale)}
@@ -104,9 +93,8 @@ def run(out: pathlib.Path, *, quick: bool = False, seed: int = 0, progress: bool
                 "operator_spread": _spread([x["operator"] for x in layers], _ZERO * scale),
                 "_network": res.network,
             })
-            if res.final_objective < sol.lower_bound - 1e-9 * abs(sol.lower_bound):
-                raise RuntimeError(f"deep_linear_layers: trained objective {res.final_objective!r} below the "
-                                   f"certified lower bound {sol.lower_bound!r} at beta = {beta}")
+            _common.check_not_below(res.final_objective, sol.lower_bound, "deep_linear_layers",
+                                    f" at beta = {beta}")
         best = min(runs, key=lambda r: r["objective"])
         cert = deepdual.certify(best.pop("_network"), X, Y, beta=beta)
         for r in runs:
@@ -145,10 +133,8 @@ def run(out: pathlib.Path, *, quick: bool = False, seed: int = 0, progress: bool
     ax.set_xscale("log")
     ax.minorticks_off()
     ax.set_yscale("log")
-    ax.set_xlabel(r"$\beta$")
-    ax.set_ylabel("trained - closed form objective (floor 1e-12)")
-    ax.set_title("restarts: spurious local minima")
-    ax.legend(fontsize="x-small")
+    label_axes(ax, r"$\beta$", "trained - closed form objective (floor 1e-12)", "restarts: spurious local minima",
+               fontsize="x-small")
     fig.suptitle(f"{L}-layer linear network, X^T X = I (n = {n}, d = {d}, K = {K}), width {width}")
     save_figure(fig, out / "deep_linear_layers.png")
 
@@ -172,5 +158,5 @@ def run(out: pathlib.Path, *, quick: bool = False, seed: int = 0, progress: bool
         },
         "files": ["deep_linear_layers.png", "deep_linear_layers.json"],
     }
-    (out / "deep_linear_layers.json").write_text(json.dumps(_finite(result), indent=1, allow_nan=False))
+    _common.write_json(out, "deep_linear_layers.json", result)
     return result

@@ -38,11 +38,13 @@ training set as arrays ``X``, ``y`` and the test set ``X_test``, ``y_test``) and
 from __future__ import annotations
 
 import json
-import math
 import pathlib
 from typing import Any, Sequence
 
 import numpy as np
+
+from ._common import finite as _finite
+from ._common import output_dir
 
 DESCRIPTION = "Whitened, undersampled data (talk Figure 2): trained networks vs the closed form, L = 2, 3, 4"
 
@@ -71,19 +73,6 @@ def _runs(quick: bool, seed: int) -> list[dict[str, Any]]:
 def _label(r: dict[str, Any]) -> str:
     mom = f", momentum {r['momentum']:g}" if r["optimizer"] == "sgd" and r["momentum"] else ""
     return f"{r['optimizer'].upper()} lr={r['lr']:g}{mom}, seed {r['seed']}"
-
-
-def _finite(x: Any) -> Any:
-    """JSON-safe: non-finite floats become None."""
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
-    if isinstance(x, np.generic):
-        return _finite(x.item())
-    return x
 
 
 def _accuracy(pred: np.ndarray, labels: np.ndarray) -> float:
@@ -140,9 +129,7 @@ def run(
         save_figure,
     )
 
-    out = pathlib.Path(out)
-    if not out.is_dir():
-        raise ValueError(f"`out` must be an existing directory, got {str(out)!r}")
+    out = output_dir(out)
     if dataset not in N_PER_CLASS:
         raise ValueError(f"`dataset` must be one of {', '.join(N_PER_CLASS)}; got {dataset!r}")
     rng = np.random.default_rng(seed)

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from ._common import output_dir
+
 DESCRIPTION = "BatchNorm ReLU network on arbitrary data: class means form a simplex ETF (closed form vs training)"
 
 
@@ -52,9 +54,7 @@ def run(out: pathlib.Path, *, quick: bool = False, seed: int = 0, progress: bool
         raise ImportError("the neural-collapse experiment needs matplotlib; install it with "
                           "`pip install deepdual[plot]`") from None
 
-    out = pathlib.Path(out)
-    if not out.is_dir():
-        raise ValueError(f"`out` must be an existing directory, got {str(out)!r}")
+    out = output_dir(out)
     rng = np.random.default_rng(seed)
     K, per_class, d, depth = (4, 5, 5, 3) if quick else (6, 10, 8, 3)
     restarts, iters = (3, 200) if quick else (8, 1000)

@@ -18,14 +18,13 @@ and ``rank_one_relu.json``.
 
 from __future__ import annotations
 
-import json
-import math
 import pathlib
 from typing import Any
 
 import numpy as np
 
-from .figure2 import _finite
+from . import _common
+
 DESCRIPTION = "5-layer ReLU network on rank-one data X = c a0^T: every layer converges to rank one (trained vs closed form)"
 
 #: singular values below this fraction of a layer's largest count as zero for the numerical rank
@@ -40,22 +39,23 @@ def rank_one_data(n: int, d: int, rng: np.random.Generator) -> tuple[np.ndarray,
 
 
 def _layer_ranks(weights: list[np.ndarray]) -> tuple[list[float], list[int]]:
-    stable, numerical = [], []
-    for W in weights:
-        s = np.linalg.svd(W, compute_uv=False)
-        stable.append(float(np.sum(s**2) / s[0] ** 2) if s[0] > 0 else 0.0)
-        numerical.append(int(np.sum(s > RANK_RTOL * s[0])) if s[0] > 0 else 0)
-    return stable, numerical
+    """Stable rank and numerical rank (relative to each layer's largest singular value) per layer."""
+    stats = [_common.layer_stats(W, RANK_RTOL * float(np.linalg.norm(W, 2))) for W in weights]
+    return [st["stable_rank"] for st in stats], [st["rank"] for st in stats]
 
 
 def run(out: pathlib.Path, *, quick: bool = False, seed: int = 0, progress: bool = True) -> dict[str, Any]:
     """Run the experiment and write ``rank_one_relu.png`` and ``rank_one_relu.json`` into ``out``."""
     import deepdual
-    from deepdual.plotting import new_figure, plot_effective_rank_history, plot_objective_history, save_figure
+    from deepdual.plotting import (
+        label_axes,
+        new_figure,
+        plot_effective_rank_history,
+        plot_objective_history,
+        save_figure,
+    )
 
-    out = pathlib.Path(out)
-    if not out.is_dir():
-        raise ValueError(f"`out` must be an existing directory, got {str(out)!r}")
+    out = _common.output_dir(out)
     rng = np.random.default_rng(seed)
     n, d, L, width, beta = 20, 10, 5, 20, 1.0
     X, y = rank_one_data(n, d, rng)
@@ -82,9 +82,7 @@ def run(out: pathlib.Path, *, quick: bool = False, seed: int = 0, progress: bool
         res = deepdual.train(X, y, beta=beta, depth=L, activation="relu", width=width, epochs=epochs,
                              progress=progress, callback=cb, **st)
         cert = deepdual.certify(res.network, X, y, beta=beta)
-        if math.isfinite(res.final_objective) and res.final_objective < sol.lower_bound - 1e-9 * abs(sol.lower_bound):
-            raise RuntimeError(f"rank_one_relu: trained objective {res.final_objective!r} is below the certified "
-                               f"lower bound {sol.lower_bound!r}")
+        _common.check_not_below(res.final_objective, sol.lower_bound, "rank_one_relu")
         sr, nr = _layer_ranks(res.network.weights[0])
         label = f"{st['optimizer'].upper()} lr={st['lr']:g}, seed {st['seed']}"
         runs.append({
@@ -111,10 +109,7 @@ def run(out: pathlib.Path, *, quick: bool = False, seed: int = 0, progress: bool
         ax.step(best["rank_history"]["epoch"], nr[:, l], where="post", lw=1.2, label=f"layer {l + 1}")
     ax.set_xscale("symlog", linthresh=1)
     ax.set_xlim(left=0)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(f"numerical rank (rtol {RANK_RTOL:g})")
-    ax.set_title("numerical rank per layer")
-    ax.legend(fontsize="small")
+    label_axes(ax, "epoch", f"numerical rank (rtol {RANK_RTOL:g})", "numerical rank per layer")
     save_figure(fig, out / "rank_one_relu.png")
 
     result = {
@@ -133,5 +128,5 @@ def run(out: pathlib.Path, *, quick: bool = False, seed: int = 0, progress: bool
                    "best_all_layers_rank_one": all(v == 1 for v in best["final_numerical_rank"])},
         "files": ["rank_one_relu.png", "rank_one_relu.json"],
     }
-    (out / "rank_one_relu.json").write_text(json.dumps(_finite(result), indent=1, allow_nan=False))
+    _common.write_json(out, "rank_one_relu.json", result)
     return result

@@ -23,13 +23,13 @@ grid, each certified with :func:`deepdual.certify`.  Writes ``rank_vs_beta.png``
 
 from __future__ import annotations
 
-import json
 import pathlib
 from typing import Any
 
 import numpy as np
 
-from .figure2 import _finite
+from . import _common
+
 DESCRIPTION = "Two-layer linear network: rank(W1) vs beta jumps at the singular values of Y^T X (trained and closed form)"
 
 #: a singular value of a layer counts toward its rank above this fraction of the layer's
@@ -50,36 +50,23 @@ def orthonormal_data(n: int, d: int, K: int, rng: np.random.Generator,
     return X, Y
 
 
+def layer_stats(W: np.ndarray, scale: float) -> dict[str, Any]:
+    """Rank (singular values above ``RANK_RTOL * scale``), Frobenius norm, operator norm and
+    stable rank of a layer."""
+    return _common.layer_stats(W, RANK_RTOL * scale)
+
+
 def numerical_rank(W: np.ndarray, scale: float) -> int:
     """Number of singular values of ``W`` above ``RANK_RTOL * scale``."""
-    if W.size == 0:
-        return 0
-    s = np.linalg.svd(W, compute_uv=False)
-    return int(np.sum(s > RANK_RTOL * scale))
-
-
-def layer_stats(W: np.ndarray, scale: float) -> dict[str, Any]:
-    """Rank (relative to ``scale``), Frobenius norm, operator norm and stable rank of a layer."""
-    s = np.linalg.svd(W, compute_uv=False) if W.size else np.zeros(1)
-    fro = float(np.sqrt(np.sum(s**2)))
-    op = float(s[0]) if s.size else 0.0
-    return {
-        "rank": int(np.sum(s > RANK_RTOL * scale)),
-        "frobenius": fro,
-        "operator": op,
-        "stable_rank": float(fro**2 / op**2) if op > 0 else 0.0,
-        "singular_values": [float(v) for v in s[:8]],
-    }
+    return layer_stats(W, scale)["rank"] if W.size else 0
 
 
 def run(out: pathlib.Path, *, quick: bool = False, seed: int = 0, progress: bool = True) -> dict[str, Any]:
     """Run the experiment and write ``rank_vs_beta.png`` and ``rank_vs_beta.json`` into ``out``."""
     import deepdual
-    from deepdual.plotting import new_figure, plot_rank_vs_beta, save_figure
+    from deepdual.plotting import label_axes, new_figure, plot_rank_vs_beta, save_figure
 
-    out = pathlib.Path(out)
-    if not out.is_dir():
-        raise ValueError(f"`out` must be an existing directory, got {str(out)!r}")
+    out = _common.output_dir(out)
     rng = np.random.default_rng(seed)
     n, d, K, width = 100, 20, 5, 50
     X, Y = orthonormal_data(n, d, K, rng)
@@ -104,15 +91,7 @@ def run(out: pathlib.Path, *, quick: bool = False, seed: int = 0, progress: bool
     coarse = np.linspace(0.1 * s[-1], 1.1 * s[0], 8 if quick else 30)
     epochs = 10 if quick else 30
     rows = []
-    iterator: Any = coarse
-    if progress:
-        try:
-            from tqdm.auto import tqdm
-
-            iterator = tqdm(coarse, desc="rank vs beta", leave=False)
-        except ImportError:  # pragma: no cover
-            pass
-    for i, beta in enumerate(iterator):
+    for i, beta in enumerate(_common.progress_iter(coarse, "rank vs beta", progress)):
         beta = float(beta)
         rc, sol = closed_rank(beta)
         res = deepdual.train(X, Y, beta=beta, depth=2, activation="linear", width=width, optimizer="lbfgs",
@@ -151,10 +130,7 @@ def run(out: pathlib.Path, *, quick: bool = False, seed: int = 0, progress: bool
                 label=r"closed form $\sqrt{(\sigma_k - \beta)_+}$" if k == 0 else None)
         ax.plot([r["beta"] for r in rows], [r["singular_values_trained_W1"][k] for r in rows], "o", mfc="none",
                 color=f"C{k}", label="trained" if k == 0 else None)
-    ax.set_xlabel(r"$\beta$")
-    ax.set_ylabel(r"singular values of $W_1$")
-    ax.set_title("first-layer singular values")
-    ax.legend(fontsize="small")
+    label_axes(ax, r"$\beta$", r"singular values of $W_1$", "first-layer singular values")
     save_figure(fig, out / "rank_vs_beta.png")
 
     result = {
@@ -171,5 +147,5 @@ def run(out: pathlib.Path, *, quick: bool = False, seed: int = 0, progress: bool
         "checks": {"trained_never_below_lower_bound": True},
         "files": ["rank_vs_beta.png", "rank_vs_beta.json"],
     }
-    (out / "rank_vs_beta.json").write_text(json.dumps(_finite(result), indent=1, allow_nan=False))
+    _common.write_json(out, "rank_vs_beta.json", result)
     return result
