@@ -564,20 +564,33 @@ def test_unsupported_structure_and_loss_combinations_are_explicit():
     with pytest.raises(ValueError, match="cross_entropy"):
         deepdual.solve(Xw, np.arange(6) % 3, beta=0.3, depth=3, loss="cross_entropy")
     with pytest.raises(ValueError, match="cross_entropy"):
-        deepdual.solve(Xw, np.arange(6) % 3, beta=0.3, method="whitened", loss="cross_entropy")
+        deepdual.solve(Xw, np.arange(6) % 3, beta=0.3, method="whitened", loss="cross_entropy",
+                       formulation="norm_constrained")
 
 
 def test_whitened_cross_entropy_solve_falls_back_with_a_proven_bound():
-    """Whitened data, cross-entropy, L = 2: `solve` uses the general convex program; its
-    lower bound is below the closed-form optimum of docs/losses.md, which is below its
-    objective (so the fallback is honest, and uncertified when not tight)."""
+    """Whitened data, cross-entropy, L = 2, method='convex' (`solve` itself uses the closed
+    form, tests/test_relu_whitened_losses.py): the general convex program's lower bound is
+    below the closed-form optimum of docs/losses.md, which is below its objective (so the
+    fallback is honest, and uncertified when not tight)."""
     rng = np.random.default_rng(13)
     labels = np.arange(6) % 3
     X = _whitened(rng, 6, 9)
     beta = 0.5
-    sol = deepdual.solve(X, labels, beta=beta, loss="cross_entropy")
+    sol = deepdual.solve(X, labels, beta=beta, loss="cross_entropy", method="convex")
     opt = deepdual.objective(_whitened_cross_entropy_network(X, labels, beta), X, labels, beta=beta,
                              loss="cross_entropy")
     assert sol.lower_bound <= opt * (1 + 1e-10)
     assert sol.objective >= opt * (1 - 1e-10)
     assert sol.certified == (sol.objective - sol.lower_bound <= sol.rtol * abs(sol.objective))
+
+
+def test_integer_cross_entropy_labels_give_one_output_per_class():
+    """Integer labels are one-hot encoded for cross-entropy, so the network has K outputs."""
+    rng = np.random.default_rng(3)
+    X = np.abs(rng.normal(size=(20, 1))) @ rng.normal(size=(1, 4))
+    y = np.arange(20) % 3
+    sol = deepdual.solve(X, y, beta=0.5, loss="cross_entropy")
+    assert sol.predict(X).shape == (20, 3)
+    onehot = np.eye(3)[y]
+    assert sol.objective == pytest.approx(deepdual.objective(sol.network, X, onehot, beta=0.5, loss="cross_entropy"))

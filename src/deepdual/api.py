@@ -95,6 +95,8 @@ def solve(
                                loss=lossf, method=method, rtol=rtol, **options)
     X, Y, scalar = check_X_y(X, y)
     Y = lossf.check_labels(Y)
+    # integer class labels become one-hot columns for cross-entropy: the network then has K outputs
+    scalar = scalar and Y.shape[1] == 1
     kw = dict(scalar=scalar, beta=beta, depth=depth, loss=lossf, rtol=rtol, bias=bool(bias), method=method)
     if activation == "linear":
         from .solvers.linear import solve_linear
