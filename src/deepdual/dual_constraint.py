@@ -22,6 +22,7 @@ sampled estimate; the derivations are in ``docs/relu.md``):
 case                        value                                                  exact?
 ==========================  =====================================================  =========
 whitened :math:`XX^T=I`      :math:`\max(\|v_+\|,\|v_-\|)` (any depth)                yes
+whitened, :math:`K > 1`       :math:`\sqrt{\lambda_{\max}((VV^T)_+)}` (any depth)          if :math:`VV^T\ge0` on top block
 rank one :math:`X=ab^T`       :math:`\|b\|\max(|v^Ta_+|,|v^Ta_-|)` (L = 2)           yes
 rank one, :math:`a \ge 0`     :math:`\|b\|\,|v^Ta|` (any depth, any K: :math:`\|V^Ta\|`)  yes
 small rank (L = 2)          max over activation cells of an NNLS value             yes
@@ -31,7 +32,11 @@ any data                    :math:`\|X\|_2\max(\|v_+\|,\|v_-\|)` (any depth)    
 For vector outputs (:math:`K > 1`), :math:`c(V) = \max_{\|u\|\le 1}\|V^T(Xu)_+\|` at
 :math:`L = 2`; exact on rank-one data and on whitened data when the columns of
 :math:`V` have disjoint supports (:math:`\max_k c(v_k)`); otherwise the minimum of the
-proven bounds :math:`\|X\|_2\|V\|_2` and :math:`\sqrt{\sum_k c(v_k)^2}`.
+proven bounds :math:`\|X\|_2\|V\|_2` and :math:`\sqrt{\sum_k c(v_k)^2}`, and on whitened
+data also the non-negative-orthant Perron bound :math:`\|X\|_2\sqrt{\lambda_{\max}((VV^T)_+)}`
+(:func:`c_nonneg_orthant`), exact when :math:`VV^T \ge 0` on the block of the maximizing
+Perron vector (e.g. class-constant dual rows with negatively correlated classes: the
+cross-entropy optimum of :mod:`deepdual.solvers.relu_whitened_losses`).
 
 Reduced problems
 ----------------
@@ -76,6 +81,7 @@ __all__ = [
     "c_whitened",
     "c_rank_one",
     "c_spectral_bound",
+    "c_nonneg_orthant",
     "c_enumerate",
     "relu_constraint",
     "disjoint_columns",
@@ -180,6 +186,151 @@ def c_spectral_bound(V: np.ndarray, X: np.ndarray, *, X_norm: float | None = Non
     return xn * bound
 
 
+#: relative size (to max_i ||v_i||^2) of positive correlations treated as rounding noise
+#: (their removal is paid for in the bound): a few thousand ulps of the largest entry
+_DROP_REL = 1e-12
+#: relative agreement of the proven upper bound and an attained value that counts as exact
+#: (far above rounding ~1e-15, far below any certificate tolerance)
+_EXACT_REL = 1e-10
+
+#: blocks larger than this use Lanczos (scipy eigsh) instead of a dense eigendecomposition
+_EIGH_MAX = 100
+
+
+def _collatz_wielandt(B: np.ndarray, x: np.ndarray) -> float:
+    r""":math:`\max_i (Bx)_i/x_i` for a non-negative ``B`` and ``x > 0``: an upper bound on
+    :math:`\rho(B)`, inflated by the relative rounding of the non-negative sums and the division."""
+    m = B.shape[0]
+    r = float(np.max((B @ x) / x))
+    return r * (1.0 + 2.0 * (m + 2) * _EPS)  # sums of m non-negative terms: relative error <= gamma_m
+
+
+def _perron_vector(B: np.ndarray) -> np.ndarray:
+    """A numerical Perron vector (entrywise absolute value) of a symmetric non-negative ``B``;
+    only its quality, never the validity of the Collatz--Wielandt bound, depends on it."""
+    m = B.shape[0]
+    if m <= _EIGH_MAX:
+        return np.abs(np.linalg.eigh(B)[1][:, -1])
+    from scipy.sparse.linalg import ArpackError, eigsh
+
+    try:
+        # Lanczos; 1e-12 relative: the ratio's slack is of the order of the eigenvector error
+        return np.abs(eigsh(B, k=1, which="LA", tol=1e-12)[1][:, 0])
+    except ArpackError:  # pragma: no cover - no convergence: power iterations (always positive)
+        y = np.ones(m)
+        for _ in range(200):
+            y = B @ y
+            y /= np.max(y)
+        return y
+
+
+def c_nonneg_orthant(V: np.ndarray) -> ConstraintValue:
+    r"""Proven upper bound on :math:`c_+(V) = \max_{z\ge0,\ \|z\|\le1}\|V^Tz\|`, exact in a
+    checkable case.
+
+    On whitened data (:math:`XX^T = I_n`) :math:`c(V) = c_+(V)` at every depth (times
+    :math:`\|X\|_2` in general, see below); computing it maximizes a convex quadratic over the
+    non-negative part of the unit ball, NP-hard in general (copositivity).
+
+    **Bound.** Let :math:`M = VV^T` and :math:`M_+ = \max(M, 0)` entrywise.  For
+    :math:`z \ge 0` every product :math:`z_iz_k \ge 0`, so
+
+    .. math:: \|V^Tz\|^2 = z^TMz \;\le\; z^TM_+z \;\le\; \lambda_{\max}(M_+)\,\|z\|^2 .
+
+    :math:`M_+` is block diagonal over the connected components :math:`C` of the graph
+    :math:`\{(i,k) : M_{ik} > 0\}`, so :math:`\lambda_{\max}(M_+) = \max_C \rho(M_{+,CC})`
+    (symmetric non-negative: spectral radius = largest eigenvalue).  Each
+    :math:`\rho(B)` is bounded by the *Collatz--Wielandt* ratio
+    :math:`\rho(B) \le \max_i (Bx)_i/x_i` for any :math:`x > 0` -- proof: Perron--Frobenius
+    gives :math:`y \ge 0`, :math:`y \ne 0` with :math:`B y = \rho y`; with
+    :math:`\mu = \max_i (Bx)_i/x_i`, :math:`Bx \le \mu x`, so
+    :math:`\rho\,y^Tx = y^TBx \le \mu\,y^Tx` and :math:`y^Tx > 0`.  The value is the
+    minimum of this ratio over a few positive :math:`x` (all ones -- Gershgorin's row sums --,
+    the numerical Perron vector clipped away from zero, and one power step from it), so
+    eigen-solver inaccuracy can only loosen it, never invalidate it.
+
+    **Exactness.** If :math:`M_{ik} \ge 0` for all :math:`i, k` in the maximizing block
+    :math:`C`, its Perron vector :math:`y \ge 0` (supported on :math:`C`) has
+    :math:`y^TMy = y^TM_+y = \lambda_{\max}(M_+)\|y\|^2`: the bound is attained.  Example:
+    rows of :math:`V` constant on label classes, with :math:`\langle r_j, r_k\rangle \le 0`
+    across classes (the cross-entropy optimum on whitened data): the blocks are the classes
+    and :math:`c_+(V) = \max_j\sqrt{n_j}\|r_j\|`.  What is checked numerically:
+    ``details["attained"]`` is :math:`\|V^T\hat y\|` for the normalized clipped Perron
+    vector :math:`\hat y` of the maximizing block, a feasible value, hence a lower bound on
+    :math:`c_+(V)`; ``exact`` is True when it agrees with the returned upper bound to a
+    relative :math:`10^{-10}` (then :math:`c_+(V)` is pinned to that accuracy).
+
+    **Any data, any depth.** For the last hidden layer :math:`A \ge 0` (columns
+    :math:`a_i`) and last layer :math:`W` (rows :math:`w_i`),
+    :math:`\langle V, AW\rangle = \sum_i (V^Ta_i)^Tw_i \le c_+(V)\sum_i\|a_i\|\|w_i\|
+    \le c_+(V)\|A\|_F\|W\|_F` and :math:`\|A\|_F \le \|X\|_2\prod_{l<L}\|W_l\|_F`, so
+    :math:`c_L(V) \le \|X\|_2\,c_+(V)`; on whitened data equality holds at every depth
+    (first layer :math:`X^Tz`, scalar chain after it, as for scalar outputs).
+
+    **Rounding.** The computed :math:`\hat M` has :math:`|\hat M - M| \le \gamma_K|V||V|^T`
+    entrywise, so :math:`z^TMz \le z^T\hat M_+z + \gamma_K\|V\|_F^2` for
+    :math:`\|z\|\le1`; that term is added.  Positive off-diagonal entries below
+    :math:`10^{-12}\max_i\|v_i\|^2` (rounding noise of zero correlations, which would merge
+    blocks) are dropped from :math:`\hat M_+`; for :math:`\|z\| \le 1` the dropped matrix
+    :math:`E \ge 0` adds at most :math:`\|E\|_2 \le \|E\|_F`, which is added too.
+
+    Cost: :math:`O(n^2K)` for :math:`M` plus an eigendecomposition per block (Lanczos for
+    blocks above 100 rows).
+
+    References
+    ----------
+    R. A. Horn and C. R. Johnson, *Matrix Analysis*, 2nd ed., Thm. 8.1.26 (Collatz--Wielandt)
+    and Thm. 8.3.1 (Perron--Frobenius for non-negative matrices).
+    """
+    from scipy.sparse.csgraph import connected_components
+
+    V = np.asarray(V, dtype=float)
+    V = V.reshape(V.shape[0], -1)
+    K = V.shape[1]
+    if not np.all(np.isfinite(V)):
+        return ConstraintValue(np.inf, False, "upper bound: non-finite dual point")
+    Vr = V[np.any(V != 0.0, axis=1)]  # zero rows contribute nothing
+    if Vr.shape[0] == 0:
+        return ConstraintValue(0.0, True, "exact: zero", details={"attained": 0.0, "n_blocks": 0})
+    M = Vr @ Vr.T
+    Mp = np.maximum(M, 0.0)
+    # off-diagonal entries below tau are rounding noise of structurally zero correlations
+    # (e.g. orthogonal class rows); dropping them (matrix E, 0 <= E <= tau) splits the
+    # blocks and costs z^T E z <= ||E||_F, which is added to the bound
+    tau = _DROP_REL * float(np.max(np.diag(M)))
+    small = (Mp <= tau) & (Mp > 0.0)
+    np.fill_diagonal(small, False)
+    drop = float(np.linalg.norm(Mp[small]))
+    Mp[small] = 0.0
+    n_blocks, labels = connected_components(Mp > 0.0, directed=False)
+    best, best_block = -np.inf, None
+    for c in range(n_blocks):
+        idx = np.flatnonzero(labels == c)
+        B = Mp[np.ix_(idx, idx)]
+        m = idx.size
+        if m == 1:
+            rho, y = float(B[0, 0]) * (1.0 + 2.0 * _EPS), np.ones(1)
+        else:
+            y = _perron_vector(B)
+            # clip away from zero (the ratio needs x > 0); 1e-12 relative keeps the ratios finite
+            y = np.maximum(y / np.max(y), 1e-12)
+            cands = [np.ones(m), y, B @ y]
+            rho = min(_collatz_wielandt(B, x) for x in cands if np.all(x > 0))
+        if rho > best:
+            best, best_block = rho, (idx, y)
+    idx, y = best_block
+    z = y / np.linalg.norm(y)
+    attained = float(np.linalg.norm(Vr[idx].T @ z))
+    gamma_k = K * _EPS / (1.0 - K * _EPS)  # rounding of the K-term inner products in M
+    value = np.sqrt(max(best, 0.0) + drop + gamma_k * float(np.sum(Vr * Vr))) * (1.0 + 2.0 * _EPS)
+    # exact: the proven upper bound and a feasible point's value agree to _EXACT_REL (so c_+ is
+    # known to that accuracy); this holds when M >= 0 on the top block (docstring)
+    exact = bool(attained >= (1.0 - _EXACT_REL) * value)
+    how = ("exact: non-negative-orthant Perron bound" if exact
+           else "upper bound: non-negative-orthant Perron bound")
+    return ConstraintValue(float(value), exact, how, details={"attained": attained, "n_blocks": int(n_blocks)})
+
+
 def disjoint_columns(V: np.ndarray) -> bool:
     """True when no row of ``V`` has two non-zero entries (the columns have disjoint supports)."""
     V = np.asarray(V)
@@ -277,7 +428,8 @@ def relu_constraint(
     depth : int >= 2
     constraint : {"auto", "exact", "bound"}
         ``"auto"`` uses the exact value where one is known (whitened, rank-one, small
-        rank at depth 2) and the spectral-norm bound otherwise; ``"exact"`` raises
+        rank at depth 2) and otherwise the smallest proven bound (spectral norm; on whitened
+        data with :math:`K > 1` also :func:`c_nonneg_orthant`); ``"exact"`` raises
         ``ValueError`` when no exact method applies; ``"bound"`` always uses the
         spectral-norm bound.
     max_patterns : int
@@ -323,6 +475,19 @@ def relu_constraint(
             # whitened data, so max ||V^T z|| = max_k c0(v_k) (any depth)
             val = _spectral_norm(X) * max(sign_part_norm(V[:, k]) for k in range(K))
             return ConstraintValue(val, True, "exact: whitened, disjoint output supports")
+        # c(V) = ||X||_2 max_{z >= 0, ||z|| <= 1} ||V^T z|| (any depth): Perron bound on (V V^T)_+
+        orth = c_nonneg_orthant(V)
+        val = _spectral_norm(X) * orth.value
+        if orth.exact:
+            return ConstraintValue(val, True, "exact: whitened, " + orth.method[len("exact: "):],
+                                   details=orth.details)
+        if val < spec:
+            spec = val
+            bound = ConstraintValue(val, False, "upper bound: whitened, " + orth.method[len("upper bound: "):],
+                                    details=orth.details)
+        if constraint == "auto":
+            # per-output cell enumeration would only reproduce sqrt(sum_k c0(v_k)^2), already in spec
+            return bound
     if depth == 2:
         try:
             if K == 1:

@@ -8,7 +8,10 @@ are computed and the largest is reported (``details["bounds"]`` lists all):
 ``residual``
     The network's dual point :math:`V = -\nabla\ell(F)` and its dual constraint value
     :math:`c(V)` (:func:`deepdual.dual_constraint.relu_constraint`: exact on whitened,
-    rank-one and small-rank data, otherwise the spectral-norm bound).  Depth 2:
+    rank-one and small-rank data, otherwise the spectral-norm bound; for :math:`K > 1` on
+    whitened data the non-negative-orthant Perron bound
+    :func:`deepdual.dual_constraint.c_nonneg_orthant`, exact for class-constant dual rows
+    such as the cross-entropy optimum of ``solve``).  Depth 2:
     :math:`P^\star \ge \max_{0\le t\le\beta/c(V)} D(tV)` (:meth:`Loss.best_scale`).  Depth
     :math:`L \ge 3`: :math:`P(\theta') \ge D(tV) - t\,c(V)\,T + \frac{\beta L}{2}T^{2/L}` for every network
     with path budget :math:`T`; minimized over :math:`T \le T_{\max}` and maximized over a grid of
