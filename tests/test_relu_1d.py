@@ -241,6 +241,93 @@ def test_penalized_biases_certified_and_below_grid(seed):
     assert sol.objective >= deepdual.solve(X, y, beta=beta, bias=True).objective * (1 - 1e-9)
 
 
+def _cvx_penalized_arcs(x, y, beta):
+    """The exact cone program of the penalized-bias problem (one neuron per activation arc and
+    sign, q = alpha e_lo + gamma e_hi), solved by cvxpy/CLARABEL: the reference the core
+    solver must match."""
+    u, inv = np.unique(x, return_inverse=True)
+    w = np.bincount(inv).astype(float)
+    yb = np.bincount(inv, y) / w
+    rss0 = 0.5 * float(np.sum((y - yb[inv]) ** 2))
+    lo, hi, first, last = r1._penalized_sectors(u)
+    arcs = np.nonzero(last > first)[0]
+    Elo = np.stack([np.cos(lo[arcs]), np.sin(lo[arcs])], axis=1)
+    Ehi = np.stack([np.cos(hi[arcs]), np.sin(hi[arcs])], axis=1)
+    A = np.stack([u, np.ones(u.size)], axis=1)
+    act = np.zeros((u.size, arcs.size))
+    for j, S in enumerate(arcs):
+        act[first[S]:last[S], j] = 1.0
+    Ga, Gh = act * np.maximum(A @ Elo.T, 0.0), act * np.maximum(A @ Ehi.T, 0.0)
+    m = arcs.size
+    ap, gp, am, gm = (cp.Variable(m, nonneg=True) for _ in range(4))
+    bo = cp.Variable()
+    F = Ga @ (ap - am) + Gh @ (gp - gm) + bo
+    Qp = cp.multiply(ap[:, None], Elo) + cp.multiply(gp[:, None], Ehi)
+    Qm = cp.multiply(am[:, None], Elo) + cp.multiply(gm[:, None], Ehi)
+    obj = (0.5 * cp.sum(cp.multiply(w, cp.square(F - yb))) + beta * (cp.sum(cp.norm(Qp, 2, axis=1))
+           + cp.sum(cp.norm(Qm, 2, axis=1))) + 0.5 * beta * cp.square(bo))
+    prob = cp.Problem(cp.Minimize(obj))
+    prob.solve(solver="CLARABEL", tol_gap_rel=1e-11, tol_gap_abs=1e-13, tol_feas=1e-11, max_iter=500)
+    return prob.value + rss0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_penalized_biases_match_cvxpy_cone_program(seed):
+    rng = np.random.default_rng(100 + seed)
+    n = int(rng.integers(4, 40))
+    x = rng.uniform(-3, 3, n)
+    if seed % 2 == 0:
+        x = np.round(x, 1)  # ties, unsorted
+    y = np.cos(1.5 * x) + 0.3 * rng.standard_normal(n)
+    beta = float(10 ** rng.uniform(-2.5, 0.5))
+    X = x.reshape(-1, 1)
+    sol = deepdual.solve(X, y, beta=beta, bias=True, penalize_biases=True)
+    ref = _cvx_penalized_arcs(x, y, beta)
+    assert sol.objective == pytest.approx(ref, rel=1e-6)
+    assert sol.certified and sol.relative_gap <= 1e-6
+    assert deepdual.objective(sol.network, X, y, beta=beta, penalize_biases=True) == pytest.approx(sol.objective,
+                                                                                                   rel=1e-12)
+    # order and duplicates do not matter
+    perm = rng.permutation(n)
+    sol2 = deepdual.solve(X[perm], y[perm], beta=beta, bias=True, penalize_biases=True)
+    assert sol2.objective == pytest.approx(sol.objective, rel=1e-8)
+
+
+@pytest.mark.parametrize("x, y", [([1.0], [2.0]), ([1.0, 1.0, 1.0], [0.0, 1.0, 2.0]), ([0.0, 1.0], [0.0, 0.0]),
+                                  ([-1.0, 0.0, 1.0], [5.0, -3.0, 2.0]), ([0.0, 100.0], [1.0, -1.0])])
+def test_penalized_biases_edge_cases_certified(x, y):
+    # one distinct point: its two activation arcs have length pi (their end directions are
+    # opposite), and a neuron along (1, 1)/sqrt(2) beats the quadratic output-bias penalty
+    X, y = np.array(x).reshape(-1, 1), np.array(y)
+    for beta in (0.01, 10.0):
+        sol = deepdual.solve(X, y, beta=beta, bias=True, penalize_biases=True)
+        assert sol.certified and sol.relative_gap <= 1e-6
+    if len(x) == 1:  # closed form check of the first case: output bias alone is not optimal
+        only_bias = 0.5 * 0.01 * 4.0 / 1.01
+        assert deepdual.solve(X, y, beta=0.01, bias=True, penalize_biases=True).objective < only_bias * 0.9
+
+
+def test_penalized_biases_do_not_import_cvxpy(monkeypatch):
+    import builtins
+    import sys
+
+    real_import = builtins.__import__
+
+    def guarded(name, *args, **kwargs):
+        if name == "cvxpy" or name.startswith("cvxpy."):
+            raise ImportError("cvxpy is blocked in this test")
+        return real_import(name, *args, **kwargs)
+
+    for mod in [m for m in sys.modules if m == "cvxpy" or m.startswith("cvxpy.")]:
+        monkeypatch.delitem(sys.modules, mod)
+    monkeypatch.setattr(builtins, "__import__", guarded)
+    x = np.array([0.3, -1.0, 2.0, 0.3, 1.1, -0.4])
+    y = np.array([1.0, 0.0, -1.0, 0.5, 0.2, 0.7])
+    sol = deepdual.solve(x.reshape(-1, 1), y, beta=0.1, bias=True, penalize_biases=True)
+    assert sol.certified
+    assert "cvxpy" not in sys.modules
+
+
 def test_penalized_biases_put_a_kink_between_data_points():
     # y = |x| sampled away from 0: with penalized biases a kink at t costs sqrt(1 + t^2) per unit
     # slope, cheapest at t = 0, where there is no data point
@@ -312,6 +399,61 @@ def test_deep_class_solution_and_bounds():
     assert not cert.exact_constraint and cert.lower_bound <= sol.objective
 
 
+def _train_linear_deeper(x, y, *, beta, depth, width=8, restarts=6, iters=300):
+    """Best of random restarts of direct training of the architecture ``linear_on_data``:
+    on the data such a network equals one whose first layer is ReLU and whose deeper layers
+    are affine (free biases shift every deeper pre-activation to be >= 0 on the data at no
+    cost), so that is what is trained here (float64, full-batch L-BFGS, weight decay on all
+    layers, biases free).  Returns the best objective."""
+    torch = pytest.importorskip("torch")
+    X = torch.tensor(x, dtype=torch.float64)[:, None]
+    Y = torch.tensor(y, dtype=torch.float64)
+    best = np.inf
+    for seed in range(restarts):
+        g = torch.Generator().manual_seed(seed)
+        dims = [1] + [width] * (depth - 1) + [1]
+        Ws = [(torch.randn(dims[l], dims[l + 1], generator=g, dtype=torch.float64) / np.sqrt(dims[l])).requires_grad_()
+              for l in range(depth)]
+        bs = [(0.5 * torch.randn(dims[l + 1], generator=g, dtype=torch.float64)).requires_grad_() for l in range(depth)]
+
+        def objective():
+            h = torch.relu(X @ Ws[0] + bs[0])
+            for W, b in zip(Ws[1:], bs[1:]):
+                h = h @ W + b
+            return 0.5 * ((h[:, 0] - Y) ** 2).sum() + 0.5 * beta * sum((W ** 2).sum() for W in Ws)
+
+        opt = torch.optim.LBFGS(Ws + bs, max_iter=iters, tolerance_grad=1e-12, tolerance_change=1e-15,
+                                history_size=50, line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            val = objective()
+            val.backward()
+            return val
+
+        opt.step(closure)
+        with torch.no_grad():
+            val = float(objective())
+        if np.isfinite(val):
+            best = min(best, val)
+    return best
+
+
+@pytest.mark.parametrize("depth", [3, 4])
+def test_deep_solver_matches_training_of_the_same_architecture(depth):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-2, 2, 8)
+    y = np.sin(2 * x) + 0.2 * rng.standard_normal(8)
+    beta = 0.1
+    sol = deepdual.solve(x.reshape(-1, 1), y, beta=beta, depth=depth, bias=True)
+    trained = _train_linear_deeper(x, y, beta=beta, depth=depth)
+    # no restart beats the class optimum (beyond its proven class gap) ...
+    assert trained >= sol.info["class_lower_bound"] * (1 - 1e-9)
+    # ... and the best restart reaches it: the solver is not just a bound
+    assert sol.objective <= trained * (1 + 1e-4)
+    assert not sol.certified  # not proven over unconstrained deep networks (docs §7.4)
+
+
 # --------------------------------------------------------------------------- bad input
 def test_bad_input():
     X = np.arange(5.0).reshape(-1, 1)
@@ -334,6 +476,10 @@ def test_bad_input():
         deepdual.solve(X, y, beta=1.0, bias=True, skip="yes")
     with pytest.raises(ValueError, match="`tol`"):
         deepdual.solve(X, y, beta=1.0, bias=True, tol=0.0)
+    for arch in ("standard", "paper", None):
+        with pytest.raises(ValueError, match="`architecture`"):
+            deepdual.solve(X, y, beta=1.0, bias=True, depth=3, architecture=arch)
+    assert deepdual.solve(X, y, beta=1.0, bias=True, depth=3).info["architecture"] == "linear_on_data"
     with pytest.raises(ValueError, match="`x`"):
         deepdual.interpolate(np.ones((3, 2)), [1.0, 2.0, 3.0])
     x_before = X.copy()
