@@ -1,8 +1,10 @@
-"""Benchmark: the two-layer ReLU convex program (SPEC 2.8) in deepdual vs cvxpy (and
-pyscnn when it can be imported).
+"""Benchmark: the two-layer ReLU convex program (SPEC 2.8) in deepdual vs cvxpy and
+pyscnn (the reference implementation of Mishkin, Sahiner & Pilanci, 2022), when they
+can be imported.
 
 Every solver gets the same data and the same activation patterns (all patterns when
-they can be enumerated, else one sampled set).  Each result is turned into a network
+they can be enumerated, else one sampled set; pyscnn receives gate vectors ``G`` with
+``1[XG > 0]`` equal to our patterns, checked).  Each result is turned into a network
 and scored by ``deepdual.objective`` -- the one objective of the library -- and
 certified by ``deepdual.certify`` (the proven gap to the optimum over *all* networks).
 Reported per problem: objectives, relative differences, wall times and the time ratio
@@ -12,6 +14,10 @@ certified.
 Run::
 
     python benchmarks/bench_convex.py [--quick] [--out benchmarks/results]
+
+pyscnn is not a deepdual dependency (no extra installs it): a plain
+``pip install pyscnn`` replaces a CPU torch by a CUDA build, so install it with
+``pip install --no-deps pyscnn linalg-backends opt_einsum``.
 
 Results go to ``benchmarks/results/bench_convex.json`` (``bench_convex-quick.json``
 with ``--quick``).  BLAS runs single-threaded
@@ -34,6 +40,9 @@ from deepdual.patterns import enumerate_patterns, sample_patterns
 from deepdual.solvers.relu_convex import network_from_atoms
 
 HERE = Path(__file__).resolve().parent
+#: pyscnn's AL (float64, default settings) is run only up to this many patterns: it
+#: needed 83-191 s on the 1562-pattern problem of this suite (three runs)
+PYSCNN_MAX_PATTERNS = 2000
 
 
 def problems(quick: bool):
@@ -89,15 +98,35 @@ def run_cvxpy(X, y, beta, loss, pats):
     return network_from_groups(V.value, W.value), t, {"status": prob.status, "solver_value": float(prob.value)}
 
 
-def run_pyscnn(X, y, beta, loss, dirs):
-    """pyscnn's augmented-Lagrangian solver (Mishkin et al. 2022) on the same patterns.
+def pyscnn_gates(X: np.ndarray, pats: np.ndarray, dirs: np.ndarray) -> np.ndarray:
+    """Gate vectors G (d, P) for pyscnn with ``1[X G > 0] == pats.T`` exactly.
 
-    pyscnn takes gate vectors (our pattern directions) and a *mean* squared loss
-    :math:`\frac1{2n}\|F - y\|^2 + \lambda\sum(\|v\|+\|w\|)`, i.e. ``lam = beta / n`` here.
-    Written against pyscnn's documented object-oriented API; it could not be run in
-    the environment where this benchmark was written (pyscnn's dependencies
-    ``linalg_backends``/``opt_einsum`` were not installable there), so its output is
-    only recorded when the import works.
+    pyscnn forms its patterns as ``1[X g > 0]`` (strict) where deepdual writes
+    ``1[X g >= 0]``; the directions returned with our patterns are strictly inside their
+    cells (no data point on a gate's hyperplane), so both rules give the same set.
+    Raises if that is not so (the comparison would be on different programs)."""
+    G = np.asarray(dirs, dtype=float).T
+    if not np.array_equal((X @ G > 0).T, np.asarray(pats, dtype=bool)):
+        raise ValueError("pattern directions do not reproduce the patterns under pyscnn's rule")
+    return G
+
+
+def run_pyscnn(X, y, beta, loss, pats, dirs, **al_options):
+    r"""pyscnn's augmented-Lagrangian solver (Mishkin, Sahiner & Pilanci 2022) on our patterns.
+
+    pyscnn (``pip install pyscnn``; imported as ``scnn``) minimizes the *mean*
+    objective :math:`\frac1{2n}\|\sum_iD_iX(v_i - w_i) - y\|^2 + \lambda\sum_i(\|v_i\| +
+    \|w_i\|)` under the same cone constraints; multiplied by ``n`` it is our program with
+    :math:`\beta = n\lambda`, so ``lam = beta / n``.  (The benchmark checks this by scoring
+    pyscnn's result with ``deepdual.objective``.)  It is called with
+    ``unitize_data=False`` (unitizing the columns of ``X`` would change the penalty, a
+    different problem), ``dtype="float64"`` and its default AL settings (tolerance
+    1e-6 on the squared KKT residual of the mean objective, unless ``al_options``).
+    pyscnn's public API has the squared loss only.
+
+    Installation note: pyscnn 0.0.10 was installed with
+    ``pip install --no-deps pyscnn linalg-backends opt_einsum``; a plain
+    ``pip install pyscnn`` pulls a CUDA build of torch that would replace the CPU one.
     """
     from scnn.metrics import Metrics
     from scnn.models import ConvexReLU
@@ -106,16 +135,24 @@ def run_pyscnn(X, y, beta, loss, dirs):
     from scnn.solvers import AL
 
     if loss != "squared":
-        raise NotImplementedError("pyscnn comparison set up for the squared loss only")
+        raise NotImplementedError("pyscnn's public API has the squared loss only")
     n = X.shape[0]
-    model = ConvexReLU(np.asarray(dirs).T, c=1)
+    model = ConvexReLU(pyscnn_gates(X, pats, dirs), c=1)
     t0 = time.perf_counter()
-    model, _ = optimize_model(model, AL(model), Metrics(), X, y.reshape(-1, 1),
-                              regularizer=NeuronGL1(beta / n), verbose=False)
+    model, _ = optimize_model(model, AL(model, **al_options), Metrics(), X, y.reshape(-1, 1),
+                              regularizer=NeuronGL1(beta / n), return_convex=True, unitize_data=False,
+                              dtype="float64", verbose=False)
     t = time.perf_counter() - t0
-    v, w = model.parameters
-    V, W = np.asarray(v)[0].T, np.asarray(w)[0].T
-    return network_from_groups(V, W), t
+    v, w = (np.asarray(a) for a in model.parameters)  # (1, P, d) each
+    V, W = v[0].T, w[0].T
+    # pyscnn's own (mean) objective of its convex solution, times n: our convex objective
+    Dm = np.asarray(pats, dtype=float).T
+    F = np.sum(Dm * (X @ (V - W)), axis=1)
+    convex = 0.5 * float(np.sum((F - y) ** 2)) + beta * float(
+        np.linalg.norm(V, axis=0).sum() + np.linalg.norm(W, axis=0).sum())
+    S = 2 * Dm - 1
+    viol = float(max(np.max(-S * (X @ V)), np.max(-S * (X @ W)), 0.0))
+    return network_from_groups(V, W), t, {"convex_objective_times_n": convex, "max_cone_violation": viol}
 
 
 def main(argv=None) -> dict:
@@ -164,13 +201,20 @@ def main(argv=None) -> dict:
                        objective_rel_diff_deepdual_minus_cvxpy=(row["deepdual_objective"] - obj) / abs(obj))
         except Exception as exc:  # cvxpy missing or failing: record it
             row["cvxpy_error"] = f"{type(exc).__name__}: {exc}"
-        if pyscnn_status == "importable":
+        if pyscnn_status == "importable" and len(pats) > PYSCNN_MAX_PATTERNS:
+            row["pyscnn"] = f"skipped: {len(pats)} patterns > {PYSCNN_MAX_PATTERNS} (pyscnn needs minutes at 1562)"
+        elif pyscnn_status == "importable":
             try:
-                net, t = run_pyscnn(X, y, beta, loss, dirs)
+                net, t, extra = run_pyscnn(X, y, beta, loss, pats, dirs)
                 obj = float(deepdual.objective(net, X, y, beta=beta, loss=loss))
+                cert = deepdual.certify(net, X, y, beta=beta, loss=loss)
                 row.update(pyscnn_time_s=t, pyscnn_objective=obj,
+                           pyscnn_convex_objective=extra["convex_objective_times_n"],
+                           pyscnn_max_cone_violation=extra["max_cone_violation"],
+                           pyscnn_certified=bool(cert.certified), pyscnn_relative_gap=float(cert.relative_gap),
                            time_ratio_pyscnn_over_deepdual=t / row["deepdual_time_s"],
-                           pyscnn_certified=bool(deepdual.certify(net, X, y, beta=beta, loss=loss).certified))
+                           objective_rel_diff_pyscnn_minus_deepdual=(obj - row["deepdual_objective"])
+                           / abs(row["deepdual_objective"]))
             except Exception as exc:
                 row["pyscnn_error"] = f"{type(exc).__name__}: {exc}"
         else:
@@ -178,7 +222,7 @@ def main(argv=None) -> dict:
         rows.append(row)
 
     result = {
-        "benchmark": "two-layer ReLU convex program: deepdual vs cvxpy (Clarabel)",
+        "benchmark": "two-layer ReLU convex program: deepdual vs cvxpy (Clarabel) vs pyscnn (AL)",
         "python": platform.python_version(),
         "machine": platform.machine(),
         "blas_threads": 1 if limiter is not None else "default",
@@ -190,17 +234,20 @@ def main(argv=None) -> dict:
     path = out / ("bench_convex-quick.json" if args.quick else "bench_convex.json")
     path.write_text(json.dumps(result, indent=2))
 
-    head = f"{'problem':42s} {'P':>5s} {'dd obj':>12s} {'cvx obj':>12s} {'rel diff':>9s} " \
-           f"{'t_dd':>7s} {'t_cvx':>7s} {'t_cvx/t_dd':>10s} {'cert dd/cvx':>11s}"
+    head = f"{'problem':42s} {'P':>5s} {'dd obj':>12s} {'cvx-dd':>9s} {'scnn-dd':>9s} " \
+           f"{'t_dd':>7s} {'t_cvx':>7s} {'t_scnn':>7s} {'cvx/dd':>7s} {'scnn/dd':>7s} {'cert dd/cvx/scnn':>16s}"
     print(head)
     print("-" * len(head))
+    nan = float("nan")
     for r in rows:
+        cvx_diff = -r.get("objective_rel_diff_deepdual_minus_cvxpy", nan)
         print(f"{r['problem']:42s} {r['patterns']:5d} {r['deepdual_objective']:12.8g} "
-              f"{r.get('cvxpy_objective', float('nan')):12.8g} "
-              f"{r.get('objective_rel_diff_deepdual_minus_cvxpy', float('nan')):9.1e} "
-              f"{r['deepdual_time_s']:7.2f} {r.get('cvxpy_time_s', float('nan')):7.2f} "
-              f"{r.get('time_ratio_cvxpy_over_deepdual', float('nan')):10.2f} "
-              f"{str(r['deepdual_certified'])[0]}/{str(r.get('cvxpy_certified', '-'))[0]:>9s}")
+              f"{cvx_diff:9.1e} {r.get('objective_rel_diff_pyscnn_minus_deepdual', nan):9.1e} "
+              f"{r['deepdual_time_s']:7.2f} {r.get('cvxpy_time_s', nan):7.2f} {r.get('pyscnn_time_s', nan):7.2f} "
+              f"{r.get('time_ratio_cvxpy_over_deepdual', nan):7.2f} "
+              f"{r.get('time_ratio_pyscnn_over_deepdual', nan):7.2f} "
+              f"{str(r['deepdual_certified'])[0]}/{str(r.get('cvxpy_certified', '-'))[0]}/"
+              f"{str(r.get('pyscnn_certified', '-'))[0]:>12s}")
     print(f"pyscnn: {pyscnn_status}")
     print(f"written: {path}")
     return result

@@ -216,6 +216,50 @@ def test_vector_output_is_an_upper_bound_with_valid_lower_bound():
     assert "vector output" in sol.info["note"]
 
 
+def test_vector_cell_bound_is_above_sampled_directions():
+    # max_{|u|<=1} ||V^T (Xu)_+|| sampled at many unit u (an underestimate of the true
+    # maximum) never exceeds the proven cell bound over a complete pattern set
+    from deepdual.solvers.relu_convex import vector_cell_bound
+
+    rng = np.random.default_rng(21)
+    for n, d, K in ((8, 2, 2), (10, 3, 3)):
+        X = rng.standard_normal((n, d))
+        V = rng.standard_normal((n, K))
+        rs = row_space(X)
+        bound = vector_cell_bound(rs.Xr, V, enumerate_patterns(X))
+        U = rng.standard_normal((d, 20000))
+        U /= np.linalg.norm(U, axis=0)
+        sampled = np.max(np.linalg.norm(V.T @ np.maximum(X @ U, 0.0), axis=0))
+        assert sampled <= bound * (1 + 1e-12)
+        # and it is not trivially loose: within the operator-norm bound
+        assert bound <= np.linalg.norm(V, 2) * np.linalg.norm(X, 2) * (1 + 1e-12)
+
+
+def test_vector_output_lower_bound_below_restarts_and_random_networks():
+    from restarts import best_of_restarts
+
+    rng = np.random.default_rng(9)
+    X = rng.standard_normal((10, 2))
+    Y = np.column_stack([np.abs(X[:, 0]), X[:, 1] - X[:, 0]])
+    beta = 0.3
+    sol = deepdual.solve(X, Y, beta=beta, method="convex")
+    obj = deepdual.objective(sol.network, X, Y, beta=beta)
+    assert obj == pytest.approx(sol.objective, rel=1e-12)
+    # local polishing of the program's network can only help
+    assert sol.objective <= sol.info.get("objective_before_polish", np.inf)
+    assert np.isfinite(sol.lower_bound) and sol.lower_bound <= sol.objective
+    best = best_of_restarts(X, Y, beta=beta, depth=2, width=12, restarts=8, seed=1)
+    assert sol.lower_bound <= best
+    vals = [deepdual.objective(_random_network(rng, 2, 2, w), X, Y, beta=beta) for w in (1, 4, 16) for _ in range(30)]
+    assert sol.lower_bound <= min(vals)
+    # the gated relaxation's residual gives a better bound than the network's own here
+    assert sol.info["dual_point"] == "gated relaxation residual"
+    # the reported dual point is feasible for the proven constraint and attains the bound
+    from deepdual.losses import get_loss
+
+    assert get_loss("squared").dual_value(sol.dual, Y) == pytest.approx(sol.lower_bound, rel=1e-9)
+
+
 def test_cross_entropy_runs_and_bounds():
     rng = np.random.default_rng(11)
     X = rng.standard_normal((12, 2))

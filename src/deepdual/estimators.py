@@ -24,6 +24,13 @@ Notes
 * With the default ``method="auto"`` and data of more than a few dimensions, the
   convex program samples ``n_patterns`` activation patterns: the network is then
   optimal among networks with those patterns (``certificate_.info["note"]``).
+* Both estimators pass scikit-learn's estimator checks (``tests/test_estimators.py``)
+  with no check skipped by deepdual; the test uses a small sampled pattern set,
+  ``max_iter=60`` and ``certify_max_patterns=0`` to stay fast.  scikit-learn itself
+  skips its pandas and array-API checks when pandas or ``SCIPY_ARRAY_API`` are absent.
+* Vector outputs (several targets, or cross-entropy with more than two classes) fit an
+  upper-bound program polished by local descent; their certificate is proven but
+  rarely closes the gap (``docs/convex_program.md``, section 5).
 """
 
 from __future__ import annotations
