@@ -114,6 +114,12 @@ def make_problems(n: int, d: int, seed: int = 0, which: tuple[str, ...] | None =
     b1 = float(np.linalg.norm(a0) * abs(c @ y1) / np.linalg.norm(c))
     probs.append(Problem("relu-L2-rank1", "two-layer ReLU, rank-one data X = c a0^T", X1, y1, 0.3 * b1, 2, "relu"))
     probs.append(Problem("relu-L5-rank1", "five-layer ReLU, rank-one data", X1, y1, 0.1 * b1, 5, "relu"))
+    Xg, yg = _gaussian(rng, d, max(10 * d, n))  # wide general data: d x 10d (Gram path on X X^T)
+    bg = float(np.linalg.norm(Xg.T @ yg))
+    probs.append(Problem("linear-L2-wide", "two-layer linear, 1 output, wide X (d = 10 n)", Xg, yg, 0.3 * bg, 2,
+                         "linear"))
+    probs.append(Problem("linear-L3-wide", "deep linear L=3, 1 output, wide X (d = 10 n)", Xg, yg, 0.1 * bg, 3,
+                         "linear"))
     Xw, yw = _whitened(rng, d, max(10 * d, n))  # whitened needs rows <= columns: d x 10d
     bw = max(np.linalg.norm(np.maximum(yw, 0)), np.linalg.norm(np.maximum(-yw, 0)))
     probs.append(Problem("relu-L2-whitened", "two-layer ReLU, whitened data X X^T = I", Xw, yw, 0.3 * bw, 2,

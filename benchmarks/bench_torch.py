@@ -3,12 +3,21 @@
 For each problem, the closed form gives the certified optimum ``P*``.  PyTorch
 (float64, full batch, CPU) then trains the same architecture -- same depth and
 activation, hidden width ``--width`` (default 16, wider than the optimum needs) --
-on the same objective ``loss + beta/2 sum ||W||_F^2`` until the objective is at
-most ``P* (1 + 1e-3)``.  Two optimizers are tried, Adam (lr 1e-2) and L-BFGS with
-a strong-Wolfe line search; the faster one to reach the target counts (the
-comparison is therefore favourable to PyTorch).  A run that does not reach the
-target within the time limit is reported as ``> limit`` and its ratio as a lower
-bound.  Target ratio: >= 1000x.
+on the same objective ``loss + beta/2 sum ||W||_F^2`` until the objective is *first*
+at most ``P* (1 + 1e-3)``.  Optimizers:
+
+* Adam, with its learning rate tuned over ``ADAM_LRS``: every rate is run, and the
+  fastest to reach the target is reported (the tuning runs themselves are not
+  counted, which favours PyTorch);
+* L-BFGS (strong-Wolfe line search, history 20).
+
+The clock includes the initialization of the weights and each objective evaluation
+(which is also the check against the target), nothing else.  The faster optimizer
+counts.  A run that does not reach the target within the cap (``--cap``) is reported
+as ``> cap`` and its ratio as a lower bound.  Sizes are the floor benchmark's
+(n = 5000, d = 500; whitened data 500 x 5000); ``--quick`` uses 1000 x 100.  BLAS
+threads are pinned with threadpoolctl and ``torch.set_num_threads`` to the same
+number.  Target ratio: >= 1000x.
 
 Run alone: ``python benchmarks/bench_torch.py [--quick] [--threads N]``.
 """
@@ -27,8 +36,12 @@ TARGET_RTOL = 1e-3
 
 TORCH_PROBLEMS = ("linear-L2", "linear-L3", "relu-L2-rank1", "relu-L5-rank1", "relu-L2-whitened")
 
+#: Adam learning rates tried (the best one is reported)
+ADAM_LRS = (1e-3, 1e-2, 1e-1)
 
-def _train(torch, p, target: float, *, optimizer: str, width: int, time_limit: float, seed: int) -> dict:
+
+def _train(torch, p, target: float, *, optimizer: str, width: int, time_limit: float, seed: int,
+           lr: float = 1e-2) -> dict:
     """Train until the objective is <= target; returns time-to-target (or None)."""
     g = torch.Generator().manual_seed(seed)
     X = torch.as_tensor(p.X)
@@ -62,7 +75,7 @@ def _train(torch, p, target: float, *, optimizer: str, width: int, time_limit: f
             state["hit"] = time.perf_counter() - t0
 
     if optimizer == "adam":
-        opt = torch.optim.Adam(Ws, lr=1e-2)
+        opt = torch.optim.Adam(Ws, lr=lr)
         while time.perf_counter() - t0 < time_limit:
             opt.zero_grad()
             v = objective()
@@ -86,7 +99,9 @@ def _train(torch, p, target: float, *, optimizer: str, width: int, time_limit: f
             opt.step(closure)
             if not np.isfinite(state["best"]):
                 break
-    return {"optimizer": optimizer, "t_to_target_s": state["hit"], "best_objective": state["best"],
+    return {"optimizer": optimizer, "lr": lr if optimizer == "adam" else None,
+            "t_to_target_s": state["hit"], "best_objective": state["best"],
+            "best_rel_gap": (state["best"] - target / (1 + TARGET_RTOL)) / abs(target / (1 + TARGET_RTOL)),
             "evaluations": state["evals"], "elapsed_s": time.perf_counter() - t0}
 
 
@@ -102,17 +117,23 @@ def bench_torch(*, quick: bool, threads: int = 1, width: int = 16, time_limit: f
     w = torch.ones(3, 3, dtype=torch.float64, requires_grad=True)
     (torch.relu(w @ w) ** 2).sum().backward()
     torch.optim.Adam([w], lr=1e-2).step()
-    n, d = (300, 30) if quick else (2000, 200)
-    time_limit = time_limit or (10.0 if quick else 60.0)
+    n, d = (1000, 100) if quick else (5000, 500)
+    time_limit = time_limit or (5.0 if quick else 30.0)
     rows = []
     for p in make_problems(n, d, seed=2, which=TORCH_PROBLEMS):
         t, sol = best_time(p.run, 2 if quick else 3)
         target = sol.objective * (1 + TARGET_RTOL)
-        runs = [_train(torch, p, target, optimizer=o, width=width, time_limit=time_limit, seed=0)
-                for o in ("adam", "lbfgs")]
-        hits = [r for r in runs if r["t_to_target_s"] is not None]
+        adam = [_train(torch, p, target, optimizer="adam", width=width, time_limit=time_limit, seed=0, lr=lr)
+                for lr in ADAM_LRS]
+        lbfgs = _train(torch, p, target, optimizer="lbfgs", width=width, time_limit=time_limit, seed=0)
+        adam_hits = [r for r in adam if r["t_to_target_s"] is not None]
+        adam_best = (min(adam_hits, key=lambda r: r["t_to_target_s"]) if adam_hits
+                     else min(adam, key=lambda r: r["best_objective"]))
+        hits = [r for r in (adam_best, lbfgs) if r["t_to_target_s"] is not None]
         best = min(hits, key=lambda r: r["t_to_target_s"]) if hits else None
         t_torch = best["t_to_target_s"] if best else time_limit
+        t_adam = adam_best["t_to_target_s"]
+        t_lbfgs = lbfgs["t_to_target_s"]
         row = {
             "problem": p.name, "description": p.description, "n": p.X.shape[0], "d": p.X.shape[1],
             "depth": p.depth, "width": width, "t_closed_s": t, "objective_closed": float(sol.objective),
@@ -120,15 +141,20 @@ def bench_torch(*, quick: bool, threads: int = 1, width: int = 16, time_limit: f
             "reached": best is not None, "best_optimizer": best["optimizer"] if best else None,
             "t_torch_s": t_torch, "ratio_torch_over_closed": t_torch / t,
             "ratio_is_lower_bound": best is None,
-            "t_adam_s": runs[0]["t_to_target_s"], "ratio_adam_over_closed":
-                (runs[0]["t_to_target_s"] or time_limit) / t, "adam_reached": runs[0]["t_to_target_s"] is not None,
-            "runs": runs,
+            "adam_lr": adam_best["lr"], "t_adam_s": t_adam, "adam_reached": t_adam is not None,
+            "ratio_adam_over_closed": (t_adam or time_limit) / t,
+            "adam_best_rel_gap": adam_best["best_rel_gap"],
+            "t_lbfgs_s": t_lbfgs, "lbfgs_reached": t_lbfgs is not None,
+            "ratio_lbfgs_over_closed": (t_lbfgs or time_limit) / t,
+            "lbfgs_best_rel_gap": lbfgs["best_rel_gap"],
+            "runs": adam + [lbfgs],
         }
         rows.append(row)
         if progress:
-            flag = "" if best else f" (not reached in {time_limit:.0f}s: ratio is a lower bound)"
-            print(f"  torch  {p.name:<20} closed {t:8.4f}s  torch {t_torch:8.3f}s "
-                  f"[{row['best_optimizer']}]  ratio {t_torch / t:9.0f}{flag}", flush=True)
+            def show(tt):
+                return f"{tt:8.3f}s" if tt is not None else f"> {time_limit:.0f}s  "
+            print(f"  torch  {p.name:<20} closed {t:8.4f}s  Adam(lr {adam_best['lr']:g}) {show(t_adam)}  "
+                  f"L-BFGS {show(t_lbfgs)}  ratio {'> ' if best is None else ''}{t_torch / t:9.0f}", flush=True)
     return rows
 
 
@@ -137,11 +163,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--width", type=int, default=16)
+    ap.add_argument("--cap", type=float, default=None, help="time limit per training run [s] (default 30, quick 5)")
     args = ap.parse_args(argv)
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=args.threads):
-        return bench_torch(quick=args.quick, threads=args.threads, width=args.width)
+        return bench_torch(quick=args.quick, threads=args.threads, width=args.width, time_limit=args.cap)
 
 
 if __name__ == "__main__":

@@ -466,3 +466,121 @@ def test_user_defined_loss_matches_builtin(depth):
     assert ours.certified
     assert rel(ours.objective, ref.objective) <= 1e-7
     assert ours.lower_bound <= ref.objective * (1 + 1e-12)
+
+
+# ---------------------------------------------------------------------------- deep, non-squared losses
+@pytest.mark.parametrize("loss", ["logistic", "cross_entropy"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_deep_logistic_and_two_class_cross_entropy_certified_by_default(loss, seed):
+    # L = 3 on small random data: the solver's bound and certify's *default* bound close the gap
+    rng = np.random.default_rng(300 + seed)
+    X = rng.standard_normal((20, 4))
+    y = np.sign(X @ rng.standard_normal(4) + 0.5 * rng.standard_normal(20))
+    labels = (y > 0).astype(int) if loss == "cross_entropy" else y
+    sol = deepdual.solve(X, labels, beta=0.3, activation="linear", depth=3, loss=loss)
+    assert sol.info["rank"] == 1 and sol.certified, sol
+    cert = deepdual.certify(sol.network, X, labels, beta=0.3, loss=loss)  # exact="auto"
+    assert cert.certified, cert
+    assert cert.objective == pytest.approx(sol.objective, rel=1e-14)
+    # proven bounds lie below every trained network
+    train_labels = np.eye(2)[labels] if loss == "cross_entropy" else labels  # one-hot: two output columns
+    best = best_of_restarts(X, train_labels, beta=0.3, depth=3, activation="linear", width=3, restarts=3,
+                            iters=300, loss=loss)
+    assert sol.lower_bound <= best * (1 + 1e-12)
+    assert cert.lower_bound <= best * (1 + 1e-12)
+    assert sol.objective <= best * (1 + 1e-6)
+
+
+def test_two_class_cross_entropy_is_logistic_on_the_margin():
+    # the reduction: CE(XM) + lam sum sigma^p with M = [-v, v]/sqrt(2) equals the logistic problem
+    # on sqrt(2) X at v, and the two optimal values agree
+    rng = np.random.default_rng(310)
+    X = rng.standard_normal((16, 3))
+    y = np.sign(X @ rng.standard_normal(3) + 0.3 * rng.standard_normal(16))
+    ce = deepdual.solve(X, (y > 0).astype(int), beta=0.4, activation="linear", depth=3, loss="cross_entropy")
+    lg = deepdual.solve(np.sqrt(2.0) * X, y, beta=0.4, activation="linear", depth=3, loss="logistic")
+    assert ce.certified and lg.certified
+    assert ce.objective == pytest.approx(lg.objective, rel=1e-6)
+    M = ce.network.end_to_end() if hasattr(ce.network, "end_to_end") else None
+    F = ce.predict(X) if M is None else X @ M
+    assert F.shape == (16, 2)
+
+
+# ---------------------------------------------------------------------------- float32 / float64
+def _hadamard(k):
+    H = np.array([[1.0]])
+    for _ in range(k):
+        H = np.block([[H, H], [H, -H]])
+    return H
+
+
+@pytest.mark.parametrize("case", ["projection", "path", "spectral-orthonormal", "spectral-whitened",
+                                  "relu-rank-one", "relu-whitened", "stats"])
+def test_every_closed_form_accepts_float32_and_float64(case):
+    # float32 input is converted to float64 and gives the float64 answer of the same (rounded) data.
+    # Structured data is built from values exact in float32 (Hadamard / 4, small integers), so
+    # the structure survives the cast.
+    rng = np.random.default_rng(320)
+    kw = dict(beta=0.5, activation="linear", depth=2)
+    if case in ("projection", "path", "stats"):
+        X, y = rng.standard_normal((15, 3)), rng.standard_normal(15)
+        kw["depth"] = 3 if case == "path" else 2
+    elif case == "spectral-orthonormal":
+        X = _hadamard(4)[:, :4] / 4.0  # X^T X = I exactly
+        y = rng.standard_normal((16, 2))
+        kw["depth"] = 3
+    elif case == "spectral-whitened":
+        X = _hadamard(4)[:4] / 4.0  # X X^T = I exactly
+        y = rng.standard_normal((4, 2))
+    elif case == "relu-rank-one":
+        X = np.outer(np.arange(1.0, 9.0), [1.0, -2.0, 0.5])
+        y = rng.standard_normal(8)
+        kw.update(activation="relu", beta=2.0)
+    else:  # relu-whitened
+        X = _hadamard(4)[:6] / 4.0
+        y = rng.standard_normal(6)
+        kw.update(activation="relu")
+    X32, y32 = X.astype(np.float32), y.astype(np.float32)
+    if case == "stats":
+        from deepdual.solvers.streaming import solve_stats
+        from deepdual.stats import from_arrays
+
+        a = solve_stats(from_arrays(X32, y32), beta=0.5, activation="linear")
+        b = solve_stats(from_arrays(X32.astype(np.float64), y32.astype(np.float64)), beta=0.5, activation="linear")
+    else:
+        a = deepdual.solve(X32, y32, **kw)
+        b = deepdual.solve(X32.astype(np.float64), y32.astype(np.float64), **kw)
+    assert a.method == b.method
+    expected = {"projection": "projection", "path": "path search", "spectral-orthonormal": "orthonormal X",
+                "spectral-whitened": "whitened X", "relu-rank-one": "rank-one data", "relu-whitened": "whitened data"}
+    assert expected.get(case, "") in a.method  # the closed form itself ran, not a fallback
+    assert a.certified and b.certified
+    assert a.objective == pytest.approx(b.objective, rel=1e-12)
+    assert a.lower_bound == pytest.approx(b.lower_bound, rel=1e-12)
+    assert a.predict(X32).dtype == np.float64
+
+
+def test_precomputed_factorization_option():
+    from deepdual.projection import factorize
+
+    rng = np.random.default_rng(330)
+    X, y = rng.standard_normal((30, 4)), rng.standard_normal(30)
+    for depth in (2, 3):
+        a = deepdual.solve(X, y, beta=0.8, activation="linear", depth=depth)
+        b = deepdual.solve(X, y, beta=0.8, activation="linear", depth=depth, factorization=factorize(X, "svd"))
+        assert b.certified and b.objective == pytest.approx(a.objective, rel=1e-10)
+    with pytest.raises(ValueError, match="factorization"):
+        deepdual.solve(X, y, beta=0.8, activation="linear", factorization=factorize(X[:10]))
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_wide_data_gram_path_matches_svd(depth):
+    # d >= 4n: the factorization comes from X X^T (V never formed); same answer as the SVD path
+    rng = np.random.default_rng(340)
+    X, y = rng.standard_normal((8, 40)), rng.standard_normal(8)
+    beta = 0.2 * np.linalg.norm(X.T @ y)
+    a = deepdual.solve(X, y, beta=beta, activation="linear", depth=depth)
+    b = deepdual.solve(X, y, beta=beta, activation="linear", depth=depth, factorization="svd")
+    assert a.certified and b.certified
+    assert a.objective == pytest.approx(b.objective, rel=1e-10)
+    assert a.lower_bound <= b.objective * (1 + 1e-12) and b.lower_bound <= a.objective * (1 + 1e-12)

@@ -188,3 +188,35 @@ def test_inputs_not_modified_and_lists_accepted():
 
 def test_public_name():
     assert deepdual.project is project
+
+
+def test_gram_factorization_does_not_form_u():
+    # the Gram path keeps X instead of U = X V / s; U^T y and U w cost O(nd) and agree with U
+    rng = np.random.default_rng(11)
+    X, y = _case(rng, 80, 6)
+    fac = factorize(X, "gram")
+    assert fac.U is None and fac.X is X
+    w = rng.standard_normal(fac.rank)
+    z, Uw = fac.left_solve(y), fac.left_apply(w)
+    U = fac.left()
+    np.testing.assert_allclose(U.T @ U, np.eye(fac.rank), atol=1e-12)
+    np.testing.assert_allclose(z, U.T @ y, rtol=1e-12, atol=1e-12 * np.linalg.norm(y))
+    np.testing.assert_allclose(Uw, U @ w, rtol=1e-12, atol=1e-12 * np.linalg.norm(w))
+    np.testing.assert_allclose((U * fac.s) @ fac.Vt, X, atol=1e-12 * np.abs(X).max())
+
+
+@pytest.mark.parametrize("r_frac", [0.0, 0.3, 0.9])
+def test_wide_gram_path_agrees_with_svd(r_frac):
+    # wide X (d >= 4n): eigenvectors of X X^T, V = X^T U / s never formed
+    rng = np.random.default_rng(12)
+    X, y = _case(rng, 8, 50)
+    fac = factorize(X, "auto")
+    assert fac.method == "gram" and fac.Vt is None and fac.X is X
+    r = r_frac * np.linalg.norm(X.T @ y)
+    ug, us = project_factored(fac, y, r), project_factored(factorize(X, "svd"), y, r)
+    np.testing.assert_allclose(ug.u, us.u, rtol=1e-10, atol=1e-12 * np.linalg.norm(y))
+    np.testing.assert_allclose(ug.M, us.M, rtol=1e-9, atol=1e-12 * np.linalg.norm(us.M))
+    _kkt(X, y, r, ug)
+    Vt = fac.right()
+    np.testing.assert_allclose(Vt @ Vt.T, np.eye(fac.rank), atol=1e-12)
+    np.testing.assert_allclose((fac.U * fac.s) @ Vt, X, atol=1e-12 * np.abs(X).max())

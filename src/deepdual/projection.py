@@ -41,26 +41,69 @@ _EPS = np.finfo(float).eps
 
 @dataclass
 class Factorization:
-    """Thin SVD ``X = U diag(s) Vt`` restricted to the numerical rank.
+    r"""Thin SVD ``X = U diag(s) Vt`` restricted to the numerical rank.
 
     ``s`` holds the singular values above ``max(n, d) * eps * s_max`` (the
     LAPACK convention for numerical rank, as in ``numpy.linalg.matrix_rank``).
+
+    The Gram paths do not form the other factor from ``X`` (an n x d x k product, as
+    costly as the factorization itself), and keep ``X`` instead:
+
+    * tall ``X`` (eigenvectors of :math:`X^TX`): ``U`` is ``None``;
+      :math:`U^Ty = \mathrm{diag}(1/s)V^T(X^Ty)` and :math:`U w = X V (w/s)` cost O(nd)
+      (:meth:`left_solve`, :meth:`left_apply`); :meth:`left` forms ``U`` when asked;
+    * wide ``X`` (eigenvectors of :math:`XX^T`): ``Vt`` is ``None``;
+      :math:`Vc = X^TU(c/s)` costs O(nd) (:meth:`right_apply`); :meth:`right` forms ``Vt``.
     """
 
-    U: np.ndarray  # (n, k)
+    U: np.ndarray | None  # (n, k), or None (tall Gram path: use X)
     s: np.ndarray  # (k,)
-    Vt: np.ndarray  # (k, d)
+    Vt: np.ndarray | None  # (k, d), or None (wide Gram path: use X)
     shape: tuple[int, int]
     method: str
+    X: np.ndarray | None = None  # the factored matrix when U or Vt is None
 
     @property
     def rank(self) -> int:
         return int(self.s.size)
 
+    def left(self) -> np.ndarray:
+        """The left singular vectors ``U`` (n, k), formed from ``X`` if needed."""
+        if self.U is None:
+            self.U = (self.X @ self.Vt.T) / self.s if self.s.size else np.zeros((self.shape[0], 0))
+        return self.U
+
+    def right(self) -> np.ndarray:
+        """The right singular vectors ``Vt`` (k, d), formed from ``X`` if needed."""
+        if self.Vt is None:
+            self.Vt = ((self.X.T @ self.U) / self.s).T if self.s.size else np.zeros((0, self.shape[1]))
+        return self.Vt
+
+    def right_apply(self, c: np.ndarray) -> np.ndarray:
+        r""":math:`Vc` for ``c`` of shape (k,) or (k, m), in O(nd(m)): :math:`X^TU(c/s)` when ``Vt`` is not formed."""
+        if self.Vt is not None:
+            return self.Vt.T @ c
+        scale = self.s if np.ndim(c) == 1 else self.s[:, None]
+        return self.X.T @ (self.U @ (c / scale))
+
+    def left_solve(self, y: np.ndarray) -> np.ndarray:
+        r""":math:`U^Ty` (k,) in O(nd): :math:`\mathrm{diag}(1/s)V^T(X^Ty)` when ``U`` is not formed."""
+        if self.U is not None:
+            return self.U.T @ y
+        return (self.Vt @ (self.X.T @ y)) / self.s
+
+    def left_apply(self, w: np.ndarray) -> np.ndarray:
+        r""":math:`Uw` (n,) in O(nd): :math:`XV(w/s)` when ``U`` is not formed."""
+        if self.U is not None:
+            return self.U @ w
+        return self.X @ (self.Vt.T @ (w / self.s))
+
 
 def factorize(X: np.ndarray, method: Literal["auto", "svd", "gram"] = "auto") -> Factorization:
-    """Thin SVD of ``X`` by LAPACK ``gesdd`` or, for tall well-conditioned ``X``, by
-    the eigendecomposition of the Gram matrix ``X^T X`` (one ``syrk`` plus a d x d ``syevd``).
+    """Thin SVD of ``X`` by LAPACK ``gesdd`` or, for tall (n >= 4d) well-conditioned ``X``, by
+    the eigendecomposition of the Gram matrix ``X^T X`` (one ``syrk`` plus a d x d ``syevd``);
+    for wide (d >= 4n) well-conditioned ``X`` of full row rank, of ``X X^T`` (n x n).
+    ``"gram"`` forces the Gram path with the smaller of the two Gram matrices.
 
     The Gram path squares the condition number, so ``"auto"`` falls back to the SVD
     when the Gram eigenvalues say ``X`` is ill-conditioned (cond > 1e4, i.e. relative
@@ -75,12 +118,14 @@ def factorize(X: np.ndarray, method: Literal["auto", "svd", "gram"] = "auto") ->
     e = int(np.frexp(xmax)[1]) if xmax > 0 else 0
     fac = _factorize_scaled(np.ldexp(X, -e), method)
     fac.s = np.ldexp(fac.s, e)
+    if fac.U is None or fac.Vt is None:
+        fac.X = X  # U = X V diag(1/s), V = X^T U diag(1/s) with the unscaled X and s
     return fac
 
 
 def _factorize_scaled(X: np.ndarray, method: str) -> Factorization:
     n, d = X.shape
-    if method == "gram" or (method == "auto" and n >= 4 * d):
+    if (method == "gram" and n >= d) or (method == "auto" and n >= 4 * d):
         G = X.T @ X
         w, V = sla.eigh(G, driver="evd")
         w, V = w[::-1], V[:, ::-1]
@@ -90,8 +135,21 @@ def _factorize_scaled(X: np.ndarray, method: str) -> Factorization:
         cond_ok = s.size == 0 or (s[0] / s[-1] < 1e4 and s.size == d)
         if method == "gram" or cond_ok:
             Vk = V[:, keep]
-            U = (X @ Vk) / s if s.size else np.zeros((n, 0))
-            return Factorization(U, s, Vk.T, (n, d), "gram")
+            # U = X V diag(1/s) is not formed (see Factorization); factorize() attaches X
+            return Factorization(None if s.size else np.zeros((n, 0)), s, Vk.T, (n, d), "gram")
+    if (method == "gram" and n < d) or (method == "auto" and d >= 4 * n):
+        # wide X: the same with the n x n matrix X X^T = U diag(s^2) U^T
+        G = X @ X.T
+        w, U = sla.eigh(G, driver="evd")
+        w, U = w[::-1], U[:, ::-1]
+        wmax = max(w[0], 0.0)
+        keep = w > max(n, d) * _EPS * wmax * 1e2 if wmax > 0 else np.zeros_like(w, dtype=bool)
+        s = np.sqrt(w[keep])
+        cond_ok = s.size == 0 or (s[0] / s[-1] < 1e4 and s.size == n)
+        if method == "gram" or cond_ok:
+            # V = X^T U diag(1/s) is not formed (see Factorization); factorize() attaches X
+            Vt = None if s.size else np.zeros((0, d))
+            return Factorization(U[:, keep], s, Vt, (n, d), "gram")
     try:
         U, s, Vt = sla.svd(X, full_matrices=False, lapack_driver="gesdd")
     except np.linalg.LinAlgError:  # pragma: no cover - gesdd rarely fails to converge
@@ -159,7 +217,7 @@ def project_factored(fac: Factorization, y: np.ndarray, radius: float) -> Projec
     ``b ~ max|y|`` (exact), so that data at any floating-point scale (1e+-150)
     neither overflows nor underflows; then :math:`\mu = a^2\tilde\mu` and :math:`M = (b/a)\tilde M`.
     """
-    U, s, Vt = fac.U, fac.s, fac.Vt
+    s = fac.s
     d = fac.shape[1]
     y = np.asarray(y, dtype=float)
     ymax = float(np.max(np.abs(y))) if y.size else 0.0
@@ -170,7 +228,7 @@ def project_factored(fac: Factorization, y: np.ndarray, radius: float) -> Projec
     sn = s / a
     yn = y / b
     rn = (float(radius) / a) / b
-    z = U.T @ yn
+    z = fac.left_solve(yn)
     sz = sn * z
     if np.linalg.norm(sz) <= rn:
         # inside (||X^T y|| <= r): 0 is in the subdifferential of the penalized
@@ -178,12 +236,12 @@ def project_factored(fac: Factorization, y: np.ndarray, radius: float) -> Projec
         return ProjectionResult(y.copy(), 0.0, np.zeros(d), True)
     mu = _secular_mu(sn, z, rn)
     if mu == 0.0:  # radius == 0 (or below the scale's underflow): projection onto null(X^T)
-        u = b * (yn - U @ z)
-        M = (b / a) * (Vt.T @ (z / sn))
+        u = b * (yn - fac.left_apply(z))
+        M = (b / a) * fac.right_apply(z / sn)
         return ProjectionResult(u, 0.0, M, False)
     ss = sn * sn
-    u = b * (yn - U @ ((ss / (ss + mu)) * z))
-    M = (b / a) * (Vt.T @ ((sn / (ss + mu)) * z))
+    u = b * (yn - fac.left_apply((ss / (ss + mu)) * z))
+    M = (b / a) * fac.right_apply((sn / (ss + mu)) * z)
     return ProjectionResult(u, float(mu * a * a), M, False)
 
 

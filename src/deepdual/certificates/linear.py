@@ -31,7 +31,7 @@ import numpy as np
 
 from .._validation import check_options
 from ..bounds import max_budget, power_penalty_lower_bound
-from ..losses import HingeLoss, Loss, SquaredLoss
+from ..losses import HingeLoss, LogisticLoss, Loss, SquaredLoss
 from ..network import Network
 from ..objective import objective
 from ..projection import factorize, project_factored
@@ -46,8 +46,13 @@ from ..solvers.linear import (
     path_search,
     scaled_dual,
     spectral_norm,
+    two_class_margin,
     zero_sum_dual,
 )
+
+#: largest n * d for which certify(exact="auto") also runs the FISTA path search for the logistic
+#: loss (one output) or the two-class cross-entropy: about a second on small data
+_AUTO_PATH_SIZE = 10_000
 
 __all__ = ["certify_linear", "path_budget"]
 
@@ -117,8 +122,11 @@ def certify_linear(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: floa
     **options
         ``exact`` : {"auto", True, False}, default "auto".  Also use dual points of the
         exact optimum: "auto" where they are closed forms or a cheap one-dimensional
-        search (squared loss); True also for other losses (depth >= 3: a path of FISTA
-        solves, slower); False: only duals built from the network itself.
+        search (squared loss), and at depth >= 3 the FISTA path for the logistic loss with
+        one output or the two-class cross-entropy when ``n * d <= 10 000`` (about a second;
+        the network's own duals alone leave such bounds loose); True also for other losses
+        (depth >= 3: a path of FISTA solves, slower); False: only duals built from the
+        network itself.
 
     Returns
     -------
@@ -192,10 +200,18 @@ def certify_linear(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: floa
     upper = P
     kinds = ["duals from the network's residual"]
     schatten_lb = -np.inf
-    if exact is not False and (squared or exact is True) and not (intercept and not squared):
+    reduced = two_class_margin(loss, Xs, Ys) if not intercept else None
+    cheap_path = (exact == "auto" and X.size <= _AUTO_PATH_SIZE
+                  and ((isinstance(loss, LogisticLoss) and K == 1) or reduced is not None))
+    if exact is not False and (squared or exact is True or cheap_path) and not (intercept and not squared):
         if squared and K == 1:
             oracle = SquaredPathOracle(Xs, Ys, lam, p, factorize(Xs))
             max_points = 3000
+        elif reduced is not None:
+            # two classes: the logistic problem on the margin has the same optimum and its
+            # candidates bound every network (deepdual.solvers.linear.two_class_margin)
+            oracle = LossPathOracle(reduced[0], reduced[1], LogisticLoss(), lam, p, tol=rtol / 100.0, max_iter=5000)
+            max_points = 120
         else:
             oracle = LossPathOracle(Xs, Ys, loss, lam, p, tol=rtol / 100.0, max_iter=5000)
             max_points = 120 if K == 1 else 40

@@ -23,6 +23,9 @@ factors, and rescaling (AM--GM) turns it into a penalty on :math:`M`:
   - one output (any loss): a provably global one-dimensional search along the path
     of group-lasso solutions :math:`M(r) = \arg\min \ell(XM) + r\|M\|` with the interval
     lower bound of :func:`deepdual.bounds.power_penalty_lower_bound` (method ``"path"``);
+  - cross-entropy with two classes: exactly the logistic problem on the margin with
+    data :math:`\sqrt2 X` (:func:`two_class_margin`), solved by the one-output search
+    (certified like the one-output case);
   - several outputs, general data: the same search along the nuclear-norm path plus
     a proximal-gradient polish; the lower bound uses
     :math:`\sum_i\sigma_i^p \ge (\sum_i\sigma_i)^p` and is usually *not* tight when the
@@ -55,10 +58,10 @@ from scipy.optimize import brentq, minimize_scalar
 
 from .._validation import check_choice, check_options
 from ..bounds import max_budget, power_penalty_lower_bound, power_prox
-from ..losses import HingeLoss, LogisticLoss, Loss, SquaredLoss
+from ..losses import CrossEntropyLoss, HingeLoss, LogisticLoss, Loss, SquaredLoss
 from ..network import Network
 from ..objective import objective
-from ..projection import Factorization, factorize, project_factored
+from ..projection import Factorization, _pow2, _secular_mu, factorize, project_factored
 from ..solution import Solution
 from ..structures import has_orthonormal_columns, is_whitened
 
@@ -540,16 +543,53 @@ class PathPoint:
     upper: float
     D: float
     c: float
-    dual: np.ndarray
+    dual: np.ndarray | None
+    coef: np.ndarray | None = None  # M = V coef when M is not formed yet (SquaredPathOracle, wide X)
 
 
 class SquaredPathOracle:
-    r"""Exact path for one output and the squared loss: :math:`u = \mathcal P_{X,r}(y)`, ``M(r)``."""
+    r"""Exact path for one output and the squared loss: :math:`u = \mathcal P_{X,r}(y)`, ``M(r)``.
+
+    Every evaluation runs in the SVD coordinates of one factorization
+    :math:`X = U\mathrm{diag}(s)V^T` (rank ``k``): with :math:`z = U^Ty`, the residual norm
+    :math:`\|y_\perp\|^2 = \|y - Uz\|^2` (both computed once, O(nd)) and the root
+    :math:`\mu` of the secular equation (O(k) per step),
+
+    * :math:`\tilde m = s\odot z/(s^2+\mu)` (:math:`M = V\tilde m`), :math:`w = \mu z/(s^2+\mu)` (:math:`U^Tu`);
+    * budget :math:`\|M\| = \|\tilde m\|`, residual :math:`\|u\|^2 = \|w\|^2 + \|y_\perp\|^2`;
+    * dual value :math:`D = y^Tu - \tfrac12\|u\|^2 = z^Tw + \|y_\perp\|^2 - \tfrac12\|u\|^2`
+      and constraint :math:`c = \|X^Tu\| = \|s\odot w\|`;
+
+    so a point costs O(k + dk) instead of four O(nd) products.  These values rely on
+    the factorization being exact; :meth:`exact_candidates` recomputes ``D``, ``c`` and
+    the upper bound of all evaluated points *from their* ``M`` *and* ``X`` (two blocked
+    matrix products), so the certificate does not depend on the factorization's accuracy.
+    Quantities are computed for ``X/a`` and ``y/b`` with powers of two ``a ~ s_max``,
+    ``b ~ max|y|`` (exact rescaling, as in :func:`deepdual.projection.project_factored`).
+    """
 
     def __init__(self, X: np.ndarray, Y: np.ndarray, lam: float, p: float, fac: Factorization) -> None:
         self.X, self.y, self.lam, self.p, self.fac = X, Y[:, 0], lam, p, fac
-        self.r_max = float(np.linalg.norm(X.T @ self.y))
+        y = self.y
+        Xty = X.T @ y
+        self.r_max = float(np.linalg.norm(Xty))
         self.has_zero = True  # r = 0 (least squares) is a valid point
+        self.uses_warm = False  # each point is a closed form: no warm start
+        s = fac.s
+        ymax = float(np.max(np.abs(y))) if y.size else 0.0
+        self._empty = s.size == 0 or ymax == 0.0
+        if self._empty:
+            return
+        a, b = _pow2(float(s[0])), _pow2(ymax)
+        self._a, self._b = a, b
+        self._sn = s / a
+        self._s2 = self._sn * self._sn
+        yn = y / b
+        # z = U^T y/b; with U not formed (Gram path), diag(1/s) V^T (X^T y) / b reuses X^T y
+        self._z = fac.left_solve(yn) if fac.U is not None else (fac.Vt @ (Xty / b)) / s
+        self._sz_norm = float(np.linalg.norm(self._sn * self._z))
+        perp = yn - fac.left_apply(self._z)
+        self._yp2 = float(perp @ perp)
 
     def zero_point(self) -> PathPoint:
         """``M = 0`` (every ``r >= ||X^T y||``), with the dual candidate ``u = y``."""
@@ -558,15 +598,62 @@ class SquaredPathOracle:
         return PathPoint(self.r_max, 0.0, np.zeros((self.X.shape[1], 1)), D, D, self.r_max, y[:, None].copy())
 
     def __call__(self, r: float, warm: np.ndarray | None = None) -> PathPoint:
-        res = project_factored(self.fac, self.y, r)
-        u, M = res.u, res.M
-        # D and c straight from u: any u is a valid candidate, whatever its accuracy
-        D = float(self.y @ u) - 0.5 * float(u @ u)
-        c = float(np.linalg.norm(self.X.T @ u))
-        s = float(np.linalg.norm(M))
-        R = self.X @ M - self.y
-        upper = 0.5 * float(R @ R) + self.lam * s**self.p
-        return PathPoint(float(r), s, M[:, None], upper, D, c, u[:, None])
+        if self._empty:
+            pt = self.zero_point()
+            pt.r = float(r)
+            return pt
+        a, b = self._a, self._b
+        sn, s2, z = self._sn, self._s2, self._z
+        rn = (float(r) / a) / b
+        if self._sz_norm <= rn:  # y inside the cylinder: M = 0
+            pt = self.zero_point()
+            pt.r = float(r)
+            return pt
+        mu = _secular_mu(sn, z, rn)
+        den = s2 + mu
+        mt = sn * z / den  # V^T M (scaled by a / b)
+        w = mu * z / den  # U^T u / b
+        u2 = float(w @ w) + self._yp2
+        s_budget = (b / a) * float(np.linalg.norm(mt))
+        D = b * b * (float(z @ w) + self._yp2 - 0.5 * u2)
+        c = b * a * float(np.linalg.norm(sn * w))
+        upper = 0.5 * b * b * u2 + self.lam * s_budget**self.p
+        if self.fac.Vt is None:
+            # wide X, V not formed: M = V coef costs O(nd); exact_candidates forms all M's in one product
+            return PathPoint(float(r), s_budget, None, upper, D, c, None, (b / a) * mt)
+        M = (b / a) * (self.fac.Vt.T @ mt)
+        return PathPoint(float(r), s_budget, M[:, None], upper, D, c, None)
+
+    def exact_candidates(self, points: list[PathPoint], block: int = 64) -> None:
+        r"""Recompute ``s``, ``upper``, ``D``, ``c`` and the dual ``u = y - XM`` of ``points``
+        in place from their ``M`` and ``X`` (blocks of ``block`` points: two matrix products each).
+
+        Any ``u`` gives a valid candidate (:math:`\ell(XM') \ge D(u) - \|X^Tu\|\|M'\|`),
+        so the values used for the lower bound are exact up to the rounding of these products.
+        """
+        todo = [q for q in points if q.dual is None]
+        X, y = self.X, self.y
+        # at most ~1e7 entries (80 MB) in the n x block residual matrix, whatever n
+        block = max(1, min(int(block), 10_000_000 // max(X.shape[0], 1)))
+        for i in range(0, len(todo), block):
+            chunk = todo[i:i + block]
+            lazy = [j for j, q in enumerate(chunk) if q.M is None]
+            if lazy:
+                Ml = self.fac.right_apply(np.column_stack([chunk[j].coef for j in lazy]))
+                for col, j in enumerate(lazy):
+                    chunk[j].M = Ml[:, col:col + 1].copy()
+                    chunk[j].coef = None
+            Ms = np.column_stack([q.M[:, 0] for q in chunk])
+            Uall = y[:, None] - X @ Ms
+            Cs = np.linalg.norm(X.T @ Uall, axis=0)
+            for j, q in enumerate(chunk):
+                u = Uall[:, j]
+                uu = float(u @ u)
+                q.s = float(np.linalg.norm(Ms[:, j]))
+                q.D = float(y @ u) - 0.5 * uu
+                q.c = float(Cs[j])
+                q.upper = 0.5 * uu + self.lam * q.s**self.p
+                q.dual = u[:, None].copy()
 
 
 class LossPathOracle:
@@ -609,10 +696,6 @@ class PathSearch:
     rounds: int = 0
 
 
-def _g(D, c, T, lam, p):
-    return D - c * T + lam * T**p
-
-
 def interval_lower_bound(points: list[PathPoint], extras: list[tuple[float, float]], T_max: float,
                          lam: float, p: float) -> tuple[float, np.ndarray, list[tuple[int, int]]]:
     r"""Proven :math:`\min_{T\in[0,T_{\max}]}\max_k g_k(T)` on the grid of the points' budgets.
@@ -647,19 +730,21 @@ def interval_lower_bound(points: list[PathPoint], extras: list[tuple[float, floa
     else:
         nodes.append(T_max)
         groups.append([groups[-1][-1]])
-    Dx = np.array([e[0] for e in extras if np.isfinite(e[0]) and np.isfinite(e[1])])
-    cx = np.array([e[1] for e in extras if np.isfinite(e[0]) and np.isfinite(e[1])])
+    ext = [(float(e[0]), float(e[1])) for e in extras if math.isfinite(e[0]) and math.isfinite(e[1])]
     bounds = np.empty(len(nodes) - 1)
     pairs: list[tuple[int, int]] = []
+    # plain floats: each interval has a handful of candidates, far below numpy's per-call overhead
+    cand = [(float(q.D), float(q.c)) for q in points]
     for k in range(len(nodes) - 1):
         a, b = nodes[k], nodes[k + 1]
-        idx = groups[k] + groups[k + 1]
-        D = np.concatenate([[points[i].D for i in idx], Dx])
-        c = np.concatenate([[points[i].c for i in idx], cx])
-        with np.errstate(invalid="ignore"):
-            val = np.minimum(_g(D, c, a, lam, p), _g(D, c, b, lam, p))
-        val = val[np.isfinite(val)]
-        bounds[k] = float(np.max(val)) if val.size else -np.inf
+        pa, pb = lam * a**p, lam * b**p
+        best = -math.inf
+        for D, c in [cand[i] for i in groups[k] + groups[k + 1]] + ext:
+            # g(T) = D - c T + lam T^p is concave: its minimum over [a, b] is at an end point
+            va, vb = D - c * a + pa, D - c * b + pb
+            if math.isfinite(va) and math.isfinite(vb) and min(va, vb) > best:
+                best = min(va, vb)
+        bounds[k] = best
         pairs.append((groups[k][-1], groups[k + 1][0]))
     return float(np.min(bounds)), bounds, pairs
 
@@ -686,8 +771,10 @@ def path_search(oracle, *, lam: float, p: float, beta: float, depth: int, min_lo
     pts: list[PathPoint] = []
     r_max = oracle.r_max
 
+    uses_warm = getattr(oracle, "uses_warm", True)
+
     def nearest_M(r: float) -> np.ndarray | None:
-        if not pts:
+        if not pts or not uses_warm:
             return None
         lr = math.log(max(r, 1e-300))
         j = min(range(len(pts)), key=lambda i: abs(math.log(max(pts[i].r, 1e-300)) - lr))
@@ -779,6 +866,10 @@ def path_search(oracle, *, lam: float, p: float, beta: float, depth: int, min_lo
                 add(rn)
             if rounds % 4 == 1:
                 refine_upper()
+    exact = getattr(oracle, "exact_candidates", None)
+    if exact is not None:
+        # the search ran on cheap values; the bound and the choice of the best point use exact ones
+        exact(pts)
     if polish is not None:
         best = min(pts, key=lambda q: q.upper)
         extra = polish(best)
@@ -837,6 +928,31 @@ def _polish_schatten(X, Y, loss: Loss, lam: float, p: float, max_iter: int):
     return polish
 
 
+# ====================================================================== two classes
+def two_class_margin(loss: Loss, X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    r"""Cross-entropy with two classes as the logistic loss on the margin (exact reduction).
+
+    With one-hot :math:`Y` (n, 2) and :math:`y = Y_{:,1} - Y_{:,0} \in \{\pm1\}`, the cross-entropy of
+    :math:`F = XM` is the logistic loss of the margin :math:`F_{:,1} - F_{:,0} = X\delta`,
+    :math:`\delta = m_1 - m_0`.  For every ``M`` and ``0 < p <= 1``,
+    :math:`\sum_i\sigma_i(M)^p \ge \|M\|_*^p \ge \|M\|_F^p \ge (\|\delta\|/\sqrt2)^p`
+    (:math:`\|m_0\|^2 + \|m_1\|^2 \ge \|m_1 - m_0\|^2/2`), with equality for the rank-one
+    :math:`M = [-v, v]/\sqrt2`, :math:`v = \delta/\sqrt2`.  Hence
+
+    .. math:: \min_M \mathrm{CE}(XM, Y) + \lambda\textstyle\sum_i\sigma_i(M)^p
+              = \min_v \ell_{\log}(\sqrt2\,Xv, y) + \lambda\|v\|^p ,
+
+    and every lower bound of the right-hand problem is one of the left.  Returns
+    ``(sqrt(2) X, y[:, None])`` when ``loss`` is the cross-entropy with two classes, else ``None``.
+    """
+    if not isinstance(loss, CrossEntropyLoss) or Y.shape[1] != 2:
+        return None
+    y = Y[:, 1] - Y[:, 0]
+    if not np.all(np.abs(y) == 1.0):  # labels must be one-hot (canonical); anything else: no reduction
+        return None
+    return math.sqrt(2.0) * X, y[:, None]
+
+
 # ====================================================================== dispatcher
 def _centered(X: np.ndarray, Y: np.ndarray):
     xm, ym = X.mean(axis=0), Y.mean(axis=0)
@@ -867,7 +983,10 @@ def solve_linear(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, dep
     **options
         ``width`` (hidden units per layer: default 1 for one output, the rank otherwise),
         ``tol``, ``max_iter`` (FISTA iterations), ``max_points`` (path evaluations),
-        ``factorization`` ("auto", "svd", "gram"; for the projection).
+        ``factorization`` ("auto", "svd", "gram"; for the projection and the squared-loss path),
+        or a precomputed :class:`deepdual.projection.Factorization` of ``X`` (used when
+        ``bias=False``; e.g. by the sufficient-statistics solver, whose compressed data
+        :math:`\Lambda^{1/2}V^T` comes factored).
 
     Returns
     -------
@@ -886,7 +1005,13 @@ def solve_linear(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, dep
     if isinstance(max_iter, bool) or not isinstance(max_iter, (numbers.Integral, np.integer)) or max_iter < 1:
         raise ValueError(f"option `max_iter` must be a positive integer, got {max_iter!r}")
     max_iter = int(max_iter)
-    factorization = check_choice(options.get("factorization", "auto"), "factorization", ("auto", "svd", "gram"))
+    factorization = options.get("factorization", "auto")
+    given_fac: Factorization | None = None
+    if isinstance(factorization, Factorization):
+        if tuple(factorization.shape) != X.shape:
+            raise ValueError(f"option `factorization` factors a {factorization.shape} matrix, but `X` is {X.shape}")
+        given_fac, factorization = factorization, "auto"
+    factorization = check_choice(factorization, "factorization", ("auto", "svd", "gram"))
 
     n, d = X.shape
     K = Y.shape[1]
@@ -920,6 +1045,10 @@ def solve_linear(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, dep
             )
 
     structure = _spectral_structure(Xs) if squared else None
+
+    def factor(A: np.ndarray) -> Factorization:
+        # a given factorization is of X, so it is used only when the data were not centered
+        return given_fac if given_fac is not None and A is X else factorize(A, factorization)
 
     # ---------------------------------------------------------------- choose the method
     if method == "auto":
@@ -956,7 +1085,7 @@ def solve_linear(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, dep
     dual = None
 
     if method == "projection":
-        fac = factorize(Xs, factorization)
+        fac = factor(Xs)
         M, dual, lower, extra = _solve_projection(Xs, Ys, beta, fac)
         info.update(extra)
         name = "two-layer linear: projection u* = P_{X,beta}(y) (closed form)"
@@ -982,11 +1111,27 @@ def solve_linear(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, dep
             info["note"] = (f"FISTA stopped after {res.n_iter} iterations with relative gap "
                             f"{res.gap / max(abs(res.primal), _TINY):.2e} > tol={tol:g}")
         name = "two-layer linear: nuclear-norm FISTA, duality-gap stop"
+    elif method in ("path", "prox") and two_class_margin(loss, Xs, Ys) is not None:
+        # two classes: the exact logistic reduction (one output, so the path search is global)
+        lam, p = 0.5 * beta * L, 2.0 / L
+        Xl, yl = two_class_margin(loss, Xs, Ys)
+        logistic = LogisticLoss()
+        oracle = LossPathOracle(Xl, yl, logistic, lam, p, tol=tol / 10.0, max_iter=max(max_iter // 4, 200))
+        ps = path_search(oracle, lam=lam, p=p, beta=beta, depth=L, min_loss=float(logistic.minimum(yl)), tol=tol,
+                         max_points=max(max_points, 400))
+        v = ps.best.M[:, 0]
+        M = np.column_stack([-v, v]) / math.sqrt(2.0)
+        lower = ps.lower
+        dual = np.asarray(loss.dual_point(Xs @ M, Ys), dtype=float)
+        info.update(r=ps.best.r, n_points=len(ps.points), rounds=ps.rounds, T_max=ps.T_max,
+                    path_upper=ps.upper, rank=int(np.linalg.norm(v) > 0), reduction="two-class margin (logistic)")
+        name = ("deep linear, two-class cross-entropy = logistic on the margin: global secular-path search "
+                "with interval lower bound")
     else:  # path / prox
         lam, p = 0.5 * beta * L, 2.0 / L
         min_loss = float(loss.minimum(Ys))
         if squared and K == 1:
-            oracle = SquaredPathOracle(Xs, Ys, lam, p, factorize(Xs, factorization))
+            oracle = SquaredPathOracle(Xs, Ys, lam, p, factor(Xs))
         else:
             oracle = LossPathOracle(Xs, Ys, loss, lam, p, tol=tol / 10.0, max_iter=max(max_iter // 4, 200))
         polish = _polish_schatten(Xs, Ys, loss, lam, p, max_iter=2000) if K > 1 else None

@@ -72,7 +72,6 @@ from ..losses import HingeLoss, LogisticLoss, Loss, SquaredLoss
 from ..network import Network
 from ..objective import objective
 from ..solution import Solution
-from ..structures import is_whitened
 from .relu_rank_one import _check_width, _zero_path, aligned_path
 
 __all__ = ["solve_whitened", "norm_constrained_objective", "block_diagonal", "supports", "THEOREM", "FORMULATIONS"]
@@ -148,6 +147,16 @@ def block_diagonal(network: Network) -> Network:
     return Network([layers], network.activation, scalar_output=network.scalar_output)
 
 
+def _white_tol(X: np.ndarray) -> float:
+    """Entrywise tolerance of :func:`deepdual.structures.is_whitened` (the same test, done here once)."""
+    return 100 * X.shape[1] * np.finfo(float).eps
+
+
+def is_whitened_rows(X: np.ndarray) -> bool:
+    """The O(nd) part of :func:`deepdual.structures.is_whitened`: every row has unit norm (diag XX^T = 1)."""
+    return bool(np.max(np.abs(np.einsum("ij,ij->i", X, X) - 1.0)) <= _white_tol(X))
+
+
 def _feasible_dual_value(loss: Loss, V: np.ndarray, Y: np.ndarray, c: float, limit: float) -> tuple[float, np.ndarray]:
     """``D(sV)`` with ``s = min(1, limit / c)``: scaling makes the dual point feasible."""
     s = 1.0 if c <= limit else limit / c
@@ -190,19 +199,23 @@ def solve_whitened(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, d
                          "(the norm constraint is per sub-network)")
     if bias:
         raise ValueError("`bias=True` is not covered by the whitened-data theorem (it assumes no biases)")
-    if not is_whitened(X):
-        n, d = X.shape
-        dev = float(np.max(np.abs(X @ X.T - np.eye(n)))) if n <= d else float("nan")
+    n, d = X.shape
+    # one n x n Gram matrix serves both the whitening check and the bound on ||X||_2 below
+    # (is_whitened's row-norm test first rules out most non-whitened data in O(nd))
+    G = X @ X.T if n <= d and is_whitened_rows(X) else None
+    dev = float(np.max(np.abs(G - np.eye(n)))) if G is not None else float("nan")
+    if G is None or not dev <= _white_tol(X):
+        if n <= d and G is None:
+            dev = float(np.max(np.abs(X @ X.T - np.eye(n))))
         why = f"n = {n} > d = {d}" if n > d else f"max |X X^T - I| = {dev:.3g}"
         raise ValueError(f"`X` is not whitened (X X^T = I_n needed; {why}); whiten it with deepdual.whiten(X) "
                          "(needs n <= d and rank n)")
     L = int(depth)
-    n, d = X.shape
     K = Y.shape[1]
     # Proven upper bound on ||X||_2 (1 up to rounding): ||X||_2^2 = rho(XX^T) <= max row sum of |XX^T|
     # (an induced infinity-norm bound).  Only an upper bound is needed below (it enlarges c(V)
     # and shrinks the penalty, both of which keep the lower bound valid) and it avoids a full SVD.
-    x_norm = float(np.sqrt(np.max(np.abs(X @ X.T).sum(axis=1))))
+    x_norm = float(np.sqrt(np.max(np.abs(G).sum(axis=1))))
     closed_two_layer = formulation == "norm_constrained" or L == 2
     beta_eff = beta / t ** (L - 2) if formulation == "norm_constrained" else beta
     info: dict[str, Any] = {"beta": beta, "depth": L, "loss": getattr(loss, "name", type(loss).__name__),

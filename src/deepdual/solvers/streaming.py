@@ -151,6 +151,8 @@ def solve_stats(
             comp = Compressed(np.zeros((1, stats.d)), np.zeros((1, stats.K)), comp.c0)
         from .linear import solve_linear
 
+        if "factorization" not in options:
+            options = {**options, "factorization": _row_factorization(comp.X)}
         sol = solve_linear(comp.X, comp.Y, method=method, **kw, **options)
         note = "linear network: objective depends on X^T X, X^T Y, Y^T Y only"
     else:
@@ -190,6 +192,25 @@ def solve_stats(
         dual=None,
         info=info,
     )
+
+
+def _row_factorization(Xc: np.ndarray):
+    r"""The thin SVD of the compressed data :math:`\tilde X = \Lambda^{1/2}V^T` without computing it:
+    its rows are orthogonal, so :math:`U = I`, :math:`s` = the row norms (descending, as the
+    eigenvalues) and :math:`V^T` = the normalized rows.  Saves a k x d SVD per solve; any
+    inaccuracy cannot invalidate a certificate (the solvers evaluate dual points against
+    :math:`\tilde X` itself)."""
+    from ..projection import Factorization
+
+    k, d = Xc.shape
+    s = np.sqrt(np.einsum("ij,ij->i", Xc, Xc))
+    if not np.all(s > 0):
+        from ..projection import factorize
+
+        return factorize(Xc)  # not the expected form (compress() keeps nonzero rows only): factor it
+    # descending order (rounding may swap nearly equal eigenvalues): X = I[:, o] diag(s[o]) (X[o] / s[o])
+    o = np.argsort(-s, kind="stable")
+    return Factorization(np.eye(k)[:, o], s[o], Xc[o] / s[o, None], (k, d), "gram")
 
 
 def _check_streamable(lossf: Loss, bias: bool) -> None:
