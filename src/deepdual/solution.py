@@ -35,8 +35,29 @@ def _fmt(x: float) -> str:
     return f"{x:.10g}" if np.isfinite(x) else str(x)
 
 
+class _GapMixin:
+    """``gap``, ``relative_gap`` and ``certified`` of anything with ``objective``,
+    ``lower_bound`` and ``rtol`` (shared by :class:`Certificate` and :class:`Solution`)."""
+
+    objective: float
+    lower_bound: float
+    rtol: float
+
+    @property
+    def gap(self) -> float:
+        return float(self.objective - self.lower_bound)
+
+    @property
+    def relative_gap(self) -> float:
+        return self.gap / max(abs(self.objective), np.finfo(float).tiny)
+
+    @property
+    def certified(self) -> bool:
+        return is_certified(self.objective, self.lower_bound, self.rtol)
+
+
 @dataclass
-class Certificate:
+class Certificate(_GapMixin):
     """A weak-duality certificate for one network on one data set.
 
     Attributes
@@ -62,18 +83,6 @@ class Certificate:
     rtol: float = DEFAULT_RTOL
     details: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def gap(self) -> float:
-        return float(self.objective - self.lower_bound)
-
-    @property
-    def relative_gap(self) -> float:
-        return self.gap / max(abs(self.objective), np.finfo(float).tiny)
-
-    @property
-    def certified(self) -> bool:
-        return is_certified(self.objective, self.lower_bound, self.rtol)
-
     def as_dict(self) -> dict[str, Any]:
         return {
             "objective": float(self.objective),
@@ -93,7 +102,7 @@ class Certificate:
 
 
 @dataclass
-class Solution:
+class Solution(_GapMixin):
     """Result of :func:`deepdual.solve`.
 
     Attributes
@@ -121,18 +130,6 @@ class Solution:
     rtol: float = DEFAULT_RTOL
     dual: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def gap(self) -> float:
-        return float(self.objective - self.lower_bound)
-
-    @property
-    def relative_gap(self) -> float:
-        return self.gap / max(abs(self.objective), np.finfo(float).tiny)
-
-    @property
-    def certified(self) -> bool:
-        return is_certified(self.objective, self.lower_bound, self.rtol)
 
     def predict(self, X: Any) -> np.ndarray:
         """Predictions of :attr:`network` (shape ``(n,)`` for 1-D labels)."""
