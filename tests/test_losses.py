@@ -553,9 +553,9 @@ def test_unsupported_structure_and_loss_combinations_are_explicit():
     rng = np.random.default_rng(12)
     x = np.sort(rng.standard_normal(7))[:, None]
     ypm = np.where(np.arange(7) % 3 == 0, 1.0, -1.0)
-    for name in ("logistic", "hinge"):  # 1-D with biases: squared loss only
+    for name in ("logistic", "hinge"):  # 1-D with biases, L >= 3: squared loss only
         with pytest.raises(ValueError, match="squared"):
-            deepdual.solve(x, ypm, beta=0.1, bias=True, loss=name)
+            deepdual.solve(x, ypm, beta=0.1, bias=True, loss=name, depth=3)
     Xw = _whitened(rng, 6, 9)
     yw = np.where(np.arange(6) % 2 == 0, 1.0, -1.0)
     for name in ("logistic", "hinge"):  # whitened, weight decay, L >= 3: no closed form

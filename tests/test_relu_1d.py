@@ -467,7 +467,7 @@ def test_bad_input():
     with pytest.raises(ValueError, match="`y`"):
         deepdual.solve(X, np.ones((5, 2)), beta=1.0, bias=True)
     with pytest.raises(ValueError, match="squared"):
-        deepdual.solve(X, (y > 0).astype(float), beta=1.0, bias=True, loss="logistic")
+        deepdual.solve(X, (y > 0).astype(float), beta=1.0, bias=True, loss="logistic", depth=3)
     with pytest.raises(TypeError, match="unknown option"):
         deepdual.solve(X, y, beta=1.0, bias=True, foo=1)
     with pytest.raises(ValueError, match="cannot be combined"):
@@ -529,3 +529,101 @@ def test_spline_network_and_cost_helpers():
     assert r1.spline_cost(u, g, skip=True) == pytest.approx(T)
     with pytest.raises(ValueError, match="increasing"):
         r1.spline_cost(u[::-1], g)
+
+
+# --------------------------------------------------------------------------- logistic, hinge
+def _cvx_lasso_binary(x, y, beta, loss):
+    """min loss(c + A+ z+ + A- z-) + beta (|z+| + |z-|) over all 2n ramps at the data (cvxpy)."""
+    Ap = np.maximum(x[:, None] - x[None, :], 0.0)
+    Am = np.maximum(x[None, :] - x[:, None], 0.0)
+    zp, zm, c = cp.Variable(x.size), cp.Variable(x.size), cp.Variable()
+    f = Ap @ zp + Am @ zm + c
+    fit = cp.sum(cp.logistic(-cp.multiply(y, f))) if loss == "logistic" else cp.sum(cp.pos(1 - cp.multiply(y, f)))
+    prob = cp.Problem(cp.Minimize(fit + beta * (cp.norm1(zp) + cp.norm1(zm))))
+    # tight tolerances make CLARABEL flag the (degenerate) hinge LP as inaccurate; its
+    # defaults (1e-8) already agree with the LP optimum to ~1e-9
+    tight = dict(tol_gap_rel=1e-12, tol_gap_abs=1e-14, tol_feas=1e-12) if loss == "logistic" else {}
+    prob.solve(solver="CLARABEL", **tight)
+    return prob.value
+
+
+def _binary_instance(seed, n=None):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(6, 30)) if n is None else n
+    x = np.round(rng.uniform(-2.0, 2.0, n), 1)  # ties on purpose (possibly with both labels), unsorted
+    y = np.where(np.sin(2 * x) + 0.5 * rng.standard_normal(n) > 0, 1.0, -1.0)
+    y[:2] = [1.0, -1.0]  # both classes present
+    beta = float(10 ** rng.uniform(-2, 0.5))
+    return x, y, beta
+
+
+@pytest.mark.parametrize("loss", ["logistic", "hinge"])
+@pytest.mark.parametrize("seed", range(4))
+def test_binary_losses_match_cvxpy_and_are_certified(loss, seed):
+    x, y, beta = _binary_instance(seed)
+    X = x.reshape(-1, 1)
+    sol = deepdual.solve(X, y, beta=beta, bias=True, loss=loss)
+    ref = _cvx_lasso_binary(x, y, beta, loss)
+    assert sol.objective == pytest.approx(ref, rel=1e-6)
+    assert deepdual.objective(sol.network, X, y, beta=beta, loss=loss) == pytest.approx(sol.objective, rel=1e-12)
+    assert sol.certified and sol.relative_gap <= 1e-6
+    assert sol.lower_bound <= ref * (1 + 1e-7)
+    # certify_1d re-derives a bound from the network alone (its gradient as dual point): valid,
+    # and tight for the smooth logistic loss (the hinge subgradient need not be the optimal dual)
+    cert = r1.certify_1d(sol.network, X, y.reshape(-1, 1), beta=beta, loss=loss)
+    assert cert.lower_bound <= sol.objective * (1 + 1e-12)
+    if loss == "logistic":
+        assert cert.relative_gap <= 1e-6
+
+
+@pytest.mark.parametrize("loss", ["logistic", "hinge"])
+def test_binary_losses_kinks_at_data_and_labels_01(loss):
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-2, 2, 40)
+    y = np.where(np.sin(3 * x) + 0.3 * rng.standard_normal(40) > 0, 1.0, 0.0)  # {0, 1} labels
+    X = x.reshape(-1, 1)
+    sol = deepdual.solve(X, y, beta=0.05, bias=True, loss=loss)
+    sol_pm = deepdual.solve(X, 2 * y - 1, beta=0.05, bias=True, loss=loss)
+    assert sol.objective == pytest.approx(sol_pm.objective, rel=1e-9)
+    W1, b1 = sol.network.weights[0][0][0], sol.network.biases[0][0]
+    knots = -b1 / W1
+    assert knots.size >= 1
+    assert np.all(np.min(np.abs(knots[:, None] - x[None, :]), axis=1) <= 1e-12 * (1 + np.abs(knots)))
+    # unsorted input, permuted: same optimum
+    perm = rng.permutation(40)
+    sol_p = deepdual.solve(X[perm], y[perm], beta=0.05, bias=True, loss=loss)
+    assert sol_p.objective == pytest.approx(sol.objective, rel=1e-9)
+
+
+@pytest.mark.parametrize("loss", ["logistic", "hinge"])
+def test_binary_losses_errors(loss):
+    X = np.linspace(-1, 1, 10).reshape(-1, 1)
+    with pytest.raises(ValueError, match="y"):
+        deepdual.solve(X, np.arange(10) % 3, beta=0.1, bias=True, loss=loss)
+    y = np.where(X[:, 0] > 0, 1.0, -1.0)
+    with pytest.raises(ValueError, match="depth=2"):
+        deepdual.solve(X, y, beta=0.1, bias=True, loss=loss, depth=3)
+    with pytest.raises(ValueError, match="skip"):
+        deepdual.solve(X, y, beta=0.1, bias=True, loss=loss, skip=True)
+
+
+def test_logistic_one_class_is_rejected_hinge_is_exact():
+    X = np.linspace(-1, 1, 8).reshape(-1, 1)
+    with pytest.raises(ValueError, match="single class"):
+        deepdual.solve(X, np.ones(8), beta=0.1, bias=True, loss="logistic")
+    sol = deepdual.solve(X, np.ones(8), beta=0.1, bias=True, loss="hinge")
+    assert sol.objective == pytest.approx(0.0, abs=1e-12) and sol.certified
+
+
+def test_logistic_lower_bound_below_restarts_training():
+    pytest.importorskip("torch")
+    from restarts import best_of_restarts
+
+    x, y, beta = _binary_instance(11, n=16)
+    X = x.reshape(-1, 1)
+    sol = deepdual.solve(X, y, beta=beta, bias=True, loss="logistic")
+    val = best_of_restarts(X, y, beta=beta, depth=2, width=12, restarts=4, bias=True, loss="logistic",
+                           iters=300)
+    assert sol.lower_bound <= val * (1 + 1e-9)
+    # training reaches the optimum only approximately; it must not beat it
+    assert sol.objective <= val * (1 + 1e-9)

@@ -79,9 +79,10 @@ from typing import Any, NamedTuple
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
+from scipy.special import expit
 
 from .._validation import check_beta, check_finite, check_options, check_positive, check_targets
-from ..losses import Loss, SquaredLoss, get_loss
+from ..losses import HingeLoss, Loss, LogisticLoss, SquaredLoss, get_loss
 from ..network import Network
 from ..objective import objective as _objective
 from ..solution import DEFAULT_RTOL, Certificate, Solution
@@ -1354,6 +1355,226 @@ def certify_1d(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float, l
 
 
 # =============================================================================================
+# Two layers, logistic and hinge losses (the same finite Lasso, another loss)
+# =============================================================================================
+
+
+def _dual_bound_from_point(x: np.ndarray, Y: np.ndarray, v: np.ndarray, beta: float,
+                           loss: Loss) -> tuple[float, np.ndarray | None, float]:
+    r"""Proven lower bound from a given per-sample dual direction ``v`` (shape (n, 1)):
+    made orthogonal to the free output bias by :func:`_equalize_dual` (which keeps it in
+    the conjugate's domain), scaled into the exact dual constraint and by
+    :meth:`Loss.best_scale`.  Returns ``(bound, point, c)``."""
+    v = _equalize_dual(v, x, loss, skip=False)
+    u, inv = np.unique(x, return_inverse=True)
+    c = _c_columns(u, inv, v, "base")
+    tmax = np.inf if c == 0 else beta / c
+    t, D = loss.best_scale(v, Y, tmax)
+    return float(D), t * v, c
+
+
+def _spline_objective(gr: _Grouped, g: np.ndarray, y: np.ndarray, beta: float, loss: Loss) -> float:
+    r""":math:`\ell(g_{\mathrm{group}(i)}) + \beta R(g)`: the objective of the cheapest network
+    taking the values ``g`` at the distinct points (:func:`spline_cost`)."""
+    return float(loss.value(g[gr.inv][:, None], y[:, None])) + beta * spline_cost(gr.u, g)
+
+
+def _solve_logistic(x: np.ndarray, y: np.ndarray, beta: float, loss: Loss, *, tol: float,
+                    max_iter: int) -> tuple[np.ndarray, np.ndarray, float, np.ndarray | None, float, dict]:
+    r"""Two-layer 1-D problem with the logistic loss by a proximal Newton method.
+
+    At values :math:`g` (per distinct point) the loss is replaced by its second-order model
+    with the group gradient :math:`G_k = \sum_{x_i=u_k}\partial_f\ell_i` and curvature
+    :math:`H_k = \sum_{x_i=u_k}\sigma(y_if_i)\sigma(-y_if_i)`; the model problem
+    :math:`\min_{g'}\tfrac12\sum_kH_k(g'_k - g_k + G_k/H_k)^2 + \beta R(g')` is the weighted
+    squared-loss problem, solved exactly in :math:`O(n)` by :func:`_solve_two_layer`
+    (weights as multiplicities).  A backtracking (Armijo) line search on
+    :math:`\ell(g) + \beta R(g)` globalizes the step (Lee, Sun & Saunders 2014).  The iterate
+    is kept as a spline with a knot set (the union of the model solutions' knots), so that
+    :math:`R` is evaluated on the knots only: on all points, slopes over spacings of
+    :math:`10^{-8}` would carry rounding errors far above the decrease being measured.
+    Stops when the certified duality gap (dual point :math:`-\nabla\ell`, exact constraint)
+    is below ``tol`` relative.  Returns ``(knot positions, knot values, primal, dual point,
+    lower bound, info)``.
+    """
+    gr = _group(x, y)
+    npos, nneg = int(np.sum(y > 0)), int(np.sum(y < 0))
+    if npos == 0 or nneg == 0:
+        raise ValueError("`y` has a single class: with biases the logistic objective has no minimizer "
+                         "(its infimum, 0, is approached by an ever larger output bias)")
+    Y = y[:, None]
+    u = gr.u
+
+    def objective(K: np.ndarray, g: np.ndarray) -> float:
+        return float(loss.value(g[gr.inv][:, None], Y)) + beta * spline_cost(u[K], g[K])
+
+    K = np.unique([0, gr.p - 1])
+    g = np.full(gr.p, math.log(npos / nneg))  # the best constant
+    P = objective(K, g)
+    D, vv, c = _dual_bound_two_layer(x, Y, g[gr.inv][:, None], beta, loss)
+    it, steps = 0, []
+    while P - D > tol * abs(P) and it < max_iter:
+        it += 1
+        F = g[gr.inv]
+        grad = loss.gradient(F[:, None], Y)[:, 0]
+        s = expit(y * F)
+        G = np.bincount(gr.inv, grad, minlength=gr.p)
+        H = np.bincount(gr.inv, s * (1.0 - s), minlength=gr.p)
+        # curvature floor 1e-12 of the largest: keeps the model strictly convex at points the
+        # fit separates by ~28 logits (the step is then a scaled-gradient step there)
+        H = np.maximum(H, 1e-12 * float(H.max()))
+        t = g - G / H
+        res = _solve_two_layer(u, t, beta, max_iter=2000, grouped=_Grouped(u, H, t, gr.inv, 0.0))
+        Knew = np.searchsorted(u, res.tk)
+        KU = np.union1d(K, Knew)
+        d = res.g - g
+        delta = float(G @ d) + beta * (spline_cost(res.tk, res.ck) - spline_cost(u[K], g[K]))
+        if not delta < 0:  # no descent left at rounding level
+            break
+        alpha = 1.0
+        while alpha > 1e-10:
+            if alpha == 1.0:  # the model solution itself (exact knots, no rounding residue)
+                Kn, gn = Knew, res.g.copy()
+            else:
+                Kn, gn = KU, g + alpha * d
+            Pn = objective(Kn, gn)
+            if Pn <= P + 1e-4 * alpha * delta:  # Armijo constant 1e-4 (standard)
+                break
+            alpha *= 0.5
+        else:
+            break
+        steps.append(alpha)
+        K, g, P = Kn, gn, Pn
+        D2, vv2, c2 = _dual_bound_two_layer(x, Y, g[gr.inv][:, None], beta, loss)
+        if D2 > D:
+            D, vv, c = D2, vv2, c2
+    info = {"distinct_points": gr.p, "newton_iterations": it, "step_sizes": steps, "dual_constraint": c}
+    return u[K], g[K], P, vv, D, info
+
+
+def _solve_hinge(x: np.ndarray, y: np.ndarray, beta: float, loss: Loss
+                 ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray | None, float, dict]:
+    r"""Two-layer 1-D problem with the hinge loss as a sparse linear program (HiGHS).
+
+    Variables: values :math:`g_k` at the distinct points, slopes :math:`s_k` between them,
+    right-ramp coefficients :math:`r_k` (kinks :math:`u_1..u_{p-1}`), left-ramp coefficients
+    :math:`l_k` (kinks :math:`u_2..u_p`), split into positive and negative parts, and
+    hinge slacks :math:`\xi_i`:
+
+    .. math::
+
+        \min\ \sum_i\xi_i + \beta\sum_k(|r_k| + |l_k|)\quad\text{s.t.}\quad
+        g_{k+1} - g_k = (u_{k+1}-u_k)s_k,\ \ s_k - s_{k-1} = r_k + l_k,\ \
+        s_1 = r_1 - \sum_{k\ge2} l_k,\ \ \xi_i \ge 1 - y_ig_{k(i)},\ \xi\ge0,
+
+    the finite Lasso of ``docs/one_dimensional.md`` §2 with the slope of
+    :math:`c + \sum_k r_k(x-u_k)_+ + l_k(u_k-x)_+` on each segment written out
+    (:math:`O(n)` non-zeros; the free constant is :math:`g_1`).  The multipliers
+    :math:`a_i\in[0,1]` of the margin constraints are the hinge dual point
+    :math:`v_i = y_ia_i` (the conjugate's domain), certified by the exact constraint.
+    """
+    from scipy.optimize import linprog
+
+    gr = _group(x, y)
+    u, p, n = gr.u, gr.p, x.size
+    d = np.diff(u)
+    m = p - 1
+    # variable blocks: g (p), s (m), xi (n), r+ r- (m each), l+ l- (m each)
+    og, os_, ox = 0, p, p + m
+    orp, orm, olp, olm = ox + n, ox + n + m, ox + n + 2 * m, ox + n + 3 * m
+    N = ox + n + 4 * m
+    cost = np.zeros(N)
+    cost[ox:ox + n] = 1.0
+    cost[orp:] = beta
+    rows, cols, vals = [], [], []
+    r = 0
+    k = np.arange(m)
+    # g_{k+1} - g_k - d_k s_k = 0
+    rows += [r + k, r + k, r + k]
+    cols += [og + k + 1, og + k, os_ + k]
+    vals += [np.ones(m), -np.ones(m), -d]
+    r += m
+    # s_k - s_{k-1} - r_k - l_k = 0 for k = 1..m-1 (r_k: kink u_{k+1} in 1-based terms; l_{k-1}: same kink)
+    kk = np.arange(1, m)
+    for off, sg in ((os_, 1.0), (os_ - 1, -1.0), (orp, -1.0), (orm, 1.0), (olp - 1, -1.0), (olm - 1, 1.0)):
+        rows.append(r + kk - 1)
+        cols.append(off + kk)
+        vals.append(np.full(kk.size, sg))
+    r += kk.size
+    if m > 0:
+        # s_0 - r_0 + sum_j l_j = 0 (one dense row; the dual simplex HiGHS picks handles it
+        # better than a sparse chain of suffix-sum variables, measured at n = 10^4)
+        rows += [np.array([r]), np.array([r]), np.array([r]), np.full(m, r), np.full(m, r)]
+        cols += [np.array([os_]), np.array([orp]), np.array([orm]), olp + k, olm + k]
+        vals += [np.ones(1), -np.ones(1), np.ones(1), np.ones(m), -np.ones(m)]
+        r += 1
+    A_eq = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r, N))
+    b_eq = np.zeros(r)
+    # -y_i g_{k(i)} - xi_i <= -1
+    i = np.arange(n)
+    A_ub = sp.csr_matrix((np.concatenate([-y, -np.ones(n)]), (np.r_[i, i], np.r_[og + gr.inv, ox + i])),
+                         shape=(n, N))
+    b_ub = -np.ones(n)
+    bounds = [(None, None)] * (p + m) + [(0, None)] * (n + 4 * m)
+    res = linprog(cost, A_ub=A_ub, b_ub=b_ub, A_eq=A_eq, b_eq=b_eq, bounds=bounds, method="highs")
+    if res.status != 0:
+        raise RuntimeError(f"the hinge-loss linear program failed: {res.message}")
+    g = res.x[og:og + p].copy()
+    Y = y[:, None]
+    P = _spline_objective(gr, g, y, beta, loss)
+    # HiGHS marginals of A_ub x <= b_ub are <= 0 (d objective / d b); a_i = -marginal in [0, 1]
+    a = np.clip(-res.ineqlin.marginals, 0.0, 1.0)
+    D, vv, c = _dual_bound_from_point(x, Y, (y * a)[:, None], beta, loss)
+    D2, vv2, c2 = _dual_bound_two_layer(x, Y, g[gr.inv][:, None], beta, loss)
+    if D2 > D:
+        D, vv, c = D2, vv2, c2
+    # knots: the ramps the LP uses (a vertex has exact zeros elsewhere; 1e-12 relative
+    # drops rounding residue of an interior solution) -- the spline is linear in between
+    zk = np.zeros(p)
+    zk[:m] += np.abs(res.x[orp:orp + m] - res.x[orm:orm + m])
+    zk[1:] += np.abs(res.x[olp:olp + m] - res.x[olm:olm + m])
+    K = np.union1d([0, p - 1], np.nonzero(zk > 1e-12 * float(np.max(zk, initial=0.0)))[0])
+    info = {"distinct_points": p, "lp_iterations": int(getattr(res, "nit", 0)), "dual_constraint": c}
+    return u[K], g[K], P, vv, D, info
+
+
+def _solve_binary(x, y, X, Y, *, scalar, beta, loss, rtol, tol, max_iter) -> Solution:
+    r"""Two-layer 1-D ReLU network with unpenalized biases for the logistic or hinge loss:
+    the finite Lasso over the data ramps (``docs/one_dimensional.md`` §2, any convex loss),
+    solved by :func:`_solve_logistic` or :func:`_solve_hinge`; the returned network is the
+    cheapest one with the optimal values at the data (:func:`_min_norm_ramps`) and the
+    lower bound the exact dual constraint of a dual point (§4)."""
+    if isinstance(loss, LogisticLoss):
+        tk, ck, P, vv, D, info = _solve_logistic(x, y, beta, loss, tol=tol, max_iter=max_iter)
+        method = "one-dimensional two-layer ReLU, logistic loss: ramps at the data (proximal Newton)"
+    else:
+        tk, ck, P, vv, D, info = _solve_hinge(x, y, beta, loss)
+        method = "one-dimensional two-layer ReLU, hinge loss: ramps at the data (sparse LP)"
+    u, g = tk, ck
+    ramps = _min_norm_ramps(u, g)
+    net = _ramps_network(ramps, scalar=scalar)
+    obj = _network_objective(net, X, Y, beta, loss)
+    if u.size > 2:
+        # rounding leaves kinks ~eps/spacing where the optimum has none: drop slope changes
+        # below 1e-9 of the largest slope, keeping the result only if its objective is within
+        # 1e-12 relative (rounding level, far below any rtol) of the full one
+        ktol = 1e-9 * float(np.max(np.abs(_slopes(u, g))))
+        r2 = _min_norm_ramps(u, g, kink_tol=ktol)
+        if r2.z.size < ramps.z.size:
+            net2 = _ramps_network(r2, scalar=scalar)
+            obj2 = _network_objective(net2, X, Y, beta, loss)
+            if obj2 <= obj + 1e-12 * abs(obj):
+                ramps, net, obj = r2, net2, obj2
+    F = _forward(net, X)
+    D2, vv2, c2 = _dual_bound_two_layer(x, Y, F, beta, loss)
+    if D2 > D:
+        D, vv, info["dual_constraint"] = D2, vv2, c2
+    info.update(neurons=int(ramps.z.size), knots=ramps.t.copy(), spline_objective=P, tol=tol,
+                note="kinks at data points; lower bound = exact dual constraint of a dual point")
+    return Solution(network=net, objective=obj, lower_bound=D, method=method, rtol=rtol, dual=vv, info=info)
+
+
+# =============================================================================================
 # Public entry points
 # =============================================================================================
 
@@ -1430,8 +1651,12 @@ def solve_1d(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, depth: 
 
     Depth >= 3 returns the best network whose deeper layers act linearly on the data (the
     structure of the paper's optimal solutions); see the module docstring and
-    ``docs/one_dimensional.md`` for what is and is not proven.  Only the squared loss is
-    supported by the solver (:func:`certify_1d` accepts any loss).
+    ``docs/one_dimensional.md`` for what is and is not proven.  The squared loss is
+    supported everywhere; the logistic and hinge losses (one output) for two layers with
+    free biases (no ``skip``/``penalize_biases``): the same finite Lasso, solved by
+    proximal Newton over the squared solver (logistic) or a sparse LP (hinge), certified by
+    the exact dual constraint (:func:`_solve_binary`).  Other losses raise ``ValueError``
+    (:func:`certify_1d` accepts any loss).
     """
     check_options(options, _OPTIONS, "solve(method='one_dimensional')")
     if X.shape[1] != 1:
@@ -1441,8 +1666,10 @@ def solve_1d(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, depth: 
                          "1-D data is positively homogeneous; use method='rank_one')")
     if Y.shape[1] != 1:
         raise ValueError(f"`y` must have a single output column for the 1-D solver, got {Y.shape[1]} columns")
-    if not isinstance(loss, SquaredLoss):
-        raise ValueError(f"the one-dimensional solver supports loss='squared' only, got {getattr(loss, 'name', loss)!r}; "
+    binary = isinstance(loss, (LogisticLoss, HingeLoss))
+    if not isinstance(loss, SquaredLoss) and not (binary and depth == 2 and not penalize_biases and not skip):
+        raise ValueError(f"the one-dimensional solver supports loss='squared', and 'logistic'/'hinge' for depth=2 "
+                         f"without `skip`/`penalize_biases`; got loss={getattr(loss, 'name', loss)!r}, depth={depth}; "
                          "certify other losses with deepdual.certify")
     for name, val in (("penalize_biases", penalize_biases), ("skip", skip)):
         if not isinstance(val, (bool, np.bool_)):
@@ -1462,6 +1689,9 @@ def solve_1d(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, depth: 
             raise ValueError("`penalize_biases` and `skip` are two-layer options (depth=2)")
         return _solve_deep(x, y, X, Y, scalar=scalar, beta=beta, depth=depth, loss=loss, rtol=rtol,
                            max_iter=max_iter, n_grid=n_grid)
+    if binary:
+        return _solve_binary(x, y, X, Y, scalar=scalar, beta=beta, loss=loss, rtol=rtol, tol=tol,
+                             max_iter=max_iter)
     if penalize_biases:
         return _solve_penalized(x, y, X, Y, scalar=scalar, beta=beta, loss=loss, rtol=rtol, tol=tol,
                                 max_iter=max_iter)
