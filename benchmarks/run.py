@@ -117,9 +117,11 @@ def table(results: dict) -> str:
     tt = results.get("torch", [])
     if tt:
         lines.append("3. PyTorch training to within 1e-3 of the optimum / closed form   (target >= 1000)")
-        lines.append("   (Adam: best of lr in {1e-3, 1e-2, 1e-1}; '>' = not reached within the cap, ratio is a lower bound)")
-        lines.append(f"   {'problem':<20} {'n x d':>11} {'closed [s]':>11} {'Adam [s]':>10} {'lr':>6} {'L-BFGS [s]':>10} "
-                     f"{'Adam/cf':>9} {'L-BFGS/cf':>9} {'best/cf':>9}")
+        lines.append("   (Adam: best of lr in {1e-3, 1e-2, 1e-1}; SGD (momentum 0.9): best of lr in {1e-3, 1e-2, 0.1, 1} / ||X||_2^2;")
+        lines.append("    '>' = not reached within the cap, ratio is a lower bound; evals = L-BFGS evaluations to target)")
+        lines.append(f"   {'problem':<20} {'n x d':>11} {'closed [s]':>11} {'Adam [s]':>10} {'lr':>6} {'SGD [s]':>10} "
+                     f"{'L-BFGS [s]':>10} {'evals':>6} {'ms/eval':>8} "
+                     f"{'Adam/cf':>9} {'SGD/cf':>9} {'L-BFGS/cf':>9} {'best/cf':>9}")
         for r in tt:
             cap = r["time_limit_s"]
 
@@ -130,8 +132,12 @@ def table(results: dict) -> str:
                 return ("" if reached else "> ") + _ratio(x)
 
             lines.append(f"   {r['problem']:<20} {str(r['n']) + 'x' + str(r['d']):>11} {r['t_closed_s']:>11.4f} "
-                         f"{t_or_cap(r['t_adam_s']):>10} {r.get('adam_lr') or '-':>6} {t_or_cap(r.get('t_lbfgs_s')):>10} "
+                         f"{t_or_cap(r['t_adam_s']):>10} {r.get('adam_lr') or '-':>6} "
+                         f"{t_or_cap(r.get('t_sgd_s')):>10} {t_or_cap(r.get('t_lbfgs_s')):>10} "
+                         f"{str(r.get('lbfgs_evaluations_to_target') or '-'):>6} "
+                         f"{1e3 * (r.get('lbfgs_t_per_evaluation_s') or float('nan')):>8.2f} "
                          f"{rat(r['ratio_adam_over_closed'], r['adam_reached']):>9} "
+                         f"{rat(r.get('ratio_sgd_over_closed'), r.get('sgd_reached')):>9} "
                          f"{rat(r.get('ratio_lbfgs_over_closed'), r.get('lbfgs_reached')):>9} "
                          f"{rat(r['ratio_torch_over_closed'], r['reached']):>9}")
         lines.append("")

@@ -35,7 +35,7 @@ def _as_float_array(value: Any, name: str) -> np.ndarray:
     if isinstance(value, (str, bytes)):
         raise TypeError(f"`{name}` must be an array of numbers, got {type(value).__name__}")
     try:
-        arr = np.array(value, copy=True)
+        arr = np.asarray(value)  # no copy yet: the one copy is made below, as float64
     except Exception as exc:  # pragma: no cover - exotic objects
         raise TypeError(f"`{name}` must be an array of numbers: {exc}") from None
     if arr.dtype == object:
@@ -44,11 +44,19 @@ def _as_float_array(value: Any, name: str) -> np.ndarray:
         raise TypeError(f"`{name}` must be real, got complex dtype {arr.dtype}")
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"`{name}` must be a numeric array, got dtype {arr.dtype}")
-    arr = arr.astype(np.float64, copy=False)
-    return arr
+    # one new float64 array (a plain ndarray), whatever the input's dtype or class: the caller
+    # may then work on it freely, the input is never modified
+    return np.array(arr, dtype=np.float64, copy=True, subok=False)
 
 
 def check_finite(arr: np.ndarray, name: str) -> None:
+    # fast exact path: a NaN or an infinity makes the sum NaN or infinite (inf - inf = NaN),
+    # so a finite sum proves every entry finite; a non-finite sum (which finite entries can
+    # also give, by overflow) falls through to the entrywise test
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.sum(arr)
+    if np.isfinite(total):
+        return
     if not np.all(np.isfinite(arr)):
         bad = "NaN" if np.isnan(arr).any() else "inf"
         raise ValueError(f"`{name}` must contain only finite numbers, found {bad}")

@@ -9,7 +9,7 @@ import numpy as np
 from .._validation import check_choice
 from ..losses import Loss
 from ..solution import Solution
-from ..structures import is_whitened, rank_one_factors
+from ..structures import rank_one_factors, whitened_gram
 
 RELU_METHODS = ("auto", "rank_one", "whitened", "one_dimensional", "convex")
 
@@ -64,6 +64,7 @@ def solve_relu(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, depth
                rtol: float, bias: bool, method: str, **options: Any) -> Solution:
     method = check_choice(method, "method", RELU_METHODS)
     kw = dict(scalar=scalar, beta=beta, depth=depth, loss=loss, rtol=rtol, bias=bias)
+    factors = gram = None  # structure found by the dispatch, passed on so it is computed once
     if method == "auto":
         if bias and X.shape[1] == 1:
             method = "one_dimensional"
@@ -74,11 +75,12 @@ def solve_relu(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, depth
                     f"got d={X.shape[1]}, depth={depth}"
                 )
             method = "convex"
-        elif rank_one_factors(X) is not None and (depth > 2 or _rank_one_supports(Y, loss)):
+        elif (factors := rank_one_factors(X)) is not None and (depth > 2 or _rank_one_supports(Y, loss)):
             # (depth > 2 with unsupported labels/loss: the solver raises the specific error)
             method = "rank_one"
-        elif is_whitened(X) and (depth > 2 or _whitened_supports(Y, loss, depth, options.get("formulation"))
-                                 or _whitened_loss_supports(Y, loss, depth, options.get("formulation"))):
+        elif (gram := whitened_gram(X)) is not None and (
+                depth > 2 or _whitened_supports(Y, loss, depth, options.get("formulation"))
+                or _whitened_loss_supports(Y, loss, depth, options.get("formulation"))):
             method = "whitened"
         elif depth == 2:
             method = "convex"
@@ -87,7 +89,7 @@ def solve_relu(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, depth
     if method == "rank_one":
         from .relu_rank_one import solve_rank_one
 
-        return solve_rank_one(X, Y, **kw, **options)
+        return solve_rank_one(X, Y, **kw, factors=factors, **options)
     if method == "whitened":
         if _whitened_loss_supports(Y, loss, depth, options.get("formulation")):
             from .relu_whitened_losses import solve_whitened_losses
@@ -95,7 +97,7 @@ def solve_relu(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, depth
             return solve_whitened_losses(X, Y, **kw, **options)
         from .relu_whitened import solve_whitened
 
-        return solve_whitened(X, Y, **kw, **options)
+        return solve_whitened(X, Y, **kw, gram=gram, **options)
     if method == "one_dimensional":
         from .relu_1d import solve_1d
 

@@ -67,11 +67,11 @@ from ..bounds import max_budget, power_prox
 from ..dual_constraint import ReducedResult, minimize_convex_plus_power
 from ..losses import Loss, SquaredLoss
 from ..network import Network
-from ..objective import objective
+from ..objective import regularizer
 from ..solution import Solution
 from ..structures import RankOne, rank_one_factors
 
-__all__ = ["solve_rank_one", "solve_reduced", "aligned_path", "supports", "THEOREM"]
+__all__ = ["solve_rank_one", "solve_reduced", "aligned_path", "path_output", "supports", "THEOREM"]
 
 THEOREM = "Theorem (rank-one data, Ergen & Pilanci 2021)"
 OPTIONS = ("width",)
@@ -380,8 +380,21 @@ def solve_reduced(factors: RankOne, Y: np.ndarray, *, beta: float, depth: int, l
     return kappa, ReducedResult(abs(best[0]), best[1].value, float(lower), best[1].iterations)
 
 
+def path_output(X: np.ndarray, u: np.ndarray, out: np.ndarray, norms: Sequence[float]) -> np.ndarray:
+    r"""Output of the network :func:`aligned_path` ``(u, out, norms, width)`` on ``X``, any width:
+    :math:`(\prod_l\rho_l)\,(Xu)_+\,\hat w^T` (one matrix-vector product).
+
+    Exact identity: with :math:`e = \mathbf 1/\sqrt m \ge 0` and :math:`e^Te = 1`, layer 1 gives
+    :math:`(Xu\,\rho_1e^T)_+ = \rho_1(Xu)_+e^T` and each further hidden layer
+    :math:`(\rho_{1..l-1}(Xu)_+e^Te\,\rho_le^T)_+ = \rho_{1..l}(Xu)_+e^T` (positive homogeneity
+    of the ReLU); the last layer maps :math:`e^T \mapsto e^Te\,\rho_L\hat w^T`.
+    """
+    scale = float(np.prod(np.asarray(norms, dtype=float)))
+    return np.outer(scale * np.maximum(X @ u, 0.0), np.asarray(out, dtype=float))
+
+
 def solve_rank_one(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, depth: int, loss: Loss,
-                   rtol: float, bias: bool, **options: Any) -> Solution:
+                   rtol: float, bias: bool, factors: RankOne | None = None, **options: Any) -> Solution:
     r"""Globally optimal depth-``depth`` ReLU network on rank-one data :math:`X = c a_0^T`, :math:`c \ge 0`.
 
     Minimizes :math:`\ell(f(X), Y) + \frac\beta2\sum_{j,l}\|W_{l,j}\|_F^2` over parallel ReLU
@@ -391,6 +404,9 @@ def solve_rank_one(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, d
     ----------
     X, Y : validated arrays (n, d), (n, K)
     scalar, beta, depth, loss, rtol, bias : see :func:`deepdual.solve`
+    factors : RankOne, optional
+        ``rank_one_factors(X)`` of this very ``X`` when the caller has already computed it
+        (the dispatcher does); computed here otherwise.
     width : int, default 1
         Hidden width of the returned path (its :math:`\varphi_l` are uniform non-negative
         vectors; the objective does not depend on it).
@@ -412,7 +428,8 @@ def solve_rank_one(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, d
     if bias:
         raise ValueError("`bias=True` is not covered by the rank-one theorem (it assumes no biases); "
                          "use bias=False, or method='one_dimensional' for 1-D data")
-    factors = rank_one_factors(X)
+    if factors is None:
+        factors = rank_one_factors(X)
     if factors is None:
         s = np.linalg.svd(X, compute_uv=False)
         if rank_one_factors(X, require_sign=False) is not None:
@@ -430,7 +447,10 @@ def solve_rank_one(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, d
     K = Y.shape[1]
     # ||X - c a0^T||_F >= ||X - c a0^T||_2: rounding-level distance to exact rank one, which
     # the vector-output bound accounts for (ReLU is 1-Lipschitz)
-    err = float(np.linalg.norm(X - np.outer(factors.c, factors.a0)))
+    if factors.residual is not None:
+        err = factors.residual  # proven bound from the detector's own residual pass
+    else:
+        err = float(np.linalg.norm(X - np.outer(factors.c, factors.a0)))
     # the cutting-plane search (vector outputs, L >= 3) stops well inside the requested rtol
     kappa, red = solve_reduced(factors, Y, beta=beta, depth=L, loss=loss, err=err, rtol=min(1e-9, 1e-2 * rtol))
     A = float(np.linalg.norm(factors.a0))
@@ -438,12 +458,15 @@ def solve_rank_one(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, d
     if kn > 0:
         tau = (kn / A) ** (1.0 / L)
         layers = aligned_path(factors.a0 / A, kappa / kn, [tau] * L, width)
+        F = path_output(X, factors.a0 / A, kappa / kn, [tau] * L)
     else:
         tau = 0.0
         layers = _zero_path(d, K, L, width)
+        F = np.zeros((n, K))
     net = Network([layers], "relu", scalar_output=scalar)
-    obj = objective(net, X, Y, beta=beta, loss=loss)
-    F = net.forward(X)
+    # = deepdual.objective(net, X, Y): F is the network's output on X (path_output), evaluated
+    # with one product X u instead of L layer products and two more validated copies of X
+    obj = float(loss.value(F, Y)) + regularizer(net, beta)
     info = {
         "theorem": "rank-one data X = c a0^T, c >= 0 (any convex loss, any K): f = c kappa^T, reduced "
                    "problem min_kappa loss(c kappa^T) + (beta L/2)(||kappa||/||a0||)^(2/L)",

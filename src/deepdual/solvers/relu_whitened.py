@@ -70,9 +70,9 @@ from ..bounds import power_prox
 from ..dual_constraint import disjoint_columns, relaxed_squared_bound, sign_part_norm
 from ..losses import HingeLoss, LogisticLoss, Loss, SquaredLoss
 from ..network import Network
-from ..objective import objective
+from ..objective import objective, regularizer
 from ..solution import Solution
-from .relu_rank_one import _check_width, _zero_path, aligned_path
+from .relu_rank_one import _check_width, _zero_path, aligned_path, path_output
 
 __all__ = ["solve_whitened", "norm_constrained_objective", "block_diagonal", "supports", "THEOREM", "FORMULATIONS"]
 
@@ -120,13 +120,19 @@ def norm_constrained_objective(network: Network, X: Any, y: Any, *, beta: float,
     (beyond a relative rounding allowance of 1e-12).
     """
     t = check_positive(trunk_norm, "trunk_norm")
+    wd = objective(network, X, y, beta=beta, loss=loss)
+    return _norm_constrained_from(network, wd, beta=beta, trunk_norm=t)
+
+
+def _norm_constrained_from(network: Network, wd: float, *, beta: float, trunk_norm: float) -> float:
+    """:func:`norm_constrained_objective` from the weight-decay objective ``wd`` of ``network``."""
+    t = trunk_norm
     L = network.depth
     for j, layers in enumerate(network.weights):
         for l in range(L - 2):
             nrm = float(np.linalg.norm(layers[l]))
             if nrm > t * (1 + 1e-12):  # rounding of a norm computed from t-scaled factors
                 raise ValueError(f"layer {l} of sub-network {j} has norm {nrm:.6g} > trunk_norm = {t}")
-    wd = objective(network, X, y, beta=beta, loss=loss)
     trunk = sum(float(np.sum(layers[l] ** 2)) for layers in network.weights for l in range(L - 2))
     return wd - 0.5 * beta * trunk
 
@@ -164,13 +170,18 @@ def _feasible_dual_value(loss: Loss, V: np.ndarray, Y: np.ndarray, c: float, lim
 
 
 def solve_whitened(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, depth: int, loss: Loss,
-                   rtol: float, bias: bool, **options: Any) -> Solution:
+                   rtol: float, bias: bool, gram: np.ndarray | None = None, **options: Any) -> Solution:
     r"""Optimal depth-``depth`` ReLU network on whitened data :math:`XX^T = I` (see the module docstring).
 
     Parameters
     ----------
     X, Y : validated arrays (n, d), (n, K); ``X`` must satisfy :math:`XX^T = I_n`
     scalar, beta, depth, loss, rtol, bias : see :func:`deepdual.solve`
+    gram : array (n, n), optional
+        :math:`XX^T` of this very ``X`` as returned by
+        :func:`deepdual.structures.whitened_gram` (the dispatcher passes it, so the O(n^2 d)
+        product is formed once); computed here otherwise.  The whitening test is repeated
+        on it (O(n^2)).
     formulation : {"weight_decay", "norm_constrained"}, default "weight_decay"
         Which objective is minimized and reported (module docstring).
     trunk_norm : float > 0, default 1.0
@@ -202,7 +213,10 @@ def solve_whitened(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, d
     n, d = X.shape
     # one n x n Gram matrix serves both the whitening check and the bound on ||X||_2 below
     # (is_whitened's row-norm test first rules out most non-whitened data in O(nd))
-    G = X @ X.T if n <= d and is_whitened_rows(X) else None
+    if gram is not None and gram.shape == (n, n):
+        G = gram
+    else:
+        G = X @ X.T if n <= d and is_whitened_rows(X) else None
     dev = float(np.max(np.abs(G - np.eye(n)))) if G is not None else float("nan")
     if G is None or not dev <= _white_tol(X):
         if n <= d and G is None:
@@ -231,6 +245,7 @@ def solve_whitened(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, d
         return [s ** (1.0 / L)] * L
 
     subnets: list[list[np.ndarray]] = []
+    paths: list[tuple[np.ndarray, np.ndarray, list[float]]] = []  # (u, out, norms) of each subnet
     part_info = []
     note = None
     if isinstance(loss, SquaredLoss):
@@ -253,7 +268,9 @@ def solve_whitened(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, d
             if s > 0:
                 out = np.zeros(K)
                 out[part.column] = part.sign
-                subnets.append(aligned_path(X.T @ part.y / part.norm, out, norms_for(s), width))
+                u = X.T @ part.y / part.norm
+                subnets.append(aligned_path(u, out, norms_for(s), width))
+                paths.append((u, out, norms_for(s)))
         if closed_two_layer:
             # V has disjoint column supports: its dual constraint is exactly
             # ||X||_2 max_k c0(v_k) (docs/relu.md), and weak duality needs it <= beta_eff
@@ -289,7 +306,9 @@ def solve_whitened(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, d
             part_info.append({"column": 0, "sign": sign, "norm": rn, "coefficient": s, "margin": q})
             if s > 0:
                 yp = idx.astype(float)
-                subnets.append(aligned_path(X.T @ yp / rn, np.array([sign]), norms_for(s), width))
+                u = X.T @ yp / rn
+                subnets.append(aligned_path(u, np.array([sign]), norms_for(s), width))
+                paths.append((u, np.array([sign]), norms_for(s)))
         cval = x_norm * sign_part_norm(v)
         lower, dual = _feasible_dual_value(loss, v[:, None], Y, cval, beta_eff)
     else:
@@ -303,9 +322,14 @@ def solve_whitened(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, d
     net = Network(subnets, "relu", scalar_output=scalar)
     if not parallel and len(subnets) > 1:
         net = block_diagonal(net)
-    wd = objective(net, X, Y, beta=beta, loss=loss)
+    # = deepdual.objective(net, X, Y): the output of the parallel aligned paths is the sum of
+    # their path_output's (one product X u per path; block_diagonal does not change it)
+    F = np.zeros((n, K))
+    for u, out, norms in paths:
+        F += path_output(X, u, out, norms)
+    wd = float(loss.value(F, Y)) + regularizer(net, beta)
     if formulation == "norm_constrained":
-        obj = norm_constrained_objective(net, X, Y, beta=beta, loss=loss, trunk_norm=t)
+        obj = _norm_constrained_from(net, wd, beta=beta, trunk_norm=t)
         info["objective_weight_decay"] = wd
     else:
         obj = wd
