@@ -3,13 +3,16 @@ pyscnn (the reference implementation of Mishkin, Sahiner & Pilanci, 2022), when 
 can be imported.
 
 Every solver gets the same data and the same activation patterns (all patterns when
-they can be enumerated, else one sampled set; pyscnn receives gate vectors ``G`` with
+they can be enumerated, else sampled sets; pyscnn receives gate vectors ``G`` with
 ``1[XG > 0]`` equal to our patterns, checked).  Each result is turned into a network
 and scored by ``deepdual.objective`` -- the one objective of the library -- and
 certified by ``deepdual.certify`` (the proven gap to the optimum over *all* networks).
 Reported per problem: objectives, relative differences, wall times and the time ratio
 ``t_reference / t_deepdual`` measured in the same run, and whether each network is
-certified.
+certified.  Besides deepdual at full accuracy (``rtol=1e-6``), the comparison *at equal
+objective*: deepdual's time to a network whose objective is at most pyscnn's (deepdual
+stopped at pyscnn's achieved relative excess, tightened 10x until reached), and at most
+cvxpy's plus 1e-7 relative (see :func:`time_to_target`).
 
 Run::
 
@@ -58,12 +61,34 @@ def problems(quick: bool):
     X = rng.standard_normal((20, 3))
     y = np.where(X[:, 0] * X[:, 1] > 0, 1.0, -1.0)
     out.append(("logistic n=20 d=3 all patterns", X, y, 0.2, "logistic", "exact"))
-    n, d = (100, 10) if quick else (200, 20)
-    X = rng.standard_normal((n, d))
-    y = np.maximum(X[:, 0], 0) - np.maximum(X[:, 1], 0) + 0.1 * rng.standard_normal(n)
-    out.append((f"squared n={n} d={d} 50 sampled patterns", X, y, 1.0, "squared",
-                sample_patterns(X, 50, np.random.default_rng(1), return_directions=True)))
+    sampled = [(100, 10, 50)] if quick else [(200, 20, 50), (500, 10, 100), (1000, 20, 50)]
+    for n, d, P in sampled:
+        X = rng.standard_normal((n, d))
+        y = np.maximum(X[:, 0], 0) - np.maximum(X[:, 1], 0) + 0.1 * rng.standard_normal(n)
+        out.append((f"squared n={n} d={d} {P} sampled patterns", X, y, 1.0, "squared",
+                    sample_patterns(X, P, np.random.default_rng(1), return_directions=True)))
     return out
+
+
+def time_to_target(X, y, beta, loss, patterns, target: float, tols, done=()):
+    """Fastest deepdual run whose network objective is at most ``target``.
+
+    deepdual is run with each stopping tolerance ``tol`` of ``tols`` in turn (loosest
+    first; the option ``tol`` is the relative duality gap over the pattern set at which
+    the solver stops) until one reaches the target.  ``done`` holds (tol, time,
+    objective) of runs already made (the full-accuracy run), which count too.  Returns a
+    dict with the time of the fastest run that reached the target (``None`` if none
+    did) and every run."""
+    runs = [{"tol": float(t), "time_s": float(s), "objective": float(o)} for t, s, o in done]
+    for tol in tols:
+        if any(r["objective"] <= target for r in runs[len(done):]):
+            break
+        t0 = time.perf_counter()
+        sol = deepdual.solve(X, y, beta=beta, loss=loss, method="convex", patterns=patterns, tol=float(tol))
+        runs.append({"tol": float(tol), "time_s": time.perf_counter() - t0,
+                     "objective": float(deepdual.objective(sol.network, X, y, beta=beta, loss=loss))})
+    hit = [r["time_s"] for r in runs if r["objective"] <= target]
+    return {"time_s": min(hit) if hit else None, "target": float(target), "runs": runs}
 
 
 def network_from_groups(V: np.ndarray, W: np.ndarray, *, tol: float = 0.0) -> deepdual.Network:
@@ -191,6 +216,9 @@ def main(argv=None) -> dict:
         row["deepdual_certified"] = bool(sol.certified)
         row["deepdual_relative_gap"] = float(sol.relative_gap)
         row["deepdual_solver"] = sol.info["solver"]
+        row["deepdual_iterations"] = int(sol.info["iterations"])
+        full_run = [(0.5 * 1e-6, row["deepdual_time_s"], row["deepdual_objective"])]  # default tol = rtol/2
+        pat_arg = pat_opt if isinstance(pat_opt, str) else pats
         try:
             net, t, extra = run_cvxpy(X, y, beta, loss, pats)
             obj = float(deepdual.objective(net, X, y, beta=beta, loss=loss))
@@ -199,6 +227,15 @@ def main(argv=None) -> dict:
                        cvxpy_relative_gap=float(cert.relative_gap), cvxpy_status=extra["status"],
                        time_ratio_cvxpy_over_deepdual=t / row["deepdual_time_s"],
                        objective_rel_diff_deepdual_minus_cvxpy=(row["deepdual_objective"] - obj) / abs(obj))
+            # equal objective: deepdual's time to a network within 1e-7 of cvxpy's objective
+            # (tighter runs only when the full-accuracy run did not reach it: they cannot be faster)
+            target = obj + 1e-7 * abs(obj)
+            tt = time_to_target(X, y, beta, loss, pat_arg, target,
+                                [] if row["deepdual_objective"] <= target else [1e-7, 1e-8], full_run)
+            row["deepdual_time_to_cvxpy_s"] = tt["time_s"]
+            row["deepdual_runs_to_cvxpy"] = tt["runs"]
+            if tt["time_s"]:
+                row["time_ratio_cvxpy_over_deepdual_equal_objective"] = t / tt["time_s"]
         except Exception as exc:  # cvxpy missing or failing: record it
             row["cvxpy_error"] = f"{type(exc).__name__}: {exc}"
         if pyscnn_status == "importable" and len(pats) > PYSCNN_MAX_PATTERNS:
@@ -215,6 +252,15 @@ def main(argv=None) -> dict:
                            time_ratio_pyscnn_over_deepdual=t / row["deepdual_time_s"],
                            objective_rel_diff_pyscnn_minus_deepdual=(obj - row["deepdual_objective"])
                            / abs(row["deepdual_objective"]))
+                # equal objective: deepdual stopped at pyscnn's achieved relative excess over
+                # deepdual's full-accuracy objective (then 10x, 100x tighter if not reached)
+                excess = max((obj - row["deepdual_objective"]) / abs(obj), 1e-9)
+                tt = time_to_target(X, y, beta, loss, pat_arg, obj, [excess, 0.1 * excess, 0.01 * excess],
+                                    full_run)
+                row["deepdual_time_to_pyscnn_s"] = tt["time_s"]
+                row["deepdual_runs_to_pyscnn"] = tt["runs"]
+                if tt["time_s"]:
+                    row["time_ratio_pyscnn_over_deepdual_equal_objective"] = t / tt["time_s"]
             except Exception as exc:
                 row["pyscnn_error"] = f"{type(exc).__name__}: {exc}"
         else:
@@ -235,7 +281,8 @@ def main(argv=None) -> dict:
     path.write_text(json.dumps(result, indent=2))
 
     head = f"{'problem':42s} {'P':>5s} {'dd obj':>12s} {'cvx-dd':>9s} {'scnn-dd':>9s} " \
-           f"{'t_dd':>7s} {'t_cvx':>7s} {'t_scnn':>7s} {'cvx/dd':>7s} {'scnn/dd':>7s} {'cert dd/cvx/scnn':>16s}"
+           f"{'t_dd':>7s} {'t_cvx':>7s} {'t_scnn':>7s} {'cvx/dd':>7s} {'scnn/dd':>7s} " \
+           f"{'t_dd=cvx':>8s} {'t_dd=scnn':>9s} {'cvx/dd=':>7s} {'scnn/dd=':>8s} {'cert dd/cvx/scnn':>16s}"
     print(head)
     print("-" * len(head))
     nan = float("nan")
@@ -246,6 +293,9 @@ def main(argv=None) -> dict:
               f"{r['deepdual_time_s']:7.2f} {r.get('cvxpy_time_s', nan):7.2f} {r.get('pyscnn_time_s', nan):7.2f} "
               f"{r.get('time_ratio_cvxpy_over_deepdual', nan):7.2f} "
               f"{r.get('time_ratio_pyscnn_over_deepdual', nan):7.2f} "
+              f"{r.get('deepdual_time_to_cvxpy_s') or nan:8.2f} {r.get('deepdual_time_to_pyscnn_s') or nan:9.2f} "
+              f"{r.get('time_ratio_cvxpy_over_deepdual_equal_objective', nan):7.2f} "
+              f"{r.get('time_ratio_pyscnn_over_deepdual_equal_objective', nan):8.2f} "
               f"{str(r['deepdual_certified'])[0]}/{str(r.get('cvxpy_certified', '-'))[0]}/"
               f"{str(r.get('pyscnn_certified', '-'))[0]:>12s}")
     print(f"pyscnn: {pyscnn_status}")

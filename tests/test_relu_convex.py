@@ -318,3 +318,31 @@ def test_bad_input():
     Xc = X.copy()
     deepdual.solve(X, y, beta=1.0, method="convex")
     np.testing.assert_array_equal(X, Xc)  # inputs are not modified
+
+
+def test_sampled_patterns_network_at_most_program_optimum():
+    # first-order solver on a sampled pattern set: it stops when its rebuilt network is
+    # proven within tol of the sampled program's optimum (or below it: the network's
+    # neurons need not keep the sampled patterns); the optimum is cvxpy's
+    cp = pytest.importorskip("cvxpy")
+    rng = np.random.default_rng(21)
+    n, d, beta = 40, 5, 0.5
+    X = rng.standard_normal((n, d))
+    y = np.maximum(X[:, 0], 0) - np.maximum(X[:, 1], 0) + 0.1 * rng.standard_normal(n)
+    pats = sample_patterns(X, 12, 3)
+    sol = deepdual.solve(X, y, beta=beta, method="convex", patterns=pats, solver="al", rtol=1e-4)
+    assert sol.info["restricted_converged"]
+    Dm = pats.astype(float).T
+    V, W = cp.Variable((d, len(pats))), cp.Variable((d, len(pats)))
+    F = cp.sum(cp.multiply(Dm, X @ V - X @ W), axis=1)
+    S = 2 * Dm - 1
+    prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(F - y)
+                                  + beta * (cp.sum(cp.norm(V, 2, axis=0)) + cp.sum(cp.norm(W, 2, axis=0)))),
+                      [cp.multiply(S, X @ V) >= 0, cp.multiply(S, X @ W) >= 0])
+    prob.solve(solver=cp.CLARABEL)
+    assert prob.status == "optimal"
+    obj = deepdual.objective(sol.network, X, y, beta=beta)
+    assert obj == pytest.approx(sol.objective, rel=1e-12)
+    # tol = rtol / 2; 1e-7 absorbs Clarabel's own accuracy
+    assert obj <= prob.value * (1 + 0.5e-4 + 1e-7)
+    assert sol.lower_bound <= obj

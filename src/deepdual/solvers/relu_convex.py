@@ -63,7 +63,10 @@ objective, and at central points :math:`v = -\nabla\ell(F)` satisfies the constr
 the working set (barrier stationarity), so the duality gap goes to zero with
 :math:`m/\tau`.  For large problems (or losses without a Hessian) an augmented
 Lagrangian on the cone constraints with FISTA subproblems (Mishkin et al., 2022)
-is used instead; it is accurate to a moderate gap.
+is used instead; it is accurate to a moderate gap.  It also stops as soon as the
+rebuilt network's own objective is within ``tol`` of the program's lower bound (hence
+at most the program's optimum plus ``tol``): on sampled pattern sets its infeasible
+iterates often give networks below the sampled program's optimum.
 
 *Stopping rule*: the duality gap.  With :math:`c(v) = \max_{i,s}c_{i,s}(v)` the scaled
 point :math:`tv,\ t \le \beta/c(v)` is dual feasible and :math:`D(tv) = -\ell^*(-tv)` is
@@ -827,6 +830,19 @@ class _Barrier:
         return self.z
 
 
+def _network_close(net: float, low: float, tol: float) -> bool:
+    """Whether a network's objective ``net`` is within ``tol`` (relative) of the lower bound ``low``."""
+    return net - low <= tol * max(abs(net), np.finfo(float).tiny)
+
+
+#: augmented Lagrangian schedule: penalty growth when the violation fell by less than
+#: 4x in a round, per-round FISTA budget, and the factor tightening the subproblem
+#: tolerance each round
+AL_RHO_GROWTH = 2.0
+AL_INNER_BUDGET = 5000
+AL_INNER_TOL_FACTOR = 0.3
+
+
 class _AugLag:
     r"""Augmented Lagrangian on the cone constraints with FISTA subproblems.
 
@@ -834,7 +850,10 @@ class _AugLag:
     + \frac1{2\rho}\sum_g(\|(\lambda_g - \rho G_gz_g)_+\|^2 - \|\lambda_g\|^2)`; each
     subproblem by FISTA with backtracking and adaptive restart (group soft-threshold
     prox), then :math:`\lambda_g \leftarrow (\lambda_g - \rho G_gz_g)_+`, and
-    :math:`\rho \leftarrow 2\rho` when the violation fell by less than 4x.
+    :math:`\rho \leftarrow 2\rho` (``AL_RHO_GROWTH``) when the violation fell by less
+    than 4x.  The subproblem tolerance starts at :math:`10^{-2}\beta` and shrinks by
+    ``AL_INNER_TOL_FACTOR`` per round; each FISTA run gets at most ``AL_INNER_BUDGET``
+    iterations.
     """
 
     def __init__(self, Xr: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, pats: np.ndarray,
@@ -885,26 +904,40 @@ class _AugLag:
         self.L = max(self.L, self._lipschitz())
 
     def _fista(self, tol: float, budget: int) -> int:
-        grp, loss, Y, beta, rho, lam = self.grp, self.loss, self.Y, self.beta, self.rho, self.lam
+        r"""FISTA on :math:`\mathcal{L}_\rho` from ``self.z`` until the gradient mapping is at most ``tol``.
 
-        def smooth(z: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-            XZ = grp.XZ(z)  # shared by the output and the constraints
-            F = (grp.SD * XZ).T @ grp.E
-            Pi = np.maximum(lam - rho * (grp.SG * XZ), 0.0)
-            return loss.value(F, Y) + 0.5 / rho * float(np.vdot(Pi, Pi)), F, Pi
+        The products :math:`Xz_g` and the output are linear in ``z``, so the
+        extrapolated point's are combined from the two last iterates' (one product
+        with :math:`X` per accepted step instead of two), and the two adjoint products
+        are fused into one.
+        """
+        grp, loss, Y, beta, rho, lam = self.grp, self.loss, self.Y, self.beta, self.rho, self.lam
+        SD, SG, E, Xr = grp.SD, grp.SG, grp.E, self.Xr
+        k = grp.k
+        scalar = E.shape[1] == 1
+
+        def out(XZ: np.ndarray) -> np.ndarray:
+            return (SD * XZ).sum(axis=0)[:, None] if scalar else (SD * XZ).T @ E
+
+        def smooth_at(XZ: np.ndarray, F: np.ndarray) -> tuple[float, np.ndarray]:
+            Pi = np.maximum(lam - rho * (SG * XZ), 0.0)
+            return loss.value(F, Y) + 0.5 / rho * float(np.vdot(Pi, Pi)), Pi
 
         def grad(F: np.ndarray, Pi: np.ndarray) -> np.ndarray:
-            return grp.adjoint(loss.gradient(F, Y)) - (grp.SG * Pi) @ self.Xr
+            Gl = loss.gradient(F, Y)
+            return (SD * (Gl.T if scalar else Gl.T[k]) - SG * Pi) @ Xr
 
-        def prox(W: np.ndarray, tau: float) -> np.ndarray:
-            nrm = np.linalg.norm(W, axis=1)
+        def prox(W: np.ndarray, tau: float) -> tuple[np.ndarray, float]:
+            nrm = np.sqrt(np.einsum("ij,ij->i", W, W))
             shrink = np.maximum(1.0 - tau / np.where(nrm > 0, nrm, 1.0), 0.0)
-            return W * shrink[:, None]
+            return W * shrink[:, None], float(np.dot(shrink, nrm))  # and sum of the new norms
 
         z = self.z
-        fz, F, Pi = smooth(z)
+        XZ = z @ Xr.T
+        F = out(XZ)
+        fz, Pi = smooth_at(XZ, F)
         obj = fz + beta * float(np.linalg.norm(z, axis=1).sum())
-        y, fy, Fy, Piy = z, fz, F, Pi
+        y, XZy, Fy, fy, Piy = z, XZ, F, fz, Pi
         t = 1.0
         L = self.L
         it = 0
@@ -912,26 +945,32 @@ class _AugLag:
             it += 1
             g = grad(Fy, Piy)
             while True:
-                zn = prox(y - g / L, beta / L)
-                fn, Fn, Pin = smooth(zn)
+                zn, reg = prox(y - g / L, beta / L)
+                XZn = zn @ Xr.T
+                Fn = out(XZn)
+                fn, Pin = smooth_at(XZn, Fn)
                 D = zn - y
+                dd = float(np.vdot(D, D))
                 # sufficient decrease of the quadratic model; the 1e-12 relative slack
                 # absorbs rounding of f when the step is tiny
-                if fn <= fy + float(np.vdot(g, D)) + 0.5 * L * float(np.vdot(D, D)) + 1e-12 * abs(fy):
+                if fn <= fy + float(np.vdot(g, D)) + 0.5 * L * dd + 1e-12 * abs(fy):
                     break
                 L *= 2.0
-            obj_n = fn + beta * float(np.linalg.norm(zn, axis=1).sum())
-            gm = L * float(np.sqrt(np.vdot(D, D)))
+            obj_n = fn + beta * reg
+            gm = L * float(np.sqrt(dd))
             if obj_n > obj:  # adaptive restart (O'Donoghue & Candes 2015)
                 t = 1.0
-                y, fy, Fy, Piy = z, fz, F, Pi
+                y, XZy, Fy, fy, Piy = z, XZ, F, fz, Pi
                 if gm <= tol:
                     break
                 continue
             t_new = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
-            y = zn + ((t - 1.0) / t_new) * (zn - z)
-            z, fz, F, Pi, obj = zn, fn, Fn, Pin, obj_n
-            fy, Fy, Piy = smooth(y)
+            mom = (t - 1.0) / t_new
+            y = zn + mom * (zn - z)
+            XZy = XZn + mom * (XZn - XZ)
+            Fy = Fn + mom * (Fn - F)
+            fy, Piy = smooth_at(XZy, Fy)
+            z, XZ, F, fz, Pi, obj = zn, XZn, Fn, fn, Pin, obj_n
             t = t_new
             L *= 0.95  # let the step grow again where the curvature is smaller
             if gm <= tol:
@@ -945,7 +984,7 @@ class _AugLag:
         used = 0
         n = self.Xr.shape[0]
         while used < budget:
-            used += self._fista(self.inner_tol, min(budget - used, 5000))
+            used += self._fista(self.inner_tol, min(budget - used, AL_INNER_BUDGET))
             C = self.grp.constraint(self.z)
             viol = float(np.sqrt(np.sum(np.minimum(C, 0.0) ** 2)))
             self.lam = np.maximum(self.lam - self.rho * C, 0.0)
@@ -965,12 +1004,17 @@ class _AugLag:
             self.feasible = abs(net - primal) <= 0.1 * tol * size and primal - low >= -0.1 * tol * size
             if primal - low <= tol * size and self.feasible:
                 break
+            # or the rebuilt network itself is within tol of the program's lower bound:
+            # its objective is then at most the program's optimum plus tol (relative); it
+            # may be below it (its neurons need not keep the patterns)
+            if _network_close(net, low, tol):
+                break
             # inexact AL: tighten the subproblem tolerance geometrically (floor: 1e-13 of
             # the dual scale beta, the size rounding allows for a gradient mapping)
-            self.inner_tol = max(self.inner_tol * 0.3, 1e-13 * self.beta)
+            self.inner_tol = max(self.inner_tol * AL_INNER_TOL_FACTOR, 1e-13 * self.beta)
             if viol > 0.25 * self.viol_prev and viol > 1e-12 * np.sqrt(n) * self.beta:
-                self.rho *= 2.0
-                self.L += self.rho * _spectral_norm(self.Xr) ** 2
+                self.L += (AL_RHO_GROWTH - 1.0) * self.rho * _spectral_norm(self.Xr) ** 2
+                self.rho *= AL_RHO_GROWTH
             self.viol_prev = viol
         return used
 
@@ -1115,6 +1159,11 @@ def _solve(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, dirs: np.ndarray | N
             if rel <= tol and (solver == "ipm" or inner.feasible):
                 converged = True
                 break
+            if solver == "al":
+                Fr = inner.grp.relu_output(z)
+                if _network_close(loss.value(Fr, Y) + beta * float(np.linalg.norm(z, axis=1).sum()), lower, tol):
+                    converged = True
+                    break
             if used >= max_iter:
                 break
             if new:
