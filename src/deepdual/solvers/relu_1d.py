@@ -82,7 +82,7 @@ import scipy.sparse as sp
 from scipy.special import expit
 
 from .._validation import check_beta, check_finite, check_options, check_positive, check_targets
-from ..losses import HingeLoss, Loss, LogisticLoss, SquaredLoss, get_loss
+from ..losses import CrossEntropyLoss, HingeLoss, Loss, LogisticLoss, SquaredLoss, get_loss
 from ..network import Network
 from ..objective import objective as _objective
 from ..solution import DEFAULT_RTOL, Certificate, Solution
@@ -1575,6 +1575,283 @@ def _solve_binary(x, y, X, Y, *, scalar, beta, loss, rtol, tol, max_iter) -> Sol
 
 
 # =============================================================================================
+# Multiclass cross-entropy: group Lasso over vector-valued ramps
+# =============================================================================================
+
+
+class _VectorRamps:
+    r"""Ramp operators on sorted distinct points ``u`` (shape (p,)) for K-column
+    coefficients, all in :math:`O(pK)` by cumulative sums.
+
+    ``forward(Zr, Zl)`` is :math:`F_j = \sum_k Z^r_k(u_j-u_k)_+ + Z^l_k(u_k-u_j)_+`
+    (rows of F, shape (p, K)); ``adjoint(G)`` returns the correlations
+    :math:`H^r_k = \sum_j G_j(u_j-u_k)_+` and :math:`H^l_k = \sum_j G_j(u_k-u_j)_+`."""
+
+    def __init__(self, u: np.ndarray) -> None:
+        self.u = u
+        self.uc = u[:, None]
+
+    def forward(self, Zr: np.ndarray, Zl: np.ndarray) -> np.ndarray:
+        uc = self.uc
+        right = uc * np.cumsum(Zr, axis=0) - np.cumsum(uc * Zr, axis=0)
+        sl = np.cumsum(Zl[::-1], axis=0)[::-1]
+        sul = np.cumsum((uc * Zl)[::-1], axis=0)[::-1]
+        return right + sul - uc * sl
+
+    def adjoint(self, G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        uc = self.uc
+        sg = np.cumsum(G[::-1], axis=0)[::-1]
+        sug = np.cumsum((uc * G)[::-1], axis=0)[::-1]
+        pg = np.cumsum(G, axis=0)
+        pug = np.cumsum(uc * G, axis=0)
+        return sug - uc * sg, uc * pg - pug
+
+
+def _ce_grouped_loss(F: np.ndarray, w: np.ndarray, C: np.ndarray) -> float:
+    r""":math:`\sum_j w_j\operatorname{lse}(F_j) - \langle C_j, F_j\rangle` (``C`` the class counts
+    per distinct point): the cross-entropy of the samples, grouped by their input."""
+    from scipy.special import logsumexp
+
+    return float(w @ logsumexp(F, axis=1) - np.vdot(C, F))
+
+
+def _ce_grouped_grad(F: np.ndarray, w: np.ndarray, C: np.ndarray) -> np.ndarray:
+    from scipy.special import softmax
+
+    return w[:, None] * softmax(F, axis=1) - C
+
+
+def _ce_best_bias(G: np.ndarray, w: np.ndarray, C: np.ndarray, b: np.ndarray, *, iters: int = 50) -> np.ndarray:
+    r"""Minimize the grouped cross-entropy over the free output bias: :math:`\min_b \sum_j w_j
+    \operatorname{lse}(G_j + b) - \langle C_j, G_j + b\rangle`, a smooth convex problem in K
+    variables, by damped Newton steps (the Hessian :math:`\sum_j w_j(\operatorname{diag}p_j - p_jp_j^T)`
+    is singular along :math:`\mathbf 1`, which does not change the loss; adding
+    :math:`\mathbf 1\mathbf 1^T` fixes that direction).  At the minimizer the column sums of
+    the residual :math:`C - w\,\mathrm{softmax}` vanish: the free bias's dual condition."""
+    from scipy.special import softmax
+
+    K = b.size
+    n = float(np.sum(w))
+    counts = C.sum(axis=0)
+    f = _ce_grouped_loss(G + b, w, C)
+    for _ in range(iters):
+        Pm = softmax(G + b, axis=1)
+        g = (w[:, None] * Pm).sum(axis=0) - counts
+        # stop when the gradient is at rounding level of the class counts (1e-13 n)
+        if np.max(np.abs(g)) <= 1e-13 * n:
+            break
+        H = (Pm.T * w) @ Pm
+        H = np.diag((w[:, None] * Pm).sum(axis=0)) - H + np.ones((K, K)) / K
+        step = np.linalg.solve(H, -g)
+        step -= step.mean()
+        a = 1.0
+        while a > 1e-12:
+            fn = _ce_grouped_loss(G + b + a * step, w, C)
+            if fn <= f + 1e-4 * a * float(g @ step):  # Armijo constant 1e-4 (standard)
+                break
+            a *= 0.5
+        else:
+            break
+        b, f = b + a * step, fn
+    return b
+
+
+def _ce_balance(P: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    r"""Rows of ``P`` in the probability simplex, moved within each row so that the column
+    sums equal ``counts`` exactly (up to rounding) while every row stays in the simplex.
+
+    With column sums :math:`s` and :math:`\sum_k s_k = \sum_k c_k`, every excess class
+    (:math:`s_k > c_k`) keeps the fraction :math:`1-\theta_k`, :math:`\theta_k = (s_k-c_k)/s_k`,
+    of its entries, and the mass removed from a row goes to the deficit classes in
+    proportion to their deficits :math:`d_j = c_j - s_j`; class j then gains
+    :math:`\tfrac{d_j}{\sum d}\sum_k\theta_ks_k = d_j`.  Entries stay in [0, 1] and row sums
+    are unchanged."""
+    P = P.copy()
+    s = P.sum(axis=0)
+    diff = s - counts
+    exc = diff > 0
+    if not np.any(exc):
+        return P
+    theta = np.zeros_like(s)
+    theta[exc] = diff[exc] / s[exc]
+    moved = P[:, exc] * theta[exc]
+    P[:, exc] -= moved
+    d = np.where(diff < 0, -diff, 0.0)
+    if d.sum() > 0:
+        P += np.outer(moved.sum(axis=1), d / d.sum())
+    return P
+
+
+def _solve_cross_entropy(x: np.ndarray, X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float,
+                         loss: Loss, rtol: float, tol: float, max_iter: int) -> Solution:
+    r"""Two-layer 1-D ReLU network with free biases and K outputs under the cross-entropy.
+
+    The problem equals the group Lasso over vector-valued ramps at the data
+    (``docs/one_dimensional.md`` §6, "Cross-entropy"):
+
+    .. math:: \min_{b,\,z}\ \ell\Big(\mathbf 1b^T + \sum_k (x-u_k)_+z_k^{+T} + (u_k-x)_+z_k^{-T}\Big)
+              + \beta\sum_k(\|z^+_k\|_2 + \|z^-_k\|_2).
+
+    Solved by FISTA with adaptive (function-value) restart on the inputs rescaled to
+    [0, 1], with exact minimization over the free output bias at every certificate
+    check; all ramp products cost :math:`O(nK)` (:class:`_VectorRamps`).  Stops when the
+    duality gap of the dual point :math:`V = Y - \operatorname{softmax}(F)` (column sums
+    made exactly zero by :func:`_ce_balance`), scaled into the exact vector dual constraint
+    :math:`c(V) = \max_{t,\pm}\|\sum_iV_i(\pm(x_i-t))_+\|_2` (attained at the data), is
+    below ``tol`` relative.
+
+    References
+    ----------
+    A. Beck, M. Teboulle, "A fast iterative shrinkage-thresholding algorithm", SIAM J.
+    Imaging Sci. 2009.  B. O'Donoghue, E. Candes, "Adaptive restart for accelerated
+    gradient schemes", Found. Comput. Math. 2015.
+    """
+    n, K = Y.shape
+    u, inv, counts_pts = np.unique(x, return_inverse=True, return_counts=True)
+    p = u.size
+    w = counts_pts.astype(float)
+    C = np.zeros((p, K))
+    np.add.at(C, inv, Y)
+    counts = C.sum(axis=0)
+    if np.sum(counts > 0) < 2:
+        raise ValueError("`y` has a single class: with biases the cross-entropy objective has no minimizer "
+                         "(its infimum, 0, is approached by an ever larger output bias)")
+    # rescale the inputs to [0, 1]: a ramp (x - t)_+ is s (x' - t')_+, so the penalty becomes beta/s
+    s = float(u[-1] - u[0]) if p > 1 else 1.0
+    us = (u - u[0]) / s
+    bs = beta / s
+    ops = _VectorRamps(us)
+
+    def fit(Zr, Zl, b):
+        return ops.forward(Zr, Zl) + b
+
+    def primal(Zr, Zl, b):
+        return _ce_grouped_loss(fit(Zr, Zl, b), w, C) + bs * float(
+            np.sum(np.linalg.norm(Zr, axis=1)) + np.sum(np.linalg.norm(Zl, axis=1)))
+
+    def certificate(Zr, Zl, b):
+        """Proven lower bound from the residual of the current fit (sample-level dual point)."""
+        from scipy.special import softmax
+
+        Pm = softmax(fit(Zr, Zl, b), axis=1)
+        Pm = _ce_balance(Pm, counts)  # column sums = class counts
+        Vg = C - w[:, None] * Pm  # group sums of V_i = Y_i - P_i
+        v = Y - Pm[inv]
+        c = _c_columns(u, inv, v, "base") if p > 1 else 0.0
+        tmax = np.inf if c == 0 else beta / c
+        t, D = loss.best_scale(v, Y, tmax)
+        return float(D), t * v, c, Vg
+
+    # Lipschitz constant of the smooth part: the CE Hessian per point is at most w_j/2, so
+    # L = lambda_max(A^T diag(w) A)/2 for A = [ramps, 1]; power iteration, then a 1.5x margin
+    # (power iteration underestimates), with a monotonicity backtrack below as a safeguard
+    rng = np.random.default_rng(0)
+    Vr, Vl, vb = rng.standard_normal((p, 1)), rng.standard_normal((p, 1)), rng.standard_normal(1)
+    lam = 1.0
+    for _ in range(50):
+        Fv = ops.forward(Vr, Vl) + vb
+        Gv = w[:, None] * Fv
+        Vr, Vl = ops.adjoint(Gv)
+        vb = Gv.sum(axis=0)
+        nrm = math.sqrt(float(np.sum(Vr ** 2) + np.sum(Vl ** 2) + np.sum(vb ** 2)))
+        if nrm == 0:
+            break
+        lam = nrm
+        Vr, Vl, vb = Vr / nrm, Vl / nrm, vb / nrm
+    Lc = 1.5 * 0.5 * lam
+    Zr, Zl = np.zeros((p, K)), np.zeros((p, K))
+    b = _ce_best_bias(np.zeros((p, K)), w, C, np.zeros(K))
+    P = primal(Zr, Zl, b)
+    D, vv, c, _ = certificate(Zr, Zl, b)
+    best = (P, Zr, Zl, b)
+    Yr, Yl, yb = Zr, Zl, b
+    tk = 1.0
+    it = restarts = 0
+    check = 10  # certificate every 10 iterations (it costs a few dozen loss evaluations)
+
+    def prox(A, step):
+        nr = np.linalg.norm(A, axis=1, keepdims=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f = np.where(nr > step, 1.0 - step / nr, 0.0)
+        return A * f
+
+    f_prev = P
+    while P - D > tol * abs(P) and it < max_iter:
+        it += 1
+        G = _ce_grouped_grad(fit(Yr, Yl, yb), w, C)
+        gr_, gl_ = ops.adjoint(G)
+        gb = G.sum(axis=0)
+        while True:
+            st = 1.0 / Lc
+            Nr, Nl, nb = prox(Yr - st * gr_, st * bs), prox(Yl - st * gl_, st * bs), yb - st * gb
+            fN = primal(Nr, Nl, nb)
+            if fN <= f_prev or Lc > 1e30 * lam:
+                break
+            if it > 1 and tk > 1.0:  # momentum step increased the objective: restart
+                break
+            Lc *= 2.0
+        if fN > f_prev:  # adaptive restart (O'Donoghue & Candes): drop momentum
+            restarts += 1
+            Yr, Yl, yb, tk = best[1], best[2], best[3], 1.0
+            if restarts > max_iter:
+                break
+            continue
+        t_next = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * tk * tk))
+        mom = (tk - 1.0) / t_next
+        Yr, Yl, yb = Nr + mom * (Nr - best[1]), Nl + mom * (Nl - best[2]), nb + mom * (nb - best[3])
+        tk = t_next
+        best = (fN, Nr, Nl, nb)
+        f_prev = fN
+        if it % check == 0:
+            Zr, Zl = best[1], best[2]
+            b = _ce_best_bias(ops.forward(Zr, Zl), w, C, best[3])
+            P = primal(Zr, Zl, b)
+            if P < best[0]:
+                best = (P, Zr, Zl, b)
+                f_prev = P
+            D2, vv2, c2, _ = certificate(Zr, Zl, b)
+            if D2 > D:
+                D, vv, c = D2, vv2, c2
+            P = best[0]
+    Zr, Zl = best[1], best[2]
+    b = _ce_best_bias(ops.forward(Zr, Zl), w, C, best[3])
+    # the network: one neuron per non-zero atom, z = z_s / s in the original units
+    nr, nl = np.linalg.norm(Zr, axis=1), np.linalg.norm(Zl, axis=1)
+    kr, kl = np.nonzero(nr > 0)[0], np.nonzero(nl > 0)[0]
+    t = np.concatenate([u[kr], u[kl]])
+    o = np.concatenate([np.ones(kr.size), -np.ones(kl.size)])
+    Z = np.concatenate([Zr[kr], Zl[kl]]) / s
+    net = _vector_ramps_network(t, o, Z, b, scalar)
+    obj = _network_objective(net, X, Y, beta, loss)
+    D2, vv2, c2, _ = certificate(Zr, Zl, b)
+    if D2 > D:
+        D, vv, c = D2, vv2, c2
+    info = {"distinct_points": p, "iterations": it, "restarts": restarts, "dual_constraint": c,
+            "neurons": int(Z.shape[0]), "knots": t.copy(), "tol": tol,
+            "note": "kinks at data points; lower bound = exact vector dual constraint of the balanced residual"}
+    return Solution(network=net, objective=obj, lower_bound=D,
+                    method="one-dimensional two-layer ReLU, cross-entropy: vector ramps at the data "
+                           "(group Lasso, FISTA with adaptive restart)",
+                    rtol=rtol, dual=vv, info=info)
+
+
+def _vector_ramps_network(t: np.ndarray, o: np.ndarray, Z: np.ndarray, b: np.ndarray, scalar: bool) -> Network:
+    r"""Balanced two-layer network computing :math:`b + \sum_i (o_i(x - t_i))_+ z_i`: inner weight
+    :math:`o_i\sqrt{\|z_i\|}`, bias :math:`-o_it_i\sqrt{\|z_i\|}`, outer row
+    :math:`z_i/\sqrt{\|z_i\|}`, so each neuron's weight decay is :math:`\|z_i\|` (§1)."""
+    K = b.size
+    m = Z.shape[0]
+    if m == 0:
+        return Network([[np.zeros((1, 1)), np.zeros((1, K))]], "relu", biases=[[np.zeros(1)]],
+                       output_bias=b.copy(), scalar_output=scalar)
+    a = np.sqrt(np.linalg.norm(Z, axis=1))
+    W1 = (o * a).reshape(1, m)
+    b1 = -o * t * a
+    W2 = Z / a[:, None]
+    return Network([[W1, W2]], "relu", biases=[[b1]], output_bias=b.copy(), scalar_output=scalar)
+
+
+# =============================================================================================
 # Public entry points
 # =============================================================================================
 
@@ -1609,7 +1886,7 @@ _ARCHITECTURES = ("linear_on_data",)
 
 def solve_1d(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, depth: int, loss: Loss,
              rtol: float, bias: bool, penalize_biases: bool = False, skip: bool = False,
-             tol: float = DEFAULT_TOL, max_iter: int = 2000, n_grid: int = 24,
+             tol: float | None = None, max_iter: int = 2000, n_grid: int = 24,
              architecture: str = "linear_on_data", **options: Any) -> Solution:
     r"""Globally optimal ReLU network with biases on one-dimensional data (SPEC 2.5).
 
@@ -1664,25 +1941,33 @@ def solve_1d(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, depth: 
     if not bias:
         raise ValueError("the one-dimensional ReLU solver needs `bias=True` (without biases a ReLU network on "
                          "1-D data is positively homogeneous; use method='rank_one')")
-    if Y.shape[1] != 1:
+    multiclass = isinstance(loss, CrossEntropyLoss)
+    if Y.shape[1] != 1 and not multiclass:
         raise ValueError(f"`y` must have a single output column for the 1-D solver, got {Y.shape[1]} columns")
     binary = isinstance(loss, (LogisticLoss, HingeLoss))
-    if not isinstance(loss, SquaredLoss) and not (binary and depth == 2 and not penalize_biases and not skip):
-        raise ValueError(f"the one-dimensional solver supports loss='squared', and 'logistic'/'hinge' for depth=2 "
-                         f"without `skip`/`penalize_biases`; got loss={getattr(loss, 'name', loss)!r}, depth={depth}; "
+    if not isinstance(loss, SquaredLoss) and not ((binary or multiclass) and depth == 2 and not penalize_biases
+                                                   and not skip):
+        raise ValueError(f"the one-dimensional solver supports loss='squared', and 'logistic'/'hinge'/"
+                         f"'cross_entropy' for depth=2 without `skip`/`penalize_biases`; got "
+                         f"loss={getattr(loss, 'name', loss)!r}, depth={depth}; "
                          "certify other losses with deepdual.certify")
     for name, val in (("penalize_biases", penalize_biases), ("skip", skip)):
         if not isinstance(val, (bool, np.bool_)):
             raise TypeError(f"`{name}` must be True or False, got {val!r}")
     if penalize_biases and skip:
         raise ValueError("`penalize_biases` and `skip` cannot be combined")
-    tol = check_positive(tol, "tol")
+    # cross-entropy (first-order solver): stop at rtol/10 unless `tol` is given
+    tol_default = tol is None
+    tol = check_positive(DEFAULT_TOL if tol is None else tol, "tol")
     if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
         raise ValueError(f"`max_iter` must be a positive integer, got {max_iter!r}")
     if not isinstance(architecture, str) or architecture not in _ARCHITECTURES:
         raise ValueError(f"`architecture` must be one of {_ARCHITECTURES} (depth >= 3 on 1-D data), got "
                          f"{architecture!r}; unconstrained deep networks and the paper's norm-constrained "
                          "architecture have no exact solver (see docs/one_dimensional.md §7)")
+    if multiclass:
+        return _solve_cross_entropy(X[:, 0], X, Y, scalar=scalar, beta=beta, loss=loss, rtol=rtol,
+                                    tol=rtol / 10 if tol_default else tol, max_iter=max(max_iter, 100_000))
     x, y = X[:, 0], Y[:, 0]
     if depth >= 3:
         if penalize_biases or skip:
