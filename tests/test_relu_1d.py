@@ -627,3 +627,93 @@ def test_logistic_lower_bound_below_restarts_training():
     assert sol.lower_bound <= val * (1 + 1e-9)
     # training reaches the optimum only approximately; it must not beat it
     assert sol.objective <= val * (1 + 1e-9)
+
+
+# --------------------------------------------------------------------------- cross-entropy, K outputs
+def _cvx_group_lasso_ce(x, Y, beta):
+    """min CE(1 b^T + A+ Z+ + A- Z-) + beta sum_k (||Z+_k|| + ||Z-_k||) over all 2n vector
+    ramps at the data (cvxpy, exponential cone via log_sum_exp)."""
+    n, K = Y.shape
+    Ap = np.maximum(x[:, None] - x[None, :], 0.0)
+    Am = np.maximum(x[None, :] - x[:, None], 0.0)
+    Zp, Zm, b = cp.Variable((n, K)), cp.Variable((n, K)), cp.Variable((1, K))
+    F = Ap @ Zp + Am @ Zm + np.ones((n, 1)) @ b
+    fit = cp.sum(cp.log_sum_exp(F, axis=1)) - cp.sum(cp.multiply(Y, F))
+    pen = cp.sum(cp.norm(Zp, 2, axis=1)) + cp.sum(cp.norm(Zm, 2, axis=1))
+    prob = cp.Problem(cp.Minimize(fit + beta * pen))
+    prob.solve(solver="CLARABEL", tol_gap_rel=1e-12, tol_gap_abs=1e-14, tol_feas=1e-12)
+    return prob.value
+
+
+def _ce_instance(seed, n=None, K=3):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(8, 25)) if n is None else n
+    x = np.round(rng.uniform(-2.0, 2.0, n), 1)  # ties on purpose (possibly with two labels), unsorted
+    lab = np.floor(K * (0.5 + 0.4 * np.sin(2 * x) + 0.15 * rng.standard_normal(n))).clip(0, K - 1).astype(int)
+    lab[:K] = np.arange(K)  # every class present
+    beta = float(10 ** rng.uniform(-2, 0.3))
+    return x, lab, beta
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_cross_entropy_matches_cvxpy_and_is_certified(seed):
+    x, lab, beta = _ce_instance(seed)
+    X = x.reshape(-1, 1)
+    Y = np.eye(3)[lab]
+    sol = deepdual.solve(X, lab, beta=beta, bias=True, loss="cross_entropy")
+    ref = _cvx_group_lasso_ce(x, Y, beta)
+    assert sol.objective == pytest.approx(ref, rel=1e-6)
+    assert deepdual.objective(sol.network, X, Y, beta=beta, loss="cross_entropy") == pytest.approx(
+        sol.objective, rel=1e-12)
+    assert sol.certified and sol.relative_gap <= 1e-6
+    assert sol.lower_bound <= ref * (1 + 1e-7)
+    # the returned dual point is feasible: column sums zero, exact vector constraint <= beta
+    u, inv = np.unique(x, return_inverse=True)
+    assert np.allclose(sol.dual.sum(axis=0), 0.0, atol=1e-10)
+    assert r1._c_columns(u, inv, sol.dual, "base") <= beta * (1 + 1e-9)
+    # certify_1d re-derives a bound from the network alone: valid
+    cert = r1.certify_1d(sol.network, X, Y, beta=beta, loss="cross_entropy")
+    assert cert.lower_bound <= sol.objective * (1 + 1e-12)
+
+
+def test_cross_entropy_kinks_at_data_integer_vs_one_hot_and_permutation():
+    rng = np.random.default_rng(7)
+    x = rng.uniform(-2, 2, 50)
+    lab = np.floor(3 * (0.5 + 0.45 * np.sin(3 * x))).clip(0, 2).astype(int)
+    X = x.reshape(-1, 1)
+    sol = deepdual.solve(X, lab, beta=0.05, bias=True, loss="cross_entropy")
+    sol_oh = deepdual.solve(X, np.eye(3)[lab], beta=0.05, bias=True, loss="cross_entropy")
+    assert sol.certified and sol_oh.certified
+    assert sol.objective == pytest.approx(sol_oh.objective, rel=1e-9)
+    W1, b1 = sol.network.weights[0][0][0], sol.network.biases[0][0]
+    knots = -b1 / W1
+    assert knots.size >= 1 and sol.network.weights[0][1].shape[1] == 3
+    assert np.all(np.min(np.abs(knots[:, None] - x[None, :]), axis=1) <= 1e-12 * (1 + np.abs(knots)))
+    perm = rng.permutation(50)
+    sol_p = deepdual.solve(X[perm], lab[perm], beta=0.05, bias=True, loss="cross_entropy")
+    assert sol_p.objective == pytest.approx(sol.objective, rel=1e-7)
+
+
+def test_cross_entropy_errors():
+    X = np.linspace(-1, 1, 9).reshape(-1, 1)
+    lab = np.arange(9) % 3
+    with pytest.raises(ValueError, match="depth=2"):
+        deepdual.solve(X, lab, beta=0.1, bias=True, loss="cross_entropy", depth=3)
+    with pytest.raises(ValueError, match="skip"):
+        deepdual.solve(X, lab, beta=0.1, bias=True, loss="cross_entropy", skip=True)
+    with pytest.raises(ValueError, match="class 1"):
+        deepdual.solve(X, 2 * (np.arange(9) % 2), beta=0.1, bias=True, loss="cross_entropy")
+
+
+def test_cross_entropy_lower_bound_below_restarts_training():
+    pytest.importorskip("torch")
+    from restarts import best_of_restarts
+
+    x, lab, beta = _ce_instance(11, n=16)
+    X = x.reshape(-1, 1)
+    Y = np.eye(3)[lab]
+    sol = deepdual.solve(X, lab, beta=beta, bias=True, loss="cross_entropy")
+    val = best_of_restarts(X, Y, beta=beta, depth=2, width=12, restarts=4, bias=True, loss="cross_entropy",
+                           iters=300)
+    assert sol.lower_bound <= val * (1 + 1e-9)
+    assert sol.objective <= val * (1 + 1e-9)
