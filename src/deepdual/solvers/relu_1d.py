@@ -2172,7 +2172,8 @@ class _ArcBarrier:
     over a working set of groups g (arc, sign).  Barrier
     :math:`-\sum\log\alpha - \sum\log\gamma - \sum\log(t^2 - s^TM_gs)` of degree
     :math:`\nu = 4G`; the iterate for parameter τ is within :math:`\nu/\tau` of the optimum
-    over the working set.  Dense Newton in :math:`3G + 1` unknowns (G stays small)."""
+    over the working set.  Dense Newton in :math:`3G + 1` unknowns, the G epigraph variables
+    eliminated by a Schur complement (a Cholesky of order :math:`2G + 1`; G stays small)."""
 
     def __init__(self, w: np.ndarray, y: np.ndarray, beta: float):
         self.w, self.y, self.beta = w, y, beta
@@ -2212,46 +2213,62 @@ class _ArcBarrier:
     def _phi(self, S, T):
         return T * T - (S[:, 0] ** 2 + S[:, 1] ** 2 + 2 * self.cosang * S[:, 0] * S[:, 1])
 
-    def _fb(self, tau, S, T, b) -> float:
+    def _fb(self, tau, S, T, b, r=None) -> float:
+        """Barrier function; ``r`` is the residual ``output(S, b) - y`` when already known."""
         phi = self._phi(S, T)
         if np.any(S <= 0) or np.any(T <= 0) or np.any(phi <= 0):
             return np.inf
-        return tau * self.primal(S, T, b) - float(np.sum(np.log(S))) - float(np.sum(np.log(phi)))
+        if r is None:
+            P = self.primal(S, T, b)
+        else:
+            P = 0.5 * float(np.sum(self.w * r * r)) + self.beta * float(np.sum(T)) + 0.5 * self.beta * b * b
+        return tau * P - float(np.sum(np.log(S))) - float(np.sum(np.log(phi)))
 
     def newton(self, tau: float, max_iter: int = 50) -> int:
+        # Newton system in (s, T, b); the epigraph variables T_g enter only their own group's
+        # barrier term, so their Hessian block is diagonal and they are eliminated by a Schur
+        # complement: a Cholesky of order 2G + 1 instead of 3G + 1 (the unknowns s, b are
+        # ordered like the columns of H0, so the loss Hessian is added as one block)
         G = self.G
-        N = 3 * G + 1
+        N = 2 * G + 1
         c = self.cosang
-        isb = np.concatenate([np.arange(2 * G), [N - 1]])
-        ids = np.stack([2 * np.arange(G), 2 * np.arange(G) + 1, 2 * G + np.arange(G)], axis=1)
+        e0, e1 = 2 * np.arange(G), 2 * np.arange(G) + 1
+        dia = np.arange(2 * G)
+        wy = self.w
         it = 0
+        r = self.output() - self.y
         for it in range(1, max_iter + 1):
             S, T, b = self.S, self.T, self.b
-            r = self.output() - self.y
-            grad = np.zeros(N)
-            H = np.zeros((N, N))
-            grad[isb] += tau * np.concatenate([self.cols.T @ (self.w * r), [np.sum(self.w * r)]])
-            grad[2 * G:3 * G] += tau * self.beta
-            grad[N - 1] += tau * self.beta * b
-            H[np.ix_(isb, isb)] += tau * self.H0
-            H[N - 1, N - 1] += tau * self.beta
+            wr = wy * r
             s = S.reshape(-1)
-            grad[:2 * G] -= 1.0 / s
-            H[np.arange(2 * G), np.arange(2 * G)] += 1.0 / s ** 2
             phi = self._phi(S, T)
             Ms = np.stack([S[:, 0] + c * S[:, 1], c * S[:, 0] + S[:, 1]], axis=1)
-            gphi = np.concatenate([-2 * Ms, 2 * T[:, None]], axis=1)
-            for j in range(3):
-                grad[ids[:, j]] -= gphi[:, j] / phi
+            gs = -2 * Ms / phi[:, None]        # grad of log(phi) w.r.t. s, per group
+            gt = 2 * T / phi                   # grad of log(phi) w.r.t. T
+            # gradient of tau*P - sum log s - sum log phi
+            grs = np.empty(N)
+            grs[:2 * G] = tau * (self.cols.T @ wr) - 1.0 / s - gs.reshape(-1)
+            grs[N - 1] = tau * (np.sum(wr) + self.beta * b)
+            grt = tau * self.beta - gt
             # Hessian of -log(phi): grad(phi) grad(phi)^T / phi^2 - hess(phi) / phi
-            for i1 in range(3):
-                for i2 in range(3):
-                    val = gphi[:, i1] * gphi[:, i2] / phi ** 2
-                    if i1 < 2 and i2 < 2:
-                        val = val + 2.0 * (1.0 if i1 == i2 else c) / phi
-                    elif i1 == 2 and i2 == 2:
-                        val = val - 2.0 / phi
-                    H[ids[:, i1], ids[:, i2]] += val
+            hst = gs * gt[:, None]             # (G, 2) coupling s_g -- T_g
+            H = tau * self.H0
+            H[N - 1, N - 1] += tau * self.beta
+            H[dia, dia] += 1.0 / s ** 2
+            # s-block of the barrier minus the Schur term hst hst^T / htt, in the cancellation-
+            # free form (2/phi) (M - 2 Ms Ms^T / (T^2 + s^T M s)), M = [[1, c], [c, 1]]
+            den = 0.5 * (T * T + (S[:, 0] * Ms[:, 0] + S[:, 1] * Ms[:, 1]))
+            htt = 4.0 * den / (phi * phi)      # = gt^2 - 2/phi, without its cancellation
+            f = 2.0 / phi
+            b00 = f * (1.0 - Ms[:, 0] * Ms[:, 0] / den)
+            b11 = f * (1.0 - Ms[:, 1] * Ms[:, 1] / den)
+            b01 = f * (c - Ms[:, 0] * Ms[:, 1] / den)
+            H[e0, e0] += b00
+            H[e1, e1] += b11
+            H[e0, e1] += b01
+            H[e1, e0] += b01
+            rhs = grs.copy()
+            rhs[:2 * G] -= (hst * (grt / htt)[:, None]).reshape(-1)
             # Jacobi scaling; the barrier Hessian is positive definite, a tiny ridge only
             # guards against rounding when Cholesky fails
             dg = np.sqrt(np.diag(H))
@@ -2259,31 +2276,37 @@ class _ArcBarrier:
             ridge = 0.0
             while True:
                 try:
-                    cf = sla.cho_factor(Hs + ridge * np.eye(N), lower=True, check_finite=False)
+                    cf = sla.cho_factor(Hs if ridge == 0.0 else Hs + ridge * np.eye(N), lower=True,
+                                        check_finite=False)
                     break
                 except np.linalg.LinAlgError:
                     ridge = max(ridge * 100, 1e-14)
-            d = -sla.cho_solve(cf, grad / dg, check_finite=False) / dg
-            dec = -float(grad @ d)
+            d = -sla.cho_solve(cf, rhs / dg, check_finite=False) / dg
+            dS, db = d[:2 * G].reshape(G, 2), d[N - 1]
+            dT = -(grt + np.sum(hst * dS, axis=1)) / htt
+            dec = -float(grs @ d) - float(grt @ dT)
             if dec / 2 <= 1e-8:  # Newton decrement: the barrier problem is solved to rounding
                 break
-            dS, dT, db = d[:2 * G].reshape(G, 2), d[2 * G:3 * G], d[N - 1]
-            if dec < 0.25 and np.isfinite(self._fb(tau, S + dS, T + dT, b + db)):
+            dr = self.cols @ d[:2 * G] + db
+            if dec < 0.25 and np.isfinite(self._fb(tau, S + dS, T + dT, b + db, r + dr)):
                 # Newton decrement below 1/2: the full step is in the region of quadratic
                 # convergence of the self-concordant barrier function (Boyd & Vandenberghe,
                 # 9.6.4); accepting it avoids comparing function values of size tau*P,
                 # whose rounding would stall the line search at large tau
                 self.S, self.T, self.b = S + dS, T + dT, b + db
+                r = r + dr
                 continue
-            f0 = self._fb(tau, S, T, b)
+            f0 = self._fb(tau, S, T, b, r)
             step = 1.0
             while step > 1e-10:  # Armijo backtracking; below 1e-10 the step is rounding noise
-                if self._fb(tau, S + step * dS, T + step * dT, b + step * db) <= f0 - 0.25 * step * dec:
+                fs = self._fb(tau, S + step * dS, T + step * dT, b + step * db, r + step * dr)
+                if fs <= f0 - 0.25 * step * dec:
                     break
                 step *= 0.5
             else:
                 break
             self.S, self.T, self.b = S + step * dS, T + step * dT, b + step * db
+            r = r + step * dr
         return it
 
     def solve(self, gap: float, tau0: float, mu: float = 10.0) -> tuple[int, float]:
