@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -41,6 +42,8 @@ import numpy as np
 import deepdual
 from deepdual.patterns import enumerate_patterns, sample_patterns
 from deepdual.solvers.relu_convex import network_from_atoms
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/references.py
 
 HERE = Path(__file__).resolve().parent
 #: pyscnn's AL (float64, default settings) is run only up to this many patterns: it
@@ -105,18 +108,9 @@ def network_from_groups(V: np.ndarray, W: np.ndarray, *, tol: float = 0.0) -> de
 
 def run_cvxpy(X, y, beta, loss, pats):
     import cvxpy as cp
+    from references import convex_program_cvxpy  # tests/references.py: the tests' oracle
 
-    Dm = pats.astype(float).T
-    n, d = X.shape
-    P = Dm.shape[1]
-    V, W = cp.Variable((d, P)), cp.Variable((d, P))
-    XV, XW = X @ V, X @ W
-    F = cp.sum(cp.multiply(Dm, XV - XW), axis=1)
-    S = 2 * Dm - 1
-    cons = [cp.multiply(S, XV) >= 0, cp.multiply(S, XW) >= 0]
-    reg = beta * (cp.sum(cp.norm(V, 2, axis=0)) + cp.sum(cp.norm(W, 2, axis=0)))
-    data = 0.5 * cp.sum_squares(F - y) if loss == "squared" else cp.sum(cp.logistic(-cp.multiply(y, F)))
-    prob = cp.Problem(cp.Minimize(data + reg), cons)
+    prob, V, W = convex_program_cvxpy(X, y, beta, loss, pats)
     t0 = time.perf_counter()
     prob.solve(solver=cp.CLARABEL)
     t = time.perf_counter() - t0

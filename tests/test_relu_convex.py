@@ -20,21 +20,9 @@ def _cvxpy_optimum(X, y, beta, loss="squared", bias=False):
     cp = pytest.importorskip("cvxpy")
     if bias:
         X = np.hstack([X, np.ones((len(X), 1))])
-    pats = enumerate_patterns(X)
-    Dm = pats.astype(float).T  # (n, P)
-    n, d = X.shape
-    P = Dm.shape[1]
-    V, W = cp.Variable((d, P)), cp.Variable((d, P))
-    XV, XW = X @ V, X @ W
-    F = cp.sum(cp.multiply(Dm, XV - XW), axis=1)
-    S = 2 * Dm - 1
-    cons = [cp.multiply(S, XV) >= 0, cp.multiply(S, XW) >= 0]
-    reg = beta * (cp.sum(cp.norm(V, 2, axis=0)) + cp.sum(cp.norm(W, 2, axis=0)))
-    if loss == "squared":
-        data = 0.5 * cp.sum_squares(F - y)
-    else:
-        data = cp.sum(cp.logistic(-cp.multiply(y, F)))
-    prob = cp.Problem(cp.Minimize(data + reg), cons)
+    from references import convex_program_cvxpy
+
+    prob, _, _ = convex_program_cvxpy(X, y, beta, loss, enumerate_patterns(X))
     prob.solve(solver=cp.CLARABEL)
     assert prob.status == "optimal"
     return prob.value

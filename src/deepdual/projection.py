@@ -123,33 +123,35 @@ def factorize(X: np.ndarray, method: Literal["auto", "svd", "gram"] = "auto") ->
     return fac
 
 
+def _gram_spectrum(G: np.ndarray, n: int, d: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Eigenvectors and singular values ``s = sqrt(eig(G))`` of a Gram matrix ``G`` (``XᵀX`` or
+    ``XXᵀ``), largest first, keeping eigenvalues above ``max(n, d) * eps * 100`` relative (the
+    Gram matrix squares the condition number, so the SVD rank rule is widened by 100), and
+    whether :func:`factorize` may use the Gram route under ``method="auto"``: full rank and
+    ``s_max / s_min < 1e4`` (``cond(G) < 1e8``); otherwise it takes the SVD of ``X``."""
+    w, Q = sla.eigh(G, driver="evd")
+    w, Q = w[::-1], Q[:, ::-1]
+    wmax = max(w[0], 0.0)
+    keep = w > max(n, d) * _EPS * wmax * 1e2 if wmax > 0 else np.zeros_like(w, dtype=bool)
+    s = np.sqrt(w[keep])
+    cond_ok = s.size == 0 or (s[0] / s[-1] < 1e4 and s.size == G.shape[0])
+    return Q[:, keep], s, bool(cond_ok)
+
+
 def _factorize_scaled(X: np.ndarray, method: str) -> Factorization:
     n, d = X.shape
     if (method == "gram" and n >= d) or (method == "auto" and n >= 4 * d):
-        G = X.T @ X
-        w, V = sla.eigh(G, driver="evd")
-        w, V = w[::-1], V[:, ::-1]
-        wmax = max(w[0], 0.0)
-        keep = w > max(n, d) * _EPS * wmax * 1e2 if wmax > 0 else np.zeros_like(w, dtype=bool)
-        s = np.sqrt(w[keep])
-        cond_ok = s.size == 0 or (s[0] / s[-1] < 1e4 and s.size == d)
+        V, s, cond_ok = _gram_spectrum(X.T @ X, n, d)
         if method == "gram" or cond_ok:
-            Vk = V[:, keep]
             # U = X V diag(1/s) is not formed (see Factorization); factorize() attaches X
-            return Factorization(None if s.size else np.zeros((n, 0)), s, Vk.T, (n, d), "gram")
+            return Factorization(None if s.size else np.zeros((n, 0)), s, V.T, (n, d), "gram")
     if (method == "gram" and n < d) or (method == "auto" and d >= 4 * n):
         # wide X: the same with the n x n matrix X X^T = U diag(s^2) U^T
-        G = X @ X.T
-        w, U = sla.eigh(G, driver="evd")
-        w, U = w[::-1], U[:, ::-1]
-        wmax = max(w[0], 0.0)
-        keep = w > max(n, d) * _EPS * wmax * 1e2 if wmax > 0 else np.zeros_like(w, dtype=bool)
-        s = np.sqrt(w[keep])
-        cond_ok = s.size == 0 or (s[0] / s[-1] < 1e4 and s.size == n)
+        U, s, cond_ok = _gram_spectrum(X @ X.T, n, d)
         if method == "gram" or cond_ok:
             # V = X^T U diag(1/s) is not formed (see Factorization); factorize() attaches X
             Vt = None if s.size else np.zeros((0, d))
-            return Factorization(U[:, keep], s, Vt, (n, d), "gram")
+            return Factorization(U, s, Vt, (n, d), "gram")
     try:
         U, s, Vt = sla.svd(X, full_matrices=False, lapack_driver="gesdd")
     except np.linalg.LinAlgError:  # pragma: no cover - gesdd rarely fails to converge

@@ -26,12 +26,6 @@ def _whitened_supports(Y: np.ndarray, loss: Loss, depth: int, formulation: Any) 
     return supports(Y, loss, depth, formulation)
 
 
-def _whitened_loss_supports(Y: np.ndarray, loss: Loss, depth: int, formulation: Any) -> bool:
-    from .relu_whitened_losses import supports
-
-    return supports(Y, loss, depth, formulation)
-
-
 def _no_structure(X: np.ndarray, depth: int) -> ValueError:
     """The error for data without a closed-form structure: says which structure is missing
     (with the measured deviation) and what to do instead."""
@@ -79,8 +73,7 @@ def solve_relu(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, depth
             # (depth > 2 with unsupported labels/loss: the solver raises the specific error)
             method = "rank_one"
         elif (gram := whitened_gram(X)) is not None and (
-                depth > 2 or _whitened_supports(Y, loss, depth, options.get("formulation"))
-                or _whitened_loss_supports(Y, loss, depth, options.get("formulation"))):
+                depth > 2 or _whitened_supports(Y, loss, depth, options.get("formulation"))):
             method = "whitened"
         elif depth == 2:
             method = "convex"
@@ -91,10 +84,6 @@ def solve_relu(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, depth
 
         return solve_rank_one(X, Y, **kw, factors=factors, **options)
     if method == "whitened":
-        if _whitened_loss_supports(Y, loss, depth, options.get("formulation")):
-            from .relu_whitened_losses import solve_whitened_losses
-
-            return solve_whitened_losses(X, Y, **kw, **options)
         from .relu_whitened import solve_whitened
 
         return solve_whitened(X, Y, **kw, gram=gram, **options)

@@ -103,12 +103,15 @@ def _parts(Y: np.ndarray) -> list[_Part]:
 def supports(Y: np.ndarray, loss: Loss, depth: int, formulation: Any = "weight_decay") -> bool:
     """Whether the whitened closed form covers these labels, loss and depth: the squared loss with
     at most one non-zero per row of ``Y``, or logistic/hinge with one output at depth 2 (any depth
-    in the norm-constrained form)."""
+    in the norm-constrained form), or cross-entropy at depth 2 (delegated to
+    :mod:`deepdual.solvers.relu_whitened_losses`)."""
     if isinstance(loss, SquaredLoss):
         return disjoint_columns(Y)
     if isinstance(loss, (LogisticLoss, HingeLoss)) and Y.shape[1] == 1:
         return depth == 2 or formulation == "norm_constrained"
-    return False
+    from .relu_whitened_losses import supports as cross_entropy_supports
+
+    return cross_entropy_supports(Y, loss, depth, formulation)
 
 
 def norm_constrained_objective(network: Network, X: Any, y: Any, *, beta: float, loss: Any = "squared",
@@ -198,6 +201,11 @@ def solve_whitened(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, d
         ``info`` holds ``parts`` (column, sign, norm, coefficient :math:`s_p`) and
         ``formulation``; ``info["note"]`` explains an uncertified result.
     """
+    from .relu_whitened_losses import solve_whitened_losses, supports as cross_entropy_supports
+
+    if cross_entropy_supports(Y, loss, depth, options.get("formulation")):
+        return solve_whitened_losses(X, Y, scalar=scalar, beta=beta, depth=depth, loss=loss, rtol=rtol,
+                                     bias=bias, gram=gram, **options)
     check_options(options, OPTIONS, "solve(method='whitened')")
     formulation = check_choice(options.get("formulation", "weight_decay"), "formulation", FORMULATIONS)
     t = check_positive(options.get("trunk_norm", 1.0), "trunk_norm")

@@ -69,6 +69,7 @@ from ..losses import CrossEntropyLoss, Loss
 from ..network import Network
 from ..objective import objective
 from ..solution import Solution
+from ..structures import whitened_gram
 from .relu_rank_one import _check_width, _zero_path, aligned_path
 
 __all__ = ["solve_whitened_losses", "supports", "cross_entropy_closed_form", "class_constant_constraint",
@@ -130,30 +131,29 @@ def class_constant_constraint(rows: np.ndarray, counts: np.ndarray) -> tuple[flo
     return float(np.sqrt(max(float(np.max(Mp.sum(axis=1))), 0.0))), bool(np.all(off <= 0.0))
 
 
-def _gram_checked(X: np.ndarray) -> np.ndarray:
-    """``X X^T``, after checking ``X X^T = I_n`` with the tolerance of
-    :func:`deepdual.structures.is_whitened`; ``ValueError`` otherwise."""
+def _gram_checked(X: np.ndarray, gram: np.ndarray | None) -> np.ndarray:
+    """``X X^T`` (``gram`` when the dispatcher already formed it), after the whitening test
+    of :func:`deepdual.structures.whitened_gram`; ``ValueError`` otherwise."""
     n, d = X.shape
-    if n > d:
-        raise ValueError(f"`X` is not whitened (X X^T = I_n needed; n = {n} > d = {d}); whiten it with "
+    G = gram if gram is not None and gram.shape == (n, n) else whitened_gram(X)
+    if G is None:
+        why = f"n = {n} > d = {d}" if n > d else f"max |X X^T - I| = {float(np.max(np.abs(X @ X.T - np.eye(n)))):.3g}"
+        raise ValueError(f"`X` is not whitened (X X^T = I_n needed; {why}); whiten it with "
                          "deepdual.whiten(X) (needs n <= d and rank n)")
-    G = X @ X.T
-    dev = float(np.max(np.abs(G - np.eye(n))))
-    # same entrywise tolerance as structures.is_whitened: rounding of d products per entry
-    if not dev <= 100 * d * np.finfo(float).eps:
-        raise ValueError(f"`X` is not whitened (X X^T = I_n needed; max |X X^T - I| = {dev:.3g}); whiten it "
-                         "with deepdual.whiten(X) (needs n <= d and rank n)")
     return G
 
 
 def solve_whitened_losses(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, depth: int, loss: Loss,
-                          rtol: float, bias: bool, **options: Any) -> Solution:
+                          rtol: float, bias: bool, gram: np.ndarray | None = None, **options: Any) -> Solution:
     r"""Optimal two-layer ReLU network on whitened data under the cross-entropy loss (module docstring).
 
     Parameters
     ----------
     X, Y : validated arrays (n, d), (n, K); ``X X^T = I_n``; ``Y`` one-hot
     scalar, beta, depth, loss, rtol, bias : see :func:`deepdual.solve` (depth 2, no biases)
+    gram : array (n, n), optional
+        :math:`XX^T` from :func:`deepdual.structures.whitened_gram` (passed by the
+        dispatcher so the O(n^2 d) product is formed once); computed and tested here otherwise.
     formulation : {"weight_decay"}, default "weight_decay"
     width : int, default 1
         Hidden width of each class's sub-network (uniform non-negative splitting).
@@ -182,7 +182,7 @@ def solve_whitened_losses(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: f
             "the whitened closed form of deepdual.solvers.relu_whitened_losses covers the built-in "
             f"cross_entropy loss at depth 2; got loss {getattr(loss, 'name', type(loss).__name__)!r}, depth {depth}"
         )
-    G = _gram_checked(X)
+    G = _gram_checked(X, gram)
     n, d = X.shape
     K = Y.shape[1]
     counts = Y.sum(axis=0)
