@@ -272,3 +272,25 @@ def test_certify_solution_of_structured_problems_is_tight():
     sol = deepdual.solve(X, Y, beta=0.4, depth=2)
     cert = deepdual.certify(sol.network, X, Y, beta=0.4)
     assert cert.certified and cert.objective == pytest.approx(sol.objective, rel=1e-14)
+
+
+def test_exact_constraint_raises_for_vector_outputs_without_exact_value():
+    # K = 2 on generic data: per-output enumeration is only an upper bound on c(V),
+    # so constraint="exact" must refuse instead of silently returning a bound
+    rng = np.random.default_rng(11)
+    X, Y = rng.standard_normal((12, 2)), rng.standard_normal((12, 2))
+    net = random_net(rng, 2, 2, 2)
+    auto = deepdual.certify(net, X, Y, beta=0.5)
+    assert not auto.exact_constraint
+    with pytest.raises(ValueError, match="constraint='exact'.*K=2"):
+        deepdual.certify(net, X, Y, beta=0.5, constraint="exact")
+    # whitened data with generic (not class-constant) dual rows: the orthant bound is not exact
+    rng = np.random.default_rng(0)
+    Q, _ = np.linalg.qr(rng.standard_normal((8, 6)))
+    Xw = Q.T  # 6 x 8 with X X^T = I
+    Yw = rng.standard_normal((6, 3))
+    netw = random_net(rng, 8, 3, 2)
+    autow = deepdual.certify(netw, Xw, Yw, beta=0.3)
+    assert autow.details["constraint_method"].startswith("upper bound: whitened")
+    with pytest.raises(ValueError, match="constraint='exact'"):
+        deepdual.certify(netw, Xw, Yw, beta=0.3, constraint="exact")

@@ -496,6 +496,12 @@ def relu_constraint(
                 # spectral bound except by rounding)
                 return ConstraintValue(min(val, spec), True,
                                        f"exact: cell enumeration ({P} patterns)", n_patterns=P)
+            if constraint == "exact":
+                # per-output enumeration only bounds c(V) from above when K > 1
+                raise ValueError("constraint='exact': no exact dual constraint is known for vector "
+                                 f"outputs (K={K}) on this data at depth 2; exact values exist for "
+                                 "rank-one data and for whitened data with disjoint or class-constant "
+                                 "dual rows; use constraint='auto' or 'bound'")
             per, P = [], 0
             for k in range(K):
                 val, P = c_enumerate(V[:, k], X, max_patterns=max_patterns)
