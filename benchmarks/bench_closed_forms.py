@@ -8,7 +8,13 @@ Ratios are measured in one run on one machine (see ``benchmarks/README.md``):
   factorization that reveals the range of ``X``.  Target: within 2x.
 * ``cvxpy``: time of cvxpy (problem construction + Clarabel) on the *same convex
   program*, solved to the same objective (1e-7 relative), divided by the time of
-  ``deepdual.solve``.  Target: >= 100x.
+  ``deepdual.solve``.  Target: >= 100x.  Whitened data (``XX^T = I``) appear twice: with
+  cvxpy given the SPEC 2.8 program in ``X`` restricted to the activation pattern ``D = I``
+  (which holds the optimum, see ``_cvx_program``) against the full ``solve`` of the same
+  ``X``; and with cvxpy given the *reduced* program in ``n`` variables, which does not
+  involve ``X``, against ``deepdual.solve`` on the same reduced program (the data
+  ``X = I_n``), with the full ``solve`` on the whitened ``X`` (including its ``XX^T = I``
+  check, which the reduced program skips) as a second column.
 
 Run alone: ``python benchmarks/bench_closed_forms.py [--quick] [--threads N]``
 (``benchmarks/run.py`` runs everything).
@@ -171,16 +177,21 @@ def _cvx_program(p: Problem):
         prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(X @ W - y) + beta * cp.normNuc(W)))
         return prob, lambda: (0.5 * np.sum((X @ W.value - y) ** 2)
                               + beta * np.sum(np.linalg.svd(W.value, compute_uv=False)))
-    if p.name == "relu-L2-rank1":
-        # SPEC 2.8 with the only nonzero activation pattern of X = c a0^T, c >= 0: D = I
+    if p.name in ("relu-L2-rank1", "relu-L2-whitened"):
+        # SPEC 2.8 restricted to the activation pattern D = I.  Rank one, X = c a0^T with c >= 0:
+        # the only nonzero pattern.  Whitened data: the optimal network's neurons have
+        # X u_p = y_p >= 0 (module docstring of deepdual.solvers.relu_whitened), so they are
+        # feasible for D = I and this program's optimum is the two-layer optimum; the general
+        # program would need all activation patterns of X (up to 2^n)
         v, w = cp.Variable(X.shape[1]), cp.Variable(X.shape[1])
         prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(X @ (v - w) - y) + beta * (cp.norm(v) + cp.norm(w))),
                           [X @ v >= 0, X @ w >= 0])
         return prob, lambda: (0.5 * np.sum((X @ (v.value - w.value) - y) ** 2)
                               + beta * (np.linalg.norm(v.value) + np.linalg.norm(w.value)))
-    if p.name == "relu-L2-whitened":
+    if p.name == "relu-L2-whitened-reduced":
         # whitened data: {X u : ||u|| <= 1} is the unit ball, so the two-layer ReLU problem is
-        # min_{f = a - b, a, b >= 0} 1/2||f - y||^2 + beta (||a|| + ||b||) (docs/losses.md)
+        # min_{f = a - b, a, b >= 0} 1/2||f - y||^2 + beta (||a|| + ||b||) (docs/losses.md), which no
+        # longer involves X; it is the two-layer problem on the data X = I_n (deepdual's side)
         a, b = cp.Variable(X.shape[0], nonneg=True), cp.Variable(X.shape[0], nonneg=True)
         prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(a - b - y) + beta * (cp.norm(a) + cp.norm(b))))
         return prob, lambda: (0.5 * np.sum((a.value - b.value - y) ** 2)
@@ -188,7 +199,15 @@ def _cvx_program(p: Problem):
     return None
 
 
-CVX_PROBLEMS = ("linear-L2", "linear-L2-K5-orth", "relu-L2-rank1", "relu-L2-whitened")
+CVX_PROBLEMS = ("linear-L2", "linear-L2-K5-orth", "relu-L2-rank1", "relu-L2-whitened", "relu-L2-whitened-reduced")
+
+
+def _reduced_whitened(p: Problem) -> Problem:
+    """The whitened problem ``p`` on the data ``X = I_n``: the reduced program of ``docs/losses.md``
+    (same labels, same beta, same optimum), solved by ``deepdual.solve`` like any other data."""
+    n = p.X.shape[0]
+    return Problem("relu-L2-whitened-reduced", "two-layer ReLU, whitened data, reduced program (X = I_n)",
+                   np.eye(n), p.y, p.beta, 2, "relu")
 
 
 def bench_cvxpy(*, quick: bool, repeat: int | None = None, progress: bool = True) -> list[dict]:
@@ -206,8 +225,23 @@ def bench_cvxpy(*, quick: bool, repeat: int | None = None, progress: bool = True
     small = (300, 30) if quick else (500, 50)
     problems = make_problems(n, d, seed=1, which=tuple(c for c in CVX_PROBLEMS if c != "linear-L2-K5-orth"))
     problems += make_problems(*small, seed=1, which=("linear-L2-K5-orth",))
+    # the reduced whitened program: deepdual on X = I_n against cvxpy on the same program, and,
+    # as a second column, the full solve on the whitened n x d data (with its X X^T = I check)
+    full_of: dict[str, Problem] = {}
+    for p in list(problems):
+        if p.name == "relu-L2-whitened":
+            red = _reduced_whitened(p)
+            full_of[red.name] = p
+            problems.append(red)
     for p in problems:
         t, sol = best_time(p.run, repeat)
+        full = None
+        if p.name in full_of:
+            t_full, sol_full = best_time(full_of[p.name].run, repeat)
+            full = {"t_closed_full_s": t_full, "objective_full": float(sol_full.objective),
+                    "full_vs_reduced_rel_diff": abs(float(sol_full.objective) - float(sol.objective))
+                    / abs(float(sol.objective)), "n_full": full_of[p.name].X.shape[0],
+                    "d_full": full_of[p.name].X.shape[1]}
         prob, value = _cvx_program(p)
         attempts = []
         for tol in (1e-8, 1e-10, 1e-12):
@@ -237,6 +271,9 @@ def bench_cvxpy(*, quick: bool, repeat: int | None = None, progress: bool = True
             "ratio_solver_only": (last["t_solver_s"] / t) if last else None,
             "attempts": attempts,
         }
+        if full is not None:
+            row.update(full)
+            row["ratio_full_solve"] = (last["t_cvxpy_s"] / full["t_closed_full_s"]) if last else None
         rows.append(row)
         if progress:
             r = row["ratio_cvxpy_over_closed"]

@@ -163,7 +163,9 @@ def _rank_one_pivot(X: np.ndarray, tol: float):
         S = X[:8]
         sS = np.linalg.svd(S, compute_uv=False)
         if sS.size > 1:
-            xf = float(np.sqrt(np.sum(X * X) if not X.flags.c_contiguous else X.ravel() @ X.ravel()))
+            # ravel(order="K") is a view for C- and Fortran-ordered X (no n x d temporary)
+            flat = X.ravel(order="K")
+            xf = float(np.sqrt(flat @ flat))
             margin = 16 * max(S.shape) * _EPS * float(np.linalg.norm(S))
             if sS[1] - margin > tol * xf * (1 + 2 * n * d * _EPS) * (1 + 1e-12):
                 return False
