@@ -14,9 +14,17 @@ objective*: deepdual's time to a network whose objective is at most pyscnn's (de
 stopped at pyscnn's achieved relative excess, tightened 10x until reached), and at most
 cvxpy's plus 1e-7 relative (see :func:`time_to_target`).
 
+On sampled pattern sets every solver solves the *sampled program* (deepdual's
+primal-dual method is feasible, so its network's objective is that program's
+objective); the table reports the program objective reached by each solver
+(``*_program_objective``; pyscnn's is its convex objective times ``n``, with its small
+cone violation).  deepdual gets the sampled patterns with their sampling directions
+(``patterns=(pats, dirs)``), as pyscnn gets them as gate vectors.  ``--old`` also times
+the previous default, the primal barrier method, on the complete sets (Newton steps).
+
 Run::
 
-    python benchmarks/bench_convex.py [--quick] [--out benchmarks/results]
+    python benchmarks/bench_convex.py [--quick] [--old] [--out benchmarks/results]
 
 pyscnn is not a deepdual dependency (no extra installs it): a plain
 ``pip install pyscnn`` replaces a CPU torch by a CUDA build, so install it with
@@ -178,6 +186,8 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller problems")
     parser.add_argument("--out", default=str(HERE / "results"), help="output folder")
+    parser.add_argument("--old", action="store_true",
+                        help="also time the previous default (primal barrier method) on complete sets")
     args = parser.parse_args(argv)
     try:
         from threadpoolctl import threadpool_limits
@@ -194,6 +204,9 @@ def main(argv=None) -> dict:
     except Exception as exc:  # pyscnn pins torch/numpy APIs and needs linalg_backends
         pyscnn_status = f"skipped: import failed ({type(exc).__name__}: {exc})"
 
+    import os
+
+    load_start = os.getloadavg()
     rows = []
     for name, X, y, beta, loss, pat_opt in problems(args.quick):
         if isinstance(pat_opt, str):
@@ -202,22 +215,36 @@ def main(argv=None) -> dict:
             pats, dirs = pat_opt
         row = {"problem": name, "n": int(X.shape[0]), "d": int(X.shape[1]), "beta": beta, "loss": loss,
                "patterns": int(len(pats))}
+        # sampled sets: deepdual gets the patterns with their sampling directions (as
+        # pyscnn gets them as gate vectors); it then skips one small LP per pattern
+        pat_arg = pat_opt if isinstance(pat_opt, str) else (pats, dirs)
         t0 = time.perf_counter()
-        sol = deepdual.solve(X, y, beta=beta, loss=loss, method="convex",
-                             patterns=pat_opt if isinstance(pat_opt, str) else pats)
+        sol = deepdual.solve(X, y, beta=beta, loss=loss, method="convex", patterns=pat_arg)
         row["deepdual_time_s"] = time.perf_counter() - t0
         row["deepdual_objective"] = float(deepdual.objective(sol.network, X, y, beta=beta, loss=loss))
         row["deepdual_certified"] = bool(sol.certified)
         row["deepdual_relative_gap"] = float(sol.relative_gap)
         row["deepdual_solver"] = sol.info["solver"]
         row["deepdual_iterations"] = int(sol.info["iterations"])
+        # the convex program over the given patterns at deepdual's solution (for sampled
+        # sets: the sampled program's objective; equal to the network's objective)
+        row["deepdual_program_objective"] = float(sol.info["convex_objective"])
+        row["deepdual_program_gap"] = float((sol.info["restricted_objective"] - sol.info["restricted_lower_bound"])
+                                            / abs(sol.info["restricted_objective"]))
         full_run = [(0.5 * 1e-6, row["deepdual_time_s"], row["deepdual_objective"])]  # default tol = rtol/2
-        pat_arg = pat_opt if isinstance(pat_opt, str) else pats
+        if args.old and isinstance(pat_opt, str):
+            # the previous default: the primal barrier method (Newton steps, time)
+            t0 = time.perf_counter()
+            old = deepdual.solve(X, y, beta=beta, loss=loss, method="convex", patterns=pat_arg, solver="barrier")
+            row["barrier_time_s"] = time.perf_counter() - t0
+            row["barrier_iterations"] = int(old.info["iterations"])
+            row["barrier_objective"] = float(deepdual.objective(old.network, X, y, beta=beta, loss=loss))
         try:
             net, t, extra = run_cvxpy(X, y, beta, loss, pats)
             obj = float(deepdual.objective(net, X, y, beta=beta, loss=loss))
             cert = deepdual.certify(net, X, y, beta=beta, loss=loss)
             row.update(cvxpy_time_s=t, cvxpy_objective=obj, cvxpy_certified=bool(cert.certified),
+                       cvxpy_program_objective=extra["solver_value"],
                        cvxpy_relative_gap=float(cert.relative_gap), cvxpy_status=extra["status"],
                        time_ratio_cvxpy_over_deepdual=t / row["deepdual_time_s"],
                        objective_rel_diff_deepdual_minus_cvxpy=(row["deepdual_objective"] - obj) / abs(obj))
@@ -240,6 +267,7 @@ def main(argv=None) -> dict:
                 obj = float(deepdual.objective(net, X, y, beta=beta, loss=loss))
                 cert = deepdual.certify(net, X, y, beta=beta, loss=loss)
                 row.update(pyscnn_time_s=t, pyscnn_objective=obj,
+                           pyscnn_program_objective=extra["convex_objective_times_n"],
                            pyscnn_convex_objective=extra["convex_objective_times_n"],
                            pyscnn_max_cone_violation=extra["max_cone_violation"],
                            pyscnn_certified=bool(cert.certified), pyscnn_relative_gap=float(cert.relative_gap),
@@ -267,6 +295,7 @@ def main(argv=None) -> dict:
         "machine": platform.machine(),
         "blas_threads": 1 if limiter is not None else "default",
         "pyscnn": pyscnn_status,
+        "load_average_start_end": [list(load_start), list(os.getloadavg())],
         "rows": rows,
     }
     out = Path(args.out)
@@ -292,6 +321,14 @@ def main(argv=None) -> dict:
               f"{r.get('time_ratio_pyscnn_over_deepdual_equal_objective', nan):8.2f} "
               f"{str(r['deepdual_certified'])[0]}/{str(r.get('cvxpy_certified', '-'))[0]}/"
               f"{str(r.get('pyscnn_certified', '-'))[0]:>12s}")
+    print()
+    print(f"{'problem':42s} {'prog dd':>12s} {'prog cvx':>12s} {'prog scnn':>12s} {'dd steps':>8s} "
+          f"{'old steps':>9s} {'t_old':>7s}")
+    for r in rows:
+        print(f"{r['problem']:42s} {r['deepdual_program_objective']:12.8g} "
+              f"{r.get('cvxpy_program_objective', nan):12.8g} {r.get('pyscnn_program_objective', nan):12.8g} "
+              f"{r['deepdual_iterations']:8d} {r.get('barrier_iterations', -1):9d} {r.get('barrier_time_s', nan):7.2f}")
+    print(f"load average start / end: {load_start} / {os.getloadavg()}")
     print(f"pyscnn: {pyscnn_status}")
     print(f"written: {path}")
     return result

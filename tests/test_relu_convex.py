@@ -334,3 +334,113 @@ def test_sampled_patterns_network_at_most_program_optimum():
     # tol = rtol / 2; 1e-7 absorbs Clarabel's own accuracy
     assert obj <= prob.value * (1 + 0.5e-4 + 1e-7)
     assert sol.lower_bound <= obj
+
+
+# ----------------------------------------------------------------------------- primal-dual method
+def test_nesterov_todd_scaling_identities():
+    # W lam = W^{-1} s (the scaled point), W^{-2} s = lam, the Jordan division inverts
+    # the Jordan product, and the step to the boundary lands on the boundary
+    from deepdual.solvers.conic_ipm import _soc_apply_W, _soc_det, _soc_div, _soc_hessian, _soc_prod
+    from deepdual.solvers.conic_ipm import soc_max_step, soc_nt_scaling
+
+    rng = np.random.default_rng(30)
+    G, q = 7, 4
+    s, lam = rng.standard_normal((G, q)), rng.standard_normal((G, q))
+    s[:, 0] = np.linalg.norm(s[:, 1:], axis=1) + rng.uniform(1e-3, 1.0, G)
+    lam[:, 0] = np.linalg.norm(lam[:, 1:], axis=1) + rng.uniform(1e-3, 1.0, G)
+    eta, wbar, v = soc_nt_scaling(s, lam)
+    ell = _soc_apply_W(eta, v, lam)
+    np.testing.assert_allclose(ell, _soc_apply_W(eta, v, s, inverse=True), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(np.einsum("gab,gb->ga", _soc_hessian(eta, wbar), s), lam, rtol=1e-9, atol=1e-12)
+    d = rng.standard_normal((G, q))
+    np.testing.assert_allclose(_soc_prod(ell, _soc_div(ell, d, _soc_det(ell))), d, rtol=1e-9, atol=1e-12)
+    dx = rng.standard_normal((G, q)) * 5
+    a = soc_max_step(s, dx)
+    assert np.isfinite(a) and a > 0
+    on = s + a * dx
+    assert np.min(_soc_det(on)) == pytest.approx(0.0, abs=1e-9 * np.max(on[:, 0] ** 2))
+    assert np.all(_soc_det(s + 0.99 * a * dx) > 0) and np.all(s[:, 0] + 0.99 * a * dx[:, 0] > 0)
+
+
+@pytest.mark.parametrize("n,d,beta,bias", [(10, 2, 0.1, False), (12, 3, 0.4, False), (10, 2, 0.05, True)])
+def test_primal_dual_matches_cvxpy_to_1e7(n, d, beta, bias):
+    rng = np.random.default_rng(40 + n + d)
+    X = rng.standard_normal((n, d))
+    y = np.abs(X[:, 0]) - X[:, 1] + 0.1 * rng.standard_normal(n)
+    sol = deepdual.solve(X, y, beta=beta, bias=bias, method="convex", solver="ipm")
+    assert sol.info["solver"] == "ipm" and sol.info["patterns_complete"]
+    ref = _cvxpy_optimum(X, y, beta, "squared", bias)
+    # Clarabel's own accuracy is ~1e-8 relative
+    assert abs(sol.objective - ref) <= 1e-7 * abs(ref), (sol.objective, ref)
+    assert sol.lower_bound <= ref * (1 + 1e-9)
+    assert sol.certified and sol.relative_gap <= 1e-7
+    # strictly feasible iterates: the network's objective is the convex objective
+    assert sol.objective == pytest.approx(sol.info["convex_objective"], rel=1e-10)
+    # the old primal barrier method is still reachable and agrees
+    old = deepdual.solve(X, y, beta=beta, bias=bias, method="convex", solver="barrier")
+    assert old.info["solver"] == "barrier"
+    assert old.objective == pytest.approx(sol.objective, rel=1e-6)
+
+
+def test_primal_dual_kkt_at_the_returned_network():
+    # dual feasibility and complementary slackness of the returned network, checked
+    # with the exact cone values: every pattern has c_{i,s}(v) <= beta for v = y - f(X),
+    # and every neuron's own cell attains beta (its group is non-zero only where the
+    # dual constraint is tight)
+    rng = np.random.default_rng(41)
+    n, d, beta = 12, 2, 0.2
+    X = rng.standard_normal((n, d))
+    y = np.abs(X[:, 0]) - X[:, 1] + 0.1 * rng.standard_normal(n)
+    sol = deepdual.solve(X, y, beta=beta, method="convex", solver="ipm")
+    v = y - sol.predict(X).ravel()
+    rs = row_space(X)
+    vals = [cone_value(rs.Xr, p.astype(float), s * v) for p in enumerate_patterns(X) for s in (1.0, -1.0)]
+    assert max(vals) <= beta * (1 + 1e-7)
+    (W1, W2), = sol.network.weights
+    for j in range(W1.shape[1]):
+        u, a = W1[:, j], float(W2[j, 0])
+        act = X @ u >= 0
+        # v^T D X u sign(alpha) = beta |u| (tight), and |u| = |alpha| (balanced)
+        assert np.sign(a) * v @ (act * (X @ u)) == pytest.approx(beta * np.linalg.norm(u), rel=1e-6)
+        assert abs(a) == pytest.approx(np.linalg.norm(u), rel=1e-9)
+    assert sol.info["max_violation"] <= 1e-12 * np.abs(X).max() * np.abs(W1).max()
+
+
+def test_primal_dual_solves_a_sampled_program_to_cvxpy():
+    # sampled patterns: the primal-dual method solves the sampled program itself (its
+    # network is feasible, so its objective is the program's), to Clarabel's optimum
+    cp = pytest.importorskip("cvxpy")
+    from references import convex_program_cvxpy
+
+    rng = np.random.default_rng(42)
+    n, d, beta = 60, 6, 0.5
+    X = rng.standard_normal((n, d))
+    y = np.maximum(X[:, 0], 0) - np.maximum(X[:, 1], 0) + 0.1 * rng.standard_normal(n)
+    pats, dirs = sample_patterns(X, 15, 5, return_directions=True)
+    sol = deepdual.solve(X, y, beta=beta, method="convex", patterns=(pats, dirs))
+    assert sol.info["solver"] == "ipm" and sol.info["restricted_converged"]
+    prob, _, _ = convex_program_cvxpy(X, y, beta, "squared", pats)
+    prob.solve(solver=cp.CLARABEL)
+    assert prob.status == "optimal"
+    assert abs(sol.objective - prob.value) <= 1e-7 * prob.value, (sol.objective, prob.value)
+    assert sol.objective == pytest.approx(sol.info["convex_objective"], rel=1e-10)
+    # the program's own proven lower bound is below cvxpy's optimum and closes the gap
+    low = sol.info["restricted_lower_bound"]
+    assert low <= prob.value * (1 + 1e-9)
+    assert sol.info["restricted_objective"] - low <= 1e-6 * sol.objective
+    # the same patterns without directions (interior points by LP) give the same program
+    sol2 = deepdual.solve(X, y, beta=beta, method="convex", patterns=pats)
+    assert sol2.objective == pytest.approx(sol.objective, rel=1e-7)
+    assert sol.lower_bound <= sol.objective and not sol.certified
+
+
+def test_patterns_with_directions_bad_input():
+    rng = np.random.default_rng(43)
+    X, y = rng.standard_normal((8, 2)), rng.standard_normal(8)
+    pats, dirs = sample_patterns(X, 4, 0, return_directions=True)
+    with pytest.raises(ValueError, match="directions"):
+        deepdual.solve(X, y, beta=1.0, method="convex", patterns=(pats, dirs[:, :1]))
+    with pytest.raises(ValueError, match="directions"):
+        deepdual.solve(X, y, beta=1.0, method="convex", patterns=(pats, dirs[:2]))
+    with pytest.raises(ValueError, match="tuple"):
+        deepdual.solve(X, y, beta=1.0, method="convex", patterns=(pats, dirs, dirs))

@@ -50,7 +50,11 @@ against every pattern with the exact value (conic duality, Moreau)
 with :math:`c_{i,s}(v) > \beta` violate the optimality conditions of their zero groups
 and join the set.
 
-*Inner solver.*  For moderate sizes a primal log-barrier (interior-point) method on
+*Inner solver.*  For the squared loss, when all patterns fit a dense Newton system, a
+primal–dual interior-point method (Mehrotra predictor–corrector with Nesterov–Todd
+scaling, :mod:`deepdual.solvers.conic_ipm`; 20–60 iterations) with an active-set
+polish of its last iterate; its iterates are strictly feasible.  Otherwise, for
+moderate sizes, a primal log-barrier (interior-point) method on
 
 .. math::
 
@@ -88,6 +92,7 @@ networks: equivalent model classes and cone decompositions", ICML 2022.
 A. Sahiner, T. Ergen, J. Pauly and M. Pilanci, "Vector-output ReLU neural network
 problems are copositive programs", ICLR 2021.
 S. Boyd and L. Vandenberghe, *Convex Optimization*, 2004, ch. 11 (barrier method).
+L. Vandenberghe, "The CVXOPT linear and quadratic cone program solvers", 2010.
 A. Beck and M. Teboulle, "A fast iterative shrinkage-thresholding algorithm", SIAM J.
 Imaging Sci. 2 (2009).
 """
@@ -129,7 +134,7 @@ CONVEX_OPTIONS = (
     "patterns", "n_patterns", "max_patterns", "certify_max_patterns", "rng", "solver", "max_iter",
     "tol", "progress",
 )
-SOLVERS = ("auto", "ipm", "al")
+SOLVERS = ("auto", "ipm", "barrier", "al")
 
 _EPS = np.finfo(float).eps
 
@@ -830,6 +835,109 @@ class _Barrier:
         return self.z
 
 
+class _PrimalDual:
+    r"""Primal–dual interior-point method (:class:`~deepdual.solvers.conic_ipm.GroupSOCQP`:
+    Mehrotra predictor–corrector, Nesterov–Todd scaling) for the squared-loss program
+    over a working set; the same interface as :class:`_Barrier`.
+
+    Group :math:`g = (s, p, k)` has base block :math:`\bar B_{pK+k} = e_k\otimes D_pX`
+    (the sign is applied separately), linear constraints :math:`(2D_p - I)X_Rz_g \ge 0`
+    on the non-zero rows.  A grown working set restarts the method (interior-point
+    methods do not warm-start well); each run takes ~20-30 iterations.
+    """
+
+    def __init__(self, Xr: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, pats: np.ndarray,
+                 interior: np.ndarray) -> None:
+        from .conic_ipm import GroupSOCQP
+
+        self._cls = GroupSOCQP
+        self.Xr, self.Y, self.loss, self.beta = Xr, Y, loss, beta
+        self.R = np.linalg.norm(Xr, axis=1) > 0
+        self.iters = 0
+        self.stalled = False
+        self.polished = False
+        self._build(pats, interior)
+
+    def _build(self, pats: np.ndarray, interior: np.ndarray) -> None:
+        Xr, Y = self.Xr, self.Y
+        n, K = Y.shape
+        r = Xr.shape[1]
+        self.grp = grp = Groups(Xr, pats, K)
+        self.interior = interior
+        P = len(pats)
+        base = np.zeros((n, K, P, K, r))
+        blk = pats.T.astype(float)[:, :, None] * Xr[:, None, :]  # (n, P, r): D_p X
+        for k in range(K):
+            base[:, k, :, k, :] = blk
+        self.ipm = self._cls(Xr[self.R], grp.SG[:, self.R], base.reshape(n * K, P * K, r), grp.p * K + grp.k,
+                             grp.s, Y.reshape(-1), self.beta, interior[grp.p])
+        self.z = self.ipm.z.copy()
+        self._calls = 0
+
+    def grow(self, pats: np.ndarray, interior: np.ndarray) -> None:
+        self._build(np.vstack([self.grp.pats, pats]), np.vstack([self.interior, interior]))
+
+    def solve(self, tol: float, budget: int) -> int:
+        r"""Interior-point iterations to the relative gap ``max(tol, 1e-6)`` (the
+        normal-equation solves lose digits below that when there are many
+        constraints), then the active-set polish
+        (:meth:`~deepdual.solvers.conic_ipm.GroupSOCQP.polish`), kept when it lowers
+        the objective; the caller's exact certificate decides whether ``tol`` is met,
+        and calls again (tighter) if not."""
+        # 1e-6: where the normal equations still keep the dual residual small on the
+        # benchmark problems; each further call (the polished point did not close the
+        # caller's gap) asks the interior-point method for 100x more
+        # the first call stops where the Woodbury solve stalls (polish is much cheaper
+        # than dense Newton systems); later calls may switch to dense systems
+        self.ipm.allow_dense_switch = self._calls > 0
+        used = self.ipm.solve(max(tol, 1e-6 * 0.01**self._calls), budget)
+        self._calls += 1
+        self.iters += used
+        self.stalled = self.ipm.stalled
+        self.z = self.ipm.z.copy()
+        zp = self.ipm.polish()
+        self.polished = False
+        if zp is not None and self._net(zp) <= self._net(self.z):
+            self.z, self.polished = zp, True
+        return used
+
+    def _net(self, z: np.ndarray) -> float:
+        F = self.grp.relu_output(z)
+        return self.loss.value(F, self.Y) + self.beta * float(np.linalg.norm(z, axis=1).sum())
+
+    @property
+    def Z(self) -> np.ndarray:
+        return self.z
+
+
+def _pd_all(P: int, r: int, n: int, K: int) -> bool:
+    """Whether the primal-dual method takes all ``P`` patterns at once: its Newton
+    system is dense-affordable, or a Woodbury step costs at most ``PD_MAX_COST``."""
+    from .conic_ipm import GroupSOCQP
+
+    # (taking all patterns with the Woodbury solve beyond the dense size was tried:
+    # on n = 40, d = 3, 1562 patterns, the Woodbury steps broke down after 4
+    # iterations; a working set that outgrows the dense size hands over to the
+    # barrier method, so "auto" picks the barrier method there from the start)
+    return _pd_size(2 * K * P, r) <= PD_DENSE_MAX and GroupSOCQP.step_cost(
+        2 * K * P, r, n * K, P * K, n) <= PD_MAX_COST
+
+
+def _pd_size(G: int, r: int) -> int:
+    """Unknowns of the primal-dual method's Newton system with ``G`` groups."""
+    return G * (r + 1)
+
+
+#: the primal-dual method solves its Newton systems densely (Cholesky, accurate to
+#: the end) up to this many unknowns (a 4000 x 4000 Cholesky is ~0.5 s on one core);
+#: beyond it the Woodbury form is used, which loses digits near the optimum, so the
+#: working set is kept below it when possible
+PD_DENSE_MAX = 4000
+#: largest Newton-step cost (flops) for which the primal-dual method is used (~0.1-0.2 s
+#: per step on one core; it needs ~20-40 steps)
+PD_MAX_COST = 6e9
+
+
 def _network_close(net: float, low: float, tol: float) -> bool:
     """Whether a network's objective ``net`` is within ``tol`` (relative) of the lower bound ``low``."""
     return net - low <= tol * max(abs(net), np.finfo(float).tiny)
@@ -1076,8 +1184,9 @@ def _solve(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, dirs: np.ndarray | N
     r = Xr.shape[1]
     P = len(pats)
     V0 = loss.dual_point(np.zeros_like(Y), Y)
-    if solver == "al" or (_ipm_cost(2 * K * P, r, n, K) <= IPM_MAX_COST and 2 * K * P * (n + 2) <= IPM_MAX_BARRIER
-                          and P <= IPM_ALL_PATTERNS_FACTOR * (n + 1)):
+    if solver == "al" or (solver == "pd" and _pd_all(P, r, n, K)) or (
+            solver == "barrier" and _ipm_cost(2 * K * P, r, n, K) <= IPM_MAX_COST
+            and 2 * K * P * (n + 2) <= IPM_MAX_BARRIER and P <= IPM_ALL_PATTERNS_FACTOR * (n + 1)):
         # the first-order method handles all patterns at once (matrix products); the
         # interior-point method does when its Newton systems stay small
         W = list(range(P))
@@ -1088,6 +1197,7 @@ def _solve(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, dirs: np.ndarray | N
         W = list(W)
     dropped = 0
     interior: dict[int, np.ndarray] = {}
+    no_interior: set[int] = set()  # patterns whose cell has no interior (never join W)
     xn = np.linalg.norm(Xr, axis=1)
     nzr = xn > 0
 
@@ -1114,13 +1224,17 @@ def _solve(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, dirs: np.ndarray | N
                 out.append(interior[p])
             else:
                 dropped += 1
+                no_interior.add(p)
         return keep, np.array(out).reshape(-1, r)
 
     if max_iter is None:
-        max_iter = 4000 if solver == "ipm" else 20000
-    if solver == "ipm":
+        max_iter = 20000 if solver == "al" else 4000
+    if solver == "pd":
         W, w_dirs = interiors(W)
-        inner: Any = _Barrier(Xr, Y, loss, beta, pats[W], w_dirs)
+        inner: Any = _PrimalDual(Xr, Y, loss, beta, pats[W], w_dirs)
+    elif solver == "barrier":
+        W, w_dirs = interiors(W)
+        inner = _Barrier(Xr, Y, loss, beta, pats[W], w_dirs)
     else:
         inner = _AugLag(Xr, Y, loss, beta, pats[W])
     bar = None
@@ -1131,7 +1245,9 @@ def _solve(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, dirs: np.ndarray | N
             bar = tqdm(total=max_iter, desc=f"convex program ({solver})", leave=False)
         except ImportError:  # pragma: no cover
             bar = None
-    round_tol = max(tol, 1e-3)  # growth rounds need only a rough solution
+    # growth rounds need only a rough solution; with every pattern in the working set
+    # there is no growth and the first round aims at tol
+    round_tol = tol if len(W) == P else max(tol, 1e-3)
     used = rounds = 0
     converged = False
     try:
@@ -1144,19 +1260,22 @@ def _solve(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, dirs: np.ndarray | N
             z = inner.Z
             # the IPM's iterates are feasible (network output = convex output); the AL's
             # are not, and its network can even beat the program: judge the program
-            F = inner.grp.relu_output(z) if solver == "ipm" else inner.grp.output(z)
+            F = inner.grp.output(z) if solver == "al" else inner.grp.relu_output(z)
             V = loss.dual_point(F, Y)
             primal = loss.value(F, Y) + beta * float(np.linalg.norm(z, axis=1).sum())
-            others = np.setdiff1d(np.arange(P), W)
+            others = np.setdiff1d(np.arange(P), W + sorted(no_interior))
             c_in, _ = pattern_values(Xr, V, pats[W], beta)
             c_out, new = pattern_values(Xr, V, pats[others], beta, max_new=max(5, len(W)))
             new = [int(others[i]) for i in new]
-            c = max(c_in, c_out)
+            # cells without interior cannot join (no interior start), but they still
+            # count in the program's dual constraint: the lower bound stays valid
+            c_no = pattern_values(Xr, V, pats[sorted(no_interior)], beta)[0] if no_interior else 0.0
+            c = max(c_in, c_out, c_no)
             lower = float(loss.best_scale(V, Y, np.inf if c <= 0 else beta / c)[1])
             rel = (primal - lower) / max(abs(primal), np.finfo(float).tiny)
             if bar is not None:
                 bar.set_postfix(gap=f"{rel:.1e}", patterns=len(W))
-            if rel <= tol and (solver == "ipm" or inner.feasible):
+            if rel <= tol and (solver != "al" or inner.feasible):
                 converged = True
                 break
             if solver == "al":
@@ -1166,18 +1285,39 @@ def _solve(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, dirs: np.ndarray | N
                     break
             if used >= max_iter:
                 break
+            if solver == "pd" and not new and inner.stalled and not inner.polished \
+                    and inner.ipm.G * inner.ipm.q > inner.ipm.dense_max \
+                    and _ipm_cost(2 * K * len(W), r, n, K) <= IPM_MAX_COST:
+                # the Woodbury solve stalled, the system is too large for dense steps
+                # and the polish found no better point: the barrier method (slower,
+                # but its refined Woodbury steps reach ~1e-9) takes over
+                solver = "barrier"
+                inner = _Barrier(Xr, Y, loss, beta, inner.grp.pats, inner.interior)
+                continue
             if new:
                 new_dirs = None
-                if solver == "ipm":
+                if solver == "pd":
+                    new, new_dirs = interiors(new)
+                    if _pd_size(2 * K * (len(W) + len(new)), r) > PD_DENSE_MAX:
+                        # beyond dense Newton systems: the barrier method (Woodbury with
+                        # refinement copes with its conditioning), else the AL
+                        if _ipm_cost(2 * K * (len(W) + len(new)), r, n, K) <= IPM_MAX_COST:
+                            solver = "barrier"
+                            inner = _Barrier(Xr, Y, loss, beta, inner.grp.pats, inner.interior)
+                        else:
+                            solver = "al"
+                            old = inner
+                            inner = _AugLag(Xr, Y, loss, beta, old.grp.pats, z=old.Z.copy())
+                elif solver == "barrier":
                     new, new_dirs = interiors(new)
                     if _ipm_cost(2 * K * (len(W) + len(new)), r, n, K) > IPM_MAX_COST:
                         # the working set outgrew dense Newton: continue with the AL
                         solver = "al"
                         old = inner
                         inner = _AugLag(Xr, Y, loss, beta, old.grp.pats, z=old.Z.copy())
-                    if new:
-                        inner.grow(pats[new], new_dirs) if solver == "ipm" else inner.grow(pats[new])
-                        W.extend(new)
+                if new:
+                    inner.grow(pats[new]) if solver == "al" else inner.grow(pats[new], new_dirs)
+                    W.extend(new)
                 continue
             if round_tol <= 1e-13 or round_tol <= 0.01 * tol * 1e-3:
                 break  # at the solver's precision limit without closing the gap
@@ -1324,13 +1464,30 @@ def _choose_patterns(Xa: np.ndarray, rs: Any, option: Any, n_patterns: int, max_
             return pats, dirs @ rs.V, True, "exact enumeration"
         pats, dirs = sample_patterns(Xa, n_patterns, rng, return_directions=True)
         return pats, dirs @ rs.V, False, f"{n_patterns} sampled"
+    dirs_in = None
+    if isinstance(option, tuple):
+        if len(option) != 2:
+            raise ValueError("`patterns` as a tuple must be (patterns (P, n), directions (P, d))")
+        option, dirs_in = option
+        dirs_in = np.asarray(dirs_in, dtype=float)
+        if dirs_in.ndim != 2 or dirs_in.shape[1] != Xa.shape[1] or not np.all(np.isfinite(dirs_in)):
+            raise ValueError(f"`patterns` directions must be a finite array of shape (P, {Xa.shape[1]}), "
+                             f"got shape {dirs_in.shape}")
     arr = np.asarray(option)
+    if dirs_in is not None and len(dirs_in) != len(arr):
+        raise ValueError(f"`patterns`: {len(arr)} patterns but {len(dirs_in)} directions")
     if arr.ndim != 2 or arr.shape[1] != n:
         raise ValueError(f"`patterns` must be a boolean array of shape (P, {n}), got shape {arr.shape}")
     if arr.dtype != bool:
         if not np.all((arr == 0) | (arr == 1)):
             raise ValueError("`patterns` must contain only booleans or 0/1")
         arr = arr.astype(bool)
+    if dirs_in is not None:
+        # unique non-zero patterns, each with its direction (checked to lie strictly
+        # inside its cell by the solver, which falls back to an LP otherwise)
+        _, first = np.unique(arr, axis=0, return_index=True)
+        first = np.sort(first[arr[first].any(axis=1)])
+        return arr[first], dirs_in[first] @ rs.V, False, "user-supplied"
     return unique_patterns(arr), None, False, "user-supplied"
 
 
@@ -1404,10 +1561,13 @@ def solve_convex(
         ``deepdual.objective(..., penalize_biases=True)`` and certify with
         ``deepdual.certify(..., penalize_biases=True)``).  No output bias.
     **options
-        patterns : {"auto", "exact", "sample"} or bool array (P, n), default "auto"
+        patterns : {"auto", "exact", "sample"}, bool array (P, n) or tuple, default "auto"
             ``"auto"`` enumerates all patterns when the region-count bound
             :math:`2\sum_{k<r}\binom{n-1}{k}` (times ``K``) is at most ``max_patterns``,
-            else samples.
+            else samples.  A tuple ``(patterns, directions)`` also gives, for each
+            pattern, a direction ``g`` (P, d; with ``bias`` P, d + 1) strictly inside its
+            cell (e.g. the sampled directions of :func:`deepdual.patterns.sample_patterns`),
+            which saves one small LP per pattern.
         n_patterns : int, default 100
             Number of sampled patterns.
         max_patterns : int, default 2000
@@ -1417,12 +1577,16 @@ def solve_convex(
         rng : None, int or numpy.random.Generator
             Source of sampled patterns.  ``None`` draws fresh OS entropy; the seed drawn
             is stored in ``info["rng_seed"]`` so the run can be repeated.
-        solver : {"auto", "ipm", "al"}, default "auto"
-            Interior-point method (accurate, dense Newton) or augmented Lagrangian
-            (first order, large problems).  ``"auto"`` takes the interior-point method
-            when the loss has a known Hessian and the expected working set is small.
+        solver : {"auto", "ipm", "barrier", "al"}, default "auto"
+            ``"ipm"``: primal–dual interior-point method for the squared loss (the
+            barrier method for other losses); ``"barrier"``: primal log-barrier method
+            (any loss with a Hessian); ``"al"``: augmented Lagrangian (first order,
+            large problems).  ``"auto"`` takes the primal–dual method for the squared
+            loss when all patterns fit its dense Newton system, else the barrier
+            method when the loss has a Hessian and the working set is small, else the
+            augmented Lagrangian.
         max_iter : int, optional
-            Newton steps (``"ipm"``, default 4000) or FISTA iterations (``"al"``, default
+            Newton steps (``"ipm"``, ``"barrier"``, default 4000) or FISTA iterations (``"al"``, default
             20000) over all rounds.
         tol : float, default ``rtol / 2``
             Stop when the relative duality gap of the program over the pattern set is
@@ -1462,7 +1626,7 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     solver = options.get("solver", "auto")
     if solver not in SOLVERS:
         raise ValueError(f"`solver` must be one of {', '.join(map(repr, SOLVERS))}; got {solver!r}")
-    if solver == "ipm" and not _has_hessian(loss):
+    if solver in ("ipm", "barrier") and not _has_hessian(loss):
         raise ValueError(f"`solver`='ipm' needs the loss's Hessian (squared, logistic, cross_entropy); "
                          f"got {loss!r}")
     progress = options.get("progress", False)
@@ -1484,10 +1648,17 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     r = rs.rank
     pats, dirs, complete, how = _choose_patterns(Xa, rs, options.get("patterns", "auto"), n_patterns,
                                                  max_patterns, rng, K)
+    if solver in ("auto", "ipm") and isinstance(loss, SquaredLoss):
+        # the primal-dual method when all patterns fit its dense Newton system (an
+        # explicit "ipm" always; it then works on a growing working set)
+        if solver == "ipm" or _pd_all(len(pats), r, n, K):
+            solver = "pd"
     if solver == "auto":
         cost = _ipm_cost(2 * K * min(len(pats), n + 1), r, n, K)
         small = cost <= (IPM_MAX_COST if complete else IPM_SMALL_COST)
-        solver = "ipm" if _has_hessian(loss) and small else "al"
+        solver = "barrier" if _has_hessian(loss) and small else "al"
+    elif solver == "ipm":
+        solver = "barrier"
 
     if r == 0 or len(pats) == 0:
         grp = Groups(rs.Xr, pats[:0] if len(pats) else np.zeros((0, n), bool), K)
@@ -1545,7 +1716,7 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
             dual_from = "gated relaxation residual"
 
     info: dict[str, Any] = {
-        "solver": res.solver,
+        "solver": "ipm" if res.solver == "pd" else res.solver,
         "patterns": int(len(pats)),
         "patterns_complete": bool(complete),
         "patterns_how": how,
