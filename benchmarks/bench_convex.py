@@ -95,7 +95,8 @@ def time_to_target(X, y, beta, loss, patterns, target: float, tols, done=()):
         if any(r["objective"] <= target for r in runs[len(done):]):
             break
         t0 = time.perf_counter()
-        sol = deepdual.solve(X, y, beta=beta, loss=loss, method="convex", patterns=patterns, tol=float(tol))
+        sol = deepdual.solve(X, y, beta=beta, loss=loss, method="convex", patterns=patterns, tol=float(tol),
+                             polish=False)  # the program itself (no local descent)
         runs.append({"tol": float(tol), "time_s": time.perf_counter() - t0,
                      "objective": float(deepdual.objective(sol.network, X, y, beta=beta, loss=loss))})
     hit = [r["time_s"] for r in runs if r["objective"] <= target]
@@ -219,7 +220,7 @@ def main(argv=None) -> dict:
         # pyscnn gets them as gate vectors); it then skips one small LP per pattern
         pat_arg = pat_opt if isinstance(pat_opt, str) else (pats, dirs)
         t0 = time.perf_counter()
-        sol = deepdual.solve(X, y, beta=beta, loss=loss, method="convex", patterns=pat_arg)
+        sol = deepdual.solve(X, y, beta=beta, loss=loss, method="convex", patterns=pat_arg, polish=False)
         row["deepdual_time_s"] = time.perf_counter() - t0
         row["deepdual_objective"] = float(deepdual.objective(sol.network, X, y, beta=beta, loss=loss))
         row["deepdual_certified"] = bool(sol.certified)
@@ -235,7 +236,8 @@ def main(argv=None) -> dict:
         if args.old and isinstance(pat_opt, str):
             # the previous default: the primal barrier method (Newton steps, time)
             t0 = time.perf_counter()
-            old = deepdual.solve(X, y, beta=beta, loss=loss, method="convex", patterns=pat_arg, solver="barrier")
+            old = deepdual.solve(X, y, beta=beta, loss=loss, method="convex", patterns=pat_arg, solver="barrier",
+                                 polish=False)
             row["barrier_time_s"] = time.perf_counter() - t0
             row["barrier_iterations"] = int(old.info["iterations"])
             row["barrier_objective"] = float(deepdual.objective(old.network, X, y, beta=beta, loss=loss))

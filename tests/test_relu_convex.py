@@ -417,7 +417,7 @@ def test_primal_dual_solves_a_sampled_program_to_cvxpy():
     X = rng.standard_normal((n, d))
     y = np.maximum(X[:, 0], 0) - np.maximum(X[:, 1], 0) + 0.1 * rng.standard_normal(n)
     pats, dirs = sample_patterns(X, 15, 5, return_directions=True)
-    sol = deepdual.solve(X, y, beta=beta, method="convex", patterns=(pats, dirs))
+    sol = deepdual.solve(X, y, beta=beta, method="convex", patterns=(pats, dirs), polish=False)
     assert sol.info["solver"] == "ipm" and sol.info["restricted_converged"]
     prob, _, _ = convex_program_cvxpy(X, y, beta, "squared", pats)
     prob.solve(solver=cp.CLARABEL)
@@ -429,9 +429,29 @@ def test_primal_dual_solves_a_sampled_program_to_cvxpy():
     assert low <= prob.value * (1 + 1e-9)
     assert sol.info["restricted_objective"] - low <= 1e-6 * sol.objective
     # the same patterns without directions (interior points by LP) give the same program
-    sol2 = deepdual.solve(X, y, beta=beta, method="convex", patterns=pats)
+    sol2 = deepdual.solve(X, y, beta=beta, method="convex", patterns=pats, polish=False)
     assert sol2.objective == pytest.approx(sol.objective, rel=1e-7)
     assert sol.lower_bound <= sol.objective and not sol.certified
+    # default on sampled sets: local descent from the program's network, kept only if
+    # better -- never above the program's optimum, and never below the global bound
+    pol = deepdual.solve(X, y, beta=beta, method="convex", patterns=(pats, dirs))
+    assert pol.info["restricted_objective"] == pytest.approx(prob.value, rel=1e-7)
+    assert pol.objective <= prob.value * (1 + 1e-9)
+    assert pol.objective == pytest.approx(deepdual.objective(pol.network, X, y, beta=beta), rel=1e-12)
+    assert pol.lower_bound <= pol.objective
+    if pol.objective < sol.objective:
+        assert pol.info["objective_before_polish"] == pytest.approx(sol.objective, rel=1e-7)
+        assert "local descent" in pol.info["note"]
+
+
+def test_polish_option():
+    rng = np.random.default_rng(44)
+    X, y = rng.standard_normal((8, 2)), rng.standard_normal(8)
+    with pytest.raises(ValueError, match="polish"):
+        deepdual.solve(X, y, beta=0.5, method="convex", polish="yes")
+    # complete pattern set: "auto" does not polish (the program is exact)
+    sol = deepdual.solve(X, y, beta=0.5, method="convex")
+    assert sol.info["patterns_complete"] and "objective_before_polish" not in sol.info and sol.certified
 
 
 def test_patterns_with_directions_bad_input():
