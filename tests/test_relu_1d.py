@@ -717,3 +717,24 @@ def test_cross_entropy_lower_bound_below_restarts_training():
                            iters=300)
     assert sol.lower_bound <= val * (1 + 1e-9)
     assert sol.objective <= val * (1 + 1e-9)
+
+
+def test_penalized_newton_stops_on_rounding_stall(monkeypatch):
+    # n = 30, beta = 1e-3: at barrier parameters ~1e11 the gradient is rounding noise; the
+    # centering used to spin to its cap of 50 Newton iterations there (measured), it must
+    # now detect the stall, and the result must stay certified
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-2, 2, 30)
+    y = np.sin(3 * x) + 0.3 * rng.standard_normal(30)
+    its = []
+    orig = r1._ArcBarrier.newton
+
+    def counting(self, tau, max_iter=50):
+        it = orig(self, tau, max_iter)
+        its.append(it)
+        return it
+
+    monkeypatch.setattr(r1._ArcBarrier, "newton", counting)
+    sol = deepdual.solve(x.reshape(-1, 1), y, beta=1e-3, bias=True, penalize_biases=True)
+    assert its and max(its) < 50
+    assert sol.certified and sol.relative_gap <= 1e-8
