@@ -81,6 +81,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 from scipy.special import expit
 
+from .._threads import SingleThreadedBLAS
 from .._validation import check_beta, check_finite, check_options, check_positive, check_targets
 from ..losses import CrossEntropyLoss, HingeLoss, Loss, LogisticLoss, SquaredLoss, get_loss
 from ..network import Network
@@ -1262,6 +1263,7 @@ def _dual_bound_two_layer(x: np.ndarray, Y: np.ndarray, F: np.ndarray, beta: flo
     return float(D), t * v, c
 
 
+@SingleThreadedBLAS()  # small dense Newton/working-set systems (deepdual._threads)
 def certify_1d(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float, loss: Any = "squared",
                rtol: float = DEFAULT_RTOL, penalize_biases: bool = False, constraint: str = "auto",
                n_scales: int = 60, max_patterns: Any = None) -> Certificate:
@@ -1967,6 +1969,7 @@ _OPTIONS = ("penalize_biases", "skip", "tol", "max_iter", "n_grid", "architectur
 _ARCHITECTURES = ("linear_on_data",)
 
 
+@SingleThreadedBLAS()  # small dense Newton/working-set systems (deepdual._threads)
 def solve_1d(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, depth: int, loss: Loss,
              rtol: float, bias: bool, penalize_biases: bool = False, skip: bool = False,
              tol: float | None = None, max_iter: int = 2000, n_grid: int = 24,

@@ -109,6 +109,7 @@ from scipy.linalg import LinAlgError, cho_factor, cho_solve
 from scipy.optimize import linprog, nnls
 from scipy.special import expit, softmax
 
+from .._threads import SingleThreadedBLAS as _SingleThreadedBLAS
 from .._validation import check_options, check_positive
 from ..losses import CrossEntropyLoss, HingeLoss, LogisticLoss, Loss, SquaredLoss
 from ..network import Network
@@ -1489,28 +1490,6 @@ def _choose_patterns(Xa: np.ndarray, rs: Any, option: Any, n_patterns: int, max_
         first = np.sort(first[arr[first].any(axis=1)])
         return arr[first], dirs_in[first] @ rs.V, False, "user-supplied"
     return unique_patterns(arr), None, False, "user-supplied"
-
-
-class _SingleThreadedBLAS:
-    """Limit BLAS to one thread (threadpoolctl, when installed) for the duration.
-
-    The solvers make many small matrix products (blocks of size r + 1, n x r panels);
-    for those, BLAS threads cost more in synchronization than they gain: L-BFGS-B on
-    ~100 variables was 35x slower with two threads on a 2-core machine (the
-    interior-point method's timings were too noisy there to tell)."""
-
-    def __enter__(self) -> "_SingleThreadedBLAS":
-        try:
-            from threadpoolctl import threadpool_limits
-
-            self._limits: Any = threadpool_limits(1, user_api="blas")
-        except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-            self._limits = None
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._limits is not None:
-            self._limits.restore_original_limits()
 
 
 def _int_option(options: dict, name: str, default: int | None, minimum: int) -> int | None:
