@@ -308,25 +308,26 @@ def test_bad_input():
     np.testing.assert_array_equal(X, Xc)  # inputs are not modified
 
 
+def _two_relu_data(seed: int, n: int, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian X and a noisy difference of two ReLUs of its first coordinates."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    return X, np.maximum(X[:, 0], 0) - np.maximum(X[:, 1], 0) + 0.1 * rng.standard_normal(n)
+
+
 def test_sampled_patterns_network_at_most_program_optimum():
     # first-order solver on a sampled pattern set: it stops when its rebuilt network is
     # proven within tol of the sampled program's optimum (or below it: the network's
     # neurons need not keep the sampled patterns); the optimum is cvxpy's
     cp = pytest.importorskip("cvxpy")
-    rng = np.random.default_rng(21)
-    n, d, beta = 40, 5, 0.5
-    X = rng.standard_normal((n, d))
-    y = np.maximum(X[:, 0], 0) - np.maximum(X[:, 1], 0) + 0.1 * rng.standard_normal(n)
+    from references import convex_program_cvxpy
+
+    X, y = _two_relu_data(21, 40, 5)
+    beta = 0.5
     pats = sample_patterns(X, 12, 3)
     sol = deepdual.solve(X, y, beta=beta, method="convex", patterns=pats, solver="al", rtol=1e-4)
     assert sol.info["restricted_converged"]
-    Dm = pats.astype(float).T
-    V, W = cp.Variable((d, len(pats))), cp.Variable((d, len(pats)))
-    F = cp.sum(cp.multiply(Dm, X @ V - X @ W), axis=1)
-    S = 2 * Dm - 1
-    prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(F - y)
-                                  + beta * (cp.sum(cp.norm(V, 2, axis=0)) + cp.sum(cp.norm(W, 2, axis=0)))),
-                      [cp.multiply(S, X @ V) >= 0, cp.multiply(S, X @ W) >= 0])
+    prob, _, _ = convex_program_cvxpy(X, y, beta, "squared", pats)
     prob.solve(solver=cp.CLARABEL)
     assert prob.status == "optimal"
     obj = deepdual.objective(sol.network, X, y, beta=beta)
@@ -412,10 +413,8 @@ def test_primal_dual_solves_a_sampled_program_to_cvxpy():
     cp = pytest.importorskip("cvxpy")
     from references import convex_program_cvxpy
 
-    rng = np.random.default_rng(42)
-    n, d, beta = 60, 6, 0.5
-    X = rng.standard_normal((n, d))
-    y = np.maximum(X[:, 0], 0) - np.maximum(X[:, 1], 0) + 0.1 * rng.standard_normal(n)
+    X, y = _two_relu_data(42, 60, 6)
+    beta = 0.5
     pats, dirs = sample_patterns(X, 15, 5, return_directions=True)
     sol = deepdual.solve(X, y, beta=beta, method="convex", patterns=(pats, dirs), polish=False)
     assert sol.info["solver"] == "ipm" and sol.info["restricted_converged"]
