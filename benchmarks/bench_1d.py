@@ -1,4 +1,4 @@
-"""Benchmark: exact two-layer ReLU optimum on 1-D data (SPEC 2.5).
+"""Benchmark: exact two-layer ReLU optimum on 1-D data (docs/theory.md §2.5).
 
 Compares the structured solver (``deepdual.solve(x, y, beta=..., bias=True)``: banded
 dual interior-point warm start + exact active-set method, certified by the exact dual

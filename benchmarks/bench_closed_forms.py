@@ -9,7 +9,7 @@ Ratios are measured in one run on one machine (see ``benchmarks/README.md``):
 * ``cvxpy``: time of cvxpy (problem construction + Clarabel) on the *same convex
   program*, solved to the same objective (1e-7 relative), divided by the time of
   ``deepdual.solve``.  Target: >= 100x.  Whitened data (``XX^T = I``) appear twice: with
-  cvxpy given the SPEC 2.8 program in ``X`` restricted to the activation pattern ``D = I``
+  cvxpy given the docs/theory.md §2.8 program in ``X`` restricted to the activation pattern ``D = I``
   (which holds the optimum, see ``_cvx_program``) against the full ``solve`` of the same
   ``X``; and with cvxpy given the *reduced* program in ``n`` variables, which does not
   involve ``X``, against ``deepdual.solve`` on the same reduced program (the data
@@ -31,7 +31,7 @@ import numpy as np
 import scipy.linalg as sla
 
 import deepdual
-from deepdual.solvers.streaming import solve_stats
+from deepdual.streaming import solve_stats
 from deepdual.stats import from_arrays
 
 #: "equal objective" for the cvxpy comparison (issue 7)
@@ -178,9 +178,9 @@ def _cvx_program(p: Problem):
         return prob, lambda: (0.5 * np.sum((X @ W.value - y) ** 2)
                               + beta * np.sum(np.linalg.svd(W.value, compute_uv=False)))
     if p.name in ("relu-L2-rank1", "relu-L2-whitened"):
-        # SPEC 2.8 restricted to the activation pattern D = I.  Rank one, X = c a0^T with c >= 0:
+        # docs/theory.md §2.8 restricted to the activation pattern D = I.  Rank one, X = c a0^T with c >= 0:
         # the only nonzero pattern.  Whitened data: the optimal network's neurons have
-        # X u_p = y_p >= 0 (module docstring of deepdual.solvers.relu_whitened), so they are
+        # X u_p = y_p >= 0 (module docstring of deepdual.relu.whitened.solver), so they are
         # feasible for D = I and this program's optimum is the two-layer optimum; the general
         # program would need all activation patterns of X (up to 2^n)
         v, w = cp.Variable(X.shape[1]), cp.Variable(X.shape[1])

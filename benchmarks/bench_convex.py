@@ -1,4 +1,4 @@
-"""Benchmark: the two-layer ReLU convex program (SPEC 2.8) in deepdual vs cvxpy and
+"""Benchmark: the two-layer ReLU convex program (docs/theory.md §2.8) in deepdual vs cvxpy and
 pyscnn (the reference implementation of Mishkin, Sahiner & Pilanci, 2022), when they
 can be imported.
 
@@ -49,7 +49,7 @@ import numpy as np
 
 import deepdual
 from deepdual.patterns import enumerate_patterns, sample_patterns
-from deepdual.solvers.relu_convex import network_from_atoms
+from deepdual.relu.convex_program.solver import network_from_atoms
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/references.py
 

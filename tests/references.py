@@ -1,4 +1,4 @@
-"""Independent reference: the two-layer ReLU convex program (SPEC 2.8) written in cvxpy.
+"""Independent reference: the two-layer ReLU convex program (docs/theory.md §2.8) written in cvxpy.
 
 Used by the tests (as an exact oracle over all patterns) and by
 ``benchmarks/bench_convex.py`` (as the cvxpy peer), so both compare against the same

@@ -1,4 +1,4 @@
-"""BatchNorm before the last layer (SPEC 2.7): closed form, weak duality, neural collapse.
+"""BatchNorm before the last layer (docs/theory.md §2.7): closed form, weak duality, neural collapse.
 
 References the closed form against (i) its own proven dual bound, (ii) best-of-restarts
 direct training of the same BN network on the same objective, (iii) PyTorch's
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import deepdual
-from deepdual.solvers.batchnorm import (
+from deepdual.relu.batchnorm.solver import (
     BatchNormNetwork,
     batchnorm_dual,
     batchnorm_objective,

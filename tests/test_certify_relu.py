@@ -258,12 +258,12 @@ def test_one_dimensional_hook(monkeypatch):
         calls.update(beta=beta, rtol=rtol, shape=X.shape, options=options)
         return deepdual.Certificate(1.0, 0.5, "fake 1-D")
 
-    monkeypatch.setitem(sys.modules, "deepdual.solvers.relu_1d", types.SimpleNamespace(certify_1d=certify_1d))
+    monkeypatch.setitem(sys.modules, "deepdual.relu.one_dimensional.solver", types.SimpleNamespace(certify_1d=certify_1d))
     cert = deepdual.certify(net, x, y, beta=0.25)
     assert cert.method == "fake 1-D" and calls["beta"] == 0.25 and calls["shape"] == (6, 1)
-    monkeypatch.setitem(sys.modules, "deepdual.solvers.relu_1d", None)  # module missing
+    monkeypatch.setitem(sys.modules, "deepdual.relu.one_dimensional.solver", None)  # module missing
     cert = deepdual.certify(net, x, y, beta=0.25)
-    assert cert.lower_bound == -np.inf and "relu_1d" in cert.method
+    assert cert.lower_bound == -np.inf and "one_dimensional" in cert.method
 
 
 def test_certify_solution_of_structured_problems_is_tight():

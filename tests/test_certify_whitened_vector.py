@@ -12,7 +12,7 @@ import pytest
 import deepdual
 from deepdual.dual_constraint import c_nonneg_orthant, c_spectral_bound, relu_constraint
 from deepdual.network import Network
-from deepdual.solvers.relu_whitened_losses import class_constant_constraint
+from deepdual.relu.whitened.losses import class_constant_constraint
 
 #: the certified relative gap asked of certify(solve(...).network); the closed forms are
 #: optimal up to rounding (~1e-15), so anything above this is a real failure

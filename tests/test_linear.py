@@ -1,4 +1,4 @@
-"""Linear networks (SPEC 2.2, 2.3): closed forms and searches against cvxpy, against
+"""Linear networks (docs/theory.md §2.2, 2.3): closed forms and searches against cvxpy, against
 many-restart training, against an independent brute-force search, and their
 optimality conditions; certificates of arbitrary linear networks."""
 
@@ -542,7 +542,7 @@ def test_every_closed_form_accepts_float32_and_float64(case):
         kw.update(activation="relu")
     X32, y32 = X.astype(np.float32), y.astype(np.float32)
     if case == "stats":
-        from deepdual.solvers.streaming import solve_stats
+        from deepdual.streaming import solve_stats
         from deepdual.stats import from_arrays
 
         a = solve_stats(from_arrays(X32, y32), beta=0.5, activation="linear")

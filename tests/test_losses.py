@@ -291,8 +291,8 @@ def test_label_encodings_are_equivalent():
 
 # --------------------------------------------------------------------- certificates
 needs_certificates = pytest.mark.skipif(
-    not (_has("deepdual.certificates.linear") and _has("deepdual.certificates.relu")),
-    reason="deepdual.certificates.linear/relu not available yet",
+    not (_has("deepdual.linear.certificate") and _has("deepdual.relu.certificate")),
+    reason="deepdual.linear.certificate/relu not available yet",
 )
 
 
@@ -356,7 +356,7 @@ def _cases(rng):
 CVX_RTOL = 1e-6
 
 
-@pytest.mark.skipif(not _has("deepdual.solvers.linear"), reason="deepdual.solvers.linear not available yet")
+@pytest.mark.skipif(not _has("deepdual.linear.solver"), reason="deepdual.linear.solver not available yet")
 @pytest.mark.parametrize("name", LOSS_NAMES)
 def test_two_layer_linear_matches_cvxpy(name):
     r"""min_theta loss(X W1 W2) + beta/2 (||W1||^2 + ||W2||^2) = min_M loss(XM) + beta ||M||_*
@@ -389,10 +389,10 @@ def _rank_one_data(rng, n=10, d=4):
     return np.outer(c, a0), c, a0
 
 
-@pytest.mark.skipif(not _has("deepdual.solvers.relu_rank_one"), reason="deepdual.solvers.relu_rank_one not available yet")
+@pytest.mark.skipif(not _has("deepdual.relu.rank_one.solver"), reason="deepdual.relu.rank_one.solver not available yet")
 @pytest.mark.parametrize("name", LOSS_NAMES)
 def test_rank_one_relu_two_layer_matches_cvxpy(name):
-    r"""Two-layer ReLU on X = c a0^T, c >= 0: the convex program of SPEC 2.8 with the
+    r"""Two-layer ReLU on X = c a0^T, c >= 0: the convex program of docs/theory.md §2.8 with the
     only nonzero activation pattern D = diag(c > 0):
     min loss(X(v - w)) + beta(||v|| + ||w||) s.t. Xv >= 0, Xw >= 0 (vector output:
     f = c k^T with cost beta ||k|| / ||a0||, solved directly)."""
@@ -425,7 +425,7 @@ def test_rank_one_relu_two_layer_matches_cvxpy(name):
     assert P == pytest.approx(ref, rel=CVX_RTOL)
 
 
-@pytest.mark.skipif(not _has("deepdual.solvers.relu_rank_one"), reason="deepdual.solvers.relu_rank_one not available yet")
+@pytest.mark.skipif(not _has("deepdual.relu.rank_one.solver"), reason="deepdual.relu.rank_one.solver not available yet")
 @pytest.mark.parametrize("name", ["squared", "logistic", "hinge"])
 def test_rank_one_relu_deep_matches_scalar_search(name):
     r"""L = 3 on rank-one data: min_kappa loss(kappa c) + (beta L/2)(|kappa|/||a0||)^(2/L)

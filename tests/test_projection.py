@@ -1,4 +1,4 @@
-"""Projection onto the elliptic cylinder {u : ||X^T u|| <= r} (SPEC 2.1): optimality
+"""Projection onto the elliptic cylinder {u : ||X^T u|| <= r} (docs/theory.md §2.1): optimality
 conditions checked directly (KKT) on every hard case, plus cvxpy on ordinary ones."""
 
 from __future__ import annotations

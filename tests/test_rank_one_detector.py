@@ -168,7 +168,7 @@ def test_rank_one_solver_objective_is_the_networks(depth, width, loss):
 @pytest.mark.parametrize("depth", [2, 3])
 def test_whitened_solver_objective_is_the_networks(kw, depth):
     import deepdual
-    from deepdual.solvers.relu_whitened import norm_constrained_objective
+    from deepdual.relu.whitened.solver import norm_constrained_objective
 
     rng = np.random.default_rng(depth)
     Q, _ = np.linalg.qr(rng.standard_normal((30, 12)))

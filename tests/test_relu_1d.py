@@ -1,4 +1,4 @@
-"""One-dimensional data (SPEC 2.5): exact two-layer optima, interpolation, variants, depth.
+"""One-dimensional data (docs/theory.md §2.5): exact two-layer optima, interpolation, variants, depth.
 
 References used here are independent of the solver: cvxpy on a dense Lasso over all
 ramps at the data points (or over a fine grid of kinks), closed-form costs worked out by
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import deepdual
-from deepdual.solvers import relu_1d as r1
+from deepdual.relu.one_dimensional import solver as r1
 
 cp = pytest.importorskip("cvxpy")
 
@@ -123,7 +123,7 @@ def test_dual_constraint_attained_at_data_knots():
     v = rng.standard_normal(15)
     v -= v.mean()
     u, inv = np.unique(x, return_inverse=True)
-    c = r1._c_columns(u, inv, v[:, None], "base")
+    c = r1.c_columns(u, inv, v[:, None], "base")
     t = np.linspace(-3, 3, 200001)
     right = np.abs(np.maximum(x[None, :] - t[:, None], 0) @ v)
     left = np.abs(np.maximum(t[:, None] - x[None, :], 0) @ v)
@@ -137,7 +137,7 @@ def test_penalized_dual_constraint_matches_fine_circle():
     x = rng.uniform(-2, 3, 12)
     v = rng.standard_normal(12)
     u, inv = np.unique(x, return_inverse=True)
-    c = r1._c_columns(u, inv, v[:, None], "penalized")
+    c = r1.c_columns(u, inv, v[:, None], "penalized")
     th = np.linspace(0, 2 * np.pi, 400001)
     vals = np.abs(np.maximum(np.cos(th)[:, None] * x[None, :] + np.sin(th)[:, None], 0) @ v)
     assert vals.max() <= c * (1 + 1e-12)
@@ -147,7 +147,7 @@ def test_penalized_dual_constraint_matches_fine_circle():
 def test_compensated_cumsum_exact_on_integers():
     rng = np.random.default_rng(0)
     a = rng.integers(-2**40, 2**40, 5000).astype(np.longdouble)
-    assert np.array_equal(r1._compensated_cumsum(a), np.cumsum(a))
+    assert np.array_equal(r1.compensated_cumsum(a), np.cumsum(a))
 
 
 # --------------------------------------------------------------------------- interpolation
@@ -249,7 +249,7 @@ def _cvx_penalized_arcs(x, y, beta):
     w = np.bincount(inv).astype(float)
     yb = np.bincount(inv, y) / w
     rss0 = 0.5 * float(np.sum((y - yb[inv]) ** 2))
-    lo, hi, first, last = r1._penalized_sectors(u)
+    lo, hi, first, last = r1.penalized_sectors(u)
     arcs = np.nonzero(last > first)[0]
     Elo = np.stack([np.cos(lo[arcs]), np.sin(lo[arcs])], axis=1)
     Ehi = np.stack([np.cos(hi[arcs]), np.sin(hi[arcs])], axis=1)
@@ -670,7 +670,7 @@ def test_cross_entropy_matches_cvxpy_and_is_certified(seed):
     # the returned dual point is feasible: column sums zero, exact vector constraint <= beta
     u, inv = np.unique(x, return_inverse=True)
     assert np.allclose(sol.dual.sum(axis=0), 0.0, atol=1e-10)
-    assert r1._c_columns(u, inv, sol.dual, "base") <= beta * (1 + 1e-9)
+    assert r1.c_columns(u, inv, sol.dual, "base") <= beta * (1 + 1e-9)
     # certify_1d re-derives a bound from the network alone: valid
     cert = r1.certify_1d(sol.network, X, Y, beta=beta, loss="cross_entropy")
     assert cert.lower_bound <= sol.objective * (1 + 1e-12)
@@ -727,14 +727,14 @@ def test_penalized_newton_stops_on_rounding_stall(monkeypatch):
     x = rng.uniform(-2, 2, 30)
     y = np.sin(3 * x) + 0.3 * rng.standard_normal(30)
     its = []
-    orig = r1._ArcBarrier.newton
+    orig = r1.ArcBarrier.newton
 
     def counting(self, tau, max_iter=50):
         it = orig(self, tau, max_iter)
         its.append(it)
         return it
 
-    monkeypatch.setattr(r1._ArcBarrier, "newton", counting)
+    monkeypatch.setattr(r1.ArcBarrier, "newton", counting)
     sol = deepdual.solve(x.reshape(-1, 1), y, beta=1e-3, bias=True, penalize_biases=True)
     assert its and max(its) < 50
     assert sol.certified and sol.relative_gap <= 1e-8

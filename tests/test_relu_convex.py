@@ -1,4 +1,4 @@
-"""Two-layer ReLU networks on arbitrary data: the convex program (SPEC 2.8).
+"""Two-layer ReLU networks on arbitrary data: the convex program (docs/theory.md §2.8).
 
 References used here, all independent of the solver:
 * cvxpy (Clarabel) on the same convex program with the exactly enumerated patterns;
@@ -12,7 +12,7 @@ import pytest
 
 import deepdual
 from deepdual.patterns import count_upper_bound, enumerate_patterns, row_space, sample_patterns, unique_patterns
-from deepdual.solvers.relu_convex import cone_value, prune_neurons
+from deepdual.relu.convex_program.solver import cone_value, prune_neurons
 
 
 def _cvxpy_optimum(X, y, beta, loss="squared", bias=False):
@@ -207,7 +207,7 @@ def test_vector_output_is_an_upper_bound_with_valid_lower_bound():
 def test_vector_cell_bound_is_above_sampled_directions():
     # max_{|u|<=1} ||V^T (Xu)_+|| sampled at many unit u (an underestimate of the true
     # maximum) never exceeds the proven cell bound over a complete pattern set
-    from deepdual.solvers.relu_convex import vector_cell_bound
+    from deepdual.relu.convex_program.solver import vector_cell_bound
 
     rng = np.random.default_rng(21)
     for n, d, K in ((8, 2, 2), (10, 3, 3)):
@@ -341,8 +341,8 @@ def test_sampled_patterns_network_at_most_program_optimum():
 def test_nesterov_todd_scaling_identities():
     # W lam = W^{-1} s (the scaled point), W^{-2} s = lam, the Jordan division inverts
     # the Jordan product, and the step to the boundary lands on the boundary
-    from deepdual.solvers.conic_ipm import _soc_apply_W, _soc_det, _soc_div, _soc_hessian, _soc_prod
-    from deepdual.solvers.conic_ipm import soc_max_step, soc_nt_scaling
+    from deepdual.relu.convex_program.conic_ipm import _soc_apply_W, _soc_det, _soc_div, _soc_hessian, _soc_prod
+    from deepdual.relu.convex_program.conic_ipm import soc_max_step, soc_nt_scaling
 
     rng = np.random.default_rng(30)
     G, q = 7, 4

@@ -1,4 +1,4 @@
-"""Deep ReLU networks on rank-one data X = c a0^T, c >= 0 (SPEC 2.4)."""
+"""Deep ReLU networks on rank-one data X = c a0^T, c >= 0 (docs/theory.md §2.4)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import deepdual
-from deepdual.solvers.relu_rank_one import THEOREM
+from deepdual.relu.rank_one.solver import THEOREM
 
 from restarts import best_of_restarts
 

@@ -1,4 +1,4 @@
-"""Deep ReLU networks on whitened data X X^T = I (SPEC 2.6)."""
+"""Deep ReLU networks on whitened data X X^T = I (docs/theory.md §2.6)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import deepdual
 from deepdual.dual_constraint import relu_constraint
-from deepdual.solvers.relu_whitened import THEOREM, norm_constrained_objective
+from deepdual.relu.whitened.solver import THEOREM, norm_constrained_objective
 
 from restarts import best_of_restarts
 
@@ -44,7 +44,7 @@ def test_two_layer_scalar_closed_form_and_cvxpy():
 
 
 def test_two_layer_matches_general_convex_program():
-    pytest.importorskip("deepdual.solvers.relu_convex")
+    pytest.importorskip("deepdual.relu.convex_program.solver")
     X = whitened(5, 7, 1)
     y = np.array([1.0, -2.0, 0.5, 1.5, -0.3])
     beta = 0.5

@@ -1,5 +1,5 @@
 """Two-layer ReLU networks on whitened data under the cross-entropy loss
-(deepdual.solvers.relu_whitened_losses; docs/losses.md, whitened section)."""
+(deepdual.relu.whitened.losses; docs/losses.md, whitened section)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 import deepdual
 from deepdual.losses import CrossEntropyLoss
-from deepdual.solvers.relu_whitened_losses import THEOREM, class_constant_constraint
+from deepdual.relu.whitened.losses import THEOREM, class_constant_constraint
 
 from restarts import best_of_restarts
 

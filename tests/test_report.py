@@ -26,7 +26,7 @@ def _unit(v):
 
 
 def _optimal_shape_network(rng, depth, d=5, width=4, t=1.7, relu=False):
-    """Layers W_1 = t v rho_1^T, W_l = t rho_{l-1} rho_l^T, W_L = t rho_{L-1} (SPEC 2.3/2.4):
+    """Layers W_1 = t v rho_1^T, W_l = t rho_{l-1} rho_l^T, W_L = t rho_{L-1} (docs/theory.md §2.3/2.4):
     rank one, aligned, balanced (every ||W_l||_F = t)."""
     v = _unit(rng.standard_normal(d))
     rhos = [_unit(np.abs(rng.standard_normal(width)) if relu else rng.standard_normal(width))
@@ -144,10 +144,10 @@ def test_structure_and_theorem_detection():
     X1 = np.outer(c, rng.standard_normal(5))
     net = _optimal_shape_network(rng, 3, relu=True)
     rep = summarize(net, X1)
-    assert rep.structure == "rank_one" and "SPEC 2.4" in rep.theorem
+    assert rep.structure == "rank_one" and "docs/theory.md §2.4" in rep.theorem
     Q, _ = np.linalg.qr(rng.standard_normal((5, 4)))
     rep = summarize(net, Q.T)  # X X^T = I
-    assert rep.structure == "whitened" and "SPEC 2.6" in rep.theorem
+    assert rep.structure == "whitened" and "docs/theory.md §2.6" in rep.theorem
     net2 = deepdual.Network([[rng.standard_normal((4, 3)), rng.standard_normal((3, 2))]], "linear")
     rep = summarize(net2, Q)  # X^T X = I, vector output
     assert rep.structure == "orthonormal_columns" and "X^T X = I" in rep.theorem
@@ -176,8 +176,8 @@ def test_summary_of_a_solution_without_data():
 
 
 needs_certificates = pytest.mark.skipif(
-    not (_has("deepdual.certificates.linear") and _has("deepdual.certificates.relu")),
-    reason="deepdual.certificates not available yet",
+    not (_has("deepdual.linear.certificate") and _has("deepdual.relu.certificate")),
+    reason="deepdual.certification not available yet",
 )
 
 
@@ -193,9 +193,9 @@ def test_certificate_in_report_matches_certify():
     assert rep.certificate["lower_bound"] == pytest.approx(cert.lower_bound, rel=1e-12)
 
 
-@pytest.mark.skipif(not _has("deepdual.solvers.linear"), reason="deepdual.solvers.linear not available yet")
+@pytest.mark.skipif(not _has("deepdual.linear.solver"), reason="deepdual.linear.solver not available yet")
 def test_deep_linear_solution_structure():
-    """SPEC 2.3: the optimal deep linear network (scalar output) is one rank-one, aligned,
+    """docs/theory.md §2.3: the optimal deep linear network (scalar output) is one rank-one, aligned,
     balanced path."""
     rng = np.random.default_rng(6)
     X, y = rng.standard_normal((30, 6)), rng.standard_normal(30)
@@ -212,9 +212,9 @@ def test_deep_linear_solution_structure():
     assert rep.end_to_end["rank"] == 1
 
 
-@pytest.mark.skipif(not _has("deepdual.solvers.relu_rank_one"), reason="deepdual.solvers.relu_rank_one not available yet")
+@pytest.mark.skipif(not _has("deepdual.relu.rank_one.solver"), reason="deepdual.relu.rank_one.solver not available yet")
 def test_rank_one_relu_solution_structure():
-    """SPEC 2.4: on rank-one data X = c a0^T (c >= 0) every layer is rank one and aligned."""
+    """docs/theory.md §2.4: on rank-one data X = c a0^T (c >= 0) every layer is rank one and aligned."""
     rng = np.random.default_rng(7)
     c = np.abs(rng.standard_normal(15))
     X = np.outer(c, rng.standard_normal(4))
@@ -240,7 +240,7 @@ def _rank_one_classes(seed=8, n=12, d=4):
     return X, labels
 
 
-@pytest.mark.skipif(not _has("deepdual.solvers.relu_rank_one"), reason="deepdual.solvers.relu_rank_one not available yet")
+@pytest.mark.skipif(not _has("deepdual.relu.rank_one.solver"), reason="deepdual.relu.rank_one.solver not available yet")
 def test_rank_one_relu_cross_entropy_vector_structure():
     """Any loss (docs/losses.md): with cross-entropy and K = 3 the optimum on rank-one data
     is still one rank-one, aligned, balanced path carrying the whole output; the report

@@ -32,8 +32,8 @@ def _has(module: str) -> bool:
         return False
 
 
-needs_linear = pytest.mark.skipif(not _has("deepdual.solvers.linear"), reason="solvers.linear not available yet")
-needs_rank_one = pytest.mark.skipif(not _has("deepdual.solvers.relu_rank_one"),
+needs_linear = pytest.mark.skipif(not _has("deepdual.linear.solver"), reason="solvers.linear not available yet")
+needs_rank_one = pytest.mark.skipif(not _has("deepdual.relu.rank_one.solver"),
                                     reason="solvers.relu_rank_one not available yet")
 
 
@@ -180,7 +180,7 @@ def test_dask_linear_scalar_matches_in_memory(client, depth):
 @needs_linear
 @pytest.mark.parametrize("depth", [2, 3])
 def test_dask_linear_vector_orthonormal_matches_in_memory(client, depth):
-    """Vector output with X^T X = I: the closed forms of SPEC 2.2/2.3 (structure preserved
+    """Vector output with X^T X = I: the closed forms of docs/theory.md §2.2/2.3 (structure preserved
     by the compression, whose X~ is then an orthogonal d x d matrix)."""
     rng = np.random.default_rng(6)
     X, _ = np.linalg.qr(rng.standard_normal((600, 5)))
@@ -197,7 +197,7 @@ def test_dask_linear_vector_orthonormal_matches_in_memory(client, depth):
 @needs_linear
 def test_chunked_generator_and_float32(client):
     """accumulate() from a generator + solve_stats; float32 input is computed in float64."""
-    from deepdual.solvers.streaming import solve_stats
+    from deepdual.streaming import solve_stats
 
     rng = np.random.default_rng(7)
     X = rng.standard_normal((1500, 6)).astype(np.float32)

@@ -22,8 +22,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "whiten": "deepdual.whitening",
     "Whitener": "deepdual.whitening",
-    "interpolate": "deepdual.solvers.relu_1d",
-    "solve_batchnorm": "deepdual.solvers.batchnorm",
+    "interpolate": "deepdual.relu.one_dimensional.solver",
+    "solve_batchnorm": "deepdual.relu.batchnorm.solver",
     "train": "deepdual.training",
     "DualNetRegressor": "deepdual.estimators",
     "DualNetClassifier": "deepdual.estimators",

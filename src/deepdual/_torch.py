@@ -96,10 +96,14 @@ def network_to_module(net, dtype: Any = None):
 _KEY = re.compile(r"^subnets\.(\d+)\.(\d+)\.(weight|bias)$")
 
 
-def module_to_network(module: Any, activation: str | None = None, scalar_output: bool | None = None):
-    """Build a :class:`~deepdual.Network` from a ParallelNetwork or its state dict."""
-    from .network import Network
+def module_parameters(module: Any, activation: str | None = None,
+                      scalar_output: bool | None = None) -> dict[str, Any]:
+    """Read the arguments of :class:`~deepdual.Network` from a ParallelNetwork or its state dict.
 
+    Returns a dict with ``weights``, ``activation``, ``biases``, ``output_bias`` and
+    ``scalar_output``; :meth:`deepdual.Network.from_torch` builds the network from it
+    (this module does not import :mod:`deepdual.network`, which imports it).
+    """
     torch = require_torch()
     if isinstance(module, torch.nn.Module):
         state = module.state_dict()
@@ -132,4 +136,5 @@ def module_to_network(module: Any, activation: str | None = None, scalar_output:
     ob = state.get("output_bias")
     if ob is not None:
         ob = ob.detach().cpu().double().numpy() if hasattr(ob, "detach") else np.asarray(ob, dtype=float)
-    return Network(weights, activation, biases=biases, output_bias=ob, scalar_output=scalar_output)
+    return {"weights": weights, "activation": activation, "biases": biases, "output_bias": ob,
+            "scalar_output": scalar_output}

@@ -2,7 +2,7 @@
 
 ``solve`` validates its input, detects the data's structure and dispatches to a
 solver in :mod:`deepdual.solvers`; ``certify`` dispatches on the network's
-activation to :mod:`deepdual.certificates`.
+activation to :mod:`deepdual.certification`.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def solve(
 
     .. math:: \min_\theta\ \ell(f_\theta(X), Y) + \frac{\beta}{2}\sum_j\sum_l \|W_{l,j}\|_F^2
 
-    over parallel networks of depth ``depth`` and any width (SPEC section 1), using
+    over parallel networks of depth ``depth`` and any width (docs/theory.md §1), using
     the closed form or convex program that the data's structure allows.
 
     Parameters
@@ -54,7 +54,7 @@ def solve(
     depth : int >= 2
     activation : {"relu", "linear"}
     bias : bool
-        Unpenalized biases (1-D data, SPEC 2.5) or a bias column for the convex program.
+        Unpenalized biases (1-D data, docs/theory.md §2.5) or a bias column for the convex program.
     loss : str or Loss
         ``"squared"`` (default), ``"logistic"``, ``"cross_entropy"``, ``"hinge"`` or a
         :class:`~deepdual.losses.Loss`.
@@ -89,7 +89,7 @@ def solve(
         raise TypeError(f"`method` must be a string, got {type(method).__name__}")
     lossf = get_loss(loss)
     if _is_dask(X) or _is_dask(y):
-        from .solvers.streaming import solve_streaming
+        from .streaming import solve_streaming
 
         return solve_streaming(X, y, beta=beta, depth=depth, activation=activation, bias=bool(bias),
                                loss=lossf, method=method, rtol=rtol, **options)
@@ -99,10 +99,10 @@ def solve(
     scalar = scalar and Y.shape[1] == 1
     kw = dict(scalar=scalar, beta=beta, depth=depth, loss=lossf, rtol=rtol, bias=bool(bias), method=method)
     if activation == "linear":
-        from .solvers.linear import solve_linear
+        from .linear.solver import solve_linear
 
         return solve_linear(X, Y, **kw, **options)
-    from .solvers.relu import solve_relu
+    from .relu.dispatch import solve_relu
 
     return solve_relu(X, Y, **kw, **options)
 
@@ -120,7 +120,7 @@ def certify(
     r"""Objective of ``network`` and a proven lower bound on the global optimum.
 
     The lower bound is the dual value :math:`-\ell^*(-v)` of a dual-feasible point
-    :math:`v` built from the network's residual (SPEC section 1, weak duality), so
+    :math:`v` built from the network's residual (docs/theory.md §1, weak duality), so
     ``certificate.gap`` bounds how far the network is from the best network of
     any width.
 
@@ -149,6 +149,6 @@ def certify(
         raise ValueError(f"`X` has {X.shape[1]} columns but the network expects {network.input_dim}")
     if Y.shape[1] != network.n_outputs:
         raise ValueError(f"`y` has {Y.shape[1]} output column(s) but the network has {network.n_outputs}")
-    from .certificates import certify_network
+    from .certification import certify_network
 
     return certify_network(network, X, Y, beta=beta, loss=lossf, rtol=rtol, **options)

@@ -1,6 +1,6 @@
 r"""Scalar problems and proven lower bounds shared by the deep (L >= 3) results.
 
-Two facts drive every deep result (SPEC section 1, "Rescaling"):
+Two facts drive every deep result (docs/theory.md §1, "Rescaling"):
 
 1. A path ``j`` with layer norms :math:`\|W_{l,j}\|_F` has
    :math:`\frac{\beta}{2}\sum_l \|W_{l,j}\|_F^2 \ge \frac{\beta L}{2}\, t_j^{2/L}` with

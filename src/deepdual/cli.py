@@ -138,7 +138,8 @@ def _load_network(path: str, activation: str | None):
     if not os.path.exists(path):
         raise CLIError(f"NETWORK file {path!r} does not exist")
     if path.endswith((".pt", ".pth")):
-        from ._torch import module_to_network, require_torch
+        from ._torch import require_torch
+        from .network import Network
 
         torch = require_torch()
         try:
@@ -148,7 +149,7 @@ def _load_network(path: str, activation: str | None):
         if not isinstance(state, dict):
             raise CLIError(f"NETWORK {path!r} must hold a state dict (save module.state_dict()), "
                            f"got {type(state).__name__}")
-        return module_to_network(state, activation=activation or "relu")
+        return Network.from_torch(state, activation=activation or "relu")
     if not path.endswith(".npz"):
         raise CLIError(f"NETWORK {path!r} must be a .npz file written by Network.save (or solve --out) "
                        "or a PyTorch state dict .pt/.pth")

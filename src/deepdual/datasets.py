@@ -2,7 +2,7 @@ r"""Data sets for the experiments: bundled digits, synthetic classes, MNIST and 
 
 The paper's Figure 2 uses *whitened and sampled* data: a data set is randomly
 undersampled to :math:`n \le d` samples, whitened so that :math:`XX^T = I_n`
-(the assumption of the whitened closed form, SPEC 2.6), and the labels are one-hot
+(the assumption of the whitened closed form, docs/theory.md §2.6), and the labels are one-hot
 encoded.  :func:`prepare_whitened` does exactly that and applies the *training*
 whitening transform to the held-out samples, so test accuracy measures the same
 network on new data.

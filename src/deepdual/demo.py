@@ -3,11 +3,11 @@ r"""``deepdual demo``: the main job on bundled data (scikit-learn's handwritten 
 Three real runs, printed as they finish, with plots written to the output directory:
 
 (a) **Linear networks** on all 1797 digits (label: digit >= 5): the globally optimal
-    two- and three-layer linear networks (:func:`deepdual.solve`, SPEC 2.2--2.3) with
+    two- and three-layer linear networks (:func:`deepdual.solve`, docs/theory.md §2.2--2.3) with
     their duality certificates.
 (b) **Deep ReLU networks on whitened digits**: 40 training images (4 per class),
     whitened (:math:`XX^T = I`), one-hot labels -- the closed form of the whitened-data
-    theorem (SPEC 2.6) for depths 2 and 3, with the certificate, train and test
+    theorem (docs/theory.md §2.6) for depths 2 and 3, with the certificate, train and test
     accuracy (the 1757 held-out images mapped by the training whitening).
 (c) **A trained network certified**: a two-layer ReLU network of width 50 trained with
     SGD (:func:`deepdual.train`) on the same data, certified every few epochs by
@@ -112,9 +112,7 @@ def run_demo(out: str | pathlib.Path, *, quick: bool = False, progress: bool = T
 
     def certify_checkpoint(epoch: int, module: Any) -> None:
         if epoch % every == 0 or epoch == epochs:
-            from deepdual._torch import module_to_network
-
-            net = module_to_network(module, activation="relu", scalar_output=False)
+            net = deepdual.Network.from_torch(module, activation="relu", scalar_output=False)
             cert = deepdual.certify(net, Xw, Yw, beta=beta)
             checkpoints["epoch"].append(epoch)
             checkpoints["objective"].append(cert.objective)

@@ -36,7 +36,7 @@ proven bounds :math:`\|X\|_2\|V\|_2` and :math:`\sqrt{\sum_k c(v_k)^2}`, and on 
 data also the non-negative-orthant Perron bound :math:`\|X\|_2\sqrt{\lambda_{\max}((VV^T)_+)}`
 (:func:`c_nonneg_orthant`), exact when :math:`VV^T \ge 0` on the block of the maximizing
 Perron vector (e.g. class-constant dual rows with negatively correlated classes: the
-cross-entropy optimum of :mod:`deepdual.solvers.relu_whitened_losses`).
+cross-entropy optimum of :mod:`deepdual.relu.whitened.losses`).
 
 Reduced problems
 ----------------
@@ -54,7 +54,7 @@ with :math:`G` convex and non-increasing.  For the squared loss :math:`G` is a
 minorants).  :func:`relaxed_squared_bound` combines both.
 
 Networks with biases on one-dimensional data are certified by
-:func:`deepdual.solvers.relu_1d.certify_1d` (see :func:`deepdual.certificates.relu.certify_relu`);
+:func:`deepdual.relu.one_dimensional.solver.certify_1d` (see :func:`deepdual.relu.certificate.certify_relu`);
 that module may call :func:`relu_constraint` (e.g. on ``[x, 1]``) for its own bounds.
 
 References

@@ -6,7 +6,7 @@ r"""scikit-learn estimators that train globally optimal ReLU (or linear) network
 
 with :func:`deepdual.solve`: a closed form when the data have one (rank-one, whitened,
 one-dimensional data), the convex program of two-layer ReLU networks otherwise
-(:mod:`deepdual.solvers.relu_convex`).  The fitted network, and the
+(:mod:`deepdual.relu.convex_program.solver`).  The fitted network, and the
 :class:`~deepdual.Solution` with its duality certificate, are the attributes
 ``network_`` and ``certificate_``.
 
@@ -14,7 +14,7 @@ Requires the ``[sklearn]`` extra (``pip install deepdual[sklearn]``).
 
 Notes
 -----
-* The loss is a *sum* over samples (SPEC section 1): the same ``beta`` regularizes a
+* The loss is a *sum* over samples (docs/theory.md §1): the same ``beta`` regularizes a
   large data set less than a small one.  scikit-learn's ``MLPClassifier(alpha=a)``
   uses a mean loss with penalty :math:`\frac{a}{2n}\|W\|^2`, i.e. ``beta = a`` here.
 * ``bias=True`` (default) appends a column of ones: with the convex program the hidden
@@ -54,7 +54,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
 
 from .api import solve
 from .solution import Solution
-from .solvers.relu_convex import CONVEX_OPTIONS
+from .relu.convex_program.solver import CONVEX_OPTIONS
 from .structures import is_whitened, rank_one_factors
 
 __all__ = ["DualNetRegressor", "DualNetClassifier"]
@@ -146,7 +146,7 @@ class _DualNetBase(BaseEstimator):
 
 
 class DualNetRegressor(RegressorMixin, _DualNetBase):
-    r"""Regressor: the globally optimal regularized ReLU network (SPEC 2.8).
+    r"""Regressor: the globally optimal regularized ReLU network (docs/theory.md §2.8).
 
     Parameters
     ----------
@@ -167,7 +167,7 @@ class DualNetRegressor(RegressorMixin, _DualNetBase):
         Seed of the sampled patterns.
     solver_options : dict, optional
         Extra options of the solver, e.g. ``{"max_iter": 200, "max_patterns": 500}``;
-        the convex program's options (:data:`deepdual.solvers.relu_convex.CONVEX_OPTIONS`)
+        the convex program's options (:data:`deepdual.relu.convex_program.solver.CONVEX_OPTIONS`)
         are dropped when another solver (a closed form) is used.
 
     Attributes
@@ -212,7 +212,7 @@ class DualNetRegressor(RegressorMixin, _DualNetBase):
 
 
 class DualNetClassifier(ClassifierMixin, _DualNetBase):
-    r"""Classifier: the globally optimal regularized ReLU network (SPEC 2.8).
+    r"""Classifier: the globally optimal regularized ReLU network (docs/theory.md §2.8).
 
     Labels are encoded as :math:`\pm1` for a binary problem with the logistic (or squared)
     loss and one-hot for the cross-entropy (or squared) loss with several classes.

@@ -1,4 +1,4 @@
-r"""Parallel L-layer networks (SPEC section 1).
+r"""Parallel L-layer networks (docs/theory.md §1).
 
 A network is a sum of ``m`` sub-networks ``j`` of depth ``L``:
 
@@ -285,8 +285,9 @@ class Network:
         return network_to_module(self, dtype=dtype)
 
     @classmethod
-    def from_torch(cls, module: Any) -> "Network":
+    def from_torch(cls, module: Any, activation: str | None = None,
+                   scalar_output: bool | None = None) -> "Network":
         """Read a module built by :meth:`to_torch` (or its ``state_dict``) back."""
-        from ._torch import module_to_network
+        from ._torch import module_parameters
 
-        return module_to_network(module)
+        return cls(**module_parameters(module, activation=activation, scalar_output=scalar_output))

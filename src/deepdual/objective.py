@@ -1,4 +1,4 @@
-r"""The one objective every deepdual function reports (SPEC section 1).
+r"""The one objective every deepdual function reports (docs/theory.md §1).
 
 .. math::
 

@@ -1,4 +1,4 @@
-r"""Euclidean projection onto the elliptic cylinder :math:`\{u : \|X^T u\|_2 \le r\}` (SPEC 2.1).
+r"""Euclidean projection onto the elliptic cylinder :math:`\{u : \|X^T u\|_2 \le r\}` (docs/theory.md §2.1).
 
 This is the talk's :math:`\mathcal{P}_{X,\beta}`.  With the thin SVD
 :math:`X = U\,\mathrm{diag}(s)\,V^T` (rank :math:`k`) and :math:`z = U^T y`:
@@ -171,7 +171,7 @@ class ProjectionResult:
     inside: bool
 
 
-def _secular_mu(s: np.ndarray, z: np.ndarray, r: float) -> float:
+def secular_mu(s: np.ndarray, z: np.ndarray, r: float) -> float:
     """Root ``mu > 0`` of ``||mu s z / (s^2 + mu)|| = r`` given ``r < ||s z||``."""
     sz = s * z
     nsz = np.linalg.norm(sz)
@@ -206,7 +206,7 @@ def _secular_mu(s: np.ndarray, z: np.ndarray, r: float) -> float:
     return brentq(psi, lo, hi, xtol=lo * 4 * _EPS + np.finfo(float).tiny, rtol=4 * _EPS, maxiter=500)
 
 
-def _pow2(x: float) -> float:
+def pow2(x: float) -> float:
     """The power of two ``2^e`` with ``x / 2^e`` in [0.5, 1) (exact rescaling)."""
     return float(np.ldexp(1.0, int(np.frexp(x)[1])))
 
@@ -226,7 +226,7 @@ def project_factored(fac: Factorization, y: np.ndarray, radius: float) -> Projec
     if s.size == 0 or ymax == 0.0:
         # X = 0 or y = 0: y is inside the set and M = 0 minimizes the penalized problem
         return ProjectionResult(y.copy(), 0.0, np.zeros(d), True)
-    a, b = _pow2(float(s[0])), _pow2(ymax)
+    a, b = pow2(float(s[0])), pow2(ymax)
     sn = s / a
     yn = y / b
     rn = (float(radius) / a) / b
@@ -236,7 +236,7 @@ def project_factored(fac: Factorization, y: np.ndarray, radius: float) -> Projec
         # inside (||X^T y|| <= r): 0 is in the subdifferential of the penalized
         # problem at M = 0, so M = 0 is its minimizer
         return ProjectionResult(y.copy(), 0.0, np.zeros(d), True)
-    mu = _secular_mu(sn, z, rn)
+    mu = secular_mu(sn, z, rn)
     if mu == 0.0:  # radius == 0 (or below the scale's underflow): projection onto null(X^T)
         u = b * (yn - fac.left_apply(z))
         M = (b / a) * fac.right_apply(z / sn)

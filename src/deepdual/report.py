@@ -225,22 +225,22 @@ def _simple_top(s: np.ndarray) -> bool:
 
 THEOREMS = {
     ("linear", 2, "scalar"): (
-        "two-layer linear network (SPEC 2.2): min_w loss(Xw) + beta*||w||_2; squared loss: "
+        "two-layer linear network (docs/theory.md §2.2): min_w loss(Xw) + beta*||w||_2; squared loss: "
         "u* = P_{X,beta}(y), hidden neuron X^T u*/||X^T u*||"
     ),
     ("linear", 2, "vector"): (
-        "two-layer linear network, vector output (SPEC 2.2): min_W loss(XW) + beta*||W||_* "
+        "two-layer linear network, vector output (docs/theory.md §2.2): min_W loss(XW) + beta*||W||_* "
         "(nuclear norm); dual constraint ||X^T Lambda||_2 <= beta"
     ),
     ("linear", 2, "vector-orthonormal"): (
-        "two-layer linear network, X^T X = I (SPEC 2.2): W* = U (Sigma - beta I)_+ V^T from the SVD of X^T Y"
+        "two-layer linear network, X^T X = I (docs/theory.md §2.2): W* = U (Sigma - beta I)_+ V^T from the SVD of X^T Y"
     ),
     ("linear", "deep", "scalar"): (
-        "deep linear network, scalar output (SPEC 2.3): one rank-one aligned balanced path; "
+        "deep linear network, scalar output (docs/theory.md §2.3): one rank-one aligned balanced path; "
         "min_M loss(XM) + (beta L/2) ||M||^(2/L), a 1-D global search over ||M||"
     ),
     ("linear", "deep", "vector-orthonormal"): (
-        "deep linear network, X^T X = I (SPEC 2.3): each singular value s_k of X^T Y maps to "
+        "deep linear network, X^T X = I (docs/theory.md §2.3): each singular value s_k of X^T Y maps to "
         "argmin_sigma (sigma - s_k)^2/2 + (beta L/2) sigma^(2/L) (hard threshold); layers share rank and norms"
     ),
     ("linear", "deep", "vector"): (
@@ -248,20 +248,20 @@ THEOREMS = {
         "(non-convex; closed form only for X^T X = I)"
     ),
     ("relu", "any", "rank_one"): (
-        "deep ReLU network on rank-one data X = c a0^T, c >= 0 (SPEC 2.4; any convex loss, any K): "
+        "deep ReLU network on rank-one data X = c a0^T, c >= 0 (docs/theory.md §2.4; any convex loss, any K): "
         "f = c kappa^T, the reduced problem min_kappa loss(c kappa^T) + (beta L/2)(||kappa||/||a0||)^(2/L), "
         "one-dimensional in ||kappa||; one rank-one, aligned, balanced path (docs/losses.md)"
     ),
     ("relu", "any", "whitened"): (
-        "deep ReLU network on whitened data X X^T = I (SPEC 2.6): one sub-network per class/sign; "
+        "deep ReLU network on whitened data X X^T = I (docs/theory.md §2.6): one sub-network per class/sign; "
         "two-layer optimum sum_j H_beta(sqrt(n_j))"
     ),
     ("relu", "any", "one_dimensional"): (
-        "ReLU network on 1-D data with biases (SPEC 2.5): a Lasso over ReLU atoms with kinks at the "
+        "ReLU network on 1-D data with biases (docs/theory.md §2.5): a Lasso over ReLU atoms with kinks at the "
         "data points; beta -> 0 gives the linear spline"
     ),
     ("relu", 2, "general"): (
-        "two-layer ReLU network, arbitrary data (SPEC 2.8): the convex program over activation "
+        "two-layer ReLU network, arbitrary data (docs/theory.md §2.8): the convex program over activation "
         "patterns D_i (exact when all patterns are enumerated)"
     ),
     ("relu", "deep", "general"): (

@@ -1,10 +1,10 @@
 r"""Detection of the data structures under which closed forms exist.
 
 * **rank one**: :math:`X = c\,a_0^T` with :math:`c \ge 0` (or :math:`c \le 0`, the same case with
-  :math:`a_0 \to -a_0`) — SPEC 2.4;
-* **whitened**: :math:`XX^T = I_n` (so :math:`n \le d`) — SPEC 2.6;
-* **one-dimensional**: :math:`d = 1` — SPEC 2.5;
-* **orthonormal columns**: :math:`X^TX = I_d` (vector-output linear closed form, SPEC 2.2).
+  :math:`a_0 \to -a_0`) — docs/theory.md §2.4;
+* **whitened**: :math:`XX^T = I_n` (so :math:`n \le d`) — docs/theory.md §2.6;
+* **one-dimensional**: :math:`d = 1` — docs/theory.md §2.5;
+* **orthonormal columns**: :math:`X^TX = I_d` (vector-output linear closed form, docs/theory.md §2.2).
 
 Tolerances are relative to the data's scale and to machine precision: a singular
 value counts as zero below ``max(n, d) * eps * s_max * 100`` (the LAPACK rank

@@ -1,7 +1,7 @@
 r"""Direct (non-convex) training of the same parallel network on the same objective.
 
 :func:`train` is the PyTorch baseline that the closed forms and certificates are
-compared with.  It minimizes exactly deepdual's objective (SPEC section 1)
+compared with.  It minimizes exactly deepdual's objective (docs/theory.md §1)
 
 .. math::
 
@@ -308,7 +308,7 @@ def train(
     the penalty is part of the loss, not an optimizer ``weight_decay``.
 
     With ``formulation="norm_constrained"`` it minimizes instead the paper's
-    norm-constrained problem (see :mod:`deepdual.solvers.relu_whitened`)
+    norm-constrained problem (see :mod:`deepdual.relu.whitened.solver`)
 
     .. math:: \ell(f_\theta(X), Y) + \frac{\beta}{2}\sum_j\big(\|W_{L-1,j}\|_F^2 + \|W_{L,j}\|_F^2\big)
               \quad\text{s.t.}\quad \|W_{l,j}\|_F \le t,\ l \le L-2,
@@ -608,9 +608,8 @@ def _train_loop(torch: Any, module: Any, X: np.ndarray, Y: np.ndarray, scalar: b
     if bar is not None:
         bar.close()
 
-    from ._torch import module_to_network
 
-    net = module_to_network(module, activation=cfg.activation, scalar_output=scalar and K == 1)
+    net = Network.from_torch(module, activation=cfg.activation, scalar_output=scalar and K == 1)
     if constrained:
         final = norm_constrained_objective(net, X, Y, beta=beta, loss=lossf, trunk_norm=cfg.trunk_norm)
     else:
@@ -628,8 +627,8 @@ def norm_constrained_objective(network: Network, X: Any, y: Any, *, beta: float,
                                trunk_norm: float = 1.0) -> float:
     r"""Objective of the norm-constrained formulation,
     :math:`\ell(f(X), Y) + \frac\beta2\sum_j(\|W_{L-1,j}\|_F^2 + \|W_{L,j}\|_F^2)`
-    (re-exported from :mod:`deepdual.solvers.relu_whitened`; raises ``ValueError``
+    (re-exported from :mod:`deepdual.relu.whitened.solver`; raises ``ValueError``
     when a layer :math:`l \le L-2` violates :math:`\|W_{l,j}\|_F \le t`)."""
-    from .solvers.relu_whitened import norm_constrained_objective as f
+    from .relu.whitened.solver import norm_constrained_objective as f
 
     return f(network, X, y, beta=beta, loss=loss, trunk_norm=trunk_norm)

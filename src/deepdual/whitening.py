@@ -1,6 +1,6 @@
 r"""Sample whitening: make the rows of a data matrix orthonormal, :math:`X_wX_w^T = I_n`.
 
-The whitened-data theorem (SPEC 2.6) needs :math:`XX^T = I_n`, i.e. :math:`n \le d` samples
+The whitened-data theorem (docs/theory.md §2.6) needs :math:`XX^T = I_n`, i.e. :math:`n \le d` samples
 whose rows are orthonormal.  With the thin SVD :math:`X = U\,\mathrm{diag}(s)\,V^T` of a
 training matrix of rank :math:`n` we use the linear map of *feature space*
 

@@ -1,26 +1,5 @@
-"""Weak-duality certificates for networks with arbitrary weights.
+"""Deprecated: moved to :mod:`deepdual.certification`; this path keeps working for one release."""
 
-:func:`certify_network` dispatches on the activation: :mod:`.linear` for linear
-networks, :mod:`.relu` for ReLU networks.
-"""
+from .._compat import forward
 
-from __future__ import annotations
-
-from typing import Any
-
-import numpy as np
-
-from ..losses import Loss
-from ..network import Network
-from ..solution import Certificate
-
-
-def certify_network(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float, loss: Loss,
-                    rtol: float, **options: Any) -> Certificate:
-    if network.activation == "linear":
-        from .linear import certify_linear
-
-        return certify_linear(network, X, Y, beta=beta, loss=loss, rtol=rtol, **options)
-    from .relu import certify_relu
-
-    return certify_relu(network, X, Y, beta=beta, loss=loss, rtol=rtol, **options)
+__getattr__ = forward(__name__, ("deepdual.certification",))

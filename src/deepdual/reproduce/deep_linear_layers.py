@@ -6,7 +6,7 @@ each singular value :math:`s_k` of :math:`X^TY` maps to
 :math:`\arg\min_{\sigma\ge0}\tfrac12(\sigma - s_k)^2 + \tfrac{\beta L}{2}\sigma^{2/L}` (a jump, not a soft
 threshold), and the optimal layers are balanced: :math:`W_l` share one set of singular
 values :math:`\sigma_i^{1/L}`, so **all layers have the same rank** (set by beta) and
-**equal Frobenius and operator norms** (SPEC 2.3; the paper's deep linear experiment).
+**equal Frobenius and operator norms** (docs/theory.md §2.3; the paper's deep linear experiment).
 
 For every beta of a grid, the experiment computes the closed form
 (:func:`deepdual.solve`, certified) and trains 4-layer networks from several random

@@ -10,7 +10,7 @@ The same 1-D points are fitted with a small weight decay ``beta`` by
   random initializations).
 
 The trained networks approach the spline between the data points.  The two-layer nets are
-certified against the exact optimum (:func:`deepdual.solvers.relu_1d.certify_1d`); the
+certified against the exact optimum (:func:`deepdual.relu.one_dimensional.solver.certify_1d`); the
 deeper ones receive the proven (loose) Lipschitz lower bound, and the JSON also records
 the best depth-L network whose deeper layers act linearly on the data (the structure of
 the paper's solutions), which direct training can beat: see ``docs/one_dimensional.md``.
@@ -106,7 +106,7 @@ def run(out: pathlib.Path, *, quick: bool = False, seed: int = 0, progress: bool
     """
     import deepdual
     from .._torch import require_torch
-    from ..solvers.relu_1d import certify_1d, interpolate
+    from ..relu.one_dimensional.solver import certify_1d, interpolate
 
     torch = require_torch()
     try:

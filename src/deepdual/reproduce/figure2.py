@@ -7,7 +7,7 @@ A classification data set is randomly undersampled to :math:`n \le d` samples, w
 several ReLU networks are trained from different initializations with different
 optimizers and learning rates (:func:`deepdual.train`), and their training objective and
 test accuracy per epoch are compared with the closed form of the whitened-data theorem
-(:func:`deepdual.solve`, SPEC 2.6), drawn as horizontal lines.
+(:func:`deepdual.solve`, docs/theory.md §2.6), drawn as horizontal lines.
 
 Two objectives are reproduced:
 

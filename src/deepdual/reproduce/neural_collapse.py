@@ -38,7 +38,7 @@ def _data(K: int, per_class: int, d: int, rng: np.random.Generator) -> tuple[np.
 
 def run(out: pathlib.Path, *, quick: bool = False, seed: int = 0, progress: bool = True) -> dict[str, Any]:
     """Run the experiment and write ``neural_collapse.png`` and ``neural_collapse.json`` into ``out``."""
-    from ..solvers.batchnorm import (
+    from ..relu.batchnorm.solver import (
         neural_collapse_metrics,
         simplex_etf_gram,
         solve_batchnorm,

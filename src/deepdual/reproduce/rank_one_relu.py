@@ -3,7 +3,7 @@ r"""A 5-layer ReLU network trained on rank-one data: every layer converges to ra
 For rank-one data :math:`X = c\,a_0^T` with :math:`c \ge 0` every hidden activation is
 :math:`A_l = c\,h_l^T` (ReLU commutes with the non-negative factor), so the network output
 is :math:`\kappa c` and the optimal layers are rank one and aligned,
-:math:`W_l = \varphi_{l-1}\varphi_l^T/\|\varphi_{l-1}\|` (SPEC 2.4, the paper's rank-one theorem).
+:math:`W_l = \varphi_{l-1}\varphi_l^T/\|\varphi_{l-1}\|` (docs/theory.md §2.4, the paper's rank-one theorem).
 
 Training sees the same structure: the gradient of the first layer,
 :math:`X^TG = a_0(c^TG)`, is rank one, and weight decay shrinks every other direction

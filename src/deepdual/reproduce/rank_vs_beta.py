@@ -6,7 +6,7 @@ For a two-layer linear network with vector output and data with orthonormal colu
 .. math:: \min_M \tfrac12\|XM - Y\|_F^2 + \beta\|M\|_*,
 
 solved by the singular-value soft threshold :math:`M^\star = U(\Sigma - \beta I)_+V^T` of
-:math:`X^TY = U\Sigma V^T` (SPEC 2.2).  The optimal first layer is
+:math:`X^TY = U\Sigma V^T` (docs/theory.md §2.2).  The optimal first layer is
 :math:`W_1 = U(\Sigma-\beta I)_+^{1/2}` (balanced factors), so
 
 .. math:: \operatorname{rank}(W_1) = \#\{k : \sigma_k(Y^TX) > \beta\},

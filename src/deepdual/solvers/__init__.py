@@ -1,6 +1,5 @@
-"""Solvers, one module per theorem.  :func:`deepdual.solve` dispatches here.
+"""Deprecated: moved to :mod:`deepdual.linear`; this path keeps working for one release."""
 
-Every solver has the signature ``solve_xxx(X, Y, *, scalar, beta, depth, loss, rtol,
-bias, method, **options) -> Solution`` with validated float64 ``X`` (n, d) and
-``Y`` (n, K).
-"""
+from .._compat import forward
+
+__getattr__ = forward(__name__, ("deepdual.linear", "deepdual.relu"))

@@ -1,0 +1,254 @@
+r"""Weak-duality certificates for ReLU networks of any depth (trained or not).
+
+For a network :math:`\theta` with objective :math:`P(\theta)` we return a *proven* lower bound
+on the global optimum :math:`P^\star` over parallel ReLU networks of the same depth and any
+width, so ``P(theta) - lower_bound`` bounds the network's suboptimality.  Several bounds
+are computed and the largest is reported (``details["bounds"]`` lists all):
+
+``residual``
+    The network's dual point :math:`V = -\nabla\ell(F)` and its dual constraint value
+    :math:`c(V)` (:func:`deepdual.dual_constraint.relu_constraint`: exact on whitened,
+    rank-one and small-rank data, otherwise the spectral-norm bound; for :math:`K > 1` on
+    whitened data the non-negative-orthant Perron bound
+    :func:`deepdual.dual_constraint.c_nonneg_orthant`, exact for class-constant dual rows
+    such as the cross-entropy optimum of ``solve``).  Depth 2:
+    :math:`P^\star \ge \max_{0\le t\le\beta/c(V)} D(tV)` (:meth:`Loss.best_scale`).  Depth
+    :math:`L \ge 3`: :math:`P(\theta') \ge D(tV) - t\,c(V)\,T + \frac{\beta L}{2}T^{2/L}` for every network
+    with path budget :math:`T`; minimized over :math:`T \le T_{\max}` and maximized over a grid of
+    scales :math:`t` (:func:`deepdual.bounds.power_penalty_lower_bound`).
+``rank-one reduced problem``
+    On data :math:`X = c a_0^T`, :math:`c \ge 0` (squared loss, or one output): the exact
+    optimum's proven lower bound (:mod:`deepdual.relu.rank_one.solver`).
+``relaxed reduced problem``
+    Squared loss: :math:`\min_T W(T) + \frac{\beta L}{2}(T/\|X\|_2)^{2/L}` with the water-filling
+    function of the label parts (or of the singular values of :math:`Y`)
+    (:func:`deepdual.dual_constraint.relaxed_squared_bound`): exact at depth 2 on
+    whitened data with scalar or one-hot labels, and at depth :math:`\ge 3` when one label
+    part dominates.
+
+Biases.  Networks with biases on one-dimensional data are certified by
+:func:`deepdual.relu.one_dimensional.solver.certify_1d` (the 1-D theory).  For :math:`d > 1`, penalized
+first-layer biases are absorbed by augmenting :math:`X` with a ones column
+(:math:`(XW + 1b^T)_+ = ([X, 1][W; b^T])_+` with the same norm); an output bias is handled
+exactly (unpenalized: :math:`V` is centered so that :math:`\langle V, 1b^T\rangle = 0`;
+penalized: :math:`D(V) - \|V^T1\|^2/(2\beta)` by Fenchel--Young).  Other biases on
+:math:`d > 1` data have no known dual constraint: ``lower_bound = -inf``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+
+from .._validation import check_choice, check_options
+from ..bounds import max_budget, power_penalty_lower_bound
+from ..dual_constraint import (
+    CONSTRAINT_MODES,
+    DEFAULT_MAX_PATTERNS,
+    label_parts,
+    relaxed_squared_bound,
+    relu_constraint,
+)
+from ..losses import Loss, SquaredLoss
+from ..network import Network
+from ..objective import objective
+from ..solution import Certificate
+from ..structures import is_whitened, rank_one_factors
+
+__all__ = ["certify_relu", "OPTIONS"]
+
+OPTIONS = ("constraint", "max_patterns", "penalize_biases", "n_scales")
+
+
+def _nonzero(b: Any) -> bool:
+    return b is not None and bool(np.any(b))
+
+
+def _scale_limit(loss: Loss, V: np.ndarray, Y: np.ndarray) -> float:
+    lim = getattr(loss, "dual_scale_limit", None)
+    if callable(lim):
+        return float(lim(V, Y))
+    return np.inf if getattr(loss, "unbounded_dual_scale", False) else 1.0
+
+
+def _best_scale(dual, loss: Loss, V: np.ndarray, Y: np.ndarray, t_max: float, quad: float) -> tuple[float, float]:
+    """Maximize the concave ``t -> D(tV) - quad t^2`` on ``[0, t_max]`` (``quad = 0``: Loss.best_scale)."""
+    if quad == 0.0:
+        return loss.best_scale(V, Y, t_max)
+    t_max = min(float(t_max), _scale_limit(loss, V, Y))
+    d0 = dual(0.0 * V)
+    if not t_max > 0:
+        return 0.0, d0
+    if not np.isfinite(t_max):
+        t_max = 1.0
+        while t_max < 1e300 and dual(2 * t_max * V) > dual(t_max * V):
+            t_max *= 2
+        t_max *= 2
+    res = minimize_scalar(lambda t: -dual(t * V), bounds=(0.0, t_max), method="bounded",
+                          options={"xatol": 1e-12 * t_max})
+    cands = [(0.0, d0), (t_max, dual(t_max * V)), (float(res.x), -float(res.fun))]
+    return max((c for c in cands if np.isfinite(c[1])), key=lambda c: c[1])
+
+
+def _certify_1d(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float, loss: Loss, rtol: float,
+                options: dict) -> Certificate:
+    try:
+        from .one_dimensional.solver import certify_1d
+    except ImportError:
+        certify_1d = None
+    if certify_1d is None:
+        obj = objective(network, X, Y, beta=beta, loss=loss,
+                        penalize_biases=bool(options.get("penalize_biases", False)))
+        return Certificate(obj, -np.inf, "none: the 1-D certificate for networks with biases "
+                           "(deepdual.relu.one_dimensional.solver.certify_1d) is not available", exact_constraint=False,
+                           rtol=rtol)
+    return certify_1d(network, X, Y, beta=beta, loss=loss, rtol=rtol, **options)
+
+
+def certify_relu(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float, loss: Loss, rtol: float,
+                 **options: Any) -> Certificate:
+    r"""Objective of a ReLU ``network`` and a proven lower bound on the global optimum.
+
+    Parameters
+    ----------
+    network : Network with ``activation="relu"``
+    X, Y : validated arrays (n, d), (n, K) (canonical labels for ``loss``)
+    beta, loss, rtol : see :func:`deepdual.certify`
+    constraint : {"auto", "exact", "bound"}, default "auto"
+        How the dual constraint :math:`c(V)` of the residual is computed:
+        exact where known (``"exact"`` raises ``ValueError`` if no exact method applies),
+        or always the spectral-norm bound (``"bound"``; the structure-specific reduced
+        problems are then skipped, except the spectral-norm relaxed bound).
+    max_patterns : int, default 20000
+        Largest region-count bound for exact cell enumeration (depth 2).
+    penalize_biases : bool, default False
+        Whether the network's biases are penalized (:math:`\frac\beta2\|b\|^2`).
+    n_scales : int, default 200
+        Number of dual scales in the depth-:math:`\ge 3` interval bound.
+
+    Returns
+    -------
+    Certificate
+        ``method`` names the bound and how the constraint was evaluated, e.g.
+        ``"residual dual, exact: cell enumeration (37 patterns)"``; ``details["bounds"]``
+        lists every bound computed.
+    """
+    check_options(options, OPTIONS, "certify (ReLU network)")
+    constraint = check_choice(options.get("constraint", "auto"), "constraint", CONSTRAINT_MODES)
+    max_patterns = options.get("max_patterns", DEFAULT_MAX_PATTERNS)
+    if isinstance(max_patterns, bool) or not isinstance(max_patterns, numbers.Integral) or max_patterns < 1:
+        raise ValueError(f"`max_patterns` must be an integer >= 1, got {max_patterns!r}")
+    penalize = options.get("penalize_biases", False)
+    if not isinstance(penalize, (bool, np.bool_)):
+        raise TypeError(f"`penalize_biases` must be True or False, got {penalize!r}")
+    n_scales = options.get("n_scales", 200)
+    if isinstance(n_scales, bool) or not isinstance(n_scales, numbers.Integral) or n_scales < 2:
+        raise ValueError(f"`n_scales` must be an integer >= 2, got {n_scales!r}")
+    n, d = X.shape
+    L = network.depth
+    hidden = [(j, l) for j in range(network.n_subnetworks) for l in range(L - 1)
+              if network.biases is not None and _nonzero(network.biases[j][l])]
+    out_bias = network.output_bias if _nonzero(network.output_bias) else None
+    if (hidden or out_bias is not None) and d == 1:
+        return _certify_1d(network, X, Y, beta=beta, loss=loss, rtol=rtol, options=options)
+    obj = objective(network, X, Y, beta=beta, loss=loss, penalize_biases=bool(penalize))
+
+    # ---- reduce to a bias-free network on (possibly augmented) data
+    Xe = X
+    weights = [list(layers) for layers in network.weights]
+    if hidden:
+        if not penalize or any(l != 0 for _, l in hidden):
+            why = "unpenalized" if not penalize else "penalized beyond the first layer"
+            return Certificate(obj, -np.inf,
+                               f"none: hidden-layer biases ({why}) on d = {d} > 1 data: no dual constraint is "
+                               "known (certify 1-D data, or penalized first-layer biases only)",
+                               exact_constraint=False, rtol=rtol)
+        Xe = np.hstack([X, np.ones((n, 1))])
+        for j in range(network.n_subnetworks):
+            b = network.biases[j][0] if network.biases is not None else None
+            b = np.zeros(weights[j][0].shape[1]) if b is None else b
+            weights[j][0] = np.vstack([weights[j][0], b[None, :]])
+    F = network.forward(X)
+    V0 = np.asarray(loss.dual_point(F, Y), dtype=float)
+    quad = 0.0
+    if out_bias is not None:
+        if penalize:
+            # (beta/2)||b||^2 - <V^T 1, b> >= -||V^T 1||^2 / (2 beta)   (Fenchel--Young)
+            quad = 1.0 / (2.0 * beta)
+        else:
+            V0 = V0 - V0.mean(axis=0, keepdims=True)  # <V, 1 b^T> = 0 for every b
+
+    def dual(V: np.ndarray) -> float:
+        val = float(loss.dual_value(V, Y))
+        if quad:
+            s = V.sum(axis=0)
+            val -= quad * float(s @ s)
+        return val
+
+    bounds: dict[str, float] = {}
+    details: dict[str, Any] = {"depth": L, "bounds": bounds}
+
+    # ---- 1. the network's own dual point
+    cv = relu_constraint(V0, Xe, depth=L, constraint=constraint, max_patterns=max_patterns)
+    details["constraint"] = cv.value
+    details["constraint_method"] = cv.method
+    best = (-np.inf, "none", False, None)
+    if L == 2:
+        t_max = beta / cv.value if cv.value > 0 else np.inf
+        t, val = _best_scale(dual, loss, V0, Y, t_max, quad)
+        details["scale"] = t
+        bounds["residual"] = val
+        best = (val, f"residual dual, {cv.method}", cv.exact, t * V0)
+    else:
+        inf_loss = float(loss.minimum(Y)) if hasattr(loss, "minimum") else 0.0
+        T_max = max_budget(obj - inf_loss, beta, L)
+        t_star, _ = _best_scale(dual, loss, V0, Y, np.inf, quad)
+        if t_star > 0:
+            ts = np.unique(np.concatenate([t_star * np.linspace(0.0, 1.0, n_scales // 2),
+                                           t_star * np.logspace(-6, 0, n_scales - n_scales // 2)]))
+            Ds = np.array([dual(t * V0) for t in ts])
+            val = power_penalty_lower_bound(Ds, ts * cv.value, beta=beta, depth=L, T_max=T_max)
+        else:
+            val = dual(0.0 * V0)
+        details["T_max"] = T_max
+        bounds["residual"] = val
+        best = (val, f"residual dual, interval bound over path budgets, {cv.method}", cv.exact, None)
+
+    # ---- 2./3. structure-specific reduced problems (bias-free networks only)
+    if not hidden and out_bias is None:
+        p = 2.0 / L
+        if constraint != "bound":
+            fac = rank_one_factors(X)
+            if fac is not None:  # any loss, any K (docs/losses.md)
+                from .rank_one.solver import solve_reduced
+
+                err = float(np.linalg.norm(X - np.outer(fac.c, fac.a0)))  # distance to exact rank one
+                _, red = solve_reduced(fac, Y, beta=beta, depth=L, loss=loss, err=err)
+                bounds["rank-one reduced problem"] = red.lower
+                if red.lower > best[0]:
+                    best = (red.lower, "exact: rank-one reduced problem (Ergen & Pilanci 2021)", True, None)
+        if isinstance(loss, SquaredLoss):
+            parts = label_parts(Y)
+            kind = "label parts"
+            if parts is None:
+                parts = np.linalg.svd(Y, compute_uv=False)
+                kind = "singular values of Y"
+            xn = float(np.linalg.norm(X, 2))
+            if xn > 0:
+                red = relaxed_squared_bound(parts, 0.5 * beta * L * xn ** (-p), p)
+                bounds["relaxed reduced problem"] = red.lower
+                white = is_whitened(X) and constraint != "bound"
+                if red.lower > best[0]:
+                    how = "exact constraint (whitened)" if white else "spectral-norm bound"
+                    best = (red.lower, f"relaxed reduced problem over {kind}, {how}",
+                            white and kind == "label parts", None)
+            else:  # X = 0: every network outputs 0
+                val = float(loss.value(np.zeros_like(Y), Y))
+                bounds["zero data"] = val
+                best = max(best, (val, "exact: X = 0", True, None), key=lambda b: b[0])
+    lower, method, exact, dual_point = best
+    return Certificate(objective=obj, lower_bound=float(lower), method=method, exact_constraint=bool(exact),
+                       dual=dual_point, rtol=rtol, details=details)

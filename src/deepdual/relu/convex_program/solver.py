@@ -1,0 +1,494 @@
+r"""Global training of two-layer ReLU networks on arbitrary data by a convex program
+(docs/theory.md §2.8; Pilanci & Ergen, ICML 2020).  The derivations are in
+``docs/convex_program.md``.
+
+The problem
+-----------
+For a two-layer ReLU network :math:`f(X) = \sum_j (Xu_j)_+\alpha_j^T` the objective
+:math:`\ell(f(X), Y) + \frac\beta2\sum_j(\|u_j\|^2 + \|\alpha_j\|^2)` equals, after the
+rescaling :math:`u_j \to u_j/\gamma_j,\ \alpha_j \to \gamma_j\alpha_j` that balances each
+neuron, :math:`\ell(f(X)) + \beta\sum_j\|u_j\|\,\|\alpha_j\|`.  With the activation
+patterns :math:`D_i = \operatorname{diag}(1[Xg_i \ge 0])` (:mod:`deepdual.patterns`) and
+scalar output it equals the convex program
+
+.. math::
+
+    \min_{v_i, w_i}\ \ell\Big(\sum_i D_i X(v_i - w_i)\Big) + \beta\sum_i(\|v_i\| + \|w_i\|)
+    \quad\text{s.t.}\quad (2D_i - I)Xv_i \ge 0,\ (2D_i - I)Xw_i \ge 0,
+
+when the patterns are *all* patterns of :math:`X` (a superset is harmless).  With a
+sampled subset it is the same problem restricted to networks whose neurons have those
+patterns: its optimum is then only an upper bound on the global one.
+
+Vector output (:math:`K > 1`): one group per pattern, sign *and output*,
+:math:`\beta\sum_{i,k}(\|v_{ik}\| + \|w_{ik}\|)`.  That is the exact convex form of the
+problem with the penalty :math:`\beta\sum_j\|u_j\|\,\|\alpha_j\|_1` (each neuron feeds
+one output).  Its networks are feasible for weight decay with a smaller or equal
+objective (:math:`\|\alpha_j\|_2 \le \|\alpha_j\|_1`, and neurons sharing a direction are
+merged): an upper bound.  The exact weight-decay program for :math:`K > 1` involves a
+cone-constrained nuclear norm (Sahiner et al., 2021) with no tractable form.  The
+network is then polished by L-BFGS on the weight-decay objective (kept only if better).
+The lower bound stays proven: over a complete pattern set, the dual constraint
+:math:`\max_{\|u\|\le1}\|\Lambda^T(Xu)_+\|` is bounded cell by cell
+(:func:`vector_cell_bound`), for the network's residual and for the residual of the
+gated relaxation :math:`\min\ell(\sum_iD_iXW_i) + \beta\sum_i\|W_i\|_*`
+(:func:`gated_relaxation_dual`), whichever bound is higher; so ``certified`` stays
+honest (and is rarely True for vector outputs).
+
+Algorithm
+---------
+*Working set* (column generation).  The program is solved over a small set of
+patterns; the dual point :math:`v = -\nabla\ell(F)` of that solution is then checked
+against every pattern with the exact value (conic duality, Moreau)
+
+.. math::
+
+    c_{i,s}(v) = \max_{u\in K_i,\|u\|\le1} s\,v^TD_iXu
+               = \min_{\mu\ge0}\|X^T(s D_iv + (2D_i - I)\mu)\|
+
+(an NNLS, ``scipy.optimize.nnls``; any :math:`\mu\ge0` gives an upper bound).  Patterns
+with :math:`c_{i,s}(v) > \beta` violate the optimality conditions of their zero groups
+and join the set.
+
+*Inner solver.*  For the squared loss, when all patterns fit a dense Newton system, a
+primal–dual interior-point method (Mehrotra predictor–corrector with Nesterov–Todd
+scaling, :mod:`deepdual.relu.convex_program.conic_ipm`; 20–60 iterations) with an active-set
+polish of its last iterate; its iterates are strictly feasible.  Otherwise, for
+moderate sizes, a primal log-barrier (interior-point) method on
+
+.. math::
+
+    \min\ \tau\Big(\ell(F) + \beta\sum_g t_g\Big) - \sum_g\sum_j\log\big((2D_g - I)Xz_g\big)_j
+         - \sum_g\log(t_g^2 - \|z_g\|^2),
+
+Newton's method with a feasible line search and :math:`\tau \leftarrow 4\tau`.  Its
+iterates are strictly feasible, so the rebuilt network has exactly the convex
+objective, and at central points :math:`v = -\nabla\ell(F)` satisfies the constraints of
+the working set (barrier stationarity), so the duality gap goes to zero with
+:math:`m/\tau`.  For large problems (or losses without a Hessian) an augmented
+Lagrangian on the cone constraints with FISTA subproblems (Mishkin et al., 2022)
+is used instead; it is accurate to a moderate gap.  It also stops as soon as the
+rebuilt network's own objective is within ``tol`` of the program's lower bound (hence
+at most the program's optimum plus ``tol``): on sampled pattern sets its infeasible
+iterates often give networks below the sampled program's optimum.
+
+*Stopping rule*: the duality gap.  With :math:`c(v) = \max_{i,s}c_{i,s}(v)` the scaled
+point :math:`tv,\ t \le \beta/c(v)` is dual feasible and :math:`D(tv) = -\ell^*(-tv)` is
+a lower bound (:meth:`Loss.best_scale`); the solver stops when
+:math:`P - D \le \text{tol}\cdot|P|` for the pattern set in use.
+
+The reported ``lower_bound`` is for the problem over *all* networks: it uses the exact
+:math:`c(v)` when the pattern set is complete (exact enumeration), otherwise the exact
+value from a separate enumeration when that is affordable, otherwise the proven bound
+:math:`c(v) \le \max(\|X_{S_+}\|_2\|v_+\|, \|X_{S_-}\|_2\|v_-\|)` (:math:`S_\pm` the
+supports of :math:`v_\pm`) — never a sampled estimate.
+
+Modules
+-------
+This module is the entry point (:func:`solve_convex`: options, pattern choice, the
+rebuilt network, its certificate and ``info``) and re-exports the names below; the
+mathematics lives in sibling modules:
+
+* :mod:`~deepdual.relu.convex_program.groups`: the program's variables over a working
+  set (:class:`Groups`) and the loss-Hessian helpers (``docs/convex_program.md`` §2, §6);
+* :mod:`~deepdual.relu.convex_program.certificate`: the dual constraint (NNLS cell values,
+  spectral and vector-output cell bounds, gated relaxation) and the proven lower bound
+  (§4-5);
+* :mod:`~deepdual.relu.convex_program.barrier`: the primal log-barrier method (§6);
+* :mod:`~deepdual.relu.convex_program.augmented_lagrangian`: the augmented Lagrangian with FISTA (§6);
+* :mod:`~deepdual.relu.convex_program.working_set`: the primal–dual interior-point wrapper
+  and the working-set driver with the duality-gap stopping rule (§6);
+* :mod:`~deepdual.relu.convex_program.rebuild`: network from the solution, neuron pruning
+  (Carathéodory) and the L-BFGS polish (§2, §5-6).
+
+References
+----------
+M. Pilanci and T. Ergen, "Neural networks are convex regularizers: exact
+polynomial-time convex optimization formulations for two-layer networks", ICML 2020.
+A. Mishkin, A. Sahiner and M. Pilanci, "Fast convex optimization for two-layer ReLU
+networks: equivalent model classes and cone decompositions", ICML 2022.
+A. Sahiner, T. Ergen, J. Pauly and M. Pilanci, "Vector-output ReLU neural network
+problems are copositive programs", ICLR 2021.
+S. Boyd and L. Vandenberghe, *Convex Optimization*, 2004, ch. 11 (barrier method).
+L. Vandenberghe, "The CVXOPT linear and quadratic cone program solvers", 2010.
+A. Beck and M. Teboulle, "A fast iterative shrinkage-thresholding algorithm", SIAM J.
+Imaging Sci. 2 (2009).
+"""
+
+from __future__ import annotations
+
+import numbers
+import time
+from typing import Any
+
+import numpy as np
+
+from ..._threads import SingleThreadedBLAS as _SingleThreadedBLAS
+from ..._validation import check_options, check_positive
+from ...losses import HingeLoss, Loss, SquaredLoss
+from ...objective import objective
+from ...patterns import count_upper_bound, enumerate_patterns, row_space, sample_patterns, unique_patterns
+from ...solution import Solution
+from .groups import Groups, has_hessian
+from .certificate import complete_set, global_constraint, gated_relaxation_dual
+from .working_set import IPM_MAX_COST, IPM_SMALL_COST, WorkingSetResult, ipm_cost, pd_all, solve_working_set
+from .rebuild import network_from_atoms, polish_network, prune_neurons
+
+# names defined in the sibling modules, importable from here (the public API, the helpers
+# tests/test_relu_convex.py and benchmarks/bench_convex.py import, and the inner solvers)
+from .groups import (  # noqa: F401
+    EPS, interior_direction, loss_curvature, loss_hessian_factor, loss_hessian_times,
+)
+from .certificate import (  # noqa: F401
+    spectral_norm_upper, cell_spectral_values, cone_value, pattern_values, support_spectral_bound,
+    vector_cell_bound,
+)
+from .barrier import GroupBarrier, block_cholesky, soc_slack  # noqa: F401
+from .augmented_lagrangian import (  # noqa: F401
+    AL_INNER_BUDGET, AL_INNER_TOL_FACTOR, AL_RHO_GROWTH, AugmentedLagrangian, network_close,
+)
+from .working_set import (  # noqa: F401
+    IPM_ALL_PATTERNS_FACTOR, IPM_MAX_BARRIER, PD_DENSE_MAX, PD_MAX_COST, PrimalDual, pd_size,
+)
+
+__all__ = [
+    "solve_convex",
+    "cone_value",
+    "pattern_values",
+    "support_spectral_bound",
+    "vector_cell_bound",
+    "cell_spectral_values",
+    "gated_relaxation_dual",
+    "polish_network",
+    "network_from_atoms",
+    "prune_neurons",
+    "CONVEX_OPTIONS",
+]
+
+CONVEX_OPTIONS = (
+    "patterns", "n_patterns", "max_patterns", "certify_max_patterns", "rng", "solver", "max_iter",
+    "tol", "progress", "polish",
+)
+SOLVERS = ("auto", "ipm", "barrier", "al")
+
+#: number of sampled patterns when exact enumeration is too large
+DEFAULT_N_PATTERNS = 100
+#: exact enumeration is used when the region-count bound is at most this
+DEFAULT_MAX_PATTERNS = 2000
+#: sampled runs still get an exact dual constraint when the region-count bound is at most this
+DEFAULT_CERTIFY_MAX_PATTERNS = 20000
+
+
+# ============================================================================ public
+def _choose_patterns(Xa: np.ndarray, rs: Any, option: Any, n_patterns: int, max_patterns: int,
+                     rng: Any, K: int = 1) -> tuple[np.ndarray, np.ndarray | None, bool, str]:
+    """``(patterns, interior directions in row-space coordinates or None, complete, how)``.
+
+    ``"auto"`` enumerates when ``K`` times the region-count bound is at most
+    ``max_patterns`` (the program has one group per pattern, sign and output)."""
+    n = Xa.shape[0]
+    bound = count_upper_bound(n, rs.rank) * K
+    if isinstance(option, str):
+        if option not in ("auto", "exact", "sample"):
+            raise ValueError(f"`patterns` must be 'auto', 'exact', 'sample' or a boolean array (P, {n}); "
+                             f"got {option!r}")
+        if option == "exact" or (option == "auto" and bound <= max_patterns):
+            pats, dirs = enumerate_patterns(Xa, return_directions=True)
+            return pats, dirs @ rs.V, True, "exact enumeration"
+        pats, dirs = sample_patterns(Xa, n_patterns, rng, return_directions=True)
+        return pats, dirs @ rs.V, False, f"{n_patterns} sampled"
+    dirs_in = None
+    if isinstance(option, tuple):
+        if len(option) != 2:
+            raise ValueError("`patterns` as a tuple must be (patterns (P, n), directions (P, d))")
+        option, dirs_in = option
+        dirs_in = np.asarray(dirs_in, dtype=float)
+        if dirs_in.ndim != 2 or dirs_in.shape[1] != Xa.shape[1] or not np.all(np.isfinite(dirs_in)):
+            raise ValueError(f"`patterns` directions must be a finite array of shape (P, {Xa.shape[1]}), "
+                             f"got shape {dirs_in.shape}")
+    arr = np.asarray(option)
+    if dirs_in is not None and len(dirs_in) != len(arr):
+        raise ValueError(f"`patterns`: {len(arr)} patterns but {len(dirs_in)} directions")
+    if arr.ndim != 2 or arr.shape[1] != n:
+        raise ValueError(f"`patterns` must be a boolean array of shape (P, {n}), got shape {arr.shape}")
+    if arr.dtype != bool:
+        if not np.all((arr == 0) | (arr == 1)):
+            raise ValueError("`patterns` must contain only booleans or 0/1")
+        arr = arr.astype(bool)
+    if dirs_in is not None:
+        # unique non-zero patterns, each with its direction (checked to lie strictly
+        # inside its cell by the solver, which falls back to an LP otherwise)
+        _, first = np.unique(arr, axis=0, return_index=True)
+        first = np.sort(first[arr[first].any(axis=1)])
+        return arr[first], dirs_in[first] @ rs.V, False, "user-supplied"
+    return unique_patterns(arr), None, False, "user-supplied"
+
+
+def _int_option(options: dict, name: str, default: int | None, minimum: int) -> int | None:
+    val = options.get(name, default)
+    if val is None:
+        return None
+    if isinstance(val, bool) or not isinstance(val, numbers.Integral) or val < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {val!r}")
+    return int(val)
+
+
+def solve_convex(
+    X: np.ndarray,
+    Y: np.ndarray,
+    *,
+    scalar: bool,
+    beta: float,
+    depth: int,
+    loss: Loss,
+    rtol: float,
+    bias: bool,
+    **options: Any,
+) -> Solution:
+    r"""Two-layer ReLU network of minimal weight-decay objective via the convex program.
+
+    Solves :math:`\min_\theta \ell(f_\theta(X), Y) + \frac\beta2(\|W_1\|_F^2 + \|W_2\|_F^2)`
+    over two-layer ReLU networks of any width through the convex program of the module
+    docstring, rebuilds the network (:math:`u = v/\sqrt{\|v\|},\ \alpha = \pm\sqrt{\|v\|}`),
+    prunes it to at most :math:`nK + 1` neurons (:func:`prune_neurons`) and certifies it.
+
+    Parameters
+    ----------
+    X : ndarray (n, d), Y : ndarray (n, K)
+        Validated data; labels already canonical for ``loss``.
+    scalar : bool
+        Whether the network predicts 1-D output.
+    beta : float > 0
+    depth : int
+        Must be 2.
+    loss : Loss
+        A smooth loss (squared, logistic, cross_entropy or a user loss with a gradient);
+        the hinge loss is not supported.
+    rtol : float
+        ``Solution.certified`` when the relative gap is below ``rtol``.
+    bias : bool
+        Append a column of ones to ``X``: the hidden biases are the last entry of each
+        hidden weight vector and are **penalized** like the weights (evaluate with
+        ``deepdual.objective(..., penalize_biases=True)`` and certify with
+        ``deepdual.certify(..., penalize_biases=True)``).  No output bias.
+    **options
+        patterns : {"auto", "exact", "sample"}, bool array (P, n) or tuple, default "auto"
+            ``"auto"`` enumerates all patterns when the region-count bound
+            :math:`2\sum_{k<r}\binom{n-1}{k}` (times ``K``) is at most ``max_patterns``,
+            else samples.  A tuple ``(patterns, directions)`` also gives, for each
+            pattern, a direction ``g`` (P, d; with ``bias`` P, d + 1) strictly inside its
+            cell (e.g. the sampled directions of :func:`deepdual.patterns.sample_patterns`),
+            which saves one small LP per pattern.
+        n_patterns : int, default 100
+            Number of sampled patterns.
+        max_patterns : int, default 2000
+        certify_max_patterns : int, default 20000
+            With sampled patterns, the global lower bound still uses the exact dual
+            constraint (a separate enumeration) when the region-count bound is at most this.
+        rng : None, int or numpy.random.Generator
+            Source of sampled patterns.  ``None`` draws fresh OS entropy; the seed drawn
+            is stored in ``info["rng_seed"]`` so the run can be repeated.
+        solver : {"auto", "ipm", "barrier", "al"}, default "auto"
+            ``"ipm"``: primal–dual interior-point method for the squared loss (the
+            barrier method for other losses); ``"barrier"``: primal log-barrier method
+            (any loss with a Hessian); ``"al"``: augmented Lagrangian (first order,
+            large problems).  ``"auto"`` takes the primal–dual method for the squared
+            loss when all patterns fit its dense Newton system, else the barrier
+            method when the loss has a Hessian and the working set is small, else the
+            augmented Lagrangian.
+        max_iter : int, optional
+            Newton steps (``"ipm"``, ``"barrier"``, default 4000) or FISTA iterations (``"al"``, default
+            20000) over all rounds.
+        tol : float, default ``rtol / 2``
+            Stop when the relative duality gap of the program over the pattern set is
+            below ``tol`` (half of ``rtol`` leaves room for rounding in the rebuild).
+        progress : bool, default False
+            Show a tqdm progress bar.
+        polish : {"auto", True, False}, default "auto"
+            Local descent (L-BFGS on the network's weights, :func:`polish_network`) from
+            the program's network, kept only if it lowers the objective.  ``"auto"``
+            polishes when the program is only an upper bound: sampled pattern sets and
+            vector outputs.  On sampled sets the program's optimum is often far above
+            what networks of the same width reach (e.g. n = 200, d = 20, 50 patterns:
+            21.96 before, 7.58 after); the polished network is at most the program's
+            optimum, so ``info["restricted_lower_bound"]`` still bounds it from below up
+            to the program's gap.  On complete pattern sets the program is exact and
+            nothing is gained.
+
+    Returns
+    -------
+    Solution
+        ``lower_bound`` is proven for all networks; ``info["restricted_lower_bound"]``
+        is the lower bound for the program over the pattern set.
+
+    References
+    ----------
+    Pilanci & Ergen (ICML 2020); Mishkin, Sahiner & Pilanci (ICML 2022).
+    """
+    with _SingleThreadedBLAS():
+        return _solve_convex(X, Y, scalar=scalar, beta=beta, depth=depth, loss=loss, rtol=rtol, bias=bias,
+                             **options)
+
+
+def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, depth: int, loss: Loss,
+                  rtol: float, bias: bool, **options: Any) -> Solution:
+    """:func:`solve_convex` (with BLAS limited to one thread)."""
+    check_options(options, CONVEX_OPTIONS, "solve(..., method='convex')")
+    if depth != 2:
+        raise ValueError(f"`depth` must be 2 for the convex program (two-layer networks), got {depth}")
+    if isinstance(loss, HingeLoss):
+        raise ValueError("`loss`='hinge' is not supported by the convex program (non-smooth); "
+                         "use 'squared', 'logistic' or 'cross_entropy'")
+    n_patterns = _int_option(options, "n_patterns", DEFAULT_N_PATTERNS, 1)
+    max_patterns = _int_option(options, "max_patterns", DEFAULT_MAX_PATTERNS, 0)
+    enum_limit = _int_option(options, "certify_max_patterns", DEFAULT_CERTIFY_MAX_PATTERNS, 0)
+    max_iter = _int_option(options, "max_iter", None, 1)
+    tol = check_positive(options.get("tol", 0.5 * rtol), "tol")
+    solver = options.get("solver", "auto")
+    if solver not in SOLVERS:
+        raise ValueError(f"`solver` must be one of {', '.join(map(repr, SOLVERS))}; got {solver!r}")
+    if solver in ("ipm", "barrier") and not has_hessian(loss):
+        raise ValueError(f"`solver`='ipm' needs the loss's Hessian (squared, logistic, cross_entropy); "
+                         f"got {loss!r}")
+    progress = options.get("progress", False)
+    if not isinstance(progress, (bool, np.bool_)):
+        raise TypeError(f"`progress` must be True or False, got {progress!r}")
+    polish = options.get("polish", "auto")
+    if not (isinstance(polish, (bool, np.bool_)) or polish == "auto"):
+        raise ValueError(f"`polish` must be 'auto', True or False, got {polish!r}")
+    rng = options.get("rng")
+    rng_seed = None
+    if rng is None:
+        rng_seed = int(np.random.SeedSequence().entropy % (2**63))
+        rng = np.random.default_rng(rng_seed)
+    elif isinstance(rng, (numbers.Integral, np.integer)) and not isinstance(rng, bool):
+        rng_seed = int(rng)
+
+    t0 = time.perf_counter()
+    n, d = X.shape
+    K = Y.shape[1]
+    Xa = np.hstack([X, np.ones((n, 1))]) if bias else X
+    rs = row_space(Xa)
+    r = rs.rank
+    pats, dirs, complete, how = _choose_patterns(Xa, rs, options.get("patterns", "auto"), n_patterns,
+                                                 max_patterns, rng, K)
+    if solver in ("auto", "ipm") and isinstance(loss, SquaredLoss):
+        # the primal-dual method when all patterns fit its dense Newton system (an
+        # explicit "ipm" always; it then works on a growing working set)
+        if solver == "ipm" or pd_all(len(pats), r, n, K):
+            solver = "pd"
+    if solver == "auto":
+        cost = ipm_cost(2 * K * min(len(pats), n + 1), r, n, K)
+        small = cost <= (IPM_MAX_COST if complete else IPM_SMALL_COST)
+        solver = "barrier" if has_hessian(loss) and small else "al"
+    elif solver == "ipm":
+        solver = "barrier"
+
+    if r == 0 or len(pats) == 0:
+        grp = Groups(rs.Xr, pats[:0] if len(pats) else np.zeros((0, n), bool), K)
+        res = WorkingSetResult(grp, np.zeros((0, r)), loss.value(np.zeros_like(Y), Y), -np.inf, 0.0, solver,
+                      0, 0, 0, True)
+    else:
+        res = solve_working_set(rs.Xr, Y, pats, dirs, loss, beta, tol=tol, solver=solver, max_iter=max_iter,
+                     progress=bool(progress))
+    t_solve = time.perf_counter() - t0
+
+    grp, z = res.grp, res.z
+    convex_value = loss.value(grp.output(z), Y) + beta * float(np.linalg.norm(z, axis=1).sum()) if len(z) \
+        else loss.value(np.zeros_like(Y), Y)
+    viol = float(np.max(np.maximum(-grp.constraint(z), 0.0), initial=0.0)) if len(z) else 0.0
+    # rebuild: group z (row-space coords) -> u = V z / sqrt|z|, alpha = s sqrt|z| e_k
+    nrm = np.linalg.norm(z, axis=1) if len(z) else np.zeros(0)
+    act = np.flatnonzero(nrm > 0)
+    U = (rs.V @ z[act].T) / np.sqrt(nrm[act])[None, :] if len(act) else np.zeros((Xa.shape[1], 0))
+    A = np.zeros((len(act), K))
+    A[np.arange(len(act)), grp.k[act]] = grp.s[act] * np.sqrt(nrm[act])
+    U, A, prune_info = prune_neurons(Xa, U, A)
+    net = network_from_atoms(U, A, bias=bias, scalar=scalar)
+    value = objective(net, X, Y, beta=beta, loss=loss, penalize_biases=bias)
+
+    polished = None
+    if polish == "auto":
+        polish = K > 1 or not complete
+    if polish and U.shape[1] > 0:
+        # the program is an upper bound (vector outputs, sampled patterns): local descent
+        # from its network, kept only if better
+        U2, A2 = polish_network(Xa, Y, loss, beta, U, A)
+        net2 = network_from_atoms(U2, A2, bias=bias, scalar=scalar)
+        value2 = objective(net2, X, Y, beta=beta, loss=loss, penalize_biases=bias)
+        if value2 < value:
+            polished = float(value)
+            net, value = net2, value2
+
+    # certificate over all networks: the network's own dual point
+    full = complete_set(Xa, rs, pats, complete, enum_limit)
+    V = loss.dual_point(net.forward(X), Y)
+    c, exact, c_how = global_constraint(Xa, rs, V, full, beta)
+    t_dual, lower = loss.best_scale(V, Y, np.inf if c <= 0 else beta / c)
+    lower = float(lower) if np.isfinite(lower) else -np.inf
+    dual = t_dual * V
+    dual_from = "network residual"
+    if K > 1 and full is not None and len(full):
+        # and the residual of the gated relaxation, whose dual constraint is the cell bound
+        # iteration budget: ~1e9 flops (two products with the n x (P r) operator and P
+        # small SVDs per iteration), at least 50 iterations, at most 1000
+        per_iter = len(full) * r * K * (4 * n + 30 * K)
+        Lam = gated_relaxation_dual(rs.Xr, Y, loss, beta, full,
+                                    max_iter=int(np.clip(1e9 / max(per_iter, 1), 50, 1000)))
+        c2, _, how2 = global_constraint(Xa, rs, Lam, full, beta)
+        t2, low2 = loss.best_scale(Lam, Y, np.inf if c2 <= 0 else beta / c2)
+        if np.isfinite(low2) and low2 > lower:
+            lower, dual, c, t_dual, c_how = float(low2), t2 * Lam, c2, t2, how2
+            V = Lam
+            dual_from = "gated relaxation residual"
+
+    info: dict[str, Any] = {
+        "solver": "ipm" if res.solver == "pd" else res.solver,
+        "patterns": int(len(pats)),
+        "patterns_complete": bool(complete),
+        "patterns_how": how,
+        "pattern_count_bound": int(count_upper_bound(n, r)),
+        "rank": int(r),
+        "iterations": int(res.iterations),
+        "working_set_rounds": int(res.rounds),
+        "working_set": int(res.working_set),
+        "patterns_without_interior": int(res.dropped_patterns),
+        "convex_objective": float(convex_value),
+        "max_violation": viol,
+        "restricted_objective": float(res.primal),
+        "restricted_lower_bound": float(res.lower),
+        "restricted_converged": bool(res.converged),
+        "dual_constraint": float(c),
+        "dual_constraint_exact": bool(exact),
+        "dual_constraint_how": c_how,
+        "dual_scale": float(t_dual),
+        "dual_point": dual_from,
+        "penalize_biases": bool(bias),
+        "time_s": float(t_solve),
+        **prune_info,
+    }
+    if polished is not None:
+        info["objective_before_polish"] = polished
+    if rng_seed is not None and not complete:
+        info["rng_seed"] = rng_seed
+    notes = []
+    if not complete:
+        notes.append(
+            f"patterns {how} (not all of up to {info['pattern_count_bound']}): the program's optimum is "
+            "optimal only among networks whose neurons have these patterns, an upper bound on the global "
+            "optimum" + (" (the returned network was then improved by local descent)" if polished is not None
+                         else "")
+            + ("" if exact else "; lower_bound uses a proven upper bound on the dual constraint"))
+    if K > 1:
+        notes.append("vector output: solved with one output per neuron (penalty ||u|| ||alpha||_1), an upper "
+                     "bound for weight decay; see docs/convex_program.md")
+    if bias:
+        notes.append("hidden biases are penalized: use objective(..., penalize_biases=True)")
+    if not res.converged:
+        notes.append(f"{res.solver} stopped (iteration budget or precision limit) before the relative gap "
+                     f"over the pattern set reached tol={tol:g}")
+    if notes:
+        info["note"] = "; ".join(notes)
+    method = "convex program (Pilanci & Ergen 2020), " + ("all patterns" if complete else how + " patterns")
+    return Solution(network=net, objective=float(value), lower_bound=lower, method=method, rtol=rtol,
+                    dual=dual, info=info)
