@@ -14,6 +14,8 @@ import numpy as np
 
 __all__ = [
     "check_matrix",
+    "check_vector",
+    "check_finite",
     "check_targets",
     "check_X_y",
     "check_beta",
@@ -155,3 +157,14 @@ def as_rng(rng: Any) -> np.random.Generator:
     if rng is None or isinstance(rng, (numbers.Integral, np.integer)):
         return np.random.default_rng(rng)
     raise TypeError(f"`rng` must be None, an int seed or a numpy Generator, got {type(rng).__name__}")
+
+
+def check_vector(value: Any, name: str, *, flatten: bool = False) -> np.ndarray:
+    """Return ``value`` as a new finite 1-D float64 array (``flatten``: any shape, raveled)."""
+    arr = _as_float_array(value, name)
+    if flatten:
+        arr = arr.reshape(-1)
+    if arr.ndim != 1:
+        raise ValueError(f"`{name}` must be 1-D, got shape {arr.shape}")
+    check_finite(arr, name)
+    return arr

@@ -140,6 +140,7 @@ def certify(
     """
     if not isinstance(network, Network):
         raise TypeError(f"`network` must be a deepdual.Network, got {type(network).__name__}")
+    network.validate()  # its attributes may have been changed since construction
     beta = check_beta(beta)
     rtol = check_positive(rtol, "rtol")
     lossf = get_loss(loss)

@@ -13,7 +13,9 @@ Commands::
 every other column a feature) or an ``.npz`` file with arrays ``X`` and ``y`` (or
 ``--target`` naming the label array).  ``NETWORK`` is a network saved by ``solve --out``
 or :meth:`deepdual.Network.save` (``.npz``), or a PyTorch state dict (``.pt``/``.pth``)
-of a module built by :meth:`deepdual.Network.to_torch` or :func:`deepdual.train`.
+of a module built by :meth:`deepdual.Network.to_torch` or :func:`deepdual.train`, or of a
+standard ``nn.Sequential`` MLP (``--activation`` tells a ReLU MLP's state dict apart from a
+linear one; see :meth:`deepdual.Network.from_torch`).
 
 Every error -- a missing file, an unknown column, a bad option, invalid data -- is
 reported as one line ``deepdual: error: ...`` on stderr with exit status 2.
@@ -149,7 +151,10 @@ def _load_network(path: str, activation: str | None):
         if not isinstance(state, dict):
             raise CLIError(f"NETWORK {path!r} must hold a state dict (save module.state_dict()), "
                            f"got {type(state).__name__}")
-        return Network.from_torch(state, activation=activation or "relu")
+        try:  # an nn.Sequential state dict may need --activation; a deepdual module records it
+            return Network.from_torch(state, activation=activation)
+        except (TypeError, ValueError) as exc:
+            raise CLIError(f"NETWORK {path!r}: {exc}") from None
     if not path.endswith(".npz"):
         raise CLIError(f"NETWORK {path!r} must be a .npz file written by Network.save (or solve --out) "
                        "or a PyTorch state dict .pt/.pth")
@@ -392,11 +397,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("certify", help="certify a saved network: objective, proven lower bound, gap",
                        description="Certify a saved network on a data set by weak duality.")
-    c.add_argument("network", metavar="NETWORK", help="network .npz (Network.save) or torch state dict .pt")
+    c.add_argument("network", metavar="NETWORK",
+                   help="network .npz (Network.save), or a torch state dict .pt of an nn.Sequential MLP "
+                        "(Linear/ReLU) or of a module from Network.to_torch or train")
     c.add_argument("data", metavar="DATA", help="CSV file with a header row, or .npz with arrays X and y")
     data_args(c)
     c.add_argument("--activation", choices=["relu", "linear"],
-                   help="activation of a .pt state dict (default relu)")
+                   help="activation of a .pt state dict that does not record it (an nn.Sequential "
+                        "state dict with modules between its Linear layers); checked against it otherwise")
     c.set_defaults(func=_cmd_certify)
 
     r = sub.add_parser("reproduce", help="run one of the paper's experiments",

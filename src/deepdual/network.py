@@ -19,15 +19,93 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._validation import check_choice, check_finite, check_matrix
+from ._validation import check_choice, check_finite, check_matrix, check_vector
 
-__all__ = ["Network", "ACTIVATIONS"]
+__all__ = ["Network", "ACTIVATIONS", "check_parameters"]
 
 ACTIVATIONS = ("relu", "linear")
 
 
 def _relu(z: np.ndarray) -> np.ndarray:
     return np.maximum(z, 0.0)
+
+
+def _check_array(a: Any, name: str, ndim: int) -> None:
+    """``a`` must be a finite real ndarray with ``ndim`` dimensions, none of them empty."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"`{name}` must be a numpy array, got {type(a).__name__}")
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"`{name}` must be a real numeric array, got dtype {a.dtype}")
+    if a.ndim != ndim or 0 in a.shape:
+        raise ValueError(f"`{name}` must be a non-empty {ndim}-D array, got shape {a.shape}")
+    check_finite(a, name)
+
+
+def check_parameters(weights: Any, biases: Any, output_bias: Any, activation: Any, scalar_output: Any,
+                     prefix: str = "") -> None:
+    """Check the parameters of a :class:`Network` for consistency, without copying them.
+
+    ``weights[j][l]`` must be finite 2-D arrays with ``weights[j][l].shape[0] ==
+    weights[j][l-1].shape[1]`` (hidden layer ``l`` of sub-network ``j`` has that many units),
+    all sub-networks must share the depth ``L >= 2``, the input dimension ``d`` and the
+    number of outputs ``K``; ``biases[j][l]`` (``l < L - 1``) is ``None`` or a finite vector
+    of shape ``(m_l,)``, ``output_bias`` is ``None`` or a finite vector of shape ``(K,)``.
+    Messages name the offending entry as ``{prefix}weights[j][l]``; the cost is one pass
+    over the parameters.
+    """
+    p = prefix
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"`{p}activation` must be one of {', '.join(map(repr, ACTIVATIONS))}; got {activation!r}")
+    if not isinstance(scalar_output, (bool, np.bool_)):
+        raise TypeError(f"`{p}scalar_output` must be True or False, got {scalar_output!r}")
+    if not isinstance(weights, (list, tuple)):
+        raise TypeError(f"`{p}weights` must be a list of sub-networks, each a list of 2-D arrays")
+    if len(weights) == 0:
+        raise ValueError(f"`{p}weights` must contain at least one sub-network")
+    for j, sub in enumerate(weights):
+        if not isinstance(sub, (list, tuple)):
+            raise TypeError(f"`{p}weights[{j}]` must be a list of 2-D arrays (one per layer)")
+        for l, W in enumerate(sub):
+            _check_array(W, f"{p}weights[{j}][{l}]", 2)
+    depth = len(weights[0])
+    if depth < 2:
+        raise ValueError(f"`{p}weights[0]` must have at least 2 layers, got {depth}")
+    d, K = weights[0][0].shape[0], weights[0][-1].shape[1]
+    for j, layers in enumerate(weights):
+        if len(layers) != depth:
+            raise ValueError(f"`{p}weights[{j}]` has {len(layers)} layers, expected {depth} like {p}weights[0]")
+        if layers[0].shape[0] != d:
+            raise ValueError(f"`{p}weights[{j}][0]` has {layers[0].shape[0]} rows, expected input dimension {d}")
+        if layers[-1].shape[1] != K:
+            raise ValueError(f"`{p}weights[{j}][-1]` has {layers[-1].shape[1]} columns, expected K = {K}")
+        for l in range(1, depth):
+            if layers[l].shape[0] != layers[l - 1].shape[1]:
+                raise ValueError(
+                    f"`{p}weights[{j}][{l}]` has shape {layers[l].shape} ({layers[l].shape[0]} rows) but "
+                    f"{p}weights[{j}][{l-1}] has {layers[l-1].shape[1]} columns (layer {l} has "
+                    f"{layers[l-1].shape[1]} units)"
+                )
+    if scalar_output and K != 1:
+        raise ValueError(f"`{p}scalar_output` is True but the network has K = {K} outputs")
+    if biases is not None:
+        if not isinstance(biases, (list, tuple)) or len(biases) != len(weights):
+            raise ValueError(f"`{p}biases` must be a list with one entry per sub-network ({len(weights)})")
+        for j, sub in enumerate(biases):
+            if sub is None:
+                continue
+            if not isinstance(sub, (list, tuple)) or len(sub) != depth - 1:
+                raise ValueError(f"`{p}biases[{j}]` must be a list of {depth - 1} hidden-layer bias vectors")
+            for l, b in enumerate(sub):
+                if b is None:
+                    continue
+                _check_array(b, f"{p}biases[{j}][{l}]", 1)
+                if b.shape != (weights[j][l].shape[1],):
+                    raise ValueError(f"`{p}biases[{j}][{l}]` must have shape ({weights[j][l].shape[1]},), "
+                                     f"got {b.shape}")
+    if output_bias is not None:
+        _check_array(output_bias, f"{p}output_bias", 1)
+        if output_bias.shape != (K,):
+            raise ValueError(f"`{p}output_bias` must have shape ({K},), got {output_bias.shape}")
 
 
 class Network:
@@ -68,36 +146,14 @@ class Network:
         self.activation = check_choice(activation, "activation", ACTIVATIONS)
         if isinstance(weights, np.ndarray) or not isinstance(weights, (list, tuple)):
             raise TypeError("`weights` must be a list of sub-networks, each a list of 2-D arrays")
-        if len(weights) == 0:
-            raise ValueError("`weights` must contain at least one sub-network")
         ws: list[list[np.ndarray]] = []
         for j, sub in enumerate(weights):
             if isinstance(sub, np.ndarray) or not isinstance(sub, (list, tuple)):
                 raise TypeError(f"`weights[{j}]` must be a list of 2-D arrays (one per layer)")
-            layers = []
-            for l, W in enumerate(sub):
-                W = check_matrix(W, f"weights[{j}][{l}]")
-                layers.append(W)
-            ws.append(layers)
+            ws.append([check_matrix(W, f"weights[{j}][{l}]") for l, W in enumerate(sub)])
+        check_parameters(ws, None, None, self.activation, False)
         depth = len(ws[0])
-        if depth < 2:
-            raise ValueError(f"`weights[0]` must have at least 2 layers, got {depth}")
-        d, K = ws[0][0].shape[0], ws[0][-1].shape[1]
-        for j, layers in enumerate(ws):
-            if len(layers) != depth:
-                raise ValueError(f"`weights[{j}]` has {len(layers)} layers, expected {depth} like weights[0]")
-            if layers[0].shape[0] != d:
-                raise ValueError(f"`weights[{j}][0]` has {layers[0].shape[0]} rows, expected input dimension {d}")
-            if layers[-1].shape[1] != K:
-                raise ValueError(f"`weights[{j}][-1]` has {layers[-1].shape[1]} columns, expected K = {K}")
-            for l in range(1, depth):
-                if layers[l].shape[0] != layers[l - 1].shape[1]:
-                    raise ValueError(
-                        f"`weights[{j}][{l}]` has {layers[l].shape[0]} rows but weights[{j}][{l-1}] "
-                        f"has {layers[l-1].shape[1]} columns"
-                    )
-        self.weights = ws
-        self.biases: list[list[np.ndarray | None]] | None = None
+        bs: list[list[np.ndarray | None]] | None = None
         if biases is not None:
             if not isinstance(biases, (list, tuple)) or len(biases) != len(ws):
                 raise ValueError(f"`biases` must be a list with one entry per sub-network ({len(ws)})")
@@ -105,29 +161,44 @@ class Network:
             for j, sub in enumerate(biases):
                 if sub is None:
                     bs.append([None] * (depth - 1))
-                    continue
-                if not isinstance(sub, (list, tuple)) or len(sub) != depth - 1:
+                elif not isinstance(sub, (list, tuple)) or len(sub) != depth - 1:
                     raise ValueError(f"`biases[{j}]` must be a list of {depth - 1} hidden-layer bias vectors")
-                row = []
-                for l, b in enumerate(sub):
-                    if b is None:
-                        row.append(None)
-                        continue
-                    b = np.array(b, dtype=np.float64, copy=True)
-                    if b.shape != (ws[j][l].shape[1],):
-                        raise ValueError(f"`biases[{j}][{l}]` must have shape ({ws[j][l].shape[1]},), got {b.shape}")
-                    check_finite(b, f"biases[{j}][{l}]")
-                    row.append(b)
-                bs.append(row)
-            self.biases = bs
-        self.output_bias: np.ndarray | None = None
-        if output_bias is not None:
-            ob = np.array(output_bias, dtype=np.float64, copy=True).reshape(-1)
-            if ob.shape != (K,):
-                raise ValueError(f"`output_bias` must have shape ({K},), got {ob.shape}")
-            check_finite(ob, "output_bias")
-            self.output_bias = ob
-        self.scalar_output = bool(K == 1) if scalar_output is None else bool(scalar_output)
+                else:
+                    bs.append([None if b is None else check_vector(b, f"biases[{j}][{l}]")
+                               for l, b in enumerate(sub)])
+        ob = None if output_bias is None else check_vector(output_bias, "output_bias", flatten=True)
+        K = ws[0][-1].shape[1]
+        scalar = bool(K == 1) if scalar_output is None else bool(scalar_output)
+        check_parameters(ws, bs, ob, self.activation, scalar)
+        self.weights = ws
+        self.biases = bs
+        self.output_bias: np.ndarray | None = ob
+        self.scalar_output = scalar
+
+    # ------------------------------------------------------------------ validation
+    def validate(self, name: str = "network") -> "Network":
+        """Check that the network is still consistent, e.g. after its attributes were changed.
+
+        The constructor checks its arguments, but ``weights``, ``biases``,
+        ``output_bias``, ``activation`` and ``scalar_output`` are plain attributes that can be
+        replaced or modified in place afterwards.  Every public function that takes a network
+        calls this method first (one pass over the parameters; nothing is copied or changed).
+
+        Returns
+        -------
+        Network
+            ``self``.
+
+        Raises
+        ------
+        ValueError or TypeError
+            naming the offending entry, e.g. ``network.weights[0][1]``: shapes that do not
+            chain (``weights[j][l].shape[0] == weights[j][l-1].shape[1]``), NaN or infinite
+            entries, bias vectors of the wrong length, an unknown activation.
+        """
+        check_parameters(self.weights, self.biases, self.output_bias, self.activation, self.scalar_output,
+                         prefix=f"{name}.")
+        return self
 
     # ------------------------------------------------------------------ shape info
     @property
@@ -164,6 +235,7 @@ class Network:
 
     def hidden(self, X: Any, j: int, layer: int | None = None) -> np.ndarray:
         """Activations ``A_{l,j}`` of sub-network ``j`` after hidden layer ``layer`` (default: last)."""
+        self.validate()
         A = self._check_input(X)
         L = self.depth
         last = L - 2 if layer is None else int(layer)
@@ -176,6 +248,7 @@ class Network:
 
     def forward(self, X: Any) -> np.ndarray:
         """Network output as a 2-D array of shape ``(n, K)``."""
+        self.validate()
         X = self._check_input(X)
         out = np.zeros((X.shape[0], self.n_outputs))
         for j, layers in enumerate(self.weights):
@@ -206,6 +279,7 @@ class Network:
     # ------------------------------------------------------------------ norms
     def squared_norm(self, *, include_biases: bool = False) -> float:
         """:math:`\\sum_j\\sum_l \\|W_{l,j}\\|_F^2` (plus squared biases if requested)."""
+        self.validate()
         total = sum(float(np.vdot(W, W)) for layers in self.weights for W in layers)
         if include_biases:
             if self.biases is not None:
@@ -215,6 +289,8 @@ class Network:
         return total
 
     def copy(self) -> "Network":
+        """An independent copy (every array copied)."""
+        self.validate()
         return Network(
             self.weights, self.activation, biases=self.biases, output_bias=self.output_bias,
             scalar_output=self.scalar_output,
@@ -230,6 +306,7 @@ class Network:
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
         """Save to a ``.npz`` file; refuses to replace an existing file unless ``overwrite``."""
+        self.validate()
         path = os.fspath(path)
         if not path.endswith(".npz"):
             path = path + ".npz"
@@ -279,7 +356,12 @@ class Network:
 
     # ------------------------------------------------------------------ torch
     def to_torch(self, dtype: Any = None):
-        """Equivalent ``torch.nn.Module`` (requires the ``[torch]`` extra)."""
+        """Equivalent ``torch.nn.Module`` (requires the ``[torch]`` extra).
+
+        The module (a ``ParallelNetwork``) records the activation and the output shape in
+        buffers, so its ``state_dict()`` reads back exactly with :meth:`from_torch`.
+        """
+        self.validate()
         from ._torch import network_to_module
 
         return network_to_module(self, dtype=dtype)
@@ -287,7 +369,36 @@ class Network:
     @classmethod
     def from_torch(cls, module: Any, activation: str | None = None,
                    scalar_output: bool | None = None) -> "Network":
-        """Read a module built by :meth:`to_torch` (or its ``state_dict``) back."""
+        """Read a torch module or state dict (requires the ``[torch]`` extra).
+
+        Parameters
+        ----------
+        module : torch.nn.Module or dict
+            A module built by :meth:`to_torch` or :func:`deepdual.train`, a standard
+            ``torch.nn.Sequential`` MLP (``nn.Linear`` layers, with or without biases,
+            separated by ``nn.ReLU`` or by nothing; ``nn.Identity`` and ``nn.Dropout``, the
+            identity at evaluation, are ignored), or the ``state_dict()`` of either.  The
+            bias of a ``Sequential``'s last ``Linear`` layer becomes ``output_bias``, the
+            others ``biases[0][l]``.  Other layers (convolutions, normalization, other
+            activations, an activation before the first or after the last ``Linear``) raise
+            ``ValueError`` naming the layer.
+        activation : {"relu", "linear"}, optional
+            Needed only for the state dict of a ``Sequential`` whose ``Linear`` layers are
+            not adjacent (a gap may hide a ReLU or a Dropout: the dict does not say which),
+            or for a state dict written before deepdual recorded the activation.  When the
+            module or dict records the activation, a different value raises ``ValueError``.
+        scalar_output : bool, optional
+            Whether :meth:`predict` returns 1-D output; default: as recorded, else ``K == 1``.
+
+        Examples
+        --------
+        >>> import torch, deepdual
+        >>> mlp = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+        >>> deepdual.Network.from_torch(mlp)
+        Network(activation='relu', depth=2, subnetworks=1, widths=[3, 8, 1], biases)
+        >>> deepdual.Network.from_torch(mlp.state_dict(), activation="relu").widths
+        [[3, 8, 1]]
+        """
         from ._torch import module_parameters
 
         return cls(**module_parameters(module, activation=activation, scalar_output=scalar_output))

@@ -63,6 +63,7 @@ def objective(
     """
     if not isinstance(network, Network):
         raise TypeError(f"`network` must be a deepdual.Network, got {type(network).__name__}")
+    network.validate()  # its attributes may have been changed since construction
     X = check_matrix(X, "X")
     Y, _ = check_targets(y, X.shape[0], "y")
     beta = check_beta(beta)

@@ -350,6 +350,7 @@ def summarize(
         solution, network = network, network.network
     if not isinstance(network, Network):
         raise TypeError(f"`network` must be a deepdual.Network or Solution, got {type(network).__name__}")
+    network.validate()
     if tol is not None:
         tol = check_positive(tol, "tol")
         if tol >= 1:

@@ -439,6 +439,7 @@ def train(
     if init is not None:
         if not isinstance(init, Network):
             raise TypeError(f"`init` must be a deepdual.Network or None, got {type(init).__name__}")
+        init.validate("init")
         if init.activation != activation:
             raise ValueError(f"`init` has activation {init.activation!r} but `activation` is {activation!r}")
         if depth is not None and check_depth(depth) != init.depth:

@@ -366,6 +366,7 @@ def certify_1d(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float, l
     beta = check_beta(beta)
     if not isinstance(network, Network):
         raise TypeError(f"`network` must be a deepdual.Network, got {type(network).__name__}")
+    network.validate()
     if network.activation != "relu":
         raise ValueError(f"`network` must be a ReLU network, got activation={network.activation!r}")
     X = np.asarray(X, dtype=float)
