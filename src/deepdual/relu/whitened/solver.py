@@ -17,10 +17,11 @@ Weight decay, :math:`L = 2` [derived, certified]
     dual constraint is exactly :math:`\max_p\min(a_p,\beta) \le \beta` (disjoint supports), and
     :math:`D(V^\star) = \sum_p H_\beta(a_p)`.
 
-Weight decay, :math:`L \ge 3` [derived; lower bound open]
+Weight decay, :math:`L \ge 3` [derived; proven for :math:`L = 3` with one output]
     each part contributes :math:`\min_{s\ge0}\tfrac12(s - a_p)^2 + \tfrac{\beta L}{2}s^{2/L}`
     (:func:`deepdual.bounds.power_prox`: a jump, not a soft threshold).  The returned
-    network attains this value.  The proven lower bound is the *relaxed reduced
+    network attains this value.  For :math:`L = 3` and scalar :math:`y` the matching lower
+    bound is :func:`sign_split_bound` (docs/relu.md §2.3): certified.  Otherwise the proven lower bound is the *relaxed reduced
     problem* :math:`\min_T W(T) + \frac{\beta L}{2}T^{2/L}` (:func:`deepdual.dual_constraint.relaxed_squared_bound`),
     which lets all parts share one path budget: it equals the claimed optimum when one
     part is active and the others' norms lie below the optimal residual (e.g.
@@ -74,7 +75,7 @@ from ...objective import objective, regularizer
 from ...solution import Solution
 from ..rank_one.solver import check_width, zero_path, aligned_path, path_output
 
-__all__ = ["solve_whitened", "norm_constrained_objective", "block_diagonal", "supports", "THEOREM", "FORMULATIONS"]
+__all__ = ["solve_whitened", "sign_split_bound", "norm_constrained_objective", "block_diagonal", "supports", "THEOREM", "FORMULATIONS"]
 
 THEOREM = "Theorem (whitened data, Ergen & Pilanci 2021)"
 FORMULATIONS = ("weight_decay", "norm_constrained")
@@ -164,6 +165,34 @@ def _white_tol(X: np.ndarray) -> float:
 def is_whitened_rows(X: np.ndarray) -> bool:
     """The O(nd) part of :func:`deepdual.structures.is_whitened`: every row has unit norm (diag XX^T = 1)."""
     return bool(np.max(np.abs(np.einsum("ij,ij->i", X, X) - 1.0)) <= _white_tol(X))
+
+
+def sign_split_bound(part_norms: np.ndarray, *, beta: float, x_norm: float) -> float:
+    r"""Proven lower bound on the weight-decay objective of every depth-3 ReLU network with one output.
+
+    For scalar labels :math:`y = y_+ - y_-` with :math:`a_\pm = \|y_\pm\|` and any data with
+    :math:`\|X\|_2 \le` ``x_norm``, every parallel depth-3 ReLU network (any widths) satisfies
+    (docs/relu.md §2.3, "Depth 3, scalar labels")
+
+    .. math:: P(\theta) \ \ge\ \sum_{\pm}\min_{s\ge0}\ \tfrac12(s - a_\pm)^2
+              + \tfrac{3\beta}{2}\,\|X\|_2^{-2/3}\,s^{2/3}.
+
+    The proof splits the first layer by the rows where :math:`f > 0` or :math:`f < 0` and the
+    last two layers by the sign of the output weights, so the two label parts share no weight.
+    On whitened data this equals the per-part closed form.  Each minimum is
+    :func:`deepdual.bounds.power_prox`'s proven lower bound.
+
+    Parameters
+    ----------
+    part_norms : array
+        The norms :math:`a_\pm` (at most two; zero entries contribute 0).
+    beta : float
+        Weight decay.
+    x_norm : float
+        An upper bound on :math:`\|X\|_2`.
+    """
+    lam = 1.5 * beta * float(x_norm) ** (-2.0 / 3.0)
+    return float(sum(power_prox(float(a), lam, 2.0 / 3.0).lower for a in np.ravel(part_norms) if a > 0))
 
 
 def _feasible_dual_value(loss: Loss, V: np.ndarray, Y: np.ndarray, c: float, limit: float) -> tuple[float, np.ndarray]:
@@ -289,6 +318,10 @@ def solve_whitened(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, d
             red = relaxed_squared_bound(np.array([p.norm for p in parts]), lam, 2.0 / L)
             lower, dual = red.lower, None
             info["relaxed_budget"] = red.x
+            if L == 3 and K == 1:
+                split = sign_split_bound(np.array([p.norm for p in parts]), beta=beta, x_norm=x_norm)
+                info["sign_split_bound"] = split
+                lower = max(lower, split)
     elif isinstance(loss, (LogisticLoss, HingeLoss)) and K == 1:
         if not closed_two_layer:
             raise ValueError(
@@ -350,7 +383,8 @@ def solve_whitened(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, d
         note = (
             f"weight decay at depth {L}: the network attains the derived value sum_p min_s (s - a_p)^2/2 "
             f"+ (beta L/2) s^(2/L) over {len(part_info)} label part(s) ({active} active), but the proven "
-            "lower bound (all parts sharing one path budget) is smaller: optimality is not certified. "
+            "lower bound (all parts sharing one path budget) is smaller: optimality is not certified "
+            "(proven only for depth 3 with one output, docs/relu.md §2.3). "
             "formulation='norm_constrained' gives the paper's certified form"
         )
         sol.info["note"] = note
