@@ -16,9 +16,10 @@ A linear network computes :math:`f(X) = XM + \mathbf 1b^T` with :math:`M = \sum_
   :math:`P \ge D - cT + \frac{\beta L}2T^{2/L}` for every network, and
   :func:`deepdual.bounds.power_penalty_lower_bound` turns a family of candidates into a
   proven bound on the global optimum.  Candidates: scalings :math:`t\Lambda` of the
-  network's own residual dual, plus (squared loss, one output) the exact duals
-  :math:`\mathcal P_{X,r}(y)` along the secular path, plus (squared loss, orthonormal X)
-  the Schatten-2/L closed form.
+  network's own residual dual, plus (squared loss, orthonormal X) the Schatten-2/L
+  closed form, plus -- when these leave the gap open -- the duals of the solver's own
+  global path search, run with the solver's budgets (so ``certify`` reproduces every
+  bound ``solve`` reports).
 
 See ``docs/linear.md`` for the proofs.
 """
@@ -31,28 +32,22 @@ import numpy as np
 
 from .._validation import check_options
 from ..bounds import max_budget, power_penalty_lower_bound
-from ..losses import HingeLoss, LogisticLoss, Loss, SquaredLoss
+from ..losses import HingeLoss, Loss, SquaredLoss
 from ..network import Network
 from ..objective import objective
 from ..projection import factorize, project_factored
 from ..solution import Certificate
 from .solver import (
-    LossPathOracle,
-    SquaredPathOracle,
     hinge_active_set,
     SmoothedHinge,
+    deep_linear_search,
+    deep_search_defaults,
     solve_spectral,
     spectral_structure,
-    path_search,
     scaled_dual,
     spectral_norm,
-    two_class_margin,
     zero_sum_dual,
 )
-
-#: largest n * d for which certify(exact="auto") also runs the FISTA path search for the logistic
-#: loss (one output) or the two-class cross-entropy: about a second on small data
-_AUTO_PATH_SIZE = 10_000
 
 __all__ = ["certify_linear", "path_budget"]
 
@@ -121,12 +116,11 @@ def certify_linear(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: floa
     rtol : float
     **options
         ``exact`` : {"auto", True, False}, default "auto".  Also use dual points of the
-        exact optimum: "auto" where they are closed forms or a cheap one-dimensional
-        search (squared loss), and at depth >= 3 the FISTA path for the logistic loss with
-        one output or the two-class cross-entropy when ``n * d <= 10 000`` (about a second;
-        the network's own duals alone leave such bounds loose); True also for other losses
-        (depth >= 3: a path of FISTA solves, slower); False: only duals built from the
-        network itself.
+        exact optimum: "auto" uses the closed forms (squared loss) and, at depth >= 3 when
+        the network's own duals leave the gap above ``rtol``, runs the solver's global
+        path search (:func:`~deepdual.linear.solver.deep_linear_search`) with the solver's
+        budgets, so that every network ``solve`` certified is certified again; True runs
+        that search always; False: only duals built from the network itself.
 
     Returns
     -------
@@ -197,45 +191,45 @@ def certify_linear(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: floa
             if np.isfinite(D):
                 Ds.append(D)
                 cs.append(float(t * c1))
-    upper = P
     kinds = ["duals from the network's residual"]
     schatten_lb = -np.inf
-    reduced = two_class_margin(loss, Xs, Ys) if not intercept else None
-    cheap_path = (exact == "auto" and X.size <= _AUTO_PATH_SIZE
-                  and ((isinstance(loss, LogisticLoss) and K == 1) or reduced is not None))
-    if exact is not False and (squared or exact is True or cheap_path) and not (intercept and not squared):
-        if squared and K == 1:
-            oracle = SquaredPathOracle(Xs, Ys, lam, p, factorize(Xs))
-            max_points = 3000
-        elif reduced is not None:
-            # two classes: the logistic problem on the margin has the same optimum and its
-            # candidates bound every network (deepdual.linear.solver.two_class_margin)
-            oracle = LossPathOracle(reduced[0], reduced[1], LogisticLoss(), lam, p, tol=rtol / 100.0, max_iter=5000)
-            max_points = 120
-        else:
-            oracle = LossPathOracle(Xs, Ys, loss, lam, p, tol=rtol / 100.0, max_iter=5000)
-            max_points = 120 if K == 1 else 40
-        ps = path_search(oracle, lam=lam, p=p, beta=beta, depth=L, min_loss=min_loss, tol=rtol / 10.0,
-                         max_points=max_points)
-        upper = min(upper, ps.upper)
-        Ds.extend(q.D for q in ps.points)
-        cs.extend(q.c for q in ps.points)
-        grid.extend(q.s for q in ps.points)
-        kinds.append("exact path duals")
     if exact is not False and squared:
         structure = spectral_structure(Xs)
         if structure is not None:
             _, schatten_lb, _ = solve_spectral(Xs, Ys, beta, L, structure)
             kinds.append(f"Schatten-2/L closed form ({structure} X)")
-    T_max = max_budget(upper - min_loss, beta, L)
-    base = np.concatenate([[0.0], T_max * np.logspace(-12, 0, 1000), np.linspace(0.0, T_max, 1000)])
-    if 0 < T_net < T_max:
-        base = np.concatenate([base, T_net * (1 - np.logspace(-9, -1, 40)), T_net * (1 + np.logspace(-9, -1, 40)),
-                               [T_net]])
-    grid_arr = np.concatenate([base, np.asarray(grid, dtype=float)])
-    grid_arr = grid_arr[(grid_arr >= 0) & (grid_arr <= T_max)]
-    lb = power_penalty_lower_bound(np.array(Ds), np.array(cs), beta=beta, depth=L, T_max=T_max, grid=grid_arr)
-    lb = max(lb, schatten_lb)
+
+    def interval_bound(upper: float) -> tuple[float, float]:
+        T_max = max_budget(upper - min_loss, beta, L)
+        base = np.concatenate([[0.0], T_max * np.logspace(-12, 0, 1000), np.linspace(0.0, T_max, 1000)])
+        if 0 < T_net < T_max:
+            base = np.concatenate([base, T_net * (1 - np.logspace(-9, -1, 40)),
+                                   T_net * (1 + np.logspace(-9, -1, 40)), [T_net]])
+        grid_arr = np.concatenate([base, np.asarray(grid, dtype=float)])
+        grid_arr = grid_arr[(grid_arr >= 0) & (grid_arr <= T_max)]
+        bound = power_penalty_lower_bound(np.array(Ds), np.array(cs), beta=beta, depth=L, T_max=T_max,
+                                          grid=grid_arr)
+        return max(bound, schatten_lb), T_max
+
+    lb, T_max = interval_bound(P)
+    closed = P - lb <= rtol * max(abs(P), _TINY)
+    # the search that solve() runs, with solve()'s budgets: whatever solve() certified is certified here
+    # (its lower bound is a deterministic function of the problem); "auto" runs it only when the
+    # network's own duals leave the gap open
+    if exact is True or (exact == "auto" and not closed):
+        if intercept and not squared:
+            details["search"] = "not run: the deep search has no intercept for this loss"
+        else:
+            budgets = deep_search_defaults(loss, K, rtol)
+            search = deep_linear_search(Xs, Ys, loss, beta, L, **budgets)
+            ps = search.path
+            Ds.extend(q.D for q in ps.points)
+            cs.extend(q.c for q in ps.points)
+            grid.extend(q.s for q in ps.points)
+            lb, T_max = interval_bound(min(P, ps.upper))
+            lb = max(lb, ps.lower)
+            kinds.append("the solver's global path search" + (f" ({search.reduction})" if search.reduction else ""))
+            details.update(search_points=len(ps.points), search_upper=ps.upper)
     details.update(T_max=T_max, n_candidates=len(Ds))
     method = f"deep linear (L={L}): interval bound over the path budget with " + ", ".join(kinds)
     return Certificate(objective=P, lower_bound=float(lb), method=method, exact_constraint=True,

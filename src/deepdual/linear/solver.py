@@ -64,6 +64,7 @@ from ..objective import objective
 from ..projection import Factorization, pow2, secular_mu, factorize, project_factored
 from ..solution import Solution
 from ..structures import has_orthonormal_columns, is_whitened
+from .newton import group_logistic_newton, newton_affordable
 
 __all__ = ["solve_linear", "LINEAR_METHODS"]
 
@@ -77,10 +78,26 @@ _TINY = np.finfo(float).tiny
 
 # ====================================================================== small linear algebra
 def spectral_norm(A: np.ndarray) -> float:
-    """Largest singular value (the Euclidean norm for a vector or a single column/row)."""
+    r"""Largest singular value (the Euclidean norm for a vector or a single column/row).
+
+    For a matrix with a short side of at most 256, :math:`\sqrt{\lambda_{\max}(A^TA)}` of the
+    small Gram matrix (its largest eigenvalue is accurate to rounding relative to itself),
+    inflated by ``4 k eps`` so that rounding never makes it an underestimate in the
+    dual-constraint values built from it; otherwise LAPACK's SVD.
+    """
     A = np.asarray(A, dtype=float)
     if A.ndim == 1 or min(A.shape) == 1:
         return float(np.linalg.norm(A))
+    k = min(A.shape)
+    if k <= 256:
+        big = float(np.max(np.abs(A))) if A.size else 0.0
+        if not big > 0 or not np.isfinite(big):
+            return 0.0 if big == 0 else float(np.linalg.norm(A, 2))
+        a = pow2(big)  # exact rescaling: the Gram matrix neither overflows nor underflows
+        As = A / a
+        G = As.T @ As if A.shape[1] == k else As @ As.T
+        top = float(np.linalg.eigvalsh(G)[-1])
+        return a * math.sqrt(max(top, 0.0)) * (1.0 + 4 * k * _EPS)
     return float(np.linalg.norm(A, 2))
 
 
@@ -285,6 +302,7 @@ class FistaResult:
     dual_value: float
     n_iter: int
     converged: bool
+    algorithm: str = "fista"
 
     @property
     def gap(self) -> float:
@@ -299,7 +317,7 @@ def _joint_norm2(X: np.ndarray, intercept: bool) -> float:
 
 def fista_nuclear(X: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, *, W0: np.ndarray | None = None,
                   b0: np.ndarray | None = None, intercept: bool = False, tol: float = 1e-8,
-                  max_iter: int = 20000, check_every: int = 10) -> FistaResult:
+                  max_iter: int = 20000, check_every: int = 10, newton: bool = True) -> FistaResult:
     r"""Accelerated proximal gradient for :math:`\min_{W,b}\ \ell(XW + \mathbf 1 b^T) + \beta\|W\|_*`.
 
     FISTA [2]_ with backtracking (starting from ``loss.lipschitz * ||X||^2`` when the
@@ -311,6 +329,13 @@ def fista_nuclear(X: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, *, W0: 
     loss is replaced by its Moreau envelope with parameter :math:`\gamma` decreasing by 10
     each time the smoothed problem is solved (continuation [4]_); gaps are always
     measured on the true loss.
+
+    With one output and the logistic loss (``newton=True``, data small enough for
+    :func:`~deepdual.linear.newton.newton_affordable`) the damped Newton method
+    :func:`~deepdual.linear.newton.group_logistic_newton` runs first, stopped by the same
+    duality-gap test: its step count does not grow with the conditioning of ``X`` (raw
+    data with columns in different units), FISTA's does.  FISTA continues from its best
+    point if it has not closed the gap.
 
     Returns the best primal iterate and the best dual point found.
     """
@@ -407,6 +432,22 @@ def fista_nuclear(X: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, *, W0: 
         return Wp, bp, iters, False
 
     left = int(max_iter)
+    algorithm = "fista"
+    if newton and K == 1 and isinstance(loss, LogisticLoss) and newton_affordable(*X.shape):
+        def stop(w, bb, Fv):
+            return evaluate(w[:, None], None if bb is None else np.array([bb]), Fv[:, None], loss, None)[0]
+
+        wn, bn, used, done = group_logistic_newton(
+            X, Y[:, 0], beta, w0=W[:, 0], b0=None if b is None else float(b[0]), intercept=intercept,
+            max_iter=min(200, left), stop=stop)
+        state["it"] += used
+        left -= used
+        algorithm = "newton"
+        if done:
+            return FistaResult(state["W"], state["b"], state["P"], state["V"], state["D"], state["it"],
+                               bool(state["P"] - state["D"] <= tol * max(abs(state["P"]), _TINY)), algorithm)
+        W, b = state["W"].copy(), None if state["b"] is None else np.array(state["b"], dtype=float).reshape(K)
+        algorithm = "newton+fista"
     if hinge:
         gammas = [10.0 ** (-k) for k in range(0, 13)]
     else:
@@ -420,7 +461,28 @@ def fista_nuclear(X: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, *, W0: 
         if converged or left <= 0:
             break
     return FistaResult(state["W"], state["b"], state["P"], state["V"], state["D"], state["it"],
-                       bool(state["P"] - state["D"] <= tol * max(abs(state["P"]), _TINY)))
+                       bool(state["P"] - state["D"] <= tol * max(abs(state["P"]), _TINY)), algorithm)
+
+
+def column_scale_spread(X: np.ndarray) -> float:
+    """Ratio of the largest to the smallest nonzero column norm of ``X`` (1 for standardized data)."""
+    norms = np.linalg.norm(X, axis=0)
+    norms = norms[norms > 0]
+    return float(norms.max() / norms.min()) if norms.size else 1.0
+
+
+def unconverged_note(algorithm: str, n_iter: int, rel_gap: float, tol: float, X: np.ndarray) -> str:
+    """Why an iterative solve stopped before closing its gap, and what would help."""
+    spread = column_scale_spread(X)
+    note = (f"{algorithm} stopped after {n_iter} iterations (the max_iter budget) with relative gap "
+            f"{rel_gap:.2e} > tol={tol:g}")
+    if spread > 100:
+        note += (f"; the columns of X differ in scale by a factor {spread:.1e}, which slows first-order methods: "
+                 "standardize the columns of X (e.g. sklearn StandardScaler; this changes the problem, since "
+                 "the penalty is on the weights) or raise max_iter")
+    else:
+        note += "; raise max_iter (or rtol) to close the gap"
+    return note
 
 
 # ====================================================================== networks from M
@@ -953,6 +1015,59 @@ def two_class_margin(loss: Loss, X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarr
     return math.sqrt(2.0) * X, y[:, None]
 
 
+# ====================================================================== the deep search, shared with certify
+@dataclass
+class DeepSearch:
+    """Result of :func:`deep_linear_search`: the path search, the best end-to-end weight and the reduction used."""
+
+    path: PathSearch
+    M: np.ndarray
+    reduction: str | None
+
+
+def deep_search_defaults(loss: Loss, K: int, rtol: float) -> dict[str, Any]:
+    """The budgets :func:`solve_linear` gives :func:`deep_linear_search` by default (``certify`` reuses them)."""
+    squared = isinstance(loss, SquaredLoss)
+    return {"tol": rtol / 10.0, "max_iter": 20000,
+            "max_points": 3000 if squared and K == 1 else (400 if K == 1 else 80)}
+
+
+def deep_linear_search(X: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, depth: int, *, tol: float,
+                       max_iter: int, max_points: int, factorization: Factorization | None = None) -> DeepSearch:
+    r"""The provably global search of ``docs/linear.md`` §2 for a deep (``depth >= 3``) linear network.
+
+    * squared loss, one output: the exact secular path :class:`SquaredPathOracle`;
+    * two-class cross-entropy: the logistic problem on the margin (:func:`two_class_margin`);
+    * otherwise the path :class:`LossPathOracle` of two-layer solutions (FISTA, or Newton for
+      the logistic loss), plus a Schatten-prox polish for several outputs.
+
+    ``solve`` and ``certify`` both call it with the same budgets
+    (:func:`deep_search_defaults`), so a network that ``solve`` certified is certified
+    again by ``certify``: the lower bound is a deterministic function of ``(X, Y, beta, depth)``.
+    """
+    L = int(depth)
+    K = Y.shape[1]
+    lam, p = 0.5 * beta * L, 2.0 / L
+    inner_iter = max(max_iter // 4, 200)
+    margin = two_class_margin(loss, X, Y)
+    if margin is not None:
+        Xl, yl = margin
+        logistic = LogisticLoss()
+        oracle = LossPathOracle(Xl, yl, logistic, lam, p, tol=tol / 10.0, max_iter=inner_iter)
+        ps = path_search(oracle, lam=lam, p=p, beta=beta, depth=L, min_loss=float(logistic.minimum(yl)), tol=tol,
+                         max_points=max(max_points, 400))
+        v = ps.best.M[:, 0]
+        return DeepSearch(ps, np.column_stack([-v, v]) / math.sqrt(2.0), "two-class margin (logistic)")
+    if isinstance(loss, SquaredLoss) and K == 1:
+        oracle = SquaredPathOracle(X, Y, lam, p, factorization if factorization is not None else factorize(X))
+    else:
+        oracle = LossPathOracle(X, Y, loss, lam, p, tol=tol / 10.0, max_iter=inner_iter)
+    polish = _polish_schatten(X, Y, loss, lam, p, max_iter=2000) if K > 1 else None
+    ps = path_search(oracle, lam=lam, p=p, beta=beta, depth=L, min_loss=float(loss.minimum(Y)), tol=tol,
+                     max_points=max_points, polish=polish)
+    return DeepSearch(ps, ps.best.M, None)
+
+
 # ====================================================================== dispatcher
 def _centered(X: np.ndarray, Y: np.ndarray):
     xm, ym = X.mean(axis=0), Y.mean(axis=0)
@@ -1018,8 +1133,7 @@ def solve_linear(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, dep
     L = int(depth)
     squared = isinstance(loss, SquaredLoss)
     scalar = bool(scalar) and K == 1
-    default_points = 3000 if squared and K == 1 else (400 if K == 1 else 80)
-    max_points = options.get("max_points", default_points)
+    max_points = options.get("max_points", deep_search_defaults(loss, K, rtol)["max_points"])
     if isinstance(max_points, bool) or not isinstance(max_points, (numbers.Integral, np.integer)) or max_points < 4:
         raise ValueError(f"option `max_points` must be an integer >= 4, got {max_points!r}")
     max_points = int(max_points)
@@ -1103,46 +1217,32 @@ def solve_linear(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, dep
     elif method == "fista":
         res = fista_nuclear(Xs, Ys, loss, beta, intercept=intercept, tol=tol, max_iter=max_iter)
         M, dual, lower = res.W, res.dual, res.dual_value
-        info.update(n_iter=res.n_iter, converged=res.converged, rank=_rank_factors(M)[1].size)
+        info.update(n_iter=res.n_iter, converged=res.converged, rank=_rank_factors(M)[1].size,
+                    algorithm=res.algorithm)
         if intercept:
             ym = res.b  # output bias straight from the solver
             xm = np.zeros(d)
         if not res.converged:
-            info["note"] = (f"FISTA stopped after {res.n_iter} iterations with relative gap "
-                            f"{res.gap / max(abs(res.primal), _TINY):.2e} > tol={tol:g}")
-        name = "two-layer linear: nuclear-norm FISTA, duality-gap stop"
-    elif method in ("path", "prox") and two_class_margin(loss, Xs, Ys) is not None:
-        # two classes: the exact logistic reduction (one output, so the path search is global)
-        lam, p = 0.5 * beta * L, 2.0 / L
-        Xl, yl = two_class_margin(loss, Xs, Ys)
-        logistic = LogisticLoss()
-        oracle = LossPathOracle(Xl, yl, logistic, lam, p, tol=tol / 10.0, max_iter=max(max_iter // 4, 200))
-        ps = path_search(oracle, lam=lam, p=p, beta=beta, depth=L, min_loss=float(logistic.minimum(yl)), tol=tol,
-                         max_points=max(max_points, 400))
-        v = ps.best.M[:, 0]
-        M = np.column_stack([-v, v]) / math.sqrt(2.0)
-        lower = ps.lower
-        dual = np.asarray(loss.dual_point(Xs @ M, Ys), dtype=float)
-        info.update(r=ps.best.r, n_points=len(ps.points), rounds=ps.rounds, T_max=ps.T_max,
-                    path_upper=ps.upper, rank=int(np.linalg.norm(v) > 0), reduction="two-class margin (logistic)")
-        name = ("deep linear, two-class cross-entropy = logistic on the margin: global secular-path search "
-                "with interval lower bound")
+            info["note"] = unconverged_note(res.algorithm, res.n_iter, res.gap / max(abs(res.primal), _TINY), tol, X)
+        name = ("two-layer linear: group-lasso Newton, duality-gap stop" if res.algorithm == "newton"
+                else "two-layer linear: nuclear-norm FISTA, duality-gap stop")
     else:  # path / prox
-        lam, p = 0.5 * beta * L, 2.0 / L
-        min_loss = float(loss.minimum(Ys))
-        if squared and K == 1:
-            oracle = SquaredPathOracle(Xs, Ys, lam, p, factor(Xs))
-        else:
-            oracle = LossPathOracle(Xs, Ys, loss, lam, p, tol=tol / 10.0, max_iter=max(max_iter // 4, 200))
-        polish = _polish_schatten(Xs, Ys, loss, lam, p, max_iter=2000) if K > 1 else None
-        ps = path_search(oracle, lam=lam, p=p, beta=beta, depth=L, min_loss=min_loss, tol=tol,
-                         max_points=max_points, polish=polish)
-        M, lower, dual = ps.best.M, ps.lower, ps.best.dual
+        search = deep_linear_search(Xs, Ys, loss, beta, L, tol=tol, max_iter=max_iter, max_points=max_points,
+                                    factorization=factor(Xs) if squared and K == 1 else None)
+        ps = search.path
+        M, lower = search.M, ps.lower
         info.update(r=ps.best.r, n_points=len(ps.points), rounds=ps.rounds, T_max=ps.T_max,
                     path_upper=ps.upper, rank=_rank_factors(M)[1].size)
-        if K == 1:
+        if search.reduction is not None:
+            dual = np.asarray(loss.dual_point(Xs @ M, Ys), dtype=float)
+            info["reduction"] = search.reduction
+            name = ("deep linear, two-class cross-entropy = logistic on the margin: global secular-path search "
+                    "with interval lower bound")
+        elif K == 1:
+            dual = ps.best.dual
             name = "deep linear: global secular-path search with interval lower bound"
         else:
+            dual = ps.best.dual
             name = "deep linear: nuclear-norm path + Schatten prox polish (lower bound via sum sigma^p >= (sum sigma)^p)"
             info["note"] = ("several outputs on general data: the lower bound relaxes sum_i sigma_i^p to "
                             "(sum_i sigma_i)^p and is tight only for a rank-one optimum")
