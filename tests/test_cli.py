@@ -235,3 +235,55 @@ def test_demo_quick(capsys, tmp_path):
     t = res["trained"]
     assert wd2["lower_bound"] - 1e-9 <= t["lower_bound"] <= t["objective"]
     assert (tmp_path / "demo" / "demo.png").stat().st_size > 5000
+
+
+# ---------------------------------------------------------------------------- saved problem (issue 14)
+@pytest.mark.parametrize("loss, bias_data", [("squared", "general"), ("logistic", "1-D"), ("squared", "1-D")])
+def test_solve_out_then_certify_round_trip(capsys, tmp_path, loss, bias_data):
+    """``solve --bias --out`` then ``certify`` on the same data, without repeating --beta or
+    --loss, reports the solve's objective and a finite proven bound (issue 14, items 6, 14)."""
+    rng = np.random.default_rng(3)
+    if bias_data == "general":
+        X = rng.standard_normal((12, 3))
+        y = X @ np.array([1.0, -1.0, 0.5]) + 0.1 * rng.standard_normal(12)
+    else:
+        X = np.sort(rng.uniform(-1, 1, 15))[:, None]
+        y = np.sin(4 * X[:, 0])
+    if loss == "logistic":
+        y = (y > 0).astype(float)
+    data = tmp_path / "d.npz"
+    np.savez(data, X=X, y=y)
+    net = tmp_path / "net.npz"
+    code, out, err = run(capsys, "solve", data, "--beta", "0.3", "--bias", "--loss", loss, "--out", net, "--json")
+    assert code == 0, err
+    solved = json.loads(out)
+    code, out, err = run(capsys, "certify", net, data, "--json")
+    assert code == 0, err
+    c = json.loads(out)
+    assert c["objective"] == pytest.approx(solved["objective"], rel=1e-12)
+    assert c["lower_bound"] is not None and c["lower_bound"] <= c["objective"] * (1 + 1e-12)
+    assert c["beta"] == 0.3 and c["loss"] == loss
+    if solved["certified"]:
+        assert c["relative_gap"] < 1e-5
+    # the same values, spelt out, are accepted; contradicting ones are refused on one line
+    code, out2, err = run(capsys, "certify", net, data, "--beta", "0.3", "--loss", loss, "--json")
+    assert code == 0, err
+    assert json.loads(out2)["objective"] == c["objective"]
+    other = "squared" if loss == "logistic" else "logistic"
+    code, _, err = run(capsys, "certify", net, data, "--loss", other)
+    assert_one_line_error(code, err, "--loss")
+    code, _, err = run(capsys, "certify", net, data, "--beta", "0.31")
+    assert_one_line_error(code, err, "--beta")
+
+
+def test_certify_needs_beta_when_the_file_has_none(capsys, tmp_path):
+    X = np.random.default_rng(0).standard_normal((6, 2))
+    data = tmp_path / "d.npz"
+    np.savez(data, X=X, y=X[:, 0])
+    net = tmp_path / "net.npz"
+    deepdual.Network([[np.ones((2, 2)), np.ones((2, 1))]]).save(net)
+    code, _, err = run(capsys, "certify", net, data)
+    assert_one_line_error(code, err, "--beta")
+    code, out, err = run(capsys, "certify", net, data, "--beta", "1", "--json")
+    assert code == 0, err
+    assert json.loads(out)["loss"] == "squared"

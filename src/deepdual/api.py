@@ -14,6 +14,7 @@ import numpy as np
 from ._validation import check_beta, check_choice, check_depth, check_X_y, check_positive
 from .losses import get_loss
 from .network import ACTIVATIONS, Network
+from .problem import problem_of_solve, resolve_problem
 from .solution import DEFAULT_RTOL, Certificate, Solution
 
 __all__ = ["solve", "certify"]
@@ -91,8 +92,8 @@ def solve(
     if _is_dask(X) or _is_dask(y):
         from .streaming import solve_streaming
 
-        return solve_streaming(X, y, beta=beta, depth=depth, activation=activation, bias=bool(bias),
-                               loss=lossf, method=method, rtol=rtol, **options)
+        return _record_problem(solve_streaming(X, y, beta=beta, depth=depth, activation=activation, bias=bool(bias),
+                               loss=lossf, method=method, rtol=rtol, **options), lossf, beta, options)
     X, Y, scalar = check_X_y(X, y)
     Y = lossf.check_labels(Y)
     # integer class labels become one-hot columns for cross-entropy: the network then has K outputs
@@ -101,10 +102,19 @@ def solve(
     if activation == "linear":
         from .linear.solver import solve_linear
 
-        return solve_linear(X, Y, **kw, **options)
+        return _record_problem(solve_linear(X, Y, **kw, **options), lossf, beta, options)
     from .relu.dispatch import solve_relu
 
-    return solve_relu(X, Y, **kw, **options)
+    return _record_problem(solve_relu(X, Y, **kw, **options), lossf, beta, options)
+
+
+def _record_problem(sol: Solution, lossf: Any, beta: float, options: dict) -> Solution:
+    """Record the solved problem on the solution's network (:mod:`deepdual.problem`): it travels
+    with :meth:`Network.save` and is :func:`certify`'s default (docs/cli.md)."""
+    if isinstance(getattr(sol, "network", None), Network):
+        pb = sol.info.get("penalize_biases", options.get("penalize_biases", False))
+        sol.network.problem = problem_of_solve(sol.network, loss=lossf, beta=beta, penalize_biases=bool(pb))
+    return sol
 
 
 def certify(
@@ -112,8 +122,8 @@ def certify(
     X: Any,
     y: Any,
     *,
-    beta: float,
-    loss: Any = "squared",
+    beta: float | None = None,
+    loss: Any = None,
     rtol: float = DEFAULT_RTOL,
     **options: Any,
 ) -> Certificate:
@@ -129,10 +139,20 @@ def certify(
     network : Network
     X : array of shape (n, d)
     y : array of shape (n,) or (n, K)
-    beta : float > 0
-    loss : str or Loss
+    beta : float > 0, optional
+        Default: ``network.problem["beta"]`` (recorded by :func:`solve`, stored by
+        :meth:`Network.save`); required when the network records none.
+    loss : str or Loss, optional
+        Default: ``network.problem["loss"]``, else ``"squared"``.
     rtol : float
         ``certified`` is true when the gap is below ``rtol`` relative.
+    **options
+        Certificate options, e.g. ``penalize_biases`` (ReLU; default
+        ``network.problem["penalize_biases"]``, else False).
+
+    A ``beta``, ``loss`` or ``penalize_biases`` that contradicts ``network.problem`` raises
+    ``ValueError`` naming the argument (set ``network.problem = None`` to certify a network
+    for another problem); see :mod:`deepdual.problem`.
 
     Returns
     -------
@@ -141,9 +161,8 @@ def certify(
     if not isinstance(network, Network):
         raise TypeError(f"`network` must be a deepdual.Network, got {type(network).__name__}")
     network.validate()  # its attributes may have been changed since construction
-    beta = check_beta(beta)
+    beta, lossf, options = resolve_problem(network, beta, loss, options)
     rtol = check_positive(rtol, "rtol")
-    lossf = get_loss(loss)
     X, Y, _ = check_X_y(X, y)
     Y = lossf.check_labels(Y)
     if X.shape[1] != network.input_dim:

@@ -4,7 +4,7 @@ Commands::
 
     deepdual solve DATA --target COLUMN --beta B [--depth L] [--activation relu|linear]
                    [--loss LOSS] [--bias] [--method M] [--out FILE [--force]] [--json] [--summary]
-    deepdual certify NETWORK DATA --target COLUMN --beta B [--loss LOSS] [--json] [--summary]
+    deepdual certify NETWORK DATA --target COLUMN [--beta B] [--loss LOSS] [--json] [--summary]
     deepdual reproduce NAME --out DIR [--quick] [--seed S] [--force]   (NAME "list" lists them)
     deepdual demo [--out DIR] [--quick] [--force]
     deepdual --version
@@ -251,9 +251,15 @@ def _cmd_solve(args: argparse.Namespace) -> int:
 def _cmd_certify(args: argparse.Namespace) -> int:
     import deepdual
 
+    from .problem import resolve_problem
+
     net = _load_network(args.network, args.activation)
+    # the problem saved with the network (solve --out) is the default; a contradicting
+    # --beta/--loss is refused (docs/cli.md)
+    beta, lossf, opts = resolve_problem(net, args.beta, args.loss, {}, prefix="--")
+    args.beta, args.loss = beta, lossf.name
     X, y, _ = load_data(args.data, args.target)
-    cert = deepdual.certify(net, X, y, beta=args.beta, loss=args.loss, rtol=args.rtol)
+    cert = deepdual.certify(net, X, y, beta=beta, loss=lossf, rtol=args.rtol, **opts)
     d = cert.as_dict()
     if args.json:
         d.update(network=_describe(net), n=int(X.shape[0]), d=int(X.shape[1]), beta=args.beta, loss=args.loss)
@@ -370,13 +376,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    def data_args(sp: argparse.ArgumentParser) -> None:
+    def data_args(sp: argparse.ArgumentParser, stored: bool = False) -> None:
+        # stored=True (certify): --beta and --loss default to the values the network file records
         sp.add_argument("--target", metavar="COLUMN",
                         help="label column of a CSV (name or 0-based index; several separated by commas "
                              "for vector labels) or label array of an .npz (default 'y')")
-        sp.add_argument("--beta", type=_positive_float, required=True,
-                        help="weight decay: objective = loss + (beta/2) * sum of squared weights")
-        sp.add_argument("--loss", default="squared", choices=sorted(LOSSES), help="loss (default squared)")
+        sp.add_argument("--beta", type=_positive_float, required=not stored,
+                        help="weight decay: objective = loss + (beta/2) * sum of squared weights"
+                             + (" (default: the value saved with the network)" if stored else ""))
+        sp.add_argument("--loss", default=None if stored else "squared", choices=sorted(LOSSES),
+                        help="loss (default: " + ("the one saved with the network, else " if stored else "")
+                             + "squared)")
         sp.add_argument("--rtol", type=_positive_float, default=1e-6,
                         help="relative gap under which the result is certified (default 1e-6)")
         sp.add_argument("--json", action="store_true", help="print one JSON object")
@@ -401,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="network .npz (Network.save), or a torch state dict .pt of an nn.Sequential MLP "
                         "(Linear/ReLU) or of a module from Network.to_torch or train")
     c.add_argument("data", metavar="DATA", help="CSV file with a header row, or .npz with arrays X and y")
-    data_args(c)
+    data_args(c, stored=True)
     c.add_argument("--activation", choices=["relu", "linear"],
                    help="activation of a .pt state dict that does not record it (an nn.Sequential "
                         "state dict with modules between its Linear layers); checked against it otherwise")

@@ -15,11 +15,12 @@ ordinary one with the concatenated hidden units.
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from ._validation import check_choice, check_finite, check_matrix, check_vector
+from .problem import check_problem, problem_from_json, problem_to_json
 
 __all__ = ["Network", "ACTIVATIONS", "check_parameters"]
 
@@ -125,6 +126,12 @@ class Network:
     output_bias : 1-D array of shape (K,), optional
     scalar_output : bool, optional
         Whether :meth:`predict` returns shape ``(n,)``; defaults to ``K == 1``.
+    problem : dict, optional
+        The training problem the network belongs to (:mod:`deepdual.problem`): any of
+        ``"loss"`` (a loss name), ``"beta"`` (weight decay) and ``"penalize_biases"`` (bias
+        convention).  :func:`deepdual.solve` fills it in, :meth:`save` stores it and
+        :func:`deepdual.certify` uses it by default and refuses contradicting arguments.
+        Kept in the attribute :attr:`problem` (``None``: unknown).
 
     Examples
     --------
@@ -142,6 +149,7 @@ class Network:
         output_bias: Any = None,
         *,
         scalar_output: bool | None = None,
+        problem: Mapping[str, Any] | None = None,
     ) -> None:
         self.activation = check_choice(activation, "activation", ACTIVATIONS)
         if isinstance(weights, np.ndarray) or not isinstance(weights, (list, tuple)):
@@ -174,6 +182,7 @@ class Network:
         self.biases = bs
         self.output_bias: np.ndarray | None = ob
         self.scalar_output = scalar
+        self.problem: dict[str, Any] | None = check_problem(problem)
 
     # ------------------------------------------------------------------ validation
     def validate(self, name: str = "network") -> "Network":
@@ -293,7 +302,7 @@ class Network:
         self.validate()
         return Network(
             self.weights, self.activation, biases=self.biases, output_bias=self.output_bias,
-            scalar_output=self.scalar_output,
+            scalar_output=self.scalar_output, problem=self.problem,
         )
 
     def __repr__(self) -> str:
@@ -327,6 +336,8 @@ class Network:
                         arrays[f"b_{j}_{l}"] = b
         if self.output_bias is not None:
             arrays["output_bias"] = self.output_bias
+        if self.problem:
+            arrays["problem"] = np.array(problem_to_json(self.problem))
         np.savez(path, **arrays)
 
     @classmethod
@@ -348,7 +359,10 @@ class Network:
                               for j in range(m)]
                 ob = data["output_bias"] if "output_bias" in files else None
                 scalar = bool(data["scalar_output"]) if "scalar_output" in files else None
-                return cls(weights, str(data["activation"]), biases=biases, output_bias=ob, scalar_output=scalar)
+                problem = (problem_from_json(str(data["problem"]), f"{path!r}: problem")
+                           if "problem" in files else None)
+                return cls(weights, str(data["activation"]), biases=biases, output_bias=ob, scalar_output=scalar,
+                           problem=problem)
         except (OSError, KeyError, EOFError, ValueError) as exc:
             if "deepdual network" in str(exc):
                 raise

@@ -63,8 +63,12 @@ __all__ = ["certify_relu", "OPTIONS"]
 OPTIONS = ("constraint", "max_patterns", "penalize_biases", "n_scales")
 
 
-def _nonzero(b: Any) -> bool:
-    return b is not None and bool(np.any(b))
+def _present(b: Any) -> bool:
+    """Whether a bias parameter exists.  The certified class is set by the architecture
+    (which bias parameters the network has), never by their values: a network whose
+    biases happen to be zero belongs to the class with biases, whose optimum can be
+    far below the bias-free one (issue 14, item 8)."""
+    return b is not None
 
 
 def _scale_limit(loss: Loss, V: np.ndarray, Y: np.ndarray) -> float:
@@ -150,8 +154,8 @@ def certify_relu(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float,
     n, d = X.shape
     L = network.depth
     hidden = [(j, l) for j in range(network.n_subnetworks) for l in range(L - 1)
-              if network.biases is not None and _nonzero(network.biases[j][l])]
-    out_bias = network.output_bias if _nonzero(network.output_bias) else None
+              if network.biases is not None and _present(network.biases[j][l])]
+    out_bias = network.output_bias if _present(network.output_bias) else None
     if (hidden or out_bias is not None) and d == 1:
         return _certify_1d(network, X, Y, beta=beta, loss=loss, rtol=rtol, options=options)
     obj = objective(network, X, Y, beta=beta, loss=loss, penalize_biases=bool(penalize))
