@@ -193,3 +193,91 @@ def test_float32_weights_and_inputs():
     out = net.predict(np.ones((4, 2), dtype=np.float32))
     assert out.dtype == np.float64
     np.testing.assert_allclose(out, 6.0)
+
+
+# ----------------------------------------------------------------------------- what the notes say
+def test_bias_convention_matches_help_and_notes(capsys):
+    """--help, README and the notes agree with the code: unpenalized biases on 1-D data and
+    for linear networks, penalized hidden biases for ReLU depth 2 on d > 1."""
+    from deepdual import cli
+
+    rng = np.random.default_rng(10)
+    beta = 0.5
+    for d, activation, penalized in [(1, "relu", False), (3, "linear", False), (1, "linear", False),
+                                     (3, "relu", True)]:
+        X, y = rng.standard_normal((12, d)), rng.standard_normal(12)
+        sol = deepdual.solve(X, y, beta=beta, bias=True, activation=activation)
+        assert sol.network.has_biases
+        assert sol.objective == pytest.approx(
+            deepdual.objective(sol.network, X, y, beta=beta, penalize_biases=penalized), rel=1e-12)
+        assert bool(sol.info.get("penalize_biases", False)) == penalized
+        if penalized:
+            assert "penalized" in sol.info["note"] and sol.network.output_bias is None
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["solve", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "unpenalized on 1-D data" in help_text and "penalized hidden biases for ReLU depth 2" in help_text
+
+
+def test_format_count_is_short_and_close():
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from deepdual.patterns import format_count
+
+    @given(st.integers(0, 10**400))
+    def check(c):
+        s = format_count(c)
+        if c < 10**6:
+            assert s == str(c)
+            return
+        assert len(s) <= 16 and s.startswith("about ")
+        mant, exp = s[len("about "):].split("e+")
+        # the two leading digits, truncated: c / 10**exp in [mant, mant + 0.1)
+        lo = round(float(mant) * 10) * 10 ** (int(exp) - 1)
+        assert lo <= c < lo + 10 ** (int(exp) - 1)
+
+    check()
+
+
+def test_sampled_pattern_note_has_no_huge_integer():
+    import re
+
+    rng = np.random.default_rng(11)
+    X, y = rng.standard_normal((60, 12)), rng.standard_normal(60)
+    sol = deepdual.solve(X, y, beta=1.0, n_patterns=8, rng=0, polish=False)
+    assert not sol.info["patterns_complete"]
+    note = sol.info["note"]
+    assert "about " in note and not re.search(r"\d{8,}", note), note
+
+
+def test_zero_network_is_reported():
+    """At a beta above beta_max the optimum is the zero network, and the solution says so."""
+    rng = np.random.default_rng(12)
+    X, y = rng.standard_normal((10, 3)), rng.standard_normal(10)
+    for activation in ("relu", "linear"):
+        sol = deepdual.solve(X, y, beta=1e4, activation=activation)
+        assert sol.certified and sol.zero_network and "zero network" in sol.info["note"]
+        assert "zero network" in repr(sol) and sol.as_dict()["zero_network"] is True
+        # the zero network's objective is 0.5 ||y||^2: certified against the proven lower bound
+        assert sol.lower_bound <= 0.5 * y @ y <= sol.lower_bound * (1 + 1e-6)
+        small = deepdual.solve(X, y, beta=0.1, activation=activation)
+        assert not small.zero_network and "zero network" not in small.info.get("note", "")
+
+
+def test_negligible_weights_are_recognized_as_the_zero_network():
+    """A solver may return negligible, not zero, weights (interior-point methods): the zero
+    network is then reported when it is itself certified against the proven lower bound."""
+    from deepdual.losses import get_loss
+    from deepdual.solution import Solution, mark_zero_network
+
+    rng = np.random.default_rng(13)
+    X, y = rng.standard_normal((10, 3)), rng.standard_normal(10)
+    net = Network([[1e-9 * rng.standard_normal((3, 2)), 1e-9 * rng.standard_normal((2, 1))]], "relu")
+    p0 = 0.5 * float(y @ y)
+    for lower, expected in [(p0 * (1 - 1e-9), True), (p0 * 0.9, False)]:
+        sol = Solution(network=net, objective=deepdual.objective(net, X, y, beta=1.0), lower_bound=lower,
+                       method="test")
+        mark_zero_network(sol, y.reshape(-1, 1), get_loss("squared"), 1.0)
+        assert sol.zero_network is expected
+        assert ("negligible" in sol.info.get("note", "")) is expected

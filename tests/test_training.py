@@ -71,6 +71,27 @@ def test_weight_decay_mapping_matches_pytorch(data):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
+def test_mse_loss_mapping_matches_pytorch(data):
+    """torch.nn.MSELoss() (mean over all n K entries, no 1/2) with weight_decay = lam is
+    deepdual's objective with beta = n K lam / 2 (README, docs/conventions.md): one SGD step
+    with the step scaled by n K / 2 equals one step of train() at that beta."""
+    X, y = data
+    Y = np.c_[y, -0.5 * y + 1.0]  # K = 2 outputs
+    n, K = Y.shape
+    lam, lr = 0.05, 1e-3
+    beta = n * K * lam / 2
+    init = train(X, Y, beta=beta, depth=2, width=4, epochs=0, seed=4, progress=False).network
+    ours = train(X, Y, beta=beta, init=init, depth=2, optimizer="sgd", lr=lr, epochs=1, progress=False).network
+    mod = init.to_torch()
+    opt = torch.optim.SGD(mod.parameters(), lr=lr * n * K / 2, weight_decay=lam)
+    opt.zero_grad()
+    torch.nn.MSELoss()(mod(torch.as_tensor(X)), torch.as_tensor(Y)).backward()
+    opt.step()
+    theirs = deepdual.Network.from_torch(mod)
+    for a, b in zip(ours.weights[0], theirs.weights[0]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
 def test_training_from_the_optimum_stays_there():
     """The closed-form optimum is a stationary point of the torch objective (same convention)."""
     rng = np.random.default_rng(1)

@@ -399,7 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
     data_args(s)
     s.add_argument("--depth", type=_depth, default=2, help="number of layers L >= 2 (default 2)")
     s.add_argument("--activation", default="relu", choices=["relu", "linear"], help="default relu")
-    s.add_argument("--bias", action="store_true", help="unpenalized biases (1-D data or depth 2)")
+    s.add_argument("--bias", action="store_true",
+                   help="biases: unpenalized on 1-D data (ReLU, any depth) and for linear networks (output "
+                        "bias); penalized hidden biases for ReLU depth 2 on d > 1 (see the note)")
     s.add_argument("--method", default="auto", help="force a theorem/solver (default auto)")
     s.add_argument("--out", metavar="FILE", help="save the optimal network (.npz)")
     s.add_argument("--force", action="store_true", help="overwrite --out if it exists")

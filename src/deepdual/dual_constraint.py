@@ -362,7 +362,7 @@ def c_enumerate(v: np.ndarray, X: np.ndarray, *, max_patterns: int = DEFAULT_MAX
     """
     from scipy.optimize import nnls
 
-    from .patterns import count_upper_bound, enumerate_patterns
+    from .patterns import count_upper_bound, enumerate_patterns, format_count
 
     v = np.asarray(v, dtype=float).ravel()
     n = X.shape[0]
@@ -374,7 +374,7 @@ def c_enumerate(v: np.ndarray, X: np.ndarray, *, max_patterns: int = DEFAULT_MAX
     dropped = float(s[r]) if r < s.size else 0.0
     if count_upper_bound(n, r) > max_patterns:
         raise ValueError(
-            f"`X` ({n} rows, rank {r}) may have up to {count_upper_bound(n, r)} activation cells, more than "
+            f"`X` ({n} rows, rank {r}) may have up to {format_count(count_upper_bound(n, r))} activation cells, more than "
             f"max_patterns={max_patterns}; use constraint='bound' or raise max_patterns"
         )
     Xr = X @ Vt[:r].T  # (n, r): only the row-space coordinates matter

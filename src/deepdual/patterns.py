@@ -62,6 +62,7 @@ __all__ = [
     "RowSpace",
     "row_space",
     "count_upper_bound",
+    "format_count",
     "enumerate_patterns",
     "sample_patterns",
     "unique_patterns",
@@ -107,6 +108,26 @@ def count_upper_bound(n: int, r: int) -> int:
     if n <= 0 or r <= 0:
         return 0
     return 2 * sum(comb(n - 1, k) for k in range(min(r, n)))
+
+
+def format_count(count: int) -> str:
+    """A count for a message: exact below a million, else ``"about 1.3e+100"``.
+
+    Works for integers of any size (region counts overflow floats), without converting
+    them to a decimal string.
+    """
+    count = int(count)
+    if count < 10**6:
+        return str(count)
+    from math import log10
+
+    e = int(log10(count))
+    while 10**e > count:  # log10 of a huge integer may be off by one
+        e -= 1
+    while 10 ** (e + 1) <= count:
+        e += 1
+    lead = count // 10 ** (e - 1)  # the two leading digits, 10..99
+    return f"about {lead // 10}.{lead % 10}e+{e:02d}"
 
 
 def unique_patterns(D: np.ndarray, *, drop_zero: bool = True) -> np.ndarray:
@@ -282,7 +303,7 @@ def enumerate_patterns(X: Any, *, max_patterns: int | None = None, return_direct
         return empty if return_directions else empty[0]
     if max_patterns is not None and count_upper_bound(n, r) > max_patterns:
         raise ValueError(
-            f"`X` ({n} rows, rank {r}) may have up to {count_upper_bound(n, r)} activation patterns, "
+            f"`X` ({n} rows, rank {r}) may have up to {format_count(count_upper_bound(n, r))} activation patterns, "
             f"more than max_patterns={max_patterns}; sample patterns instead"
         )
     zero = np.linalg.norm(rs.Xr, axis=1) == 0.0

@@ -18,7 +18,7 @@ import numpy as np
 
 from .network import Network
 
-__all__ = ["Solution", "Certificate", "DEFAULT_RTOL", "is_certified"]
+__all__ = ["Solution", "Certificate", "DEFAULT_RTOL", "is_certified", "mark_zero_network"]
 
 #: default relative gap under which a result is reported as certified
 DEFAULT_RTOL = 1e-6
@@ -120,7 +120,9 @@ class Solution(_GapMixin):
     dual : ndarray or None
         The dual-feasible point behind ``lower_bound``.
     info : dict
-        Solver details (iterations, multipliers, assumptions).
+        Solver details (iterations, multipliers, assumptions).  ``info["zero_network"]`` is
+        true when the optimum is the zero network (see :func:`mark_zero_network`); the
+        note then says so.
     """
 
     network: Network
@@ -130,6 +132,11 @@ class Solution(_GapMixin):
     rtol: float = DEFAULT_RTOL
     dual: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def zero_network(self) -> bool:
+        """True when the optimum is reported to be the zero network (``info["zero_network"]``)."""
+        return bool(self.info.get("zero_network", False))
 
     def predict(self, X: Any) -> np.ndarray:
         """Predictions of :attr:`network` (shape ``(n,)`` for 1-D labels)."""
@@ -159,11 +166,52 @@ class Solution(_GapMixin):
             "relative_gap": self.relative_gap,
             "certified": self.certified,
             "rtol": self.rtol,
+            "zero_network": self.zero_network,
         }
 
     def __repr__(self) -> str:
         status = "certified" if self.certified else "NOT certified"
         return (
             f"Solution(method={self.method!r}, objective={_fmt(self.objective)}, "
-            f"lower_bound={_fmt(self.lower_bound)}, gap={self.gap:.3g}, {status})"
+            f"lower_bound={_fmt(self.lower_bound)}, gap={self.gap:.3g}, {status}"
+            f"{', zero network' if self.zero_network else ''})"
         )
+
+
+def mark_zero_network(sol: Solution, Y: np.ndarray, loss: Any, beta: float) -> Solution:
+    r"""Say in ``sol.info`` when the optimum is the zero network although the returned
+    weights are not exactly zero (an interior-point method returns negligible weights).
+
+    The zero network :math:`Z` has every weight and hidden bias zero and keeps the
+    solution's output bias :math:`b`, so it predicts the constant :math:`b` (or 0); its
+    objective is :math:`\ell(\mathbf 1 b^T, Y)` (plus :math:`\frac\beta2\|b\|^2` when biases
+    are penalized).  When :math:`Z` is itself certified against the solution's proven
+    lower bound, it is a global optimum to ``rtol`` (at this ``beta`` no neuron lowers the
+    objective): ``info["zero_network"]`` is set true and ``info["note"]`` says so, with the
+    largest returned weight.  Networks whose weights are exactly zero are left to the
+    caller (:func:`deepdual.solve` reports them too).
+    """
+    net = sol.network
+    weights = getattr(net, "weights", None)
+    if not weights or "zero_network" in sol.info:
+        return sol
+    largest = max(float(np.max(np.abs(W))) for layers in weights for W in layers)
+    if largest == 0.0:
+        return sol
+    ob = getattr(net, "output_bias", None)
+    if Y.shape[1] != net.n_outputs:
+        return sol
+    F0 = np.zeros(Y.shape) + (0.0 if ob is None else ob)
+    value = float(loss.value(F0, Y))
+    if ob is not None and sol.info.get("penalize_biases", False):
+        value += 0.5 * beta * float(ob @ ob)
+    if not is_certified(value, sol.lower_bound, sol.rtol):
+        return sol
+    sol.info["zero_network"] = True
+    const = "0" if ob is None or not np.any(ob) else "the constant output bias"
+    msg = (f"the optimum is the zero network: every weight 0, predicting {const}, objective {value:.10g}, is "
+           "certified against the lower bound (beta is at least about beta_max, see deepdual.beta_max); the "
+           f"returned network's weights are negligible (largest |w| = {largest:.2g})")
+    note = sol.info.get("note")
+    sol.info["note"] = f"{msg}; {note}" if note else msg
+    return sol

@@ -127,7 +127,8 @@ from ..._threads import SingleThreadedBLAS as _SingleThreadedBLAS
 from ..._validation import check_options, check_positive
 from ...losses import HingeLoss, Loss, SquaredLoss
 from ...objective import objective
-from ...patterns import count_upper_bound, enumerate_patterns, row_space, sample_patterns, unique_patterns
+from ...patterns import (count_upper_bound, enumerate_patterns, format_count, row_space, sample_patterns,
+                         unique_patterns)
 from ...solution import Solution
 from .groups import Groups, has_hessian
 from .certificate import complete_set, global_constraint, gated_relaxation_dual
@@ -474,7 +475,7 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     notes = []
     if not complete:
         notes.append(
-            f"patterns {how} (not all of up to {info['pattern_count_bound']}): the program's optimum is "
+            f"patterns {how} (not all of up to {format_count(info['pattern_count_bound'])}): the program's optimum is "
             "optimal only among networks whose neurons have these patterns, an upper bound on the global "
             "optimum" + (" (the returned network was then improved by local descent)" if polished is not None
                          else "")
