@@ -29,6 +29,8 @@ _LAZY = {
     "DualNetClassifier": "deepdual.estimators",
     "summarize": "deepdual.report",
     "datasets": "deepdual.datasets",
+    "beta_max": "deepdual.path",
+    "regularization_path": "deepdual.path",
 }
 
 

@@ -11,11 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import check_beta, check_choice, check_depth, check_X_y, check_positive
+from ._validation import check_beta, check_choice, check_depth, check_positive, check_targets, check_X_y
 from .losses import get_loss
 from .network import ACTIVATIONS, Network
 from .problem import problem_of_solve, resolve_problem
-from .solution import DEFAULT_RTOL, Certificate, Solution
+from .progress import Monitor, check_time_limit, monitoring, show_progress
+from .solution import DEFAULT_RTOL, Certificate, Solution, mark_zero_network
 
 __all__ = ["solve", "certify"]
 
@@ -55,7 +56,9 @@ def solve(
     depth : int >= 2
     activation : {"relu", "linear"}
     bias : bool
-        Unpenalized biases (1-D data, docs/theory.md §2.5) or a bias column for the convex program.
+        Unpenalized biases on 1-D data (ReLU, any depth, docs/theory.md §2.5) and for linear
+        networks (an output bias); for ReLU depth 2 on d > 1 a constant column in the convex
+        program, i.e. *penalized* hidden biases (``info["penalize_biases"]``) and no output bias.
     loss : str or Loss
         ``"squared"`` (default), ``"logistic"``, ``"cross_entropy"``, ``"hinge"`` or a
         :class:`~deepdual.losses.Loss`.
@@ -64,6 +67,14 @@ def solve(
         (see the table in the README).
     rtol : float
         ``Solution.certified`` is true when the duality gap is below ``rtol`` relative.
+    progress : bool or None, default None
+        A tqdm bar (iterations, objective, bound, relative gap) for solves longer than a
+        few seconds; ``None``: only when standard error is a terminal; ``False``: never
+        (:mod:`deepdual.progress`; no bar without tqdm).
+    time_limit : float, optional
+        Seconds after which the iterative solvers stop with their best network so far;
+        ``info["status"]`` is then ``"time_limit"`` and ``info["note"]`` says so.  The
+        lower bound stays proven: ``certified`` only when it closes the gap.
     **options
         Solver-specific options; unknown names raise ``TypeError``.
 
@@ -89,23 +100,74 @@ def solve(
     if not isinstance(method, str):
         raise TypeError(f"`method` must be a string, got {type(method).__name__}")
     lossf = get_loss(loss)
+    # progress bar and time limit: seen by every solver through deepdual.progress.current()
+    progress = show_progress(options.pop("progress", None))
+    time_limit = check_time_limit(options.pop("time_limit", None))
+    with monitoring(progress=progress, time_limit=time_limit, desc=f"solve ({activation}, L={depth})") as mon:
+        sol = _dispatch(X, y, beta=beta, depth=depth, activation=activation, bias=bool(bias), lossf=lossf,
+                        method=method, rtol=rtol, options=options)
+    if not (_is_dask(X) or _is_dask(y)):  # negligible weights: is the zero network itself certified?
+        mark_zero_network(sol, lossf.check_labels(check_targets(y, None, "y")[0]), lossf, beta)
+    _report_zero_network(sol)
+    return _record_problem(_report_time_limit(sol, mon), lossf, beta, options)
+
+
+def _dispatch(X: Any, y: Any, *, beta: float, depth: int, activation: str, bias: bool, lossf: Any,
+              method: str, rtol: float, options: dict) -> Solution:
+    """The solver for the data's structure (the body of :func:`solve`)."""
     if _is_dask(X) or _is_dask(y):
         from .streaming import solve_streaming
 
-        return _record_problem(solve_streaming(X, y, beta=beta, depth=depth, activation=activation, bias=bool(bias),
-                               loss=lossf, method=method, rtol=rtol, **options), lossf, beta, options)
+        return solve_streaming(X, y, beta=beta, depth=depth, activation=activation, bias=bias,
+                               loss=lossf, method=method, rtol=rtol, **options)
     X, Y, scalar = check_X_y(X, y)
     Y = lossf.check_labels(Y)
     # integer class labels become one-hot columns for cross-entropy: the network then has K outputs
     scalar = scalar and Y.shape[1] == 1
-    kw = dict(scalar=scalar, beta=beta, depth=depth, loss=lossf, rtol=rtol, bias=bool(bias), method=method)
+    kw = dict(scalar=scalar, beta=beta, depth=depth, loss=lossf, rtol=rtol, bias=bias, method=method)
     if activation == "linear":
         from .linear.solver import solve_linear
 
-        return _record_problem(solve_linear(X, Y, **kw, **options), lossf, beta, options)
+        return solve_linear(X, Y, **kw, **options)
     from .relu.dispatch import solve_relu
 
-    return _record_problem(solve_relu(X, Y, **kw, **options), lossf, beta, options)
+    return solve_relu(X, Y, **kw, **options)
+
+
+def _report_zero_network(sol: Solution) -> None:
+    """``info["zero_network"]``: whether every weight of the returned network is zero (its
+    output is then 0, or the output bias); said in ``info["note"]`` too, with the reason
+    when certified (beta >= beta_max, see :func:`deepdual.beta_max`)."""
+    net = getattr(sol, "network", None)
+    if not isinstance(net, Network) or "zero_network" in sol.info:
+        return
+    zero = all(not np.any(W) for layers in net.weights for W in layers) and not (
+        net.biases is not None and any(b is not None and np.any(b) for row in net.biases for b in row))
+    sol.info["zero_network"] = bool(zero)
+    if zero:
+        msg = ("the returned network is the zero network" + (
+            " (certified optimal: beta is at least beta_max, see deepdual.beta_max)" if sol.certified else ""))
+        sol.info["note"] = f"{sol.info['note']}; {msg}" if sol.info.get("note") else msg
+
+
+def _report_time_limit(sol: Solution, mon: Monitor) -> Solution:
+    """Say in ``info`` (``status``, ``note``) when a solver stopped at the time limit.
+
+    ``certified`` is unchanged: it compares the objective with the proven lower bound,
+    whichever way the solver stopped."""
+    if mon.time_limit is None:
+        return sol
+    sol.info["time_limit_s"] = mon.time_limit
+    if mon.stopped:
+        sol.info["status"] = "time_limit"
+        msg = (f"stopped at time_limit={mon.time_limit:g} s ({', '.join(mon.stopped_in)}): the network is "
+               "the best found so far; lower_bound is still proven"
+               + ("" if sol.certified else " and does not close the gap"))
+        sol.info["note"] = f"{sol.info['note']}; {msg}" if sol.info.get("note") else msg
+    elif mon.expired():
+        # a solver without time checks ran past the limit (it finished normally)
+        sol.info["time_limit_exceeded"] = True
+    return sol
 
 
 def _record_problem(sol: Solution, lossf: Any, beta: float, options: dict) -> Solution:

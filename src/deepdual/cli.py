@@ -4,6 +4,7 @@ Commands::
 
     deepdual solve DATA --target COLUMN --beta B [--depth L] [--activation relu|linear]
                    [--loss LOSS] [--bias] [--method M] [--out FILE [--force]] [--json] [--summary]
+                   [--progress | --no-progress] [--time-limit SECONDS]
     deepdual certify NETWORK DATA --target COLUMN [--beta B] [--loss LOSS] [--json] [--summary]
     deepdual reproduce NAME --out DIR [--quick] [--seed S] [--force]   (NAME "list" lists them)
     deepdual demo [--out DIR] [--quick] [--force]
@@ -221,7 +222,8 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     X, y, _ = load_data(args.data, args.target)
     t0 = time.perf_counter()
     sol = deepdual.solve(X, y, beta=args.beta, depth=args.depth, activation=args.activation, loss=args.loss,
-                         bias=args.bias, method=args.method, rtol=args.rtol)
+                         bias=args.bias, method=args.method, rtol=args.rtol, progress=args.progress,
+                         time_limit=args.time_limit)
     seconds = time.perf_counter() - t0
     saved = None
     if args.out:
@@ -235,13 +237,15 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     if args.json:
         d.update(network=_describe(sol.network), n=int(X.shape[0]), d=int(X.shape[1]), beta=args.beta,
                  depth=args.depth, activation=args.activation, loss=args.loss, seconds=seconds, saved=saved,
-                 note=note)
+                 note=note, status=sol.info.get("status", "finished"))
         if args.summary:
             d["summary"] = _summary(sol, X, y, args.beta, args.loss)
         print(json.dumps(_jsonable(d)))
         return 0
     _print_result(d, {"network": _describe(sol.network), "data": f"n = {X.shape[0]}, d = {X.shape[1]}",
-                      "time": f"{seconds:.3g} s", "saved": saved, "note": note})
+                      "time": f"{seconds:.3g} s", "saved": saved,
+                      "status": "stopped at the time limit" if sol.info.get("status") == "time_limit" else None,
+                      "note": note})
     if args.summary:
         s = _summary(sol, X, y, args.beta, args.loss)
         print(s if s is not None else "(no summary available: deepdual.report is missing)")
@@ -405,6 +409,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--method", default="auto", help="force a theorem/solver (default auto)")
     s.add_argument("--out", metavar="FILE", help="save the optimal network (.npz)")
     s.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    s.add_argument("--progress", dest="progress", action="store_true", default=None,
+                   help="progress bar on stderr (default: when stderr is a terminal)")
+    s.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    s.add_argument("--time-limit", type=_positive_float, metavar="SECONDS",
+                   help="stop the solver after SECONDS with its best network (reported as stopped; "
+                        "certified only if the proven gap closed)")
     s.set_defaults(func=_cmd_solve)
 
     c = sub.add_parser("certify", help="certify a saved network: objective, proven lower bound, gap",

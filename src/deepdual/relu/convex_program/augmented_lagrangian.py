@@ -17,6 +17,7 @@ import numpy as np
 from ...losses import Loss
 from .groups import Groups, loss_curvature
 from .certificate import spectral_norm_upper, pattern_values
+from ...progress import current as current_monitor
 
 
 def network_close(net: float, low: float, tol: float) -> bool:
@@ -130,7 +131,8 @@ class AugmentedLagrangian:
         t = 1.0
         L = self.L
         it = 0
-        while it < budget:
+        mon = current_monitor()
+        while it < budget and not mon.tick():  # (tick: progress bar; True past the time limit)
             it += 1
             g = grad(Fy, Piy)
             while True:
@@ -172,7 +174,7 @@ class AugmentedLagrangian:
         """AL rounds until the gap over the working set is at most ``tol`` (or budget)."""
         used = 0
         n = self.Xr.shape[0]
-        while used < budget:
+        while used < budget and not current_monitor().expired():
             used += self._fista(self.inner_tol, min(budget - used, AL_INNER_BUDGET))
             C = self.grp.constraint(self.z)
             viol = float(np.sqrt(np.sum(np.minimum(C, 0.0) ** 2)))

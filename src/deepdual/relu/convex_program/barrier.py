@@ -16,6 +16,7 @@ from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
 from ...losses import Loss
 from .groups import Groups, loss_hessian_factor, loss_hessian_times
+from ...progress import current as current_monitor
 
 
 def soc_slack(t: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -253,7 +254,8 @@ class GroupBarrier:
         used = 0
         best, since = np.inf, 0
         self.stalled = False
-        while used < budget:
+        mon = current_monitor()
+        while used < budget and not mon.tick():  # (tick: progress bar; True past the time limit)
             dz, dt, lam2 = self._newton(tau)
             used += 1
             # lambda^2/2 bounds psi - min psi (self-concordance): see center_tol
@@ -286,7 +288,7 @@ class GroupBarrier:
         stalls = 0
         # the barrier gap cannot usefully go below ~1e-13 relative (rounding of psi)
         tol = max(tol, 1e-13)
-        while used < budget:
+        while used < budget and not current_monitor().expired():
             used += self.center(self.tau, budget - used)
             stalls = stalls + 1 if self.stalled else 0
             f = self.f0(self.z, self.t)

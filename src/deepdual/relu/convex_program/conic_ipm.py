@@ -49,6 +49,8 @@ from typing import Callable
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
+from ...progress import current as current_monitor
+
 __all__ = ["GroupSOCQP", "soc_nt_scaling", "soc_max_step"]
 
 _TINY = np.finfo(float).tiny
@@ -446,6 +448,7 @@ class GroupSOCQP:
         used = 0
         deg = self.G * (self.m + 1)
         self.stalled = False
+        mon = current_monitor()
         best, best_state, since = np.inf, None, 0
         while True:
             f, gap, res = self._measure()
@@ -465,7 +468,7 @@ class GroupSOCQP:
                     continue
                 self.stalled = True
                 break
-            if used >= budget:
+            if used >= budget or mon.tick():  # (tick: progress bar; True past the time limit)
                 break
             used += 1
             if not self._step(gap / deg):
@@ -577,7 +580,9 @@ class GroupSOCQP:
             bases = []
             for i in range(len(A)):
                 if np.any(act[i]):
-                    _, sv, Vt = np.linalg.svd(Sx[i][act[i]], full_matrices=True)
+                    # (full V only; a full U would be |active| x |active|: thin when rows >= r)
+                    M_ = Sx[i][act[i]]
+                    _, sv, Vt = np.linalg.svd(M_, full_matrices=M_.shape[0] < M_.shape[1])
                     # singular values above rounding span the active normals
                     rank = int(np.sum(sv > 1e-10 * sv[0])) if sv.size else 0
                     bases.append(Vt[rank:].T)
@@ -602,6 +607,8 @@ class GroupSOCQP:
             f = phi(z)
             blocked = None
             for _ in range(max_iter):
+                if current_monitor().expired():  # time_limit: keep the interior-point iterate
+                    return None
                 g_ = BtB @ w - Bty
                 H = BtB.copy()
                 for i in np.flatnonzero(keep):

@@ -119,6 +119,7 @@ from __future__ import annotations
 
 import numbers
 import time
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -129,6 +130,7 @@ from ...losses import HingeLoss, Loss, SquaredLoss
 from ...objective import objective
 from ...patterns import (count_upper_bound, enumerate_patterns, format_count, row_space, sample_patterns,
                          unique_patterns)
+from ...progress import current as current_monitor, monitoring
 from ...solution import Solution
 from .groups import Groups, has_hessian
 from .certificate import complete_set, global_constraint, gated_relaxation_dual
@@ -303,8 +305,10 @@ def solve_convex(
         tol : float, default ``rtol / 2``
             Stop when the relative duality gap of the program over the pattern set is
             below ``tol`` (half of ``rtol`` leaves room for rounding in the rebuild).
-        progress : bool, default False
-            Show a tqdm progress bar.
+        progress : bool or None, default None
+            ``True``: show a tqdm bar even on a direct call; :func:`deepdual.solve`
+            handles its own ``progress`` and ``time_limit`` (:mod:`deepdual.progress`),
+            which this solver honours through the installed monitor.
         polish : {"auto", True, False}, default "auto"
             Local descent (L-BFGS on the network's weights, :func:`polish_network`) from
             the program's network, kept only if it lowers the objective.  ``"auto"``
@@ -326,7 +330,9 @@ def solve_convex(
     ----------
     Pilanci & Ergen (ICML 2020); Mishkin, Sahiner & Pilanci (ICML 2022).
     """
-    with _SingleThreadedBLAS():
+    # progress=True on a direct call (deepdual.solve installs its own monitor)
+    own_bar = options.get("progress") is True and not current_monitor().show
+    with _SingleThreadedBLAS(), (monitoring(progress=True, desc="convex program") if own_bar else nullcontext()):
         return _solve_convex(X, Y, scalar=scalar, beta=beta, depth=depth, loss=loss, rtol=rtol, bias=bias,
                              **options)
 
@@ -351,9 +357,9 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     if solver in ("ipm", "barrier") and not has_hessian(loss):
         raise ValueError(f"`solver`='ipm' needs the loss's Hessian (squared, logistic, cross_entropy); "
                          f"got {loss!r}")
-    progress = options.get("progress", False)
-    if not isinstance(progress, (bool, np.bool_)):
-        raise TypeError(f"`progress` must be True or False, got {progress!r}")
+    progress = options.get("progress", None)
+    if progress is not None and not isinstance(progress, (bool, np.bool_)):
+        raise TypeError(f"`progress` must be True, False or None, got {progress!r}")
     polish = options.get("polish", "auto")
     if not (isinstance(polish, (bool, np.bool_)) or polish == "auto"):
         raise ValueError(f"`polish` must be 'auto', True or False, got {polish!r}")
@@ -411,7 +417,8 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     polished = None
     if polish == "auto":
         polish = K > 1 or not complete
-    if polish and U.shape[1] > 0:
+    out_of_time = current_monitor().expired()  # time_limit: no polish, no exact enumeration
+    if polish and U.shape[1] > 0 and not out_of_time:
         # the program is an upper bound (vector outputs, sampled patterns): local descent
         # from its network, kept only if better
         U2, A2 = polish_network(Xa, Y, loss, beta, U, A)
@@ -420,16 +427,24 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
         if value2 < value:
             polished = float(value)
             net, value = net2, value2
+    zero_value = loss.value(np.zeros_like(Y), Y)
+    if value >= zero_value:
+        # the zero network is at least as good (beta near or above beta_max, where the
+        # program's iterate keeps tiny neurons): return it; its dual point -grad l(0)
+        # certifies it exactly when beta >= c(-grad l(0)) (deepdual.path)
+        net = network_from_atoms(np.zeros((Xa.shape[1], 0)), np.zeros((0, K)), bias=bias, scalar=scalar)
+        value = objective(net, X, Y, beta=beta, loss=loss, penalize_biases=bias)
 
     # certificate over all networks: the network's own dual point
-    full = complete_set(Xa, rs, pats, complete, enum_limit)
+    # (past the time limit the proven spectral bound replaces a separate enumeration)
+    full = complete_set(Xa, rs, pats, complete, 0 if out_of_time else enum_limit)
     V = loss.dual_point(net.forward(X), Y)
     c, exact, c_how = global_constraint(Xa, rs, V, full, beta)
     t_dual, lower = loss.best_scale(V, Y, np.inf if c <= 0 else beta / c)
     lower = float(lower) if np.isfinite(lower) else -np.inf
     dual = t_dual * V
     dual_from = "network residual"
-    if K > 1 and full is not None and len(full):
+    if K > 1 and full is not None and len(full) and not out_of_time:
         # and the residual of the gated relaxation, whose dual constraint is the cell bound
         # iteration budget: ~1e9 flops (two products with the n x (P r) operator and P
         # small SVDs per iteration), at least 50 iterations, at most 1000

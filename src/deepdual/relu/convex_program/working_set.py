@@ -24,6 +24,7 @@ from .groups import Groups, EPS, interior_direction
 from .certificate import pattern_values
 from .barrier import GroupBarrier
 from .augmented_lagrangian import AugmentedLagrangian, network_close
+from ...progress import current
 
 
 class PrimalDual:
@@ -127,6 +128,11 @@ PD_DENSE_MAX = 4000
 #: largest Newton-step cost (flops) for which the primal-dual method is used (~0.1-0.2 s
 #: per step on one core; it needs ~20-40 steps)
 PD_MAX_COST = 6e9
+#: a stalled primal-dual run whose relative gap over the working set is above this hands
+#: over to the barrier method: it is not at the precision limit of its normal equations
+#: (~1e-9-1e-6) but stuck (nearly rank-one data, X = c a^T + 1e-11 E: relative gaps
+#: 0.5-0.9 after 27 iterations, while the barrier method certifies to 1e-9)
+PD_STALL_GAP = 1e-4
 
 
 # ============================================================================ working set
@@ -235,14 +241,11 @@ def solve_working_set(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, dirs: np.
         inner = GroupBarrier(Xr, Y, loss, beta, pats[W], w_dirs)
     else:
         inner = AugmentedLagrangian(Xr, Y, loss, beta, pats[W])
-    bar = None
-    if progress:
-        try:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=max_iter, desc=f"convex program ({solver})", leave=False)
-        except ImportError:  # pragma: no cover
-            bar = None
+    # progress bar and time limit (deepdual.progress): the inner solvers tick it per
+    # iteration and stop early when the time is up; each round reports the gap
+    mon = current()
+    mon.stage(f"convex program ({solver})")
+    timed_out = False
     # growth rounds need only a rough solution; with every pattern in the working set
     # there is no growth and the first round aims at tol
     round_tol = tol if len(W) == P else max(tol, 1e-3)
@@ -253,8 +256,6 @@ def solve_working_set(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, dirs: np.
             rounds += 1
             step = inner.solve(round_tol, max_iter - used)
             used += step
-            if bar is not None:
-                bar.update(step)
             z = inner.Z
             # the IPM's iterates are feasible (network output = convex output); the AL's
             # are not, and its network can even beat the program: judge the program
@@ -271,8 +272,7 @@ def solve_working_set(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, dirs: np.
             c = max(c_in, c_out, c_no)
             lower = float(loss.best_scale(V, Y, np.inf if c <= 0 else beta / c)[1])
             rel = (primal - lower) / max(abs(primal), np.finfo(float).tiny)
-            if bar is not None:
-                bar.set_postfix(gap=f"{rel:.1e}", patterns=len(W))
+            timed_out = mon.report(primal, lower, rel, patterns=len(W))
             if rel <= tol and (solver != "al" or inner.feasible):
                 converged = True
                 break
@@ -283,12 +283,17 @@ def solve_working_set(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, dirs: np.
                     break
             if used >= max_iter:
                 break
-            if solver == "pd" and not new and inner.stalled and not inner.polished \
-                    and inner.ipm.G * inner.ipm.q > inner.ipm.dense_max \
-                    and ipm_cost(2 * K * len(W), r, n, K) <= IPM_MAX_COST:
-                # the Woodbury solve stalled, the system is too large for dense steps
-                # and the polish found no better point: the barrier method (slower,
-                # but its refined Woodbury steps reach ~1e-9) takes over
+            if timed_out:
+                mon.stop(f"convex program ({solver})")
+                break
+            if solver == "pd" and not new and inner.stalled and ipm_cost(2 * K * len(W), r, n, K) <= IPM_MAX_COST \
+                    and (rel > PD_STALL_GAP or (not inner.polished and inner.ipm.G * inner.ipm.q > inner.ipm.dense_max)):
+                # the primal-dual method stalled far from the optimum (thin cones of nearly
+                # degenerate data: its multipliers mu / s start huge and the dual residual
+                # never falls, docs/convex_program.md §6), or its Woodbury solve stalled,
+                # the system is too large for dense steps and the polish found no better
+                # point: the barrier method (primal feasible, its dual point comes from the
+                # gradient, and its refined Woodbury steps reach ~1e-9) takes over
                 solver = "barrier"
                 inner = GroupBarrier(Xr, Y, loss, beta, inner.grp.pats, inner.interior)
                 continue
@@ -321,6 +326,5 @@ def solve_working_set(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, dirs: np.
                 break  # at the solver's precision limit without closing the gap
             round_tol = max(round_tol * 0.01, 0.1 * tol, 1e-13) if round_tol > tol else round_tol * 0.01
     finally:
-        if bar is not None:
-            bar.close()
+        mon.stage("certificate")  # the bar itself is closed by the monitor's owner (deepdual.solve)
     return WorkingSetResult(inner.grp, inner.Z, primal, lower, c, solver, used, rounds, len(W), converged, dropped)
