@@ -292,3 +292,13 @@ def test_cli_certifies_a_sequential_state_dict(capsys, tmp_path):
     assert json.loads(out)["objective"] == pytest.approx(ref.objective, rel=1e-12)
     code, out, err = _run(capsys, "certify", pt, data, "--beta", "0.5", "--activation", "relu")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "adjacent" in err, err
+
+
+def test_cli_refuses_a_pickled_module_with_a_hint(capsys, tmp_path):
+    rng = np.random.default_rng(9)
+    data = tmp_path / "d.npz"
+    np.savez(data, X=rng.standard_normal((6, 3)), y=rng.standard_normal(6))
+    pt = tmp_path / "full.pt"
+    torch.save(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1)), pt)  # the module, not its state
+    code, out, err = _run(capsys, "certify", pt, data, "--beta", "1")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "state_dict()" in err, err

@@ -148,6 +148,9 @@ def _load_network(path: str, activation: str | None):
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises many types for a bad file
+            if "weights only load failed" in str(exc).lower():  # a pickled module: code is never unpickled
+                raise CLIError(f"NETWORK {path!r} holds a pickled object, not a state dict; deepdual loads "
+                               "only tensors: save it with torch.save(module.state_dict(), path)") from None
             raise CLIError(f"NETWORK {path!r} is not a PyTorch state dict: {str(exc).splitlines()[0]}") from None
         if not isinstance(state, dict):
             raise CLIError(f"NETWORK {path!r} must hold a state dict (save module.state_dict()), "
