@@ -184,6 +184,16 @@ def test_sequential_issue_example_certifies_its_own_objective():
     assert cert.lower_bound <= cert.objective
 
 
+def test_flatten_on_the_input_is_the_identity():
+    torch.manual_seed(5)
+    seq = nn.Sequential(nn.Flatten(), nn.Linear(4, 6), nn.ReLU(), nn.Dropout(0.5), nn.Linear(6, 3))
+    X = np.random.default_rng(10).standard_normal((7, 4))
+    net = Network.from_torch(seq)
+    np.testing.assert_allclose(net.forward(X), _torch_out(seq, X), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(Network.from_torch(seq.state_dict(), activation="relu").forward(X),
+                               _torch_out(seq, X), rtol=1e-13, atol=1e-13)
+
+
 def test_nested_sequential_and_prefixed_state_dict():
     torch.manual_seed(1)
     inner = nn.Sequential(nn.Linear(4, 5), nn.ReLU())
@@ -215,6 +225,10 @@ def test_nested_sequential_and_prefixed_state_dict():
     (lambda: [nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1), nn.ReLU()], "after the last Linear"),
     (lambda: [nn.ReLU(), nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1)], "before the first Linear"),
     (lambda: [nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 4), nn.Linear(4, 1)], "not after layer '2'"),
+    (lambda: [nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1), nn.Sigmoid()], "loss='logistic'"),
+    (lambda: [nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2), nn.Softmax(dim=1)], "loss='cross_entropy'"),
+    (lambda: [nn.Linear(3, 4), nn.Sigmoid(), nn.Linear(4, 1)], r"'1' \(Sigmoid\) cannot be loaded"),
+    (lambda: [nn.Flatten(0), nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1)], r"'0' \(Flatten\)"),
     (lambda: [nn.Linear(3, 1)], "at least 2"),
     (lambda: [nn.ReLU()], "no nn.Linear"),
 ])

@@ -10,7 +10,9 @@ Two kinds of modules are read back into deepdual's parameters (:func:`module_par
   (with or without biases, any depth >= 2) separated by ``nn.ReLU`` (a ReLU network) or
   by nothing (a linear network).  ``nn.Identity`` and ``nn.Dropout`` are accepted anywhere
   and ignored: both are the identity at evaluation, which is the network deepdual
-  certifies.  Nested ``nn.Sequential`` blocks are flattened.  Every other module
+  certifies; so is ``nn.Flatten()`` on deepdual's 2-D input.  Nested ``nn.Sequential``
+  blocks are flattened.  An output ``Sigmoid``/``Softmax`` is refused with a hint: in
+  deepdual it is part of the loss (``loss="logistic"``/``"cross_entropy"``).  Every other module
   (convolutions, batch normalization, other activations, an activation on the input or
   on the output) raises a ``ValueError`` naming the layer: it is not a deepdual network.
 
@@ -305,7 +307,9 @@ def _sequential_module(module: Any, nn: Any, activation: str | None,
     """Read an ``nn.Sequential`` MLP from its modules (which do record the activations)."""
     weights, biases, names = [], [], []
     gaps: list[list[str]] = [[]]  # ReLU modules before the first, between and after the Linear layers
-    for name, child in _flatten(module, nn):
+    children = _flatten(module, nn)
+    last_linear = max((i for i, (_, c) in enumerate(children) if isinstance(c, nn.Linear)), default=-1)
+    for i, (name, child) in enumerate(children):
         if isinstance(child, nn.Linear):
             weights.append(_numpy(child.weight, f"{name}.weight"))
             biases.append(None if child.bias is None else _numpy(child.bias, f"{name}.bias"))
@@ -315,6 +319,14 @@ def _sequential_module(module: Any, nn: Any, activation: str | None,
             gaps[-1].append(name)
         elif isinstance(child, (nn.Identity, nn.Dropout)):
             continue  # the identity at evaluation
+        elif isinstance(child, nn.Flatten) and child.start_dim in (1, -1) and child.end_dim == -1:
+            continue  # the identity on deepdual's 2-D input (n, d)
+        elif i > last_linear >= 0 and isinstance(child, (nn.Sigmoid, nn.Softmax, nn.LogSoftmax)):
+            raise ValueError(
+                f"`module` layer {name!r} ({type(child).__name__}) after the last Linear layer belongs to the "
+                "loss in deepdual: load the Sequential without it (e.g. model[:-1]) and pass "
+                f"loss={'logistic' if isinstance(child, nn.Sigmoid) else 'cross_entropy'!r}"
+            )
         else:
             raise ValueError(f"`module` layer {name!r} ({type(child).__name__}) cannot be loaded: {_SEQUENTIAL_HINT}; "
                              "other activations, convolutions and normalization layers are not deepdual networks")
