@@ -136,6 +136,7 @@ from .groups import Groups, has_hessian
 from .certificate import complete_set, global_constraint, gated_relaxation_dual
 from .working_set import IPM_MAX_COST, IPM_SMALL_COST, WorkingSetResult, ipm_cost, pd_all, solve_working_set
 from .rebuild import network_from_atoms, polish_network, prune_neurons
+from .column_generation import column_generation
 
 # names defined in the sibling modules, importable from here (the public API, the helpers
 # tests/test_relu_convex.py and benchmarks/bench_convex.py import, and the inner solvers)
@@ -170,8 +171,9 @@ __all__ = [
 
 CONVEX_OPTIONS = (
     "patterns", "n_patterns", "max_patterns", "certify_max_patterns", "rng", "solver", "max_iter",
-    "tol", "progress", "polish",
+    "tol", "progress", "polish", "strategy", "time_limit",
 )
+STRATEGIES = ("patterns", "column_generation")
 SOLVERS = ("auto", "ipm", "barrier", "al")
 
 #: number of sampled patterns when exact enumeration is too large
@@ -309,6 +311,14 @@ def solve_convex(
             ``True``: show a tqdm bar even on a direct call; :func:`deepdual.solve`
             handles its own ``progress`` and ``time_limit`` (:mod:`deepdual.progress`),
             which this solver honours through the installed monitor.
+        strategy : {"patterns", "column_generation"}, default "patterns"
+            ``"column_generation"``: scalar output only; the program is solved over a
+            growing pattern set, each round priced by the branch-and-bound oracle
+            (:func:`deepdual.relu.convex_program.oracle.dual_constraint_bb`), until the
+            proven relative gap is below ``rtol`` or ``time_limit`` runs out; both
+            bounds of every round are in ``info["history"]`` (docs/convex_program.md §11).
+        time_limit : float, optional
+            Seconds for ``strategy="column_generation"``.
         polish : {"auto", True, False}, default "auto"
             Local descent (L-BFGS on the network's weights, :func:`polish_network`) from
             the program's network, kept only if it lowers the objective.  ``"auto"``
@@ -341,6 +351,25 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
                   rtol: float, bias: bool, **options: Any) -> Solution:
     """:func:`solve_convex` (with BLAS limited to one thread)."""
     check_options(options, CONVEX_OPTIONS, "solve(..., method='convex')")
+    strategy = options.pop("strategy", "patterns")
+    time_limit = options.pop("time_limit", None)
+    if strategy not in STRATEGIES:
+        raise ValueError(f"`strategy` must be one of {', '.join(map(repr, STRATEGIES))}; got {strategy!r}")
+    if time_limit is not None:
+        time_limit = check_positive(time_limit, "time_limit")
+    if strategy == "column_generation":
+        # certified global optimum: patterns priced by branch and bound (docs/convex_program.md §11)
+        if "patterns" in options:
+            raise ValueError("`patterns` cannot be given with strategy='column_generation' (it builds its own)")
+        if depth != 2:
+            raise ValueError(f"`depth` must be 2 for the convex program (two-layer networks), got {depth}")
+        if isinstance(loss, HingeLoss):
+            raise ValueError("`loss`='hinge' is not supported by the convex program (non-smooth); "
+                             "use 'squared', 'logistic' or 'cross_entropy'")
+        progress = options.pop("progress", False)
+        return column_generation(_solve_convex, X, Y, scalar=scalar, beta=beta, loss=loss, rtol=rtol, bias=bias,
+                                 time_limit=time_limit, rng=options.pop("rng", None),
+                                 log=print if progress else None, **options)
     if depth != 2:
         raise ValueError(f"`depth` must be 2 for the convex program (two-layer networks), got {depth}")
     if isinstance(loss, HingeLoss):

@@ -1,0 +1,491 @@
+r"""Branch and bound over row signs for the dual constraint of two-layer ReLU networks
+on general data (``docs/convex_program.md`` §9).
+
+For :math:`v\in\mathbb{R}^n` the dual constraint is
+:math:`c(v) = \max_{\|u\|\le1}|v^T(Xu)_+| = \max(g(v), g(-v))` with
+
+.. math:: g(v) = \max_{\|u\|\le1}\ \sum_i v_i\,(x_i^Tu)_+ .
+
+Rows with :math:`v_i \le 0` make the objective concave; only the rows with
+:math:`v_i > 0` need branching.  A *node* fixes the sign of :math:`x_i^Tu` for some rows
+and carries valid intervals :math:`l_i \le x_i^Tu \le h_i` on its region.  Its upper
+bound is the value of a *dual feasible point* :math:`w` (any :math:`w` gives a proven
+bound, so an inexact solver never invalidates it):
+
+.. math:: g_{\rm node} \le \|X^Tw\| + \sum_{i\ \rm free,\ v_i>0}
+          \max\big(v_i(l_i)_+ - w_il_i,\ v_i(h_i)_+ - w_ih_i\big),
+
+with :math:`w_i \ge v_i` on rows fixed to :math:`x_i^Tu\ge0`, :math:`w_i\le0` on rows
+fixed to :math:`x_i^Tu \le 0`, and :math:`v_i\le w_i\le0` on the other rows with
+:math:`v_i\le0`.  Leaves (every sign fixed) are the cells of the arrangement, whose exact
+value is the non-negative least squares of :func:`~.certificate.cone_value`.  Feasible
+values (lower bounds on :math:`c(v)`) come from local ascent over cells.  The search is
+best first and *anytime*: at every moment ``upper`` is a proven bound on :math:`c(v)`.
+
+Unpenalized hidden biases (§10): with :math:`1^Tv = 0`,
+:math:`c_b(v) = \max_j c_{X - 1x_j^T}(v)`; pass the recentred matrices as ``pieces``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+from scipy.optimize import Bounds, minimize, nnls
+
+from ..._threads import SingleThreadedBLAS
+
+__all__ = ["OracleResult", "dual_constraint_bb", "cell_ascent", "recentred_pieces"]
+
+_EPS = np.finfo(float).eps
+
+
+@dataclass
+class OracleResult:
+    r"""Result of :func:`dual_constraint_bb`.
+
+    ``upper`` is a proven upper bound on :math:`c(v)` (exact when ``exact``), ``lower``
+    the value :math:`|v^T(X_ku)_+|` attained by the unit direction ``u`` on piece
+    ``piece`` with sign ``sign`` (so :math:`\text{sign}\cdot v^T(X_ku)_+ = \text{lower}`),
+    ``pattern`` its activation pattern :math:`1[X_ku \ge 0]`.  ``violators`` lists
+    ``(value, sign, piece, pattern, u)`` of distinct cells found with value above the
+    ``collect_above`` threshold, best first.  ``history`` holds ``(time_s, lower, upper)``.
+    """
+
+    upper: float
+    lower: float
+    u: np.ndarray
+    sign: float
+    piece: int
+    pattern: np.ndarray
+    exact: bool
+    nodes: int
+    time_s: float
+    status: str
+    history: list = field(default_factory=list)
+    violators: list = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- helpers
+def cell_ascent(X: np.ndarray, v: np.ndarray, u: np.ndarray, *, max_steps: int = 20
+                ) -> tuple[float, np.ndarray, np.ndarray]:
+    r"""Local ascent of :math:`f(u) = v^T(Xu)_+` over the cells of the arrangement.
+
+    From ``u``: pattern :math:`D = 1[Xu\ge0]`, exact maximum of :math:`v^TDXu` over the
+    cell :math:`K_D\cap\{\|u\|\le1\}` by NNLS (its maximizer is
+    :math:`\Pi_{K_D}(a)/\|\Pi_{K_D}(a)\|`, :math:`a = X^TDv`), repeated while the value
+    rises.  Returns ``(f(u*), u*, pattern)`` with ``f`` evaluated directly at the
+    returned unit vector (a feasible value, never above :math:`g(v)`).
+    """
+    def f(z: np.ndarray) -> float:
+        return float(v @ np.maximum(X @ z, 0.0))
+
+    nu = float(np.linalg.norm(u))
+    best_u = u / nu if nu > 0 else np.zeros(X.shape[1])
+    best = f(best_u)
+    seen: set[bytes] = set()
+    for _ in range(max_steps):
+        d = (X @ best_u >= 0)
+        key = np.packbits(d).tobytes()
+        if key in seen:
+            break
+        seen.add(key)
+        sgn = 2.0 * d - 1.0
+        A = X.T * sgn[None, :]
+        b = -(X.T @ (d * v))
+        if not np.any(b):
+            break
+        try:
+            mu, _ = nnls(A, b, maxiter=50 * max(1, A.shape[1]))
+        except RuntimeError:  # pragma: no cover
+            break
+        r = A @ mu - b
+        nr = float(np.linalg.norm(r))
+        if nr <= 0:
+            break
+        z = r / nr
+        val = f(z)
+        if val <= best * (1 + 1e-13) + 1e-300:
+            break
+        best, best_u = val, z
+    return best, best_u, (X @ best_u >= 0)
+
+
+def recentred_pieces(X: np.ndarray) -> list[np.ndarray]:
+    r"""The matrices :math:`X - 1x_j^T` for the distinct rows :math:`x_j` (§10)."""
+    rows = np.unique(X, axis=0)
+    return [X - r[None, :] for r in rows]
+
+
+@dataclass
+class _Piece:
+    X: np.ndarray          # merged distinct non-zero rows
+    v: np.ndarray          # merged weights
+    idx: np.ndarray        # original row -> merged row (-1: zero row)
+    norms: np.ndarray
+    Xfull: np.ndarray
+
+
+def _merge(X: np.ndarray, v: np.ndarray) -> _Piece:
+    """Drop zero rows and merge identical rows (their terms add: exact)."""
+    norms = np.linalg.norm(X, axis=1)
+    nz = norms > 0
+    idx = np.full(X.shape[0], -1, dtype=np.intp)
+    if not np.any(nz):
+        return _Piece(np.zeros((0, X.shape[1])), np.zeros(0), idx, np.zeros(0), X)
+    U, inv = np.unique(X[nz], axis=0, return_inverse=True)
+    inv = np.asarray(inv).reshape(-1)
+    vm = np.zeros(len(U))
+    np.add.at(vm, inv, v[nz])
+    idx[nz] = inv
+    return _Piece(U, vm, idx, np.linalg.norm(U, axis=1), X)
+
+
+class _Side:
+    """One tree: piece ``k``, sign ``s`` (maximizes :math:`s\\,v^T(X_ku)_+`)."""
+
+    def __init__(self, piece: _Piece, k: int, s: float):
+        self.p, self.k, self.s = piece, k, s
+        self.v = s * piece.v
+        self.pos = self.v > 0
+        self.X = piece.X
+        self.n = len(self.v)
+        # rounding slack of every computed bound: |fl(X^T w)| and the recentring differ from
+        # exact arithmetic by a few ulps of sum |w_i| ||x_i||
+        self.slack = 64 * _EPS * float(np.abs(self.v) @ piece.norms) + 1e-300
+
+    # intervals l <= x_i^T u <= h from the ball and the fixed rows (one at a time)
+    def intervals(self, fixed: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        nr = self.p.norms
+        lo, hi = -nr.copy(), nr.copy()
+        sign = np.zeros(self.n, dtype=np.int8)
+        n2 = nr ** 2
+        for j, sj in fixed:
+            sign[j] = sj
+            col = self.X @ self.X[j] * sj      # s_j x_i^T x_j
+            # max x_i^T u s.t. s_j x_j^T u >= 0, ||u|| <= 1  <=  ||x_i + mu s_j x_j||, mu >= 0
+            # (+ a rounding margin: nearly parallel rows never get a falsely implied sign)
+            red = np.sqrt(np.maximum(n2 - col ** 2 / n2[j], 0.0) + 64 * _EPS * n2)
+            hi = np.where(col < 0, np.minimum(hi, red), hi)
+            lo = np.where(col > 0, np.maximum(lo, -red), lo)
+        for j, sj in fixed:
+            if sj > 0:
+                lo[j] = max(lo[j], 0.0)
+            else:
+                hi[j] = min(hi[j], 0.0)
+        sign = np.where((sign == 0) & (lo >= 0), 1, sign).astype(np.int8)
+        sign = np.where((sign == 0) & (hi <= 0), -1, sign).astype(np.int8)
+        return lo, hi, sign
+
+    def bound(self, lo: np.ndarray, hi: np.ndarray, sign: np.ndarray, w0: np.ndarray | None,
+              maxiter: int) -> tuple[float, np.ndarray]:
+        r"""Proven upper bound on the node's maximum and its dual point ``w``.
+
+        :math:`B(w) = \|X^Tw\| + \sum_{\rm free}\varphi_i(w_i)` is a valid bound at every
+        ``w`` in the boxes; it is minimized approximately (L-BFGS-B, warm started at the
+        parent's ``w0``) and evaluated exactly at the point returned.
+        """
+        v, X, n = self.v, self.X, self.n
+        free = (sign == 0) & self.pos
+        lb = np.where(sign > 0, v, np.where(sign < 0, -np.inf, np.minimum(v, 0.0)))
+        ub = np.where(sign > 0, np.inf, 0.0)
+        lb[free], ub[free] = -np.inf, np.inf
+        # phi_i(w) = max(-w l, v h - w h), kink a* = v h / (h - l), phi* = -a* l (free rows)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            astar = np.where(free, v * hi / (hi - lo), 0.0)
+
+        def B(w: np.ndarray) -> float:
+            w = np.clip(w, lb, ub)
+            phi = np.maximum(-w * lo, v * hi - w * hi)
+            return float(np.linalg.norm(X.T @ w)) + float(phi[free].sum())
+
+        w = np.where(free, astar, 0.0) if w0 is None else np.asarray(w0, dtype=float)
+        w = np.clip(w, lb, ub)
+        w = self._solve_subset(w, lb < ub, lb, ub, free, lo, hi, astar, maxiter)
+        w = np.clip(w, lb, ub)
+        return B(w) + self.slack, w
+
+    def _solve_subset(self, w: np.ndarray, A: np.ndarray, lb: np.ndarray, ub: np.ndarray, free: np.ndarray,
+                      lo: np.ndarray, hi: np.ndarray, astar: np.ndarray, maxiter: int) -> np.ndarray:
+        """Minimize B over the rows in ``A`` (the others fixed) by L-BFGS-B (split variables
+        :math:`w = a^* + y - q` on free rows make the objective smooth)."""
+        X = self.X
+        ai = np.flatnonzero(A)
+        if len(ai) == 0:
+            return w
+        c0 = X[~A].T @ w[~A]
+        XA = X[ai]
+        fA = free[ai]
+        fi = np.flatnonzero(fA)
+        m, nf = len(ai), len(fi)
+        lbA, ubA = lb[ai].copy(), ub[ai].copy()
+        lbA[fi], ubA[fi] = 0.0, np.inf
+        cost_y = np.zeros(m)
+        cost_y[fi] = -lo[ai][fi]
+        cost_q = hi[ai][fi]
+        aA = astar[ai][fi]
+
+        def w_of(z: np.ndarray) -> np.ndarray:
+            wa = z[:m].copy()
+            wa[fi] += aA - z[m:]
+            return wa
+
+        def fun(z: np.ndarray) -> tuple[float, np.ndarray]:
+            g = c0 + XA.T @ w_of(z)
+            ng = float(np.linalg.norm(g))
+            gw = XA @ g / ng if ng > 0 else np.zeros(m)
+            return ng + float(cost_y @ z[:m] + cost_q @ z[m:]), np.concatenate([gw + cost_y, -gw[fi] + cost_q])
+
+        z0 = np.zeros(m + nf)
+        wa0 = w[ai]
+        z0[:m] = wa0
+        dd = wa0[fi] - aA
+        z0[fi] = np.maximum(dd, 0.0)
+        z0[m:] = np.maximum(-dd, 0.0)
+        lbz = np.concatenate([lbA, np.zeros(nf)])
+        ubz = np.concatenate([ubA, np.full(nf, np.inf)])
+        z0 = np.clip(z0, lbz, ubz)
+        res = minimize(fun, z0, jac=True, method="L-BFGS-B", bounds=Bounds(lbz, ubz),
+                       options={"maxiter": maxiter, "ftol": 1e-15, "gtol": 1e-12, "maxcor": 20})
+        z = np.clip(res.x, lbz, ubz) if res.fun <= fun(z0)[0] else z0
+        out = w.copy()
+        out[ai] = w_of(z)
+        return out
+
+    def leaf_value(self, sign: np.ndarray) -> float:
+        r"""Exact (NNLS) maximum over a cell where every row's sign is fixed."""
+        v, X = self.v, self.X
+        d = (sign > 0).astype(float)
+        sgn = np.where(sign > 0, 1.0, -1.0)
+        A = X.T * sgn[None, :]
+        b = -(X.T @ (d * v))
+        if not np.any(b):
+            return 0.0
+        try:
+            mu, _ = nnls(A, b, maxiter=50 * max(1, A.shape[1]))
+        except RuntimeError:  # pragma: no cover - mu = 0 is feasible
+            return float(np.linalg.norm(b)) + self.slack
+        return float(np.linalg.norm(A @ np.maximum(mu, 0.0) - b)) + self.slack
+
+
+# ----------------------------------------------------------------------------- main
+def dual_constraint_bb(
+    X: np.ndarray,
+    v: np.ndarray,
+    *,
+    pieces: list[np.ndarray] | None = None,
+    time_limit: float | None = None,
+    rtol: float = 1e-8,
+    stop_above: float | None = None,
+    stop_below: float | None = None,
+    collect_above: float | None = None,
+    max_collect: int = 20,
+    max_nodes: int | None = None,
+    one_sided: bool = False,
+    maxiter: int = 60,
+    log: Callable[[str], None] | None = None,
+    log_every: float = 5.0,
+) -> OracleResult:
+    r"""Branch and bound for :math:`c(v) = \max_k\max_{\|u\|\le1}|v^T(X_ku)_+|`.
+
+    Parameters
+    ----------
+    X : ndarray (n, d)
+        The data (used when ``pieces`` is None: one piece ``X``).
+    v : ndarray (n,)
+        The dual point.
+    pieces : list of ndarray (n, d), optional
+        Several data matrices (e.g. :func:`recentred_pieces` for hidden biases); the
+        maximum is over all of them.
+    time_limit : float, optional
+        Seconds; the search then stops and returns its proven bound.
+    rtol : float, default 1e-8
+        Stop when ``upper - lower <= rtol * upper`` (``exact``).
+    stop_above, stop_below : float, optional
+        Stop as soon as a feasible value exceeds ``stop_above`` (a violated constraint is
+        found) or the proven bound is at most ``stop_below`` (the constraint holds).
+    collect_above : float, optional
+        Record every distinct cell found with value above this (``violators``).
+    one_sided : bool, default False
+        Bound :math:`g(v) = \max_u v^T(Xu)_+` only (no absolute value).
+    log : callable, optional
+        Receives progress lines (time, nodes, lower, upper, gap), like a MIP solver's log.
+
+    Returns
+    -------
+    OracleResult
+        ``upper`` is always a proven upper bound.
+    """
+    with SingleThreadedBLAS():
+        return _bb(X, v, pieces=pieces, time_limit=time_limit, rtol=rtol, stop_above=stop_above,
+                   stop_below=stop_below, collect_above=collect_above, max_collect=max_collect,
+                   max_nodes=max_nodes, one_sided=one_sided, maxiter=maxiter, log=log, log_every=log_every)
+
+
+def _bb(X: np.ndarray, v: np.ndarray, *, pieces: Any, time_limit: float | None, rtol: float,
+        stop_above: float | None, stop_below: float | None, collect_above: float | None, max_collect: int,
+        max_nodes: int | None, one_sided: bool, maxiter: int, log: Any, log_every: float) -> OracleResult:
+    t0 = time.perf_counter()
+    X = np.asarray(X, dtype=float)
+    v = np.asarray(v, dtype=float).reshape(-1)
+    mats = [X] if pieces is None else [np.asarray(P, dtype=float) for P in pieces]
+    d = mats[0].shape[1]
+    sides: list[_Side] = []
+    for k, M in enumerate(mats):
+        pc = _merge(M, v)
+        for s in ((1.0,) if one_sided else (1.0, -1.0)):
+            sides.append(_Side(pc, k, s))
+
+    inc = {"val": 0.0, "u": np.zeros(d), "side": sides[0] if sides else None}
+    violators: dict[bytes, tuple] = {}
+    history: list[tuple[float, float, float]] = []
+    heap: list = []
+    counter = itertools.count()
+    closed_max = 0.0  # largest bound of a pruned or finished node
+    nodes = 0
+
+    def offer(side: _Side, u: np.ndarray) -> None:
+        val, uu, pat = cell_ascent(side.X, side.v, u)
+        if val > inc["val"]:
+            inc.update(val=val, u=uu, side=side)
+        if collect_above is not None and val > collect_above:
+            full = side.p.Xfull @ uu >= 0
+            key = bytes([side.s > 0]) + side.k.to_bytes(4, "little") + np.packbits(full).tobytes()
+            if key not in violators or violators[key][0] < val:
+                violators[key] = (val, side.s, side.k, full, uu.copy())
+
+    def upper() -> float:
+        top = -heap[0][0] if heap else 0.0
+        return max(inc["val"], closed_max, top)
+
+    def push(side: _Side, fixed: tuple, bound: float, w: np.ndarray) -> None:
+        nonlocal closed_max
+        if bound <= inc["val"] * (1 + rtol):
+            closed_max = max(closed_max, bound)
+            return
+        heapq.heappush(heap, (-bound, next(counter), side, fixed, w.astype(np.float32)))
+
+    def process(side: _Side, fixed: tuple, parent_bound: float, w0: np.ndarray | None) -> None:
+        """Bound the node ``fixed`` (with its own intervals) and push or close it."""
+        nonlocal closed_max, nodes
+        nodes += 1
+        lo, hi, sign = side.intervals(fixed)
+        free = (sign == 0) & side.pos
+        if not np.any(sign == 0):  # a cell: exact NNLS
+            b = min(parent_bound, side.leaf_value(sign))
+            closed_max = max(closed_max, b)
+            # its maximizer for the incumbent
+            offer(side, _cell_direction(side, sign))
+            return
+        b, w = side.bound(lo, hi, sign, w0, maxiter)
+        b = min(b, parent_bound)
+        g = side.X.T @ w
+        ng = float(np.linalg.norm(g))
+        if ng > 0:
+            offer(side, g / ng)
+        if not np.any(free) and b <= inc["val"] * (1 + 1e-7) + side.slack:
+            closed_max = max(closed_max, b)
+            return
+        push(side, fixed, b, w)
+
+    # roots: the spectral bound of each side caps its tree (docs/convex_program.md §4)
+    for side in sides:
+        if not np.any(side.pos):
+            continue
+        spec = float(np.linalg.norm(side.X[side.pos], 2) * np.linalg.norm(side.v[side.pos])) * (1 + 1e-12)
+        process(side, (), spec + side.slack, None)
+
+    last_log = -np.inf
+    status = "optimal"
+
+    def record(force: bool = False) -> None:
+        nonlocal last_log
+        t = time.perf_counter() - t0
+        U, L = upper(), inc["val"]
+        if not history or history[-1][1] != L or history[-1][2] != U:
+            history.append((t, L, U))
+        if log is not None and (force or t - last_log >= log_every):
+            last_log = t
+            gap = (U - L) / U if U > 0 else 0.0
+            log(f"{t:8.1f}s  nodes {nodes:7d}  open {len(heap):6d}  lower {L:.8g}  upper {U:.8g}  gap {gap:.2e}")
+
+    record(force=True)
+    while heap:
+        U, L = upper(), inc["val"]
+        if U - L <= rtol * U:
+            break
+        if stop_above is not None and L > stop_above:
+            status = "stopped: violation found"
+            break
+        if stop_below is not None and U <= stop_below:
+            status = "stopped: bound below threshold"
+            break
+        if time_limit is not None and time.perf_counter() - t0 >= time_limit:
+            status = "time limit"
+            break
+        if max_nodes is not None and nodes >= max_nodes:
+            status = "node limit"
+            break
+        negb, _, side, fixed, w = heapq.heappop(heap)
+        bnode = -negb
+        if bnode <= inc["val"] * (1 + rtol):
+            closed_max = max(closed_max, bnode)
+            continue
+        lo, hi, sign = side.intervals(fixed)
+        free = (sign == 0) & side.pos
+        w = np.asarray(w, dtype=float)
+        g = side.X.T @ w
+        ng = float(np.linalg.norm(g))
+        t = side.X @ (g / ng) if ng > 0 else np.zeros(side.n)
+        if np.any(free):
+            fi = np.flatnonzero(free)
+            lf, hf, vf, tf = lo[fi], hi[fi], side.v[fi], np.clip(t[fi], lo[fi], hi[fi])
+            excess = vf * hf * (tf - lf) / (hf - lf) - vf * np.maximum(tf, 0.0)
+            amb = vf * np.minimum(hf, -lf)
+            j = int(fi[np.argmax(excess + 1e-9 * amb)])
+        else:  # only rows with v_i <= 0 are unfixed: split the most ambiguous one
+            fi = np.flatnonzero(sign == 0)
+            j = int(fi[np.argmin(np.abs(t[fi]) / side.p.norms[fi])])
+        for sj in (1, -1):
+            process(side, fixed + ((j, sj),), bnode, w)
+        record()
+    else:
+        status = "optimal"
+    if not heap and status not in ("optimal",):
+        status = "optimal"
+    U, L = upper(), inc["val"]
+    exact = U - L <= max(rtol, 1e-7) * U or U <= 0
+    if status == "optimal" and not exact:
+        status = "finished (bound and value differ by more than rtol)"
+    record(force=True)
+    side = inc["side"]
+    u = inc["u"]
+    if side is not None:
+        pat = side.p.Xfull @ u >= 0
+        sgn, k = side.s, side.k
+    else:
+        pat, sgn, k = np.zeros(X.shape[0], dtype=bool), 1.0, 0
+    viol = sorted(violators.values(), key=lambda x: -x[0])[:max_collect]
+    return OracleResult(upper=float(U), lower=float(L), u=u, sign=float(sgn), piece=int(k), pattern=pat,
+                        exact=bool(exact), nodes=nodes, time_s=time.perf_counter() - t0, status=status,
+                        history=history, violators=viol)
+
+
+def _cell_direction(side: _Side, sign: np.ndarray) -> np.ndarray:
+    """Maximizer of the cell with signs ``sign`` (projection of a onto the cone)."""
+    v, X = side.v, side.X
+    d = (sign > 0).astype(float)
+    sgn = np.where(sign > 0, 1.0, -1.0)
+    A = X.T * sgn[None, :]
+    b = -(X.T @ (d * v))
+    if not np.any(b):
+        return np.zeros(X.shape[1])
+    try:
+        mu, _ = nnls(A, b, maxiter=50 * max(1, A.shape[1]))
+    except RuntimeError:  # pragma: no cover
+        mu = np.zeros(A.shape[1])
+    return A @ mu - b
