@@ -64,6 +64,7 @@ from ..objective import objective
 from ..projection import Factorization, pow2, secular_mu, factorize, project_factored
 from ..solution import Solution
 from ..structures import has_orthonormal_columns, is_whitened
+from .factored import factored_lbfgs
 from .newton import group_logistic_newton, newton_affordable
 
 __all__ = ["solve_linear", "LINEAR_METHODS"]
@@ -330,6 +331,9 @@ def fista_nuclear(X: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, *, W0: 
     each time the smoothed problem is solved (continuation [4]_); gaps are always
     measured on the true loss.
 
+    With several outputs and a smooth loss (``newton=True``), 300 FISTA steps are
+    followed by L-BFGS on the factored problem (:func:`~deepdual.linear.factored.factored_lbfgs`),
+    whose result counts only through the same gap test.
     With one output and the logistic loss (``newton=True``, data small enough for
     :func:`~deepdual.linear.newton.newton_affordable`) the damped Newton method
     :func:`~deepdual.linear.newton.group_logistic_newton` runs first, stopped by the same
@@ -448,6 +452,25 @@ def fista_nuclear(X: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, *, W0: 
                                bool(state["P"] - state["D"] <= tol * max(abs(state["P"]), _TINY)), algorithm)
         W, b = state["W"].copy(), None if state["b"] is None else np.array(state["b"], dtype=float).reshape(K)
         algorithm = "newton+fista"
+    smooth = not hinge and getattr(loss, "lipschitz", None) is not None
+    if newton and K > 1 and smooth and not intercept and left > 0:
+        # several outputs, smooth loss: a short FISTA phase, then L-BFGS on the factored problem
+        W, b, used, converged = run(loss, None, W, b, min(300, left))
+        state["it"] += used
+        left -= used
+        if converged:
+            return FistaResult(state["W"], state["b"], state["P"], state["V"], state["D"], state["it"], True,
+                               algorithm)
+        Wf, used = factored_lbfgs(X, Y, loss, beta, state["W"], max_iter=max(min(left, 3000), 1))
+        state["it"] += used
+        # L-BFGS stalls only at rounding level or at its budget: a last short FISTA phase at most
+        left = min(left - used, 1000)
+        algorithm = "fista+lbfgs"
+        if evaluate(Wf, None, X @ Wf, loss, None)[0]:
+            return FistaResult(state["W"], state["b"], state["P"], state["V"], state["D"], state["it"], True,
+                               algorithm)
+        W = state["W"].copy()
+        algorithm = "fista+lbfgs+fista"
     if hinge:
         gammas = [10.0 ** (-k) for k in range(0, 13)]
     else:
