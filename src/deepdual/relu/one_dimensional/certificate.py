@@ -188,6 +188,10 @@ def _c_penalized(u: np.ndarray, V: np.ndarray) -> float:
     A = np.stack([c1[last] - c1[first], c0[last] - c0[first]], axis=1).astype(float)
     m = _arc_max(A, lo, hi)
     slack = 4.0 * u.size * LONG_DOUBLE_EPS * float(np.sum(np.abs(V)) * (1.0 + np.max(np.abs(u))))
+    # the arc ends and the value on them are double-precision: each value errs by at most a few
+    # units in the last place of ||a|| (the function is ||a||-Lipschitz in the angle), also when
+    # boundary angles of huge |u| round to the same double
+    slack += 8.0 * EPS * float(np.max(np.hypot(A[:, 0], A[:, 1])))
     return float(np.max(m)) + slack
 
 

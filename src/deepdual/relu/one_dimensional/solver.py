@@ -101,6 +101,7 @@ from .trend_filter import DEFAULT_TOL, solve_two_layer
 from .losses import solve_binary, solve_cross_entropy
 from .biases import solve_penalized
 from .deep import solve_deep
+from .units import rescale_solution, unit_scales
 
 # names defined in the sibling modules, importable from here (public API and the private
 # helpers tests/test_relu_1d.py reaches as ``relu_1d.<name>``)
@@ -145,6 +146,11 @@ class SkipSolution(Solution):
         lin = self.slope * X[:, 0]
         return out + (lin if out.ndim == 1 else lin[:, None])
 
+
+#: largest max|x| accepted with penalized biases: beyond it the arc program (angles of the
+#: directions orthogonal to (x_k, 1)) is inaccurate in double precision; measured: certified at
+#: 1e5, breaks down between 1e6 and 1e7 (docs/one_dimensional.md §8)
+PENALIZED_MAX_X = 2.0 ** 20
 
 _OPTIONS = ("penalize_biases", "skip", "tol", "max_iter", "n_grid", "architecture")
 
@@ -237,9 +243,51 @@ def solve_1d(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, depth: 
         raise ValueError(f"`architecture` must be one of {_ARCHITECTURES} (depth >= 3 on 1-D data), got "
                          f"{architecture!r}; unconstrained deep networks and the paper's norm-constrained "
                          "architecture have no exact solver (see docs/one_dimensional.md §7)")
+    tol = rtol / 10 if (multiclass and tol_default) else tol
+    kw = dict(scalar=scalar, depth=depth, loss=loss, rtol=rtol, penalize_biases=penalize_biases, skip=skip,
+              tol=tol, max_iter=max_iter, n_grid=n_grid)
+    if penalize_biases:  # not scale-equivariant (units.py): solved in the given units
+        xmax = float(np.max(np.abs(X)))
+        if xmax > PENALIZED_MAX_X:
+            raise ValueError(f"`X` has max|x| = {xmax:.3g}: with penalize_biases=True the problem is not "
+                             "invariant to the units of x (a bias costs like a weight), and the cone program "
+                             "over activation arcs loses its precision beyond max|x| ~ "
+                             f"{PENALIZED_MAX_X:.3g}; rescale x (which changes the problem) or use free "
+                             "biases (penalize_biases=False, unit-invariant; docs/one_dimensional.md §8)")
+        sol = _solve_in_units(X, Y, beta=beta, **kw)
+        if not sol.certified and xmax > 2.0 ** 10:
+            msg = (f"max|x| = {xmax:.3g}: the penalized-bias cone program loses precision for large x "
+                   "(not unit-invariant, so it is not rescaled; docs/one_dimensional.md §8)")
+            sol.info["note"] = f"{sol.info['note']}; {msg}" if sol.info.get("note") else msg
+        return sol
+    # free biases: solve in units where max|x| and max|y| are about 1, map back exactly (units.py)
+    units = unit_scales(X[:, 0], Y, depth=depth, scale_labels=isinstance(loss, SquaredLoss))
+    if units.identity:
+        return _solve_in_units(X, Y, beta=beta, **kw)
+    beta_s = units.beta_scaled(beta)
+    if not (np.isfinite(beta_s) and beta_s >= np.finfo(float).tiny):
+        raise ValueError(f"`beta` = {beta!r} is out of range for data of this size (max|x| ~ {units.a:.3g}"
+                         + (f", max|y| ~ {units.b:.3g}" if units.b != 1.0 else "")
+                         + f"): the problem in unit scale has beta = {beta_s:.3g}")
+    scaled = _solve_in_units(X / units.a, Y / units.b, beta=beta_s, **kw)
+    sol = rescale_solution(scaled, units, objective=np.nan)
+    target = Y - sol.slope * X if skip else Y
+    sol.objective = network_objective(sol.network, X, target, beta, loss)  # in the given units
+    if not np.isfinite(sol.objective):
+        raise ValueError(f"the optimal objective overflows float64 for labels of this size (max|y| ~ "
+                         f"{units.b:.3g}; it is {units.objective:.3g} times {scaled.objective:.6g}): rescale `y`")
+    return sol
+
+
+def _solve_in_units(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, depth: int, loss: Loss,
+                    rtol: float, penalize_biases: bool, skip: bool, tol: float, max_iter: int,
+                    n_grid: int) -> Solution:
+    """The 1-D solver for validated options (the variants of :func:`solve_1d`)."""
+    multiclass = isinstance(loss, CrossEntropyLoss)
+    binary = isinstance(loss, (LogisticLoss, HingeLoss))
     if multiclass:
         return solve_cross_entropy(X[:, 0], X, Y, scalar=scalar, beta=beta, loss=loss, rtol=rtol,
-                                    tol=rtol / 10 if tol_default else tol, max_iter=max_iter)
+                                    tol=tol, max_iter=max_iter)
     x, y = X[:, 0], Y[:, 0]
     if depth >= 3:
         if penalize_biases or skip:
