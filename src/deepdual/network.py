@@ -32,14 +32,18 @@ def _relu(z: np.ndarray) -> np.ndarray:
 
 
 def _check_array(a: Any, name: str, ndim: int) -> None:
-    """``a`` must be a finite real ndarray with ``ndim`` dimensions, none of them empty."""
+    """``a`` must be a real ndarray with ``ndim`` dimensions, none of them empty."""
     if not isinstance(a, np.ndarray):
         raise TypeError(f"`{name}` must be a numpy array, got {type(a).__name__}")
     if a.dtype.kind not in "biuf":
         raise TypeError(f"`{name}` must be a real numeric array, got dtype {a.dtype}")
     if a.ndim != ndim or 0 in a.shape:
         raise ValueError(f"`{name}` must be a non-empty {ndim}-D array, got shape {a.shape}")
-    check_finite(a, name)
+
+
+def _ok(a: Any, ndim: int) -> bool:
+    """Fast path of :func:`_check_array` (no message built)."""
+    return type(a) is np.ndarray and a.ndim == ndim and a.dtype.kind in "biuf" and a.size > 0
 
 
 def check_parameters(weights: Any, biases: Any, output_bias: Any, activation: Any, scalar_output: Any,
@@ -51,8 +55,9 @@ def check_parameters(weights: Any, biases: Any, output_bias: Any, activation: An
     all sub-networks must share the depth ``L >= 2``, the input dimension ``d`` and the
     number of outputs ``K``; ``biases[j][l]`` (``l < L - 1``) is ``None`` or a finite vector
     of shape ``(m_l,)``, ``output_bias`` is ``None`` or a finite vector of shape ``(K,)``.
-    Messages name the offending entry as ``{prefix}weights[j][l]``; the cost is one pass
-    over the parameters.
+    Messages name the offending entry as ``{prefix}weights[j][l]``.  The cost is one
+    reduction per array: the sum of all entries is finite exactly when no entry is NaN or
+    infinite (barring overflow, which falls back to the entrywise test).
     """
     p = prefix
     if activation not in ACTIVATIONS:
@@ -63,11 +68,14 @@ def check_parameters(weights: Any, biases: Any, output_bias: Any, activation: An
         raise TypeError(f"`{p}weights` must be a list of sub-networks, each a list of 2-D arrays")
     if len(weights) == 0:
         raise ValueError(f"`{p}weights` must contain at least one sub-network")
+    arrays: list[tuple[np.ndarray, int, int | None, int | None]] = []  # (array, kind, j, l); kind 0 W, 1 b, 2 out
     for j, sub in enumerate(weights):
         if not isinstance(sub, (list, tuple)):
             raise TypeError(f"`{p}weights[{j}]` must be a list of 2-D arrays (one per layer)")
         for l, W in enumerate(sub):
-            _check_array(W, f"{p}weights[{j}][{l}]", 2)
+            if not _ok(W, 2):
+                _check_array(W, f"{p}weights[{j}][{l}]", 2)
+            arrays.append((W, 0, j, l))
     depth = len(weights[0])
     if depth < 2:
         raise ValueError(f"`{p}weights[0]` must have at least 2 layers, got {depth}")
@@ -99,14 +107,28 @@ def check_parameters(weights: Any, biases: Any, output_bias: Any, activation: An
             for l, b in enumerate(sub):
                 if b is None:
                     continue
-                _check_array(b, f"{p}biases[{j}][{l}]", 1)
-                if b.shape != (weights[j][l].shape[1],):
+                if not _ok(b, 1):
+                    _check_array(b, f"{p}biases[{j}][{l}]", 1)
+                if b.shape[0] != weights[j][l].shape[1]:
                     raise ValueError(f"`{p}biases[{j}][{l}]` must have shape ({weights[j][l].shape[1]},), "
                                      f"got {b.shape}")
+                arrays.append((b, 1, j, l))
     if output_bias is not None:
-        _check_array(output_bias, f"{p}output_bias", 1)
+        if not _ok(output_bias, 1):
+            _check_array(output_bias, f"{p}output_bias", 1)
         if output_bias.shape != (K,):
             raise ValueError(f"`{p}output_bias` must have shape ({K},), got {output_bias.shape}")
+        arrays.append((output_bias, 2, None, None))
+    # finiteness: one reduction per array, the entrywise test only when the total is not finite
+    with np.errstate(over="ignore", invalid="ignore"):
+        if len(arrays) > 8 and sum(a.size for a, *_ in arrays) <= 2**20:  # many small arrays: one reduction
+            total = np.add.reduce(np.concatenate([a.ravel() for a, *_ in arrays]))
+        else:
+            total = sum(np.add.reduce(a, axis=None) for a, *_ in arrays)
+    if not np.isfinite(total):
+        names = ("weights[{}][{}]", "biases[{}][{}]", "output_bias")
+        for a, kind, j, l in arrays:
+            check_finite(a, p + names[kind].format(j, l))
 
 
 class Network:
