@@ -26,8 +26,9 @@ def _random_network(rng, *, activation, depth, m, K, hidden_bias, output_bias, d
     widths = [[d, *rng.integers(1, 5, size=depth - 1).tolist(), K] for _ in range(m)]
     weights = [[rng.standard_normal((w[l], w[l + 1])) for l in range(depth)] for w in widths]
     biases = None
-    if hidden_bias:
-        biases = [[rng.standard_normal(w[l + 1]) for l in range(depth - 1)] for w in widths]
+    if hidden_bias:  # some hidden layers may have no bias at all (absent, not zero)
+        biases = [[rng.standard_normal(w[l + 1]) if rng.random() < 0.7 else None for l in range(depth - 1)]
+                  for w in widths]
     ob = rng.standard_normal(K) if output_bias else None
     return Network(weights, activation, biases=biases, output_bias=ob)
 
@@ -58,6 +59,10 @@ def test_to_torch_state_dict_round_trip_is_exact(seed, activation, depth, m, K, 
         assert back.activation == activation
         assert back.scalar_output == net.scalar_output
         assert back.widths == net.widths
+        present = [[b is not None for b in row] for row in (net.biases or [])]
+        assert [[b is not None for b in row] for row in (back.biases or [])] == (
+            present if any(map(any, present)) else [])
+        assert (back.output_bias is None) == (net.output_bias is None)
         assert back.predict(X).shape == net.predict(X).shape
         np.testing.assert_array_equal(back.predict(X), net.predict(X))
     # the same dict saved and loaded by torch (what the CLI reads)

@@ -76,12 +76,15 @@ def _module_class():
             self.activation = activation
             self._scalar_output = bool(scalar_output)
             L = len(widths[0]) - 1
+            # hidden_bias: one flag for every hidden layer, or flags [j][l] (l < L - 1) per layer
+            flags = ([[bool(hidden_bias)] * (L - 1) for _ in widths] if isinstance(hidden_bias, (bool, int))
+                     else [[bool(f) for f in row] for row in hidden_bias])
             self.subnets = nn.ModuleList(
                 nn.ModuleList(
-                    nn.Linear(w[l], w[l + 1], bias=bool(hidden_bias) and l < L - 1, dtype=dtype)
+                    nn.Linear(w[l], w[l + 1], bias=l < L - 1 and flags[j][l], dtype=dtype)
                     for l in range(L)
                 )
-                for w in widths
+                for j, w in enumerate(widths)
             )
             K = widths[0][-1]
             self.output_bias = nn.Parameter(torch.zeros(K, dtype=dtype)) if output_bias else None
@@ -132,7 +135,10 @@ def parallel_network_class():
 def network_to_module(net, dtype: Any = None):
     torch = require_torch()
     dtype = torch.float64 if dtype is None else dtype
-    hidden_bias = net.biases is not None and any(b is not None for row in net.biases for b in row)
+    # the bias parameters present in the network, and only those: an absent bias and a zero
+    # bias are different architectures (certify classes networks by the parameters present)
+    hidden_bias = (False if net.biases is None
+                   else [[b is not None for b in row] for row in net.biases])
     mod = parallel_network_class()(
         net.widths, net.activation, hidden_bias=hidden_bias, output_bias=net.output_bias is not None,
         scalar_output=net.scalar_output, dtype=dtype,
@@ -143,8 +149,7 @@ def network_to_module(net, dtype: Any = None):
                 lin = mod.subnets[j][l]
                 lin.weight.copy_(torch.as_tensor(W.T, dtype=dtype))
                 if lin.bias is not None:
-                    b = net.biases[j][l] if net.biases is not None else None
-                    lin.bias.copy_(torch.as_tensor(np.zeros(W.shape[1]) if b is None else b, dtype=dtype))
+                    lin.bias.copy_(torch.as_tensor(net.biases[j][l], dtype=dtype))
         if mod.output_bias is not None:
             mod.output_bias.copy_(torch.as_tensor(net.output_bias, dtype=dtype))
     return mod

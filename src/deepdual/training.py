@@ -218,7 +218,7 @@ def _make_forward(torch: Any, module: Any):
     """
     subnets = [list(layers) for layers in module.subnets]
     m = len(subnets)
-    shapes = {tuple(tuple(lin.weight.shape) for lin in layers) for layers in subnets}
+    shapes = {tuple((tuple(lin.weight.shape), lin.bias is not None) for lin in layers) for layers in subnets}
     if m == 1 or len(shapes) != 1:
         return module
     L = len(subnets[0])
