@@ -224,9 +224,11 @@ def _cmd_solve(args: argparse.Namespace) -> int:
 
     X, y, _ = load_data(args.data, args.target)
     t0 = time.perf_counter()
+    # seed of sampled activation patterns (ReLU solvers; the deterministic ones ignore it)
+    seeded = {"random_state": args.seed} if args.activation == "relu" else {}
     sol = deepdual.solve(X, y, beta=args.beta, depth=args.depth, activation=args.activation, loss=args.loss,
                          bias=args.bias, method=args.method, rtol=args.rtol, progress=args.progress,
-                         time_limit=args.time_limit)
+                         time_limit=args.time_limit, **seeded)
     seconds = time.perf_counter() - t0
     saved = None
     if args.out:
@@ -240,7 +242,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     if args.json:
         d.update(network=_describe(sol.network), n=int(X.shape[0]), d=int(X.shape[1]), beta=args.beta,
                  depth=args.depth, activation=args.activation, loss=args.loss, seconds=seconds, saved=saved,
-                 note=note, status=sol.info.get("status", "finished"))
+                 note=note, status=sol.info.get("status", "finished"), seed=sol.info.get("rng_seed", args.seed))
         if args.summary:
             d["summary"] = _summary(sol, X, y, args.beta, args.loss)
         print(json.dumps(_jsonable(d)))
@@ -363,6 +365,16 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _nonnegative_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid integer: {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return v
+
+
 def _depth(text: str) -> int:
     try:
         v = int(text)
@@ -412,6 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--method", default="auto", help="force a theorem/solver (default auto)")
     s.add_argument("--out", metavar="FILE", help="save the optimal network (.npz)")
     s.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    s.add_argument("--seed", type=_nonnegative_int, default=0,
+                   help="seed of sampled activation patterns (ReLU; default 0: identical runs agree)")
     s.add_argument("--progress", dest="progress", action="store_true", default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
     s.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")

@@ -223,7 +223,7 @@ def _regions(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             if key in done_Z:
                 continue
             done_Z.add(key)
-            sub, subdirs = _sub_regions(A[Zmask], r)
+            sub, subdirs = _sub_regions(A[Zmask], r, g[c])
             for sgn in (1.0, -1.0):
                 base = (sgn * z[c]) > 0
                 pats = np.repeat(base[None, :], len(sub), axis=0)
@@ -239,18 +239,33 @@ def _regions(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return P, U[idx]
 
 
-def _sub_regions(A: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
-    """Regions of the arrangement of rows of ``A`` (q, r) of any rank; zero rows get both
-    signs.  Returns patterns (P, q) and directions (P, r) in ``A``'s column space."""
+def _sub_regions(A: np.ndarray, r: int, g: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    r"""Regions of the arrangement of rows of ``A`` (q, r) of any rank; zero rows get both
+    signs.  Returns patterns (P, q) and directions (P, r) in ``A``'s column space.
+
+    With ``g`` (r,), the rows are those found (numerically) on the hyperplanes through
+    the ray ``g``: they are projected onto :math:`g^\perp` first, so the sub-arrangement
+    has rank at most ``r - 1`` even when rounding (or nearly parallel rows, e.g. data
+    within 1e-11 of rank one) leaves them of numerical rank ``r``; the recursion then
+    always ends.  Rows whose projection is below rounding of their norm count as zero."""
     m = A.shape[0]
-    zero = np.linalg.norm(A, axis=1) == 0.0
+    B = None
+    if g is not None:
+        B = np.linalg.svd(g[None, :] / np.linalg.norm(g))[2][1:].T  # (r, r-1) basis of g^perp
+        An = np.linalg.norm(A, axis=1)
+        A = A @ B
+        zero = np.linalg.norm(A, axis=1) <= 1e3 * _EPS * An
+    else:
+        zero = np.linalg.norm(A, axis=1) == 0.0
     rs = row_space(A[~zero]) if np.any(~zero) else None
     if rs is None or rs.rank == 0:
         inner = np.zeros((1, int(np.sum(~zero))), dtype=bool)
-        inner_dirs = np.zeros((1, r))
+        inner_dirs = np.zeros((1, A.shape[1]))
     else:
         inner, d_r = _regions(rs.Xr)
         inner_dirs = d_r @ rs.V.T
+    if B is not None:
+        inner_dirs = inner_dirs @ B.T
     nz = int(np.sum(zero))
     if nz == 0:
         return inner, inner_dirs
@@ -332,7 +347,8 @@ def sample_patterns(X: Any, n_patterns: int, rng: Any = None, *, max_tries: int 
     X : array of shape (n, d)
     n_patterns : int >= 1
     rng : None, int or numpy.random.Generator
-        Source of the directions; ``None`` draws fresh OS entropy (not reproducible).
+        Source of the directions; ``None`` means the seed 0 (identical calls give
+        identical patterns; pass another seed or a Generator for other draws).
     return_directions : bool, default False
         Also return the direction :math:`g` (d,) that produced each pattern.
 
@@ -343,7 +359,7 @@ def sample_patterns(X: Any, n_patterns: int, rng: Any = None, *, max_tries: int 
     X = check_matrix(X, "X")
     if isinstance(n_patterns, bool) or not isinstance(n_patterns, (int, np.integer)) or n_patterns < 1:
         raise ValueError(f"`n_patterns` must be an integer >= 1, got {n_patterns!r}")
-    gen = as_rng(rng)
+    gen = as_rng(0 if rng is None else rng)
     rs = row_space(X)
     n, d = X.shape
     if rs.rank == 0:

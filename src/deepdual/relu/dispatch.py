@@ -79,6 +79,10 @@ def solve_relu(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, depth
             method = "convex"
         else:
             raise _no_structure(X, depth)
+    if method not in ("convex", "auto"):
+        # `random_state` seeds sampled activation patterns: only the convex program samples
+        # (the CLI passes it for every ReLU solve); the closed forms are deterministic
+        options.pop("random_state", None)
     if method == "rank_one":
         from .rank_one.solver import solve_rank_one
 

@@ -136,7 +136,9 @@ from .groups import Groups, has_hessian
 from .certificate import complete_set, global_constraint, gated_relaxation_dual
 from .working_set import IPM_MAX_COST, IPM_SMALL_COST, WorkingSetResult, ipm_cost, pd_all, solve_working_set
 from .rebuild import network_from_atoms, polish_network, prune_neurons
+from .scaling import check_scaled_problem, scale_exponents
 from .column_generation import column_generation
+from ...progress import current as current_monitor
 
 # names defined in the sibling modules, importable from here (the public API, the helpers
 # tests/test_relu_convex.py and benchmarks/bench_convex.py import, and the inner solvers)
@@ -170,7 +172,7 @@ __all__ = [
 ]
 
 CONVEX_OPTIONS = (
-    "patterns", "n_patterns", "max_patterns", "certify_max_patterns", "rng", "solver", "max_iter",
+    "patterns", "n_patterns", "max_patterns", "certify_max_patterns", "rng", "random_state", "solver", "max_iter",
     "tol", "progress", "polish", "strategy", "time_limit",
 )
 STRATEGIES = ("patterns", "column_generation")
@@ -227,6 +229,39 @@ def _choose_patterns(Xa: np.ndarray, rs: Any, option: Any, n_patterns: int, max_
         first = np.sort(first[arr[first].any(axis=1)])
         return arr[first], dirs_in[first] @ rs.V, False, "user-supplied"
     return unique_patterns(arr), None, False, "user-supplied"
+
+
+#: seed of sampled patterns when none is given: runs are reproducible by default
+DEFAULT_SEED = 0
+
+
+def pattern_seed(options: dict) -> tuple[Any, int | None]:
+    """``(rng, seed)`` from the options ``rng`` or its alias ``random_state`` (None, an int
+    seed or a ``numpy.random.Generator``); ``None`` means :data:`DEFAULT_SEED`, so two
+    identical calls sample the same patterns.  ``seed`` is ``None`` for a Generator."""
+    if options.get("rng") is not None and options.get("random_state") is not None:
+        raise ValueError("give the seed of sampled patterns as `rng` or `random_state`, not both")
+    rng = options.get("rng", options.get("random_state"))
+    if rng is None:
+        rng = options.get("random_state")
+    if rng is None:
+        return np.random.default_rng(DEFAULT_SEED), DEFAULT_SEED
+    if isinstance(rng, (numbers.Integral, np.integer)) and not isinstance(rng, (bool, np.bool_)):
+        if rng < 0:
+            raise ValueError(f"`rng` (seed of sampled patterns) must be >= 0, got {rng}")
+        return np.random.default_rng(int(rng)), int(rng)
+    if isinstance(rng, np.random.Generator):
+        return rng, None
+    raise TypeError(f"`rng` (seed of sampled patterns) must be None, an int >= 0 or a numpy Generator, "
+                    f"got {type(rng).__name__}")
+
+
+def _pop_seed(options: dict) -> Any:
+    """The pattern source of :func:`pattern_seed`, removing ``rng``/``random_state`` from ``options``."""
+    rng = pattern_seed(options)[0]
+    options.pop("rng", None)
+    options.pop("random_state", None)
+    return rng
 
 
 def _int_option(options: dict, name: str, default: int | None, minimum: int) -> int | None:
@@ -290,9 +325,10 @@ def solve_convex(
         certify_max_patterns : int, default 20000
             With sampled patterns, the global lower bound still uses the exact dual
             constraint (a separate enumeration) when the region-count bound is at most this.
-        rng : None, int or numpy.random.Generator
-            Source of sampled patterns.  ``None`` draws fresh OS entropy; the seed drawn
-            is stored in ``info["rng_seed"]`` so the run can be repeated.
+        rng, random_state : None, int or numpy.random.Generator
+            Source of sampled patterns (either name).  ``None`` means the seed 0, so
+            identical calls give identical results; the seed is stored in
+            ``info["rng_seed"]``.
         solver : {"auto", "ipm", "barrier", "al"}, default "auto"
             ``"ipm"``: primal–dual interior-point method for the squared loss (the
             barrier method for other losses); ``"barrier"``: primal log-barrier method
@@ -367,8 +403,11 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
             raise ValueError("`loss`='hinge' is not supported by the convex program (non-smooth); "
                              "use 'squared', 'logistic' or 'cross_entropy'")
         progress = options.pop("progress", False)
+        if time_limit is None:  # deepdual.solve(..., time_limit=) is seen through the monitor
+            left = current_monitor().remaining()
+            time_limit = left if np.isfinite(left) else None
         return column_generation(_solve_convex, X, Y, scalar=scalar, beta=beta, loss=loss, rtol=rtol, bias=bias,
-                                 time_limit=time_limit, rng=options.pop("rng", None),
+                                 time_limit=time_limit, rng=_pop_seed(options),
                                  log=print if progress else None, **options)
     if depth != 2:
         raise ValueError(f"`depth` must be 2 for the convex program (two-layer networks), got {depth}")
@@ -392,22 +431,29 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     polish = options.get("polish", "auto")
     if not (isinstance(polish, (bool, np.bool_)) or polish == "auto"):
         raise ValueError(f"`polish` must be 'auto', True or False, got {polish!r}")
-    rng = options.get("rng")
-    rng_seed = None
-    if rng is None:
-        rng_seed = int(np.random.SeedSequence().entropy % (2**63))
-        rng = np.random.default_rng(rng_seed)
-    elif isinstance(rng, (numbers.Integral, np.integer)) and not isinstance(rng, bool):
-        rng_seed = int(rng)
+    rng, rng_seed = pattern_seed(options)
 
     t0 = time.perf_counter()
     n, d = X.shape
     K = Y.shape[1]
     Xa = np.hstack([X, np.ones((n, 1))]) if bias else X
+    # units: solve (X_a 2^-ka, Y 2^-kb, beta 2^-(ka+kb)), whose optimum is exactly 2^-2kb
+    # times this one (docs/convex_program.md §12); the network is mapped back exactly
+    ka, kb = scale_exponents(Xa, Y, loss)
+    X_orig, Y_orig, beta_orig = X, Y, beta
+    Xa, Y, beta = np.ldexp(Xa, -ka), np.ldexp(Y, -kb), float(np.ldexp(beta, -(ka + kb)))
+    check_scaled_problem(Y, beta, kb, loss)
+
+    def to_net(U: np.ndarray, A: np.ndarray):
+        """The network in the caller's units: u -> u 2^h, alpha -> alpha 2^h, h = (kb - ka)/2."""
+        h = (kb - ka) // 2
+        return network_from_atoms(np.ldexp(U, h), np.ldexp(A, h), bias=bias, scalar=scalar)
+
     rs = row_space(Xa)
     r = rs.rank
     pats, dirs, complete, how = _choose_patterns(Xa, rs, options.get("patterns", "auto"), n_patterns,
                                                  max_patterns, rng, K)
+    requested = solver
     if solver in ("auto", "ipm") and isinstance(loss, SquaredLoss):
         # the primal-dual method when all patterns fit its dense Newton system (an
         # explicit "ipm" always; it then works on a growing working set)
@@ -425,11 +471,19 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
         res = WorkingSetResult(grp, np.zeros((0, r)), loss.value(np.zeros_like(Y), Y), -np.inf, 0.0, solver,
                       0, 0, 0, True)
     else:
-        res = solve_working_set(rs.Xr, Y, pats, dirs, loss, beta, tol=tol, solver=solver, max_iter=max_iter,
-                     progress=bool(progress))
+        # (overflow inside an inner method is detected and handled there: no warnings)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            res = solve_working_set(rs.Xr, Y, pats, dirs, loss, beta, tol=tol, solver=solver, max_iter=max_iter,
+                                    progress=bool(progress), allow_al=requested == "auto", requested=requested)
     t_solve = time.perf_counter() - t0
 
     grp, z = res.grp, res.z
+    breakdown = bool(len(z)) and not bool(np.all(np.isfinite(z)))
+    if breakdown:
+        # the inner method broke down (non-finite iterate: e.g. beta below the rounding
+        # of the loss, ~1e-81 of max|X| max|y|): report the zero network, uncertified
+        z = np.zeros_like(z)
+        res.converged = False
     convex_value = loss.value(grp.output(z), Y) + beta * float(np.linalg.norm(z, axis=1).sum()) if len(z) \
         else loss.value(np.zeros_like(Y), Y)
     viol = float(np.max(np.maximum(-grp.constraint(z), 0.0), initial=0.0)) if len(z) else 0.0
@@ -440,8 +494,8 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     A = np.zeros((len(act), K))
     A[np.arange(len(act)), grp.k[act]] = grp.s[act] * np.sqrt(nrm[act])
     U, A, prune_info = prune_neurons(Xa, U, A)
-    net = network_from_atoms(U, A, bias=bias, scalar=scalar)
-    value = objective(net, X, Y, beta=beta, loss=loss, penalize_biases=bias)
+    net = to_net(U, A)
+    value = objective(net, X_orig, Y_orig, beta=beta_orig, loss=loss, penalize_biases=bias)
 
     polished = None
     if polish == "auto":
@@ -451,23 +505,24 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
         # the program is an upper bound (vector outputs, sampled patterns): local descent
         # from its network, kept only if better
         U2, A2 = polish_network(Xa, Y, loss, beta, U, A)
-        net2 = network_from_atoms(U2, A2, bias=bias, scalar=scalar)
-        value2 = objective(net2, X, Y, beta=beta, loss=loss, penalize_biases=bias)
+        net2 = to_net(U2, A2)
+        value2 = objective(net2, X_orig, Y_orig, beta=beta_orig, loss=loss, penalize_biases=bias)
         if value2 < value:
             polished = float(value)
-            net, value = net2, value2
-    zero_value = loss.value(np.zeros_like(Y), Y)
+            net, value, U, A = net2, value2, U2, A2
+    zero_value = loss.value(np.zeros_like(Y_orig), Y_orig)
     if value >= zero_value:
         # the zero network is at least as good (beta near or above beta_max, where the
         # program's iterate keeps tiny neurons): return it; its dual point -grad l(0)
         # certifies it exactly when beta >= c(-grad l(0)) (deepdual.path)
-        net = network_from_atoms(np.zeros((Xa.shape[1], 0)), np.zeros((0, K)), bias=bias, scalar=scalar)
-        value = objective(net, X, Y, beta=beta, loss=loss, penalize_biases=bias)
+        U, A = np.zeros((Xa.shape[1], 0)), np.zeros((0, K))
+        net = to_net(U, A)
+        value = objective(net, X_orig, Y_orig, beta=beta_orig, loss=loss, penalize_biases=bias)
 
     # certificate over all networks: the network's own dual point
     # (past the time limit the proven spectral bound replaces a separate enumeration)
     full = complete_set(Xa, rs, pats, complete, 0 if out_of_time else enum_limit)
-    V = loss.dual_point(net.forward(X), Y)
+    V = loss.dual_point(np.maximum(Xa @ U, 0.0) @ A, Y)  # (scaled units, as below)
     c, exact, c_how = global_constraint(Xa, rs, V, full, beta)
     t_dual, lower = loss.best_scale(V, Y, np.inf if c <= 0 else beta / c)
     lower = float(lower) if np.isfinite(lower) else -np.inf
@@ -487,6 +542,9 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
             V = Lam
             dual_from = "gated relaxation residual"
 
+    # back to the caller's units (exact: powers of two)
+    lower = float(np.ldexp(lower, 2 * kb))
+    dual = np.ldexp(dual, kb)
     info: dict[str, Any] = {
         "solver": "ipm" if res.solver == "pd" else res.solver,
         "patterns": int(len(pats)),
@@ -498,23 +556,25 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
         "working_set_rounds": int(res.rounds),
         "working_set": int(res.working_set),
         "patterns_without_interior": int(res.dropped_patterns),
-        "convex_objective": float(convex_value),
-        "max_violation": viol,
-        "restricted_objective": float(res.primal),
-        "restricted_lower_bound": float(res.lower),
+        "convex_objective": float(np.ldexp(convex_value, 2 * kb)),
+        "max_violation": float(np.ldexp(viol, kb)),
+        "restricted_objective": float(np.ldexp(res.primal, 2 * kb)),
+        "restricted_lower_bound": float(np.ldexp(res.lower, 2 * kb)),
         "restricted_converged": bool(res.converged),
-        "dual_constraint": float(c),
+        "status": res.status,
+        "dual_constraint": float(np.ldexp(c, ka + kb)),
         "dual_constraint_exact": bool(exact),
         "dual_constraint_how": c_how,
         "dual_scale": float(t_dual),
         "dual_point": dual_from,
         "penalize_biases": bool(bias),
+        "scaling": {"X": float(np.ldexp(1.0, ka)), "y": float(np.ldexp(1.0, kb))},
         "time_s": float(t_solve),
         **prune_info,
     }
     if polished is not None:
         info["objective_before_polish"] = polished
-    if rng_seed is not None and not complete:
+    if rng_seed is not None:
         info["rng_seed"] = rng_seed
     notes = []
     if not complete:
@@ -529,9 +589,16 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
                      "bound for weight decay; see docs/convex_program.md")
     if bias:
         notes.append("hidden biases are penalized: use objective(..., penalize_biases=True)")
+    if res.dropped_patterns:
+        notes.append(f"{res.dropped_patterns} pattern(s) whose cone has no interior (numerically) were left out of "
+                     "the interior-point method (their atoms lie on faces of other cells; the lower bound still "
+                     "counts them; docs/convex_program.md §6)")
     if not res.converged:
-        notes.append(f"{res.solver} stopped (iteration budget or precision limit) before the relative gap "
-                     f"over the pattern set reached tol={tol:g}")
+        why = {"iteration_limit": f"its iteration budget (max_iter={res.iterations})",
+               "time_limit": "the time limit", "breakdown": "a numerical breakdown (non-finite iterate)",
+               }.get(res.status, "the precision limit")
+        notes.append(f"{res.solver} stopped at {why} before the relative gap over the pattern set reached "
+                     f"tol={tol:g}")
     if notes:
         info["note"] = "; ".join(notes)
     method = "convex program (Pilanci & Ergen 2020), " + ("all patterns" if complete else how + " patterns")

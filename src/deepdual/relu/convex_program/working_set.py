@@ -149,6 +149,10 @@ class WorkingSetResult:
     working_set: int
     converged: bool
     dropped_patterns: int = 0
+    #: why the loop ended: "optimal" (gap below tol), "iteration_limit", "time_limit",
+    #: "precision_limit" (the inner method cannot lower the gap further) or "breakdown"
+    #: (non-finite iterate)
+    status: str = "optimal"
 
 
 def ipm_cost(G: int, r: int, n: int, K: int) -> float:
@@ -176,7 +180,8 @@ IPM_ALL_PATTERNS_FACTOR = 4
 
 
 def solve_working_set(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, dirs: np.ndarray | None, loss: Loss,
-           beta: float, *, tol: float, solver: str, max_iter: int | None, progress: bool) -> WorkingSetResult:
+           beta: float, *, tol: float, solver: str, max_iter: int | None, progress: bool,
+           allow_al: bool = True, requested: str = "auto") -> WorkingSetResult:
     r"""Working-set solution of the program over ``pats`` with the duality-gap stopping rule.
 
     The working set is all patterns for the augmented Lagrangian, and for the
@@ -233,11 +238,28 @@ def solve_working_set(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, dirs: np.
 
     if max_iter is None:
         max_iter = 20000 if solver == "al" else 4000
-    if solver == "pd":
+    if solver in ("pd", "barrier"):
         W, w_dirs = interiors(W)
+        if not W:
+            # every cone of the first working set lacks an interior: look for any pattern
+            # whose cone has one; if there is none, the interior-point methods cannot start
+            # (docs/convex_program.md §6): the augmented Lagrangian handles such cones
+            W, w_dirs = interiors([p for p in range(P) if p not in no_interior])
+            W, w_dirs = W[:max(1, min(len(W), n + 1))], w_dirs[:max(1, min(len(W), n + 1))]
+            if not W:
+                if not allow_al:
+                    raise ValueError(
+                        f"`patterns`: none of the {P} patterns has a cone {{u : (2D - I)Xu >= 0}} with an "
+                        f"interior, so solver={requested!r} (an interior-point method) cannot start; pass "
+                        "patterns of regions (e.g. patterns='exact' or deepdual.patterns.sample_patterns) or "
+                        "solver='al'")
+                solver = "al"
+                W = list(range(P))
+                dropped = 0  # the augmented Lagrangian takes every cone
+                no_interior.clear()
+    if solver == "pd":
         inner: Any = PrimalDual(Xr, Y, loss, beta, pats[W], w_dirs)
     elif solver == "barrier":
-        W, w_dirs = interiors(W)
         inner = GroupBarrier(Xr, Y, loss, beta, pats[W], w_dirs)
     else:
         inner = AugmentedLagrangian(Xr, Y, loss, beta, pats[W])
@@ -251,12 +273,25 @@ def solve_working_set(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, dirs: np.
     round_tol = tol if len(W) == P else max(tol, 1e-3)
     used = rounds = 0
     converged = False
+    status = "precision_limit"
     try:
         while True:
             rounds += 1
             step = inner.solve(round_tol, max_iter - used)
             used += step
             z = inner.Z
+            if not np.all(np.isfinite(z)):
+                # the interior-point method broke down: its start scales like 1/beta and
+                # overflows when beta is far below max|X| max|y| (1e-101 of it for labels
+                # ~1e100 with beta = 0.1): the augmented Lagrangian (starts at z = 0, no
+                # 1/beta) takes over; if it breaks down too the caller reports the zero
+                # network, uncertified
+                if solver != "al":
+                    solver = "al"
+                    inner = AugmentedLagrangian(Xr, Y, loss, beta, inner.grp.pats)
+                    continue
+                primal, lower, c, status = loss.value(np.zeros_like(Y), Y), -np.inf, np.inf, "breakdown"
+                break
             # the IPM's iterates are feasible (network output = convex output); the AL's
             # are not, and its network can even beat the program: judge the program
             F = inner.grp.output(z) if solver == "al" else inner.grp.relu_output(z)
@@ -274,17 +309,19 @@ def solve_working_set(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, dirs: np.
             rel = (primal - lower) / max(abs(primal), np.finfo(float).tiny)
             timed_out = mon.report(primal, lower, rel, patterns=len(W))
             if rel <= tol and (solver != "al" or inner.feasible):
-                converged = True
+                converged, status = True, "optimal"
                 break
             if solver == "al":
                 Fr = inner.grp.relu_output(z)
                 if network_close(loss.value(Fr, Y) + beta * float(np.linalg.norm(z, axis=1).sum()), lower, tol):
-                    converged = True
+                    converged, status = True, "optimal"
                     break
             if used >= max_iter:
+                status = "iteration_limit"
                 break
             if timed_out:
                 mon.stop(f"convex program ({solver})")
+                status = "time_limit"
                 break
             if solver == "pd" and not new and inner.stalled and ipm_cost(2 * K * len(W), r, n, K) <= IPM_MAX_COST \
                     and (rel > PD_STALL_GAP or (not inner.polished and inner.ipm.G * inner.ipm.q > inner.ipm.dense_max)):
@@ -327,4 +364,5 @@ def solve_working_set(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, dirs: np.
             round_tol = max(round_tol * 0.01, 0.1 * tol, 1e-13) if round_tol > tol else round_tol * 0.01
     finally:
         mon.stage("certificate")  # the bar itself is closed by the monitor's owner (deepdual.solve)
-    return WorkingSetResult(inner.grp, inner.Z, primal, lower, c, solver, used, rounds, len(W), converged, dropped)
+    return WorkingSetResult(inner.grp, inner.Z, primal, lower, c, solver, used, rounds, len(W), converged, dropped,
+                            status)
