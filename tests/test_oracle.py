@@ -144,3 +144,48 @@ def test_bias_pieces_valid_and_attained(seed):
     val = res.sign * float(v @ np.maximum(X @ res.u - xj @ res.u, 0.0))
     assert val == pytest.approx(res.lower, rel=1e-10)
     assert res.lower >= vals.max() * (1 - 1e-9)  # the sampled maximum is not above the attained one
+
+
+# ----------------------------------------------------------------------------- certify
+def _data(seed, n=24, d=3):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    y = np.maximum(X @ rng.standard_normal(d) + 0.5, 0) + 0.1 * rng.standard_normal(n)
+    return X, y
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_certify_trained_network_never_above_restarts(bias):
+    """The oracle's certificate (with unpenalized hidden and output biases when ``bias``)
+    stays below the best objective of many restarts of wide networks."""
+    pytest.importorskip("torch")
+    import deepdual
+    from restarts import train_once
+
+    X, y = _data(11)
+    beta = 0.5
+    nets = [train_once(X, y, beta=beta, depth=2, width=20, seed=s, bias=bias, iters=200) for s in range(3)]
+    best = min(deepdual.objective(net, X, y, beta=beta) for net in nets)
+    cert = deepdual.certify(nets[0], X, y, beta=beta, time_limit=5.0)
+    assert np.isfinite(cert.lower_bound)
+    assert cert.lower_bound <= best * (1 + 1e-9)
+    if bias:
+        assert "unpenalized hidden biases" in cert.method
+    else:  # at least as good as the spectral bound of docs/convex_program.md §4
+        spec = deepdual.certify(nets[0], X, y, beta=beta, constraint="bound")
+        assert cert.lower_bound >= spec.lower_bound
+
+
+def test_certify_progress_log_and_bad_time_limit(capsys):
+    import deepdual
+
+    X, y = _data(2, n=30, d=5)
+    rng = np.random.default_rng(0)
+    net = deepdual.Network([[rng.standard_normal((5, 6)), rng.standard_normal((6, 1))]],
+                           biases=[[rng.standard_normal(6)]], output_bias=[0.3])
+    cert = deepdual.certify(net, X, y, beta=1.0, time_limit=1.0, progress=True)
+    err = capsys.readouterr().err
+    assert "objective" in err and "bound" in err and "gap" in err
+    assert np.isfinite(cert.lower_bound) and cert.lower_bound <= cert.objective
+    with pytest.raises(ValueError, match="time_limit"):
+        deepdual.certify(net, X, y, beta=1.0, time_limit=-1.0)

@@ -48,6 +48,7 @@ from ..bounds import max_budget, power_penalty_lower_bound
 from ..dual_constraint import (
     CONSTRAINT_MODES,
     DEFAULT_MAX_PATTERNS,
+    ConstraintValue,
     label_parts,
     relaxed_squared_bound,
     relu_constraint,
@@ -60,7 +61,11 @@ from ..structures import is_whitened, rank_one_factors
 
 __all__ = ["certify_relu", "OPTIONS"]
 
-OPTIONS = ("constraint", "max_patterns", "penalize_biases", "n_scales")
+OPTIONS = ("constraint", "max_patterns", "penalize_biases", "n_scales", "time_limit", "progress")
+
+#: seconds given to the branch-and-bound dual-constraint oracle by default (depth 2, one
+#: output, data whose arrangement is too large to enumerate; docs/convex_program.md §9)
+DEFAULT_ORACLE_TIME = 2.0
 
 
 def _present(b: Any) -> bool:
@@ -112,6 +117,39 @@ def _certify_1d(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float, 
     return certify_1d(network, X, Y, beta=beta, loss=loss, rtol=rtol, **options)
 
 
+def _oracle_constraint(V0: np.ndarray, Xe: np.ndarray, Y: np.ndarray, cv: ConstraintValue, *, free_biases: bool,
+                       time_limit: float | None, progress: bool, dual: Any, loss: Loss, beta: float, quad: float,
+                       obj: float) -> ConstraintValue:
+    r""":math:`c(v)` by the branch-and-bound oracle (docs/convex_program.md §9), or
+    :math:`c_b(v) = \max_jc_{X - 1x_j^T}(v)` with unpenalized hidden biases (§10); the
+    smaller of its proven bound and ``cv`` is returned."""
+    from .convex_program.oracle import dual_constraint_bb, recentred_pieces
+
+    v = V0[:, 0]
+    log = None
+    if progress:
+        import sys
+
+        print(f"{'time':>9}  {'nodes':>7}  {'objective':>14}  {'bound':>14}  {'gap':>9}   c(v) in [lower, upper]",
+              file=sys.stderr)
+
+        def log(t: float, nodes: int, open_: int, lo: float, up: float) -> None:
+            low = _best_scale(dual, loss, V0, Y, beta / up if up > 0 else np.inf, quad)[1]
+            gap = (obj - low) / abs(obj) if obj != 0 else obj - low
+            print(f"{t:8.1f}s  {nodes:7d}  {obj:14.8g}  {low:14.8g}  {gap:9.2e}   [{lo:.6g}, {up:.6g}]",
+                  file=sys.stderr)
+
+    pieces = recentred_pieces(Xe) if free_biases else None
+    res = dual_constraint_bb(Xe, v, pieces=pieces, time_limit=time_limit, rtol=1e-9, log=log)
+    what = "unpenalized hidden biases: max over data-point recentrings, " if free_biases else ""
+    how = (f"{what}exact: branch and bound over row signs ({res.nodes} nodes)" if res.exact else
+           f"{what}upper bound: branch and bound over row signs ({res.nodes} nodes, {res.status}, "
+           f"attained {res.lower:.6g})")
+    if res.upper < cv.value:
+        return ConstraintValue(float(res.upper), bool(res.exact), how)
+    return cv
+
+
 def certify_relu(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float, loss: Loss, rtol: float,
                  **options: Any) -> Certificate:
     r"""Objective of a ReLU ``network`` and a proven lower bound on the global optimum.
@@ -151,6 +189,13 @@ def certify_relu(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float,
     n_scales = options.get("n_scales", 200)
     if isinstance(n_scales, bool) or not isinstance(n_scales, numbers.Integral) or n_scales < 2:
         raise ValueError(f"`n_scales` must be an integer >= 2, got {n_scales!r}")
+    time_limit = options.get("time_limit", DEFAULT_ORACLE_TIME)
+    if time_limit is not None and (isinstance(time_limit, bool) or not isinstance(time_limit, numbers.Real)
+                                   or not np.isfinite(time_limit) or time_limit <= 0):
+        raise ValueError(f"`time_limit` must be a positive number of seconds or None, got {time_limit!r}")
+    progress = options.get("progress", False)
+    if progress is not None and not isinstance(progress, (bool, np.bool_)):
+        raise TypeError(f"`progress` must be True or False, got {progress!r}")
     n, d = X.shape
     L = network.depth
     hidden = [(j, l) for j in range(network.n_subnetworks) for l in range(L - 1)
@@ -163,7 +208,8 @@ def certify_relu(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float,
     # ---- reduce to a bias-free network on (possibly augmented) data
     Xe = X
     weights = [list(layers) for layers in network.weights]
-    if hidden:
+    free_biases = bool(hidden) and not penalize and L == 2 and Y.shape[1] == 1
+    if hidden and not free_biases:
         if not penalize or any(l != 0 for _, l in hidden):
             why = "unpenalized" if not penalize else "penalized beyond the first layer"
             return Certificate(obj, -np.inf,
@@ -184,6 +230,10 @@ def certify_relu(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float,
             quad = 1.0 / (2.0 * beta)
         else:
             V0 = V0 - V0.mean(axis=0, keepdims=True)  # <V, 1 b^T> = 0 for every b
+    if free_biases:
+        # unpenalized hidden biases: a neuron with u = 0 outputs a constant, so 1^T v = 0 is
+        # needed (docs/convex_program.md §10); the output-bias term is then zero too
+        V0 = V0 - V0.mean(axis=0, keepdims=True)
 
     def dual(V: np.ndarray) -> float:
         val = float(loss.dual_value(V, Y))
@@ -196,7 +246,13 @@ def certify_relu(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float,
     details: dict[str, Any] = {"depth": L, "bounds": bounds}
 
     # ---- 1. the network's own dual point
-    cv = relu_constraint(V0, Xe, depth=L, constraint=constraint, max_patterns=max_patterns)
+    if free_biases:
+        cv = ConstraintValue(np.inf, False, "none")
+    else:
+        cv = relu_constraint(V0, Xe, depth=L, constraint=constraint, max_patterns=max_patterns)
+    if L == 2 and Y.shape[1] == 1 and constraint != "bound" and (free_biases or not cv.exact):
+        cv = _oracle_constraint(V0, Xe, Y, cv, free_biases=free_biases, time_limit=time_limit,
+                                progress=bool(progress), dual=dual, loss=loss, beta=beta, quad=quad, obj=obj)
     details["constraint"] = cv.value
     details["constraint_method"] = cv.method
     best = (-np.inf, "none", False, None)

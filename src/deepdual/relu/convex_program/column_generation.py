@@ -23,6 +23,7 @@ import numpy as np
 
 from ...losses import Loss
 from ...patterns import row_space, sample_patterns
+from ...progress import current as current_monitor
 from ...solution import Solution
 from .oracle import dual_constraint_bb
 
@@ -114,6 +115,7 @@ def column_generation(
         t = time.perf_counter() - t0
         history.append((t, int(len(pats)), float(up), float(best_low), float(res.upper), float(res.lower)))
         gap = (up - best_low) / abs(up) if up != 0 else up - best_low
+        current_monitor().report(up, best_low, gap, patterns=len(pats))
         if log is not None:
             log(f"{t:8.1f}s  round {rounds:3d}  patterns {len(pats):5d}  objective {up:.10g}  "
                 f"bound {best_low:.10g}  gap {gap:.2e}  c(v) in [{res.lower:.6g}, {res.upper:.6g}]")
@@ -122,6 +124,7 @@ def column_generation(
             break
         if time_limit is not None and remaining() <= 0:
             status = "time limit"
+            current_monitor().stop("column generation")
             break
         new = [(p, u) for (_, _, k, p, u) in res.violators]
         if not new:

@@ -287,7 +287,7 @@ def dual_constraint_bb(
     max_nodes: int | None = None,
     one_sided: bool = False,
     maxiter: int = 60,
-    log: Callable[[str], None] | None = None,
+    log: Callable[[float, int, int, float, float], None] | None = None,
     log_every: float = 5.0,
 ) -> OracleResult:
     r"""Branch and bound for :math:`c(v) = \max_k\max_{\|u\|\le1}|v^T(X_ku)_+|`.
@@ -313,7 +313,8 @@ def dual_constraint_bb(
     one_sided : bool, default False
         Bound :math:`g(v) = \max_u v^T(Xu)_+` only (no absolute value).
     log : callable, optional
-        Receives progress lines (time, nodes, lower, upper, gap), like a MIP solver's log.
+        Called as ``log(time_s, nodes, open_nodes, lower, upper)`` at the start, every
+        ``log_every`` seconds and at the end (a MIP solver's progress log).
 
     Returns
     -------
@@ -392,12 +393,14 @@ def _bb(X: np.ndarray, v: np.ndarray, *, pieces: Any, time_limit: float | None, 
             return
         push(side, fixed, b, w)
 
-    # roots: the spectral bound of each side caps its tree (docs/convex_program.md §4)
+    # roots: the spectral bound of each side caps its tree (docs/convex_program.md §4); they
+    # are queued unprocessed (w = None) so that the bound is valid from the start even with
+    # many pieces, and bounded when first popped
     for side in sides:
         if not np.any(side.pos):
             continue
         spec = float(np.linalg.norm(side.X[side.pos], 2) * np.linalg.norm(side.v[side.pos])) * (1 + 1e-12)
-        process(side, (), spec + side.slack, None)
+        heapq.heappush(heap, (-(spec + side.slack), next(counter), side, (), None))
 
     last_log = -np.inf
     status = "optimal"
@@ -410,8 +413,7 @@ def _bb(X: np.ndarray, v: np.ndarray, *, pieces: Any, time_limit: float | None, 
             history.append((t, L, U))
         if log is not None and (force or t - last_log >= log_every):
             last_log = t
-            gap = (U - L) / U if U > 0 else 0.0
-            log(f"{t:8.1f}s  nodes {nodes:7d}  open {len(heap):6d}  lower {L:.8g}  upper {U:.8g}  gap {gap:.2e}")
+            log(t, nodes, len(heap), L, U)
 
     record(force=True)
     while heap:
@@ -434,6 +436,10 @@ def _bb(X: np.ndarray, v: np.ndarray, *, pieces: Any, time_limit: float | None, 
         bnode = -negb
         if bnode <= inc["val"] * (1 + rtol):
             closed_max = max(closed_max, bnode)
+            continue
+        if w is None:  # an unprocessed root
+            process(side, fixed, bnode, None)
+            record()
             continue
         lo, hi, sign = side.intervals(fixed)
         free = (sign == 0) & side.pos
