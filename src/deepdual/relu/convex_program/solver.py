@@ -138,7 +138,6 @@ from .working_set import IPM_MAX_COST, IPM_SMALL_COST, WorkingSetResult, ipm_cos
 from .rebuild import network_from_atoms, polish_network, prune_neurons
 from .scaling import check_scaled_problem, scale_exponents
 from .column_generation import column_generation
-from ...progress import current as current_monitor
 
 # names defined in the sibling modules, importable from here (the public API, the helpers
 # tests/test_relu_convex.py and benchmarks/bench_convex.py import, and the inner solvers)
