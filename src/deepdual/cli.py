@@ -6,6 +6,7 @@ Commands::
                    [--loss LOSS] [--bias] [--method M] [--out FILE [--force]] [--json] [--summary]
                    [--progress | --no-progress] [--time-limit SECONDS]
     deepdual certify NETWORK DATA --target COLUMN [--beta B] [--loss LOSS] [--json] [--summary]
+                     [--time-limit SECONDS] [--progress]
     deepdual reproduce NAME --out DIR [--quick] [--seed S] [--force]   (NAME "list" lists them)
     deepdual demo [--out DIR] [--quick] [--force]
     deepdual --version
@@ -268,6 +269,11 @@ def _cmd_certify(args: argparse.Namespace) -> int:
     beta, lossf, opts = resolve_problem(net, args.beta, args.loss, {}, prefix="--")
     args.beta, args.loss = beta, lossf.name
     X, y, _ = load_data(args.data, args.target)
+    if net.activation == "relu":  # the branch-and-bound dual-constraint oracle (docs/convex_program.md §9)
+        if args.time_limit is not None:
+            opts["time_limit"] = args.time_limit
+        if args.progress:
+            opts["progress"] = True
     cert = deepdual.certify(net, X, y, beta=beta, loss=lossf, rtol=args.rtol, **opts)
     d = cert.as_dict()
     if args.json:
@@ -444,6 +450,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--activation", choices=["relu", "linear"],
                    help="activation of a .pt state dict that does not record it (an nn.Sequential "
                         "state dict with modules between its Linear layers); checked against it otherwise")
+    c.add_argument("--time-limit", type=_positive_float, metavar="SECONDS",
+                   help="seconds for the branch-and-bound bound on the dual constraint (ReLU, depth 2; "
+                        "default 2); the bound reported is proven whenever it stops")
+    c.add_argument("--progress", action="store_true",
+                   help="log the bound's progress on stderr (time, nodes, objective, bound, gap)")
     c.set_defaults(func=_cmd_certify)
 
     r = sub.add_parser("reproduce", help="run one of the paper's experiments",
