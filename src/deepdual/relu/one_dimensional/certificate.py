@@ -113,7 +113,7 @@ def c_two_layer(u: np.ndarray, V: np.ndarray, *, skip: bool = False) -> float:
         c = np.max(np.abs(h))
     else:
         c = max(np.max(np.abs(h)), np.max(np.abs(h - h[0])))
-    return float(c) + rounding_slack(u, V)
+    return math.nextafter(float(c), math.inf) + rounding_slack(u, V)  # rounded up to double
 
 
 def c_lipschitz_bound(u: np.ndarray, V: np.ndarray) -> float:
@@ -126,7 +126,7 @@ def c_lipschitz_bound(u: np.ndarray, V: np.ndarray) -> float:
         return 0.0
     _, S = ramp_correlations(u, V)
     val = np.sum(np.abs(S[1:]) * np.diff(np.asarray(u, dtype=LONG_DOUBLE)))
-    return float(val) + rounding_slack(u, V)
+    return math.nextafter(float(val), math.inf) + rounding_slack(u, V)  # rounded up to double
 
 
 def _arc_max(a: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -248,6 +248,18 @@ def equalize_dual(v: np.ndarray, x: np.ndarray, loss: Loss, *, skip: bool) -> np
     return v
 
 
+def column_norms(H: np.ndarray) -> np.ndarray:
+    r"""Euclidean norms of the columns of ``H`` without under- or overflow: each column is divided
+    by its largest entry before squaring (``np.linalg.norm`` squares directly, so entries of
+    size :math:`10^{-157}` fall into subnormal numbers and lose their digits, which made
+    :math:`c(V)` too *small*, an invalid bound, and entries of size :math:`10^{155}` overflow).
+    Accurate to a few units in the last place, covered by the callers' relative slack."""
+    H = np.asarray(H, dtype=float)
+    m = np.max(np.abs(H), axis=0)
+    safe = np.where(m > 0, m, 1.0)
+    return m * np.sqrt(np.sum(np.square(H / safe), axis=0))
+
+
 def c_columns(u: np.ndarray, inv: np.ndarray, v: np.ndarray, kind: str) -> float:
     """Dual-constraint value of a per-sample dual point with K columns (group sums first)."""
     p = u.size
@@ -257,8 +269,9 @@ def c_columns(u: np.ndarray, inv: np.ndarray, v: np.ndarray, kind: str) -> float
             return c_lipschitz_bound(u, Vs[0])
         # int ||G(t)|| dt with G the vector of suffix sums
         Ss = [(ramp_correlations(u, V)[1][1:]).astype(float) for V in Vs]
-        G = np.sqrt(np.sum(np.square(Ss), axis=0))
-        return float(np.sum(G * np.diff(u))) + sum(rounding_slack(u, V) for V in Vs)
+        G = column_norms(np.array(Ss))
+        # relative slack: rounding of the suffix sums to double and of the norms (a few ulps each)
+        return float(np.sum(G * np.diff(u))) * (1 + 8 * (len(Vs) + 2) * EPS) + sum(rounding_slack(u, V) for V in Vs)
     if kind == "penalized":
         if len(Vs) != 1:
             raise ValueError("penalized-bias certificates support one output column")
@@ -267,10 +280,11 @@ def c_columns(u: np.ndarray, inv: np.ndarray, v: np.ndarray, kind: str) -> float
         return c_two_layer(u, Vs[0], skip=(kind == "skip"))
     H = np.array([ramp_correlations(u, V)[0].astype(float) for V in Vs])  # (K, p)
     slack = sum(rounding_slack(u, V) for V in Vs)
-    c = np.max(np.linalg.norm(H, axis=0))
+    c = np.max(column_norms(H))
     if kind != "skip":
-        c = max(c, np.max(np.linalg.norm(H - H[:, :1], axis=0)))
-    return float(c) + slack
+        c = max(c, np.max(column_norms(H - H[:, :1])))
+    # relative slack: rounding of the correlations to double and of the norms (a few ulps each)
+    return float(c) * (1 + 8 * (len(Vs) + 2) * EPS) + slack
 
 
 def _best_dual(v: np.ndarray, Y: np.ndarray, loss: Loss, tmax: float, *, out_bias_penalty: float = 0.0):
