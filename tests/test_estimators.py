@@ -3,6 +3,8 @@ deepdual.solve, certificates, and a real data set (digits) against MLPClassifier
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 sklearn = pytest.importorskip("sklearn")
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
@@ -39,17 +41,18 @@ def test_regressor_equals_solve_and_is_certified_on_small_data():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((12, 2))
     y = np.abs(X[:, 0]) - X[:, 1] + 0.1 * rng.standard_normal(12)
-    est = DualNetRegressor(beta=0.2, rtol=1e-6).fit(X, y)
-    sol = deepdual.solve(X, y, beta=0.2, bias=True, rtol=1e-6)
+    est = DualNetRegressor(beta=0.2, tol=1e-6).fit(X, y)
+    yc = y - y.mean()  # the regressor fits the centered targets (intercept_ = mean)
+    sol = deepdual.solve(X, yc, beta=0.2, bias=True, rtol=1e-6)
     assert est.certificate_.info["patterns_complete"]
     assert est.certificate_.certified
     assert est.certificate_.objective == pytest.approx(sol.objective, rel=1e-9)
-    np.testing.assert_allclose(est.predict(X), sol.predict(X), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(est.predict(X), sol.predict(X) + y.mean(), rtol=1e-7, atol=1e-9)
     # the certificate's objective is the network's, with penalized hidden biases
-    obj = deepdual.objective(est.network_, X, y, beta=0.2, penalize_biases=True)
+    obj = deepdual.objective(est.network_, X, yc, beta=0.2, penalize_biases=True)
     assert obj == pytest.approx(est.certificate_.objective, rel=1e-12)
     # and deepdual.certify of the fitted network proves the same gap
-    cert = deepdual.certify(est.network_, X, y, beta=0.2, penalize_biases=True)
+    cert = deepdual.certify(est.network_, X, yc, beta=0.2, penalize_biases=True)
     assert cert.certified, cert
 
 
@@ -60,7 +63,7 @@ def test_regressor_vector_output():
     est = DualNetRegressor(beta=0.1, random_state=0).fit(X, Y)
     assert est.predict(X).shape == (15, 2)
     # the fit is a real network: its objective is what the certificate reports
-    obj = deepdual.objective(est.network_, X, Y, beta=0.1, penalize_biases=True)
+    obj = deepdual.objective(est.network_, X, Y - Y.mean(axis=0), beta=0.1, penalize_biases=True)
     assert obj == pytest.approx(est.certificate_.objective, rel=1e-12)
     assert est.certificate_.lower_bound <= obj
 
@@ -111,7 +114,7 @@ def test_classifier_on_digits_comparable_to_mlp():
     keep = np.isin(y, (3, 8))
     X, y = X[keep] / 16.0, y[keep]
     Xtr, Xte, ytr, yte = train_test_split(X, y, train_size=150, random_state=0, stratify=y)
-    clf = DualNetClassifier(beta=1.0, random_state=0, n_patterns=30, rtol=1e-3).fit(Xtr, ytr)
+    clf = DualNetClassifier(beta=1.0, random_state=0, n_patterns=30, tol=1e-3).fit(Xtr, ytr)
     mlp = MLPClassifier(hidden_layer_sizes=(50,), max_iter=2000, random_state=0).fit(Xtr, ytr)
     acc, acc_mlp = clf.score(Xte, yte), mlp.score(Xte, yte)
     assert acc >= acc_mlp - 0.04, (acc, acc_mlp)
@@ -130,7 +133,7 @@ def test_relu_convex_regressor_certificate_is_valid():
     sol = est.certificate_
     assert sol.lower_bound <= sol.objective + 1e-9 * abs(sol.objective)
     # bias=True (default): the hidden biases are penalized in the convex program
-    obj = deepdual.objective(est.network_, X, y, beta=0.5, penalize_biases=True)
+    obj = deepdual.objective(est.network_, X, y - y.mean(), beta=0.5, penalize_biases=True)
     assert obj == pytest.approx(sol.objective, rel=1e-8)
     assert est.predict(X).shape == (12,)
 
@@ -147,3 +150,104 @@ def test_bad_parameters():
         DualNetClassifier().fit(X, np.ones(10))
     with pytest.raises(TypeError, match="solver_options"):
         DualNetRegressor(solver_options=[1]).fit(X, X[:, 0])
+    with pytest.raises(ValueError, match="alpha"):
+        DualNetRegressor(alpha=0.0).fit(X, X[:, 0])
+    with pytest.raises(ValueError, match="tol"):
+        DualNetRegressor(tol=-1.0).fit(X, X[:, 0])
+    with pytest.raises(ValueError, match="max_iter"):
+        DualNetRegressor(max_iter=0).fit(X, X[:, 0])
+    with pytest.raises(ValueError, match="n_patterns"):
+        DualNetRegressor(n_patterns=0).fit(X, X[:, 0])
+    with pytest.raises(TypeError, match="warm_start"):
+        DualNetRegressor(warm_start="yes").fit(X, X[:, 0])
+
+
+# ------------------------------------------------------------------ alpha, beta and the scale
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), n=st.integers(4, 30), alpha=st.floats(1e-3, 1.0))
+def test_alpha_maps_to_beta_n_alpha_exactly(seed, n, alpha):
+    # linear networks: closed forms, so the fit is the exact optimum and the objectives
+    # can be compared: (1/n) * deepdual's objective at beta = n * alpha
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 3))
+    y = X @ rng.standard_normal(3) + rng.standard_normal(n)
+    est = DualNetRegressor(alpha=alpha, activation="linear", bias=False).fit(X, y)
+    assert est.beta_ == n * alpha  # exactly
+    yc = y - y.mean()
+    sol = deepdual.solve(X, yc, beta=n * alpha, activation="linear")
+    assert est.certificate_.objective == pytest.approx(sol.objective, rel=1e-9)
+    mean_obj = 0.5 * np.mean((est.predict(X) - y) ** 2) + 0.5 * alpha * sum(
+        float(np.sum(W**2)) for layers in est.network_.weights for W in layers)
+    assert mean_obj == pytest.approx(sol.objective / n, rel=1e-9)
+    # `beta`, when given, wins over alpha
+    est_b = DualNetRegressor(alpha=alpha, beta=2.0, activation="linear", bias=False).fit(X, y)
+    assert est_b.beta_ == 2.0
+
+
+def test_alpha_scale_is_independent_of_n():
+    # the same alpha on 2x the (i.i.d.) data gives about the same fitted function, since
+    # beta = n * alpha grows with the loss: beta_max / n is an O(1) threshold
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((400, 3))
+    y = np.maximum(X[:, 0], 0) - X[:, 1] + 0.3 * rng.standard_normal(400)
+    a = [deepdual.beta_max(X[:m], y[:m] - y[:m].mean(), activation="linear").value / m for m in (200, 400)]
+    assert a[0] == pytest.approx(a[1], rel=0.2)
+    fits = [DualNetRegressor(alpha=0.05, activation="linear").fit(X[:m], y[:m]) for m in (200, 400)]
+    Xt = rng.standard_normal((100, 3))
+    np.testing.assert_allclose(fits[0].predict(Xt), fits[1].predict(Xt), atol=0.15)
+
+
+def test_zero_network_above_alpha_max_is_said():
+    rng = np.random.default_rng(12)
+    X = rng.standard_normal((30, 2))
+    y = np.abs(X[:, 0]) + 0.1 * rng.standard_normal(30)
+    yc = y - y.mean()
+    bm = deepdual.beta_max(X, yc, bias=True)
+    assert bm.exact
+    with pytest.warns(UserWarning, match="zero network"):
+        est = DualNetRegressor(alpha=bm.value / 30 * (1 + 1e-6), tol=1e-6).fit(X, y)
+    assert est.zero_network_ and est.certificate_.certified
+    np.testing.assert_allclose(est.predict(X), y.mean())
+    est = DualNetRegressor(alpha=bm.value / 30 * 0.5).fit(X, y)
+    assert not est.zero_network_
+
+
+def test_warm_start_reuses_directions_along_an_alpha_grid():
+    rng = np.random.default_rng(13)
+    X = rng.standard_normal((60, 6))
+    y = np.maximum(X[:, 0], 0) - X[:, 1] + 0.1 * rng.standard_normal(60)
+    est = DualNetRegressor(alpha=0.05, n_patterns=20, random_state=0, warm_start=True,
+                           solver_options={"certify_max_patterns": 0})
+    est.fit(X, y)
+    d1 = est.directions_.copy()
+    assert d1.shape[1] == 7  # d + 1 (the bias column)
+    objs = []
+    for a in (0.02, 0.01):
+        est.set_params(alpha=a).fit(X, y)
+        objs.append(est.certificate_.objective / est.beta_)
+        # warm start: every pattern of the earlier fit is used again (the set only grows)
+        Xa = np.hstack([X, np.ones((60, 1))])
+        before = {tuple(p) for p in (Xa @ d1.T > 0).T}
+        now = {tuple(p) for p in (Xa @ est.directions_.T > 0).T}
+        assert before <= now
+        d1 = est.directions_.copy()
+    cold = DualNetRegressor(alpha=0.01, n_patterns=20, random_state=0,
+                            solver_options={"certify_max_patterns": 0}).fit(X, y)
+    # more patterns (a superset) can only help the program: the warm fit is at least as good
+    assert est.certificate_.info["restricted_objective"] <= cold.certificate_.info["restricted_objective"] * (1 + 1e-3)
+
+
+def test_multiclass_budget_on_wine():
+    from sklearn.datasets import load_wine
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_wine(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    clf = DualNetClassifier(alpha=0.01, random_state=0).fit(X, y)
+    info = clf.certificate_.info
+    # the vector-output program (an upper bound) gets the estimator's budget, then descent
+    assert info["iterations"] <= 300
+    assert clf.score(X, y) >= 0.97
+    obj = deepdual.objective(clf.network_, X, y, beta=clf.beta_, loss="cross_entropy", penalize_biases=True)
+    assert obj == pytest.approx(clf.certificate_.objective, rel=1e-10)
+    assert clf.certificate_.lower_bound <= obj

@@ -14,16 +14,41 @@ Requires the ``[sklearn]`` extra (``pip install deepdual[sklearn]``).
 
 Notes
 -----
-* The loss is a *sum* over samples (docs/theory.md §1): the same ``beta`` regularizes a
-  large data set less than a small one.  scikit-learn's ``MLPClassifier(alpha=a)``
-  uses a mean loss with penalty :math:`\frac{a}{2n}\|W\|^2`, i.e. ``beta = a`` here.
+* **Scale of the regularization.**  ``alpha`` is on scikit-learn's mean-loss scale: the
+  estimators minimize :math:`\frac1n\ell(f(X), Y) + \frac\alpha2\sum\|W\|_F^2`, which is
+  :math:`\frac1n` times deepdual's sum objective with :math:`\beta = n\alpha` (``beta_``
+  after fitting).  On standardized data the interesting range of ``alpha`` then does not
+  depend on ``n``: the zero network is optimal exactly for
+  :math:`\alpha \ge \beta_{\max}/n` (:func:`deepdual.beta_max`), and
+  :math:`\beta_{\max} = c(y)` grows like :math:`n` (like the Lasso's
+  :math:`\alpha_{\max} = \|X^Ty\|_\infty/n`).  ``beta`` (deepdual's sum scale), when given,
+  is used instead of ``alpha``.
+* **Relation to MLPRegressor / MLPClassifier.**  scikit-learn's MLPs minimize
+  :math:`\frac{1}{2nK}\sum(f - y)^2 + \frac{\alpha_{\rm mlp}}{2n}\sum\|W\|^2`
+  (``squared_loss`` is a mean over all :math:`nK` entries; the penalty is divided by the
+  number of samples, ``_multilayer_perceptron.py``) and
+  :math:`\frac1n\sum\text{log-loss} + \frac{\alpha_{\rm mlp}}{2n}\sum\|W\|^2`; the
+  same objectives are deepdual's with :math:`\beta = K\alpha_{\rm mlp}` (regression) and
+  :math:`\beta = \alpha_{\rm mlp}` (classification), i.e. ``alpha = K * alpha_mlp / n``
+  here, apart from the biases (MLPs do not penalize theirs).  In practice Adam stops far
+  from the optimum of that objective, and the MLPs' useful ``alpha`` range is much
+  larger than this mapping suggests; measured side by side over one grid
+  (docs/performance.md, section 8; ``benchmarks/bench_estimators.py``) the same grid
+  serves both estimators.
+* ``DualNetRegressor`` fits the centered targets and predicts ``intercept_`` (their
+  mean) plus the network: an unpenalized output bias fixed at the mean.
 * ``bias=True`` (default) appends a column of ones: with the convex program the hidden
   biases are then penalized like the weights (see :func:`deepdual.solve`); on
   one-dimensional data with the squared loss the exact 1-D solver is used, whose
   biases are unpenalized.
 * With the default ``method="auto"`` and data of more than a few dimensions, the
-  convex program samples ``n_patterns`` activation patterns: the network is then
-  optimal among networks with those patterns (``certificate_.info["note"]``).
+  convex program samples ``n_patterns`` activation patterns (here, so that
+  ``warm_start`` can reuse their directions): the network is then optimal among
+  networks with those patterns before the local descent improves it
+  (``certificate_.info["note"]``), and the program gets ``max_iter=300`` iterations
+  unless ``max_iter`` says otherwise (its optimum is only an upper bound).
+* When ``alpha`` is at or above :math:`\beta_{\max}/n` the fit is the zero network:
+  ``zero_network_`` is true and a ``UserWarning`` says so.
 * Both estimators pass scikit-learn's estimator checks (``tests/test_estimators.py``)
   with no check skipped by deepdual; the test uses a small sampled pattern set,
   ``max_iter=60`` and ``certify_max_patterns=0`` to stay fast.  scikit-learn itself
@@ -36,6 +61,7 @@ Notes
 from __future__ import annotations
 
 import numbers
+import warnings
 from typing import Any
 
 import numpy as np
@@ -53,35 +79,28 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
     ) from exc
 
 from .api import solve
+from .path import resolved_method
 from .solution import Solution
-from .relu.convex_program.solver import CONVEX_OPTIONS
-from .structures import is_whitened, rank_one_factors
+from .relu.convex_program.solver import CONVEX_OPTIONS, DEFAULT_MAX_PATTERNS as CONVEX_MAX_PATTERNS
 
-__all__ = ["DualNetRegressor", "DualNetClassifier"]
+__all__ = ["DualNetRegressor", "DualNetClassifier", "DEFAULT_ALPHA"]
 
 #: options of the convex program: passed only when it is the solver used (the closed
 #: forms reject unknown options)
 _CONVEX_ONLY = CONVEX_OPTIONS
 
+#: default ``alpha`` (mean-loss scale, beta = n * alpha): chosen from cross-validation on
+#: standardized diabetes, breast cancer, wine and digits (docs/performance.md section 8)
+DEFAULT_ALPHA = 1e-2
 
-def _resolve_method(X: np.ndarray, *, activation: str, depth: int, bias: bool, method: str,
-                    loss: str, K: int) -> str:
-    """The solver :func:`deepdual.solve` would use (``method="auto"``), made explicit so
-    that the convex program's options are passed only to it.  On 1-D data the exact 1-D
-    solver handles the squared loss with scalar output; other losses use the convex
-    program on ``[x, 1]``."""
-    if method != "auto" or activation != "relu":
-        return method
-    d = X.shape[1]
-    if bias and d == 1:
-        return "one_dimensional" if (loss == "squared" and K == 1) else "convex"
-    if bias:
-        return "convex"
-    if rank_one_factors(X) is not None:
-        return "rank_one"
-    if is_whitened(X):
-        return "whitened"
-    return "convex" if depth == 2 else "auto"
+#: iteration budget of the convex program when ``max_iter`` is None and its program is
+#: only an upper bound: sampled pattern sets, and vector outputs (several targets, or
+#: cross-entropy with more than two classes; docs/convex_program.md §5).  The local
+#: descent that follows does the rest, so solving that program precisely is wasted:
+#: breast cancer (logistic, 50 patterns): 20000 AL iterations, 48 s per fit, CV accuracy
+#: 0.9719 at alpha = 1e-4; 300 iterations, 4 s, the same 0.9719 (and 0.9754 vs 0.9736 at
+#: 1e-3); wine (K = 3): 1808 iterations, 9 s, for the same training accuracy
+UPPER_BOUND_MAX_ITER = 300
 
 
 def _seed(random_state: Any) -> int | None:
@@ -93,6 +112,32 @@ def _seed(random_state: Any) -> int | None:
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
 
+def _check_positive(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (np.isfinite(value) and value > 0):
+        raise ValueError(f"`{name}` must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def _augmented(X: np.ndarray, bias: bool) -> np.ndarray:
+    return np.hstack([X, np.ones((X.shape[0], 1))]) if bias else X
+
+
+def neuron_directions(network: Any, bias: bool) -> np.ndarray:
+    """First-layer weight vectors of a two-layer network's neurons (rows; with ``bias`` the
+    hidden bias appended), non-zero ones only: the directions whose activation patterns
+    warm-start the next fit."""
+    rows = []
+    for j, layers in enumerate(network.weights):
+        W = layers[0]
+        if bias:
+            b = network.biases[j][0] if network.biases is not None and network.biases[j][0] is not None \
+                else np.zeros(W.shape[1])
+            W = np.vstack([W, b[None, :]])
+        rows.append(W.T)
+    U = np.vstack(rows) if rows else np.zeros((0, network.input_dim + int(bias)))
+    return U[np.linalg.norm(U, axis=1) > 0]
+
+
 class _DualNetBase(BaseEstimator):
     """Shared parameters and fitting of the deepdual estimators."""
 
@@ -100,44 +145,129 @@ class _DualNetBase(BaseEstimator):
 
     def __init__(
         self,
-        beta: float = 1.0,
+        alpha: float = DEFAULT_ALPHA,
         *,
+        beta: float | None = None,
         depth: int = 2,
         activation: str = "relu",
         loss: str = "auto",
         bias: bool = True,
         method: str = "auto",
-        rtol: float = 1e-4,
+        tol: float = 1e-4,
+        max_iter: int | None = None,
         n_patterns: int = 50,
         random_state: Any = None,
+        device: Any = None,
+        warm_start: bool = False,
         solver_options: dict | None = None,
     ) -> None:
+        self.alpha = alpha
         self.beta = beta
         self.depth = depth
         self.activation = activation
         self.loss = loss
         self.bias = bias
         self.method = method
-        self.rtol = rtol
+        self.tol = tol
+        self.max_iter = max_iter
         self.n_patterns = n_patterns
         self.random_state = random_state
+        self.device = device
+        self.warm_start = warm_start
         self.solver_options = solver_options
+
+    def _beta(self, n: int) -> float:
+        r""":math:`\beta` of the fit on ``n`` samples: ``beta`` when given, else ``n * alpha``."""
+        if self.beta is not None:
+            return _check_positive(self.beta, "beta")
+        return n * _check_positive(self.alpha, "alpha")
 
     def _solve(self, X: np.ndarray, Y: np.ndarray, loss: str) -> Solution:
         if not isinstance(self.solver_options, (dict, type(None))):
             raise TypeError(f"`solver_options` must be a dict or None, got {type(self.solver_options).__name__}")
+        if not isinstance(self.warm_start, (bool, np.bool_)):
+            raise TypeError(f"`warm_start` must be True or False, got {self.warm_start!r}")
+        if self.max_iter is not None and (isinstance(self.max_iter, bool)
+                                          or not isinstance(self.max_iter, numbers.Integral) or self.max_iter < 1):
+            raise ValueError(f"`max_iter` must be None or an integer >= 1, got {self.max_iter!r}")
+        if isinstance(self.n_patterns, bool) or not isinstance(self.n_patterns, numbers.Integral) \
+                or self.n_patterns < 1:
+            raise ValueError(f"`n_patterns` must be an integer >= 1, got {self.n_patterns!r}")
+        tol = _check_positive(self.tol, "tol")
+        beta = self._beta_used = self._beta(X.shape[0])
         opts = dict(self.solver_options or {})
         K = 1 if Y.ndim == 1 else Y.shape[1]
-        method = _resolve_method(X, activation=self.activation, depth=self.depth, bias=bool(self.bias),
-                                 method=self.method, loss=loss, K=K)
+        bias = bool(self.bias)
+        method = resolved_method(X, activation=self.activation, depth=self.depth, bias=bias,
+                                 method=self.method, loss_name=loss, K=K)
+        self._directions = None
         if method == "convex":
-            opts.setdefault("n_patterns", self.n_patterns)
+            opts.setdefault("n_patterns", int(self.n_patterns))
             opts.setdefault("rng", _seed(self.random_state))
+            if self.max_iter is not None:
+                opts.setdefault("max_iter", int(self.max_iter))
+            if self.device is not None:
+                opts.setdefault("device", self.device)
+            sampled = self._choose_patterns(X, K, opts)
+            if sampled or K > 1:
+                opts.setdefault("max_iter", UPPER_BOUND_MAX_ITER)
         else:
             for name in _CONVEX_ONLY:
                 opts.pop(name, None)
-        return solve(X, Y, beta=self.beta, depth=self.depth, activation=self.activation, bias=self.bias,
-                     loss=loss, method=method, rtol=self.rtol, **opts)
+        sol = solve(X, Y, beta=beta, depth=self.depth, activation=self.activation, bias=bias,
+                    loss=loss, method=method, rtol=tol, **opts)
+        if method == "convex" and self._directions is not None:
+            # warm start: the next fit samples the same directions plus these neurons'
+            self._directions = np.vstack([self._directions, neuron_directions(sol.network, bias)])
+        return sol
+
+    def _choose_patterns(self, X: np.ndarray, K: int, opts: dict) -> bool:
+        """Sample the activation patterns here (rather than in the solver) when the convex
+        program would sample them, so that ``warm_start`` can reuse their directions.
+        Returns whether the pattern set is sampled (or user-supplied)."""
+        from .patterns import count_upper_bound, row_space, sample_patterns
+
+        if "patterns" in opts and not isinstance(opts["patterns"], str):
+            return True
+        Xa = _augmented(X, bool(self.bias))
+        how = opts.get("patterns", "auto")
+        if how == "exact" or (how == "auto" and count_upper_bound(Xa.shape[0], row_space(Xa).rank) * K
+                              <= opts.get("max_patterns", CONVEX_MAX_PATTERNS)):
+            return False  # all patterns: exact, nothing to warm-start
+        prev = getattr(self, "directions_", None) if self.warm_start else None
+        if prev is not None and prev.shape[1] == Xa.shape[1]:
+            dirs = prev
+        else:
+            _, dirs = sample_patterns(Xa, int(opts["n_patterns"]), opts.get("rng"), return_directions=True)
+        pats = (Xa @ dirs.T > 0).T
+        # keep directions strictly inside a cell with a non-zero pattern (others would need an LP)
+        margin = np.abs(Xa @ dirs.T).min(axis=0) > 1e-9 * np.linalg.norm(dirs, axis=1) * \
+            np.linalg.norm(Xa, axis=1).max()
+        keep = margin & pats.any(axis=1)
+        pats, dirs = pats[keep], dirs[keep]
+        _, first = np.unique(pats, axis=0, return_index=True)
+        first = np.sort(first)
+        opts["patterns"] = (pats[first], dirs[first])
+        opts.pop("n_patterns", None)
+        self._directions = dirs[first]
+        return True
+
+    def _finish(self, sol: Solution) -> None:
+        self.certificate_ = sol
+        self.network_ = sol.network
+        self.beta_ = self._beta_used
+        self.zero_network_ = bool(sol.zero_network)
+        # iterations of the iterative solver (a closed form counts as one)
+        self.n_iter_ = max(int(sol.info.get("iterations", 1) or 1), 1)
+        if self._directions is not None:
+            self.directions_ = self._directions
+        elif hasattr(self, "directions_") and not self.warm_start:
+            del self.directions_
+        if self.zero_network_:
+            warnings.warn(
+                f"the fitted network is the zero network (constant predictions): beta = {self._beta_used:.4g} "
+                "is at or above beta_max, where no neuron lowers the objective; decrease `alpha` "
+                "(see deepdual.beta_max)", UserWarning, stacklevel=3)
 
     def _forward(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "network_")
@@ -148,10 +278,18 @@ class _DualNetBase(BaseEstimator):
 class DualNetRegressor(RegressorMixin, _DualNetBase):
     r"""Regressor: the globally optimal regularized ReLU network (docs/theory.md §2.8).
 
+    Minimizes, over two-layer networks of any width (deeper ones where a theorem applies),
+
+    .. math:: \frac{1}{2n}\|f(X) - (y - \bar y)\|^2 + \frac{\alpha}{2}\sum_j\sum_l\|W_{l,j}\|_F^2,
+
+    i.e. :func:`deepdual.solve` with :math:`\beta = n\alpha` (module notes).
+
     Parameters
     ----------
-    beta : float > 0, default 1.0
-        Weight-decay strength :math:`\beta` (sum convention).
+    alpha : float > 0, default 1e-2
+        Weight decay on the mean-loss scale: ``beta = n_samples * alpha``.
+    beta : float > 0, optional
+        Weight decay on deepdual's sum scale; when given it is used and ``alpha`` is ignored.
     depth : int >= 2, default 2
     activation : {"relu", "linear"}, default "relu"
     loss : {"auto", "squared"}, default "auto" (squared loss)
@@ -159,22 +297,43 @@ class DualNetRegressor(RegressorMixin, _DualNetBase):
         Hidden biases (penalized with the convex program; see module notes).
     method : str, default "auto"
         Passed to :func:`deepdual.solve` (``"convex"``, ``"whitened"``, ...).
-    rtol : float, default 1e-4
-        Target relative duality gap of the solver.
+    tol : float, default 1e-4
+        Target relative duality gap (``rtol`` of :func:`deepdual.solve`).
+    max_iter : int, optional
+        Iteration budget of the convex program (default: the solver's own; 300 for
+        vector outputs, whose program is only an upper bound).
     n_patterns : int, default 50
         Sampled activation patterns when the convex program cannot enumerate them all.
     random_state : None, int or RandomState
         Seed of the sampled patterns.
+    device : None, "cpu", "cuda" or torch.device
+        Passed to :func:`deepdual.solve` for the convex program (its first-order solver's
+        torch backend); ``None`` runs on numpy.
+    warm_start : bool, default False
+        Refit from the previous fit's pattern set: the sampled directions plus those of
+        the fitted neurons (e.g. along an ``alpha`` grid with ``set_params``).
     solver_options : dict, optional
-        Extra options of the solver, e.g. ``{"max_iter": 200, "max_patterns": 500}``;
-        the convex program's options (:data:`deepdual.relu.convex_program.solver.CONVEX_OPTIONS`)
-        are dropped when another solver (a closed form) is used.
+        Extra options of the solver, e.g. ``{"max_patterns": 500}``; the convex program's
+        options (:data:`deepdual.relu.convex_program.solver.CONVEX_OPTIONS`) are dropped
+        when another solver (a closed form) is used.
 
     Attributes
     ----------
     network_ : deepdual.Network
+        Fitted to the centered targets; ``predict`` adds ``intercept_``.
+    intercept_ : ndarray (K,) or float
+        Mean of the training targets.
     certificate_ : deepdual.Solution
-        Objective, proven lower bound and gap of the fit.
+        Objective (sum scale, centered targets), proven lower bound and gap of the fit.
+    beta_ : float
+        The weight decay used (``n_samples * alpha`` or ``beta``).
+    zero_network_ : bool
+        Whether the fit is the zero network (``alpha`` at or above ``beta_max / n``; a
+        ``UserWarning`` says so).
+    directions_ : ndarray
+        Pattern directions kept for ``warm_start`` (sampled pattern sets only).
+    n_iter_ : int
+        Iterations of the solver (1 for a closed form).
     n_features_in_ : int
 
     Examples
@@ -183,7 +342,7 @@ class DualNetRegressor(RegressorMixin, _DualNetBase):
     >>> from deepdual import DualNetRegressor
     >>> rng = np.random.default_rng(0)
     >>> X = rng.standard_normal((10, 2)); y = np.abs(X[:, 0])
-    >>> reg = DualNetRegressor(beta=0.1, random_state=0).fit(X, y)
+    >>> reg = DualNetRegressor(alpha=0.01, random_state=0).fit(X, y)
     >>> reg.predict(X).shape
     (10,)
     """
@@ -194,15 +353,15 @@ class DualNetRegressor(RegressorMixin, _DualNetBase):
         loss = "squared" if self.loss == "auto" else self.loss
         if loss != "squared":
             raise ValueError(f"`loss` must be 'auto' or 'squared' for DualNetRegressor, got {self.loss!r}")
-        sol = self._solve(X, y, loss)
-        self.certificate_ = sol
-        self.network_ = sol.network
+        self.intercept_ = y.mean(axis=0)
+        sol = self._solve(X, y - self.intercept_, loss)
+        self._finish(sol)
         return self
 
     def predict(self, X: Any) -> np.ndarray:
-        """Network output: shape (n,) for 1-D targets, else (n, K)."""
+        """Network output plus ``intercept_``: shape (n,) for 1-D targets, else (n, K)."""
         F = self._forward(X)
-        return F[:, 0] if self.network_.scalar_output else F
+        return (F[:, 0] if self.network_.scalar_output else F) + self.intercept_
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -215,12 +374,14 @@ class DualNetClassifier(ClassifierMixin, _DualNetBase):
     r"""Classifier: the globally optimal regularized ReLU network (docs/theory.md §2.8).
 
     Labels are encoded as :math:`\pm1` for a binary problem with the logistic (or squared)
-    loss and one-hot for the cross-entropy (or squared) loss with several classes.
+    loss and one-hot for the cross-entropy (or squared) loss with several classes; the
+    objective is :math:`\frac1n\ell(f(X), T) + \frac\alpha2\sum\|W\|^2`, i.e.
+    :math:`\beta = n\alpha` (module notes).
 
     Parameters
     ----------
-    beta : float > 0, default 1.0
-    depth, activation, bias, method, rtol, n_patterns, random_state, solver_options
+    alpha : float > 0, default 1e-2
+    beta, depth, activation, bias, method, tol, max_iter, n_patterns, random_state, device, warm_start, solver_options
         As in :class:`DualNetRegressor`.
     loss : {"auto", "logistic", "cross_entropy", "squared", "hinge"}, default "auto"
         ``"auto"``: logistic for two classes, cross-entropy for more.  ``"hinge"``
@@ -232,6 +393,9 @@ class DualNetClassifier(ClassifierMixin, _DualNetBase):
     classes_ : ndarray
     network_ : deepdual.Network
     certificate_ : deepdual.Solution
+    beta_ : float
+    zero_network_ : bool
+    n_iter_ : int
     n_features_in_ : int
 
     Examples
@@ -240,7 +404,7 @@ class DualNetClassifier(ClassifierMixin, _DualNetBase):
     >>> from deepdual import DualNetClassifier
     >>> rng = np.random.default_rng(0)
     >>> X = rng.standard_normal((20, 2)); y = (X[:, 0] * X[:, 1] > 0).astype(int)
-    >>> clf = DualNetClassifier(beta=0.1, random_state=0).fit(X, y)
+    >>> clf = DualNetClassifier(alpha=0.005, random_state=0).fit(X, y)
     >>> clf.predict_proba(X).shape
     (20, 2)
     """
@@ -273,8 +437,7 @@ class DualNetClassifier(ClassifierMixin, _DualNetBase):
             T = 2.0 * codes - 1.0  # +-1: classes_[1] is the positive class
         self._fit_loss = loss
         sol = self._solve(X, T, loss)
-        self.certificate_ = sol
-        self.network_ = sol.network
+        self._finish(sol)
         return self
 
     def decision_function(self, X: Any) -> np.ndarray:
