@@ -241,3 +241,16 @@ def test_constant_labels_zero_biases_not_certified_above_zero():
     cert = deepdual.certify(net, x, y, beta=1.0)
     assert cert.lower_bound <= 1e-12 and not cert.certified
     assert deepdual.solve(x, y, beta=1.0, bias=True).objective <= 1e-12
+
+
+def test_summary_uses_the_recorded_problem():
+    """Solution.summary / deepdual.summarize certify with the recorded loss and beta (a
+    logistic solution used to be certified with the squared loss by default)."""
+    x, y = _data_1d()
+    yl = (y > 0).astype(float)
+    sol = deepdual.solve(x, yl, beta=0.1, bias=True, loss="logistic")
+    for rep in (sol.summary(x, yl), sol.summary(x, yl, beta=0.1), deepdual.summarize(sol.network, x, yl)):
+        assert rep.certificate["objective"] == pytest.approx(sol.objective, rel=1e-12)
+        assert rep.certificate["lower_bound"] <= sol.objective * (1 + 1e-12)
+    with pytest.raises(ValueError, match="`loss`"):
+        deepdual.summarize(sol.network, x, yl, loss="squared")

@@ -295,7 +295,7 @@ def summarize(
     y: Any = None,
     *,
     beta: float | None = None,
-    loss: Any = "squared",
+    loss: Any = None,
     tol: float | None = None,
 ) -> Report:
     r"""Structure report of a network: per-layer rank, alignment, norms; per-path balance,
@@ -312,8 +312,9 @@ def summarize(
     y : array of shape (n,) or (n, K), optional
     beta : float > 0, optional
         Weight decay, for the certificate.
-    loss : str or Loss
-        Loss for the certificate (default squared).
+    loss : str or Loss, optional
+        Loss for the certificate (default: the network's recorded problem,
+        :attr:`Network.problem`, else squared; ``beta`` likewise defaults to the recorded one).
     tol : float, optional
         Relative rank threshold: a singular value counts when it exceeds
         ``tol * sigma_max``.  Default: ``max(shape) * eps * sigma_max * 100`` (the
@@ -408,6 +409,8 @@ def summarize(
         rep.structure, rep.theorem = _theorem(network.activation, L, network.n_outputs, Xa)
         if network.activation == "relu" and rep.structure == "one_dimensional" and not network.has_biases:
             rep.notes.append("the 1-D theorem concerns networks with biases; this network has none")
+        if beta is None:  # the problem recorded by solve (deepdual.problem)
+            beta = (getattr(network, "problem", None) or {}).get("beta")
         if y is not None and beta is not None:
             rep.certificate = _certificate(network, Xa, y, beta, loss, rep)
     if solution is not None:

@@ -154,7 +154,7 @@ class Solution(_GapMixin):
         from .report import summarize
 
         beta = self.info.get("beta") if beta is None else beta
-        loss = self.info.get("loss", "squared") if loss is None else loss
+        loss = self.info.get("loss") if loss is None else loss  # None: the network's recorded problem
         return summarize(self, X, y, beta=beta, loss=loss, tol=tol)
 
     def as_dict(self) -> dict[str, Any]:
