@@ -39,6 +39,8 @@ from ..projection import factorize, project_factored
 from ..solution import Certificate
 from .solver import (
     hinge_active_set,
+    nuclear_norm,
+    schatten_power,
     SmoothedHinge,
     deep_linear_search,
     deep_search_defaults,
@@ -57,6 +59,17 @@ _TINY = np.finfo(float).tiny
 def path_budget(network: Network) -> float:
     r""":math:`T = \sum_j \prod_l \|W_{l,j}\|_F`, an upper bound on :math:`\|M\|_*` (Hoelder)."""
     return float(sum(np.prod([np.linalg.norm(W) for W in layers]) for layers in network.weights))
+
+
+def _end_to_end(network: Network) -> np.ndarray:
+    r"""End-to-end weight :math:`M = \sum_j W_{1,j}\cdots W_{L,j}` of a linear network."""
+    M = None
+    for layers in network.weights:
+        P = layers[0]
+        for W in layers[1:]:
+            P = P @ W
+        M = P if M is None else M + P
+    return np.asarray(M, dtype=float)
 
 
 def _exact_two_layer_dual(X: np.ndarray, Y: np.ndarray, beta: float):
@@ -216,7 +229,15 @@ def certify_linear(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: floa
     # the search that solve() runs, with solve()'s budgets: whatever solve() certified is certified here
     # (its lower bound is a deterministic function of the problem); "auto" runs it only when the
     # network's own duals leave the gap open
-    if exact is True or (exact == "auto" and not closed):
+    # every network has P >= l(XM) + lam sum_i sigma_i(M)^p while the search's bound is at most
+    # l(XM) + lam (sum_i sigma_i(M))^p (docs/linear.md §3b): when the difference exceeds the
+    # tolerance, the search cannot certify this network and is skipped (never for one output)
+    M_net = _end_to_end(network)
+    relax = lam * (schatten_power(M_net, p) - nuclear_norm(M_net) ** p) if K > 1 else 0.0
+    hopeless = relax > 2.0 * rtol * max(abs(P), _TINY)
+    if hopeless:
+        details["search"] = "not run: the rank of the network's end-to-end map alone leaves a gap above rtol"
+    if exact is True or (exact == "auto" and not closed and not hopeless):
         if intercept and not squared:
             details["search"] = "not run: the deep search has no intercept for this loss"
         else:
