@@ -60,9 +60,10 @@ def check_scaled_problem(Ys: np.ndarray, beta_s: float, kb: int, loss: Loss) -> 
     caller's units is :math:`2^{2k_b}\ell(0, Y_s)`.  Raises ``ValueError`` naming ``y`` (labels
     whose objective overflows, e.g. ~1e154 on 10 rows) or ``beta`` (0 or inf after
     rescaling: beta too far from the data's scale to be represented)."""
-    f0 = float(np.ldexp(loss.value(np.zeros_like(Ys), Ys), 2 * kb))
-    if not np.isfinite(f0):
+    with np.errstate(over="ignore"):
+        f0 = float(np.ldexp(loss.value(np.zeros_like(Ys), Ys), 2 * kb))
         big = float(np.ldexp(np.max(np.abs(Ys), initial=0.0), kb))
+    if not np.isfinite(f0):
         raise ValueError(
             f"`y`: labels of size up to {big:.3g} give an objective (1/2)||y||^2 beyond the float64 range "
             "(about 1.8e308); divide y by a constant (and beta by the same constant: the optimum scales by its "

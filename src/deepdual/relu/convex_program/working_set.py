@@ -128,11 +128,12 @@ PD_DENSE_MAX = 4000
 #: largest Newton-step cost (flops) for which the primal-dual method is used (~0.1-0.2 s
 #: per step on one core; it needs ~20-40 steps)
 PD_MAX_COST = 6e9
-#: a stalled primal-dual run whose relative gap over the working set is above this hands
-#: over to the barrier method: it is not at the precision limit of its normal equations
-#: (~1e-9-1e-6) but stuck (nearly rank-one data, X = c a^T + 1e-11 E: relative gaps
-#: 0.5-0.9 after 27 iterations, while the barrier method certifies to 1e-9)
-PD_STALL_GAP = 1e-4
+#: a stalled primal-dual run whose relative gap over the working set is above this many
+#: times ``tol`` hands over to the barrier method (primal feasible; it reaches ~1e-9):
+#: nearly rank-one data (X = c a^T + 1e-11 E: relative gaps 0.5-0.9 after 27
+#: iterations) and, more mildly, some general data (10 x 3, beta = 1.24: stalled at
+#: 1.1e-6 > tol = 5e-7, so the returned network was not certified)
+PD_STALL_GAP = 1.0
 
 
 # ============================================================================ working set
@@ -324,7 +325,7 @@ def solve_working_set(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, dirs: np.
                 status = "time_limit"
                 break
             if solver == "pd" and not new and inner.stalled and ipm_cost(2 * K * len(W), r, n, K) <= IPM_MAX_COST \
-                    and (rel > PD_STALL_GAP or (not inner.polished and inner.ipm.G * inner.ipm.q > inner.ipm.dense_max)):
+                    and (rel > PD_STALL_GAP * tol or (not inner.polished and inner.ipm.G * inner.ipm.q > inner.ipm.dense_max)):
                 # the primal-dual method stalled far from the optimum (thin cones of nearly
                 # degenerate data: its multipliers mu / s start huge and the dual residual
                 # never falls, docs/convex_program.md §6), or its Woodbury solve stalled,
