@@ -100,6 +100,8 @@ mathematics lives in sibling modules:
   and the working-set driver with the duality-gap stopping rule (§6);
 * :mod:`~deepdual.relu.convex_program.rebuild`: network from the solution, neuron pruning
   (Carathéodory) and the L-BFGS polish (§2, §5-6).
+* :mod:`~deepdual.relu.convex_program.scaling`: the exact power-of-two rescaling that
+  makes the result independent of the data's units (§12).
 
 References
 ----------
