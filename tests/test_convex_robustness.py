@@ -170,6 +170,17 @@ class TestScaleEquivariance:
         with pytest.raises(ValueError, match="`y`"):
             deepdual.solve(self.X, self.y * 1e154 / np.abs(self.y).max() * 3, beta=1e153, method="convex")
 
+    def test_cli_objective_beyond_float64_is_one_line_exit_2(self, tmp_path, capsys):
+        from deepdual import cli
+
+        p = tmp_path / "huge.npz"
+        np.savez(p, X=self.X, y=self.y / np.abs(self.y).max() * 2e154)
+        code = cli.main(["solve", str(p), "--beta", "1"])
+        err = capsys.readouterr().err
+        assert code == 2
+        lines = err.strip("\n").split("\n")
+        assert len(lines) == 1 and "`y`" in lines[0], err
+
     def test_scale_exponents_keep_the_network_map_exact(self):
         for k in (-3, 0, 7, 100):
             ka, kb = scale_exponents(self.X * 2.0**k, self.y, SquaredLoss())
@@ -237,6 +248,18 @@ class TestNearlyRankOneData:
         for p in (Z[:, ok] > 0).T:
             if p.any():
                 assert p.tobytes() in full
+
+    @settings(max_examples=4, **SETTINGS)
+    @given(seed=st.integers(0, 10_000), rank=st.sampled_from([1, 2]), beta=st.sampled_from([0.05, 0.5]))
+    def test_nearly_low_rank_3d_matches_cvxpy(self, seed, rank, beta):
+        rng = np.random.default_rng(seed)
+        X = rng.standard_normal((10, rank)) @ rng.standard_normal((rank, 3)) + 1e-11 * rng.standard_normal((10, 3))
+        y = rng.standard_normal(10)
+        sol = deepdual.solve(X, y, beta=beta, method="convex")
+        assert sol.info["patterns_complete"] and sol.certified, sol.info
+        ref = _cvxpy_over(X, y, beta, enumerate_patterns(X))
+        assert sol.objective <= ref * (1 + 1e-5)
+        assert sol.lower_bound <= ref * (1 + 1e-6)
 
     @pytest.mark.parametrize("seed", [0, 3])
     def test_other_solvers_agree(self, seed):
