@@ -136,6 +136,7 @@ from ...progress import current as current_monitor, monitoring
 from ...solution import Solution
 from .groups import Groups, has_hessian
 from .certificate import complete_set, global_constraint, gated_relaxation_dual
+from .first_order import FO_MIN_WORK, check_memory, program_memory, solve_first_order
 from .working_set import IPM_MAX_COST, IPM_SMALL_COST, WorkingSetResult, ipm_cost, pd_all, solve_working_set
 from .rebuild import network_from_atoms, polish_network, prune_neurons
 from .scaling import check_scaled_problem, scale_exponents
@@ -174,10 +175,10 @@ __all__ = [
 
 CONVEX_OPTIONS = (
     "patterns", "n_patterns", "max_patterns", "certify_max_patterns", "rng", "random_state", "solver", "max_iter",
-    "tol", "progress", "polish", "strategy", "time_limit",
+    "tol", "progress", "polish", "strategy", "time_limit", "device", "init",
 )
 STRATEGIES = ("patterns", "column_generation")
-SOLVERS = ("auto", "ipm", "barrier", "al")
+SOLVERS = ("auto", "ipm", "barrier", "al", "first_order")
 
 #: number of sampled patterns when exact enumeration is too large
 DEFAULT_N_PATTERNS = 100
@@ -263,6 +264,36 @@ def _pop_seed(options: dict) -> Any:
     options.pop("rng", None)
     options.pop("random_state", None)
     return rng
+
+
+#: default relative gap and iteration budget of the first-order solver (when ``tol`` /
+#: ``max_iter`` are not given): on sampled pattern sets the program is an upper bound
+#: anyway and the global bound is the spectral one (docs/convex_program.md §7)
+FO_DEFAULT_TOL = 1e-4
+FO_DEFAULT_MAX_ITER = 5000
+
+
+def _run_first_order(rs: Any, Y: np.ndarray, pats: np.ndarray, loss: Loss, beta: float, tol: float,
+                     max_iter: int | None, init: Any, device: Any) -> Any:
+    """The first-order solver (:mod:`~deepdual.relu.convex_program.first_order`) on the
+    row-space data, warm-started from ``init`` (a previous :class:`Solution` or its
+    ``info["warm_start"]``), reporting to the progress monitor (bar, time limit)."""
+    z0 = lam0 = rho0 = None
+    if init is not None:
+        state = init.info.get("warm_start") if isinstance(init, Solution) else init
+        if not isinstance(state, dict) or "weights" not in state:
+            raise ValueError("`init` must be a Solution of the first-order solver or its info['warm_start'] dict")
+        W0 = np.asarray(state["weights"], dtype=float)
+        if W0.shape != (2 * len(pats), rs.V.shape[0]) or not np.array_equal(state["patterns"], pats):
+            raise ValueError(f"`init` was computed for other data or patterns: weights of shape {W0.shape}, "
+                             f"expected ({2 * len(pats)}, {rs.V.shape[0]}) on the same patterns")
+        z0, lam0, rho0 = W0 @ rs.V, state.get("multipliers"), state.get("rho")
+    mon = current_monitor()
+    mon.stage("convex program (first_order)")
+    return solve_first_order(rs.Xr, Y, pats, loss, beta, tol=tol,
+                             max_iter=FO_DEFAULT_MAX_ITER if max_iter is None else max_iter, z0=z0,
+                             multipliers=lam0, rho=rho0, device=device,
+                             callback=lambda it, net, low, gap: mon.report(net, low, gap))
 
 
 def _int_option(options: dict, name: str, default: int | None, minimum: int) -> int | None:
@@ -452,7 +483,11 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
 
     rs = row_space(Xa)
     r = rs.rank
-    pats, dirs, complete, how = _choose_patterns(Xa, rs, options.get("patterns", "auto"), n_patterns,
+    pat_option = options.get("patterns", "auto")
+    if options.get("init") is not None and "patterns" not in options:  # warm start: the same patterns
+        state = options["init"].info.get("warm_start") if isinstance(options["init"], Solution) else options["init"]
+        pat_option = state["patterns"] if isinstance(state, dict) and "patterns" in state else pat_option
+    pats, dirs, complete, how = _choose_patterns(Xa, rs, pat_option, n_patterns,
                                                  max_patterns, rng, K)
     requested = solver
     if solver in ("auto", "ipm") and isinstance(loss, SquaredLoss):
@@ -460,6 +495,15 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
         # explicit "ipm" always; it then works on a growing working set)
         if solver == "ipm" or pd_all(len(pats), r, n, K):
             solver = "pd"
+    device = options.get("device")
+    if device is not None or (solver == "auto" and K == 1 and not complete and n * len(pats) * r >= FO_MIN_WORK):
+        # large sampled programs (and device=): the first-order method, memory linear in n
+        # (docs/convex_program.md §7)
+        if K != 1:
+            raise ValueError(f"`device` is supported for scalar outputs (the first-order solver); got {K} outputs")
+        solver = "first_order"
+    if solver == "first_order" and K != 1:
+        raise ValueError(f"`solver`='first_order' takes scalar outputs; got {K} outputs")
     if solver == "auto":
         cost = ipm_cost(2 * K * min(len(pats), n + 1), r, n, K)
         small = cost <= (IPM_MAX_COST if complete else IPM_SMALL_COST)
@@ -467,7 +511,18 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     elif solver == "ipm":
         solver = "barrier"
 
-    if r == 0 or len(pats) == 0:
+    if solver == "first_order" and "tol" not in options:
+        tol = max(tol, FO_DEFAULT_TOL)
+    # a data set that does not fit: a clear error before the solve
+    check_memory(program_memory(solver, n, d, r, len(pats), K), f"the convex program ({solver}, n={n}, d={d}, "
+                 f"{len(pats)} patterns)")
+    fo = None
+    if solver == "first_order" and r > 0 and len(pats) > 0:
+        fo = _run_first_order(rs, Y, pats, loss, beta, tol, max_iter, options.get("init"), device)
+        res = WorkingSetResult(None, fo.z, fo.network_objective, fo.lower, fo.c, "first_order", fo.iterations,
+                               fo.rounds, len(pats), fo.converged,
+                               status={"stopped": "time_limit"}.get(fo.status, fo.status))
+    elif r == 0 or len(pats) == 0:
         grp = Groups(rs.Xr, pats[:0] if len(pats) else np.zeros((0, n), bool), K)
         res = WorkingSetResult(grp, np.zeros((0, r)), loss.value(np.zeros_like(Y), Y), -np.inf, 0.0, solver,
                       0, 0, 0, True)
@@ -475,7 +530,8 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
         # (overflow inside an inner method is detected and handled there: no warnings)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             res = solve_working_set(rs.Xr, Y, pats, dirs, loss, beta, tol=tol, solver=solver, max_iter=max_iter,
-                                    progress=bool(progress), allow_al=requested == "auto", requested=requested)
+                                    progress=bool(progress), allow_al=requested == "auto", requested=requested,
+                                    complete=complete)
     t_solve = time.perf_counter() - t0
 
     grp, z = res.grp, res.z
@@ -485,15 +541,20 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
         # of the loss, ~1e-81 of max|X| max|y|): report the zero network, uncertified
         z = np.zeros_like(z)
         res.converged = False
-    convex_value = loss.value(grp.output(z), Y) + beta * float(np.linalg.norm(z, axis=1).sum()) if len(z) \
-        else loss.value(np.zeros_like(Y), Y)
-    viol = float(np.max(np.maximum(-grp.constraint(z), 0.0), initial=0.0)) if len(z) else 0.0
+    if fo is not None:  # first-order solver: computed block by block, no (groups, n) arrays
+        convex_value, viol = fo.convex_objective, fo.max_violation
+        g_k, g_s = np.zeros(len(z), dtype=int), np.repeat([1.0, -1.0], len(z) // 2)
+    else:
+        convex_value = loss.value(grp.output(z), Y) + beta * float(np.linalg.norm(z, axis=1).sum()) if len(z) \
+            else loss.value(np.zeros_like(Y), Y)
+        viol = float(np.max(np.maximum(-grp.constraint(z), 0.0), initial=0.0)) if len(z) else 0.0
+        g_k, g_s = grp.k, grp.s
     # rebuild: group z (row-space coords) -> u = V z / sqrt|z|, alpha = s sqrt|z| e_k
     nrm = np.linalg.norm(z, axis=1) if len(z) else np.zeros(0)
     act = np.flatnonzero(nrm > 0)
     U = (rs.V @ z[act].T) / np.sqrt(nrm[act])[None, :] if len(act) else np.zeros((Xa.shape[1], 0))
     A = np.zeros((len(act), K))
-    A[np.arange(len(act)), grp.k[act]] = grp.s[act] * np.sqrt(nrm[act])
+    A[np.arange(len(act)), g_k[act]] = g_s[act] * np.sqrt(nrm[act])
     U, A, prune_info = prune_neurons(Xa, U, A)
     net = to_net(U, A)
     value = objective(net, X_orig, Y_orig, beta=beta_orig, loss=loss, penalize_biases=bias)
@@ -577,6 +638,14 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
         info["objective_before_polish"] = polished
     if rng_seed is not None:
         info["rng_seed"] = rng_seed
+    if fo is not None:
+        # the sampled program's proven gap (network objective vs the program's lower bound),
+        # and the state that warm-starts the next solve (solve(..., init=solution))
+        info["restricted_gap"] = float(fo.gap)
+        info["multiplier_bytes"] = int(fo.multiplier_bytes)
+        info["device"] = "numpy" if device is None else str(device)
+        info["warm_start"] = {"patterns": pats, "weights": fo.z @ rs.V.T, "multipliers": fo.multipliers,
+                              "rho": fo.rho}
     notes = []
     if not complete:
         notes.append(
