@@ -713,3 +713,23 @@ def test_unconverged_note_says_why_and_what_helps():
     assert not sol.certified
     note = sol.info["note"]
     assert "max_iter" in note and "standardize the columns of X" in note
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+@pytest.mark.parametrize("loss", ["logistic", "cross_entropy"])
+def test_classification_losses_do_not_depend_on_units_of_X(depth, loss):
+    # labels cannot scale, so X -> sX with beta -> beta s^(2/L) keeps the optimum exactly; solve and
+    # certify rescale by a power of two internally, from 1e-200 to 1e200
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((20, 3))
+    z = X @ rng.standard_normal((3, 3)) + 0.3 * rng.standard_normal((20, 3))
+    y = np.where(z[:, 0] > 0, 1.0, -1.0) if loss == "logistic" else (z[:, 0] > 0).astype(int)
+    ref = deepdual.solve(X, y, beta=1.0, depth=depth, activation="linear", loss=loss)
+    assert ref.certified
+    for s in (1e-200, 1e-100, 1e100, 1e200):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no overflow on the way
+            sol = deepdual.solve(s * X, y, beta=s ** (2.0 / depth), depth=depth, activation="linear", loss=loss)
+            cert = deepdual.certify(sol.network, s * X, y, beta=s ** (2.0 / depth), loss=loss)
+        assert sol.certified and cert.certified, (s, sol, cert)
+        assert sol.objective == pytest.approx(ref.objective, rel=2e-6)

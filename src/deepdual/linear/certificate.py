@@ -35,7 +35,7 @@ from ..bounds import max_budget, power_penalty_lower_bound
 from ..losses import HingeLoss, Loss, SquaredLoss
 from ..network import Network
 from ..objective import objective
-from ..projection import factorize, project_factored
+from ..projection import factorize, pow2, project_factored
 from ..solution import Certificate
 from .solver import (
     hinge_active_set,
@@ -147,11 +147,24 @@ def certify_linear(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: floa
         raise TypeError(f"option `exact` must be 'auto', True or False, got {exact!r}")
     if network.activation != "linear":
         raise ValueError(f"certify_linear needs a linear network, got activation={network.activation!r}")
+    L = network.depth
+    big = float(np.max(np.abs(X))) if X.size else 0.0
+    no_hidden = network.biases is None or all(b is None for row in network.biases for b in row)
+    if (not isinstance(loss, SquaredLoss) and no_hidden and big > 0
+            and (big > 2.0 ** 64 or big < 2.0 ** -64)):
+        # as in solve: the same problem on X/a with beta a^(-2/L), every layer times a^(1/L)
+        a = pow2(big)
+        f = a ** (1.0 / L)
+        scaled = Network([[W * f for W in sub] for sub in network.weights], "linear",
+                         output_bias=network.output_bias, scalar_output=network.scalar_output)
+        cert = certify_linear(scaled, X / a, Y, beta=beta * a ** (-2.0 / L), loss=loss, rtol=rtol, **options)
+        details = dict(cert.details, rescaled_by=a)
+        return Certificate(objective=objective(network, X, Y, beta=beta, loss=loss), lower_bound=cert.lower_bound,
+                           method=cert.method, exact_constraint=True, dual=cert.dual, rtol=rtol, details=details)
     P = objective(network, X, Y, beta=beta, loss=loss)
     F = network.forward(X)
     intercept = network.has_biases
     squared = isinstance(loss, SquaredLoss)
-    L = network.depth
     K = Y.shape[1]
     if intercept and squared:
         # an unpenalized bias: the problem equals the one on centered data, whose duals

@@ -37,6 +37,8 @@ from scipy.linalg import LinAlgError, cho_factor, cho_solve, eigh
 from scipy.optimize import minimize_scalar
 from scipy.special import expit, log_expit
 
+from ..projection import pow2
+
 __all__ = ["group_logistic_newton", "newton_affordable"]
 
 _EPS = np.finfo(float).eps
@@ -119,6 +121,20 @@ def group_logistic_newton(X: np.ndarray, y: np.ndarray, beta: float, *, w0: np.n
         The last iterate (``b`` is None without intercept), the number of Newton steps
         and whether ``stop`` returned true (or ``w = 0`` is optimal).
     """
+    big = float(np.max(np.abs(X))) if X.size else 0.0
+    if big > 0 and (big > 2.0 ** 64 or big < 2.0 ** -64):
+        # exact change of variables w' = a w, X' = X / a, beta' = beta / a (a a power of two), so
+        # that the weighted Gram matrix neither overflows nor underflows
+        a = pow2(big)
+        user_stop = stop
+
+        def scaled_stop(ws: np.ndarray, bs: float | None, F: np.ndarray) -> bool:
+            return user_stop(ws / a, bs, F) if user_stop is not None else False
+
+        ws, bs, k, done = group_logistic_newton(
+            X / a, y, beta / a, w0=None if w0 is None else np.asarray(w0, dtype=float) * a, b0=b0,
+            intercept=intercept, max_iter=max_iter, stop=scaled_stop if stop is not None else None)
+        return ws / a, bs, k, done
     n, d = X.shape
     b = 0.0
     if intercept:

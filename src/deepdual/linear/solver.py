@@ -1155,6 +1155,21 @@ def solve_linear(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, dep
     K = Y.shape[1]
     L = int(depth)
     squared = isinstance(loss, SquaredLoss)
+    big = float(np.max(np.abs(X))) if X.size else 0.0
+    if not squared and big > 0 and (big > 2.0 ** 64 or big < 2.0 ** -64):
+        # labels of a classification loss cannot scale, so rescale X exactly: with a power of
+        # two a, (X/a, beta a^(-2/L)) has the same objective for the network with every layer
+        # times a^(1/L) (docs/linear.md §5); the squared-loss closed forms rescale internally
+        a = pow2(big)
+        rest = {k: v for k, v in options.items() if not (k == "factorization" and isinstance(v, Factorization))}
+        sol = solve_linear(X / a, Y, scalar=scalar, beta=beta * a ** (-2.0 / L), depth=L, loss=loss, rtol=rtol,
+                           bias=bias, method=method, **rest)
+        f = a ** (-1.0 / L)
+        net = Network([[W * f for W in sub] for sub in sol.network.weights], "linear",
+                      output_bias=sol.network.output_bias, scalar_output=sol.network.scalar_output)
+        info = dict(sol.info, rescaled_by=a)
+        return Solution(network=net, objective=objective(net, X, Y, beta=beta, loss=loss),
+                        lower_bound=sol.lower_bound, method=sol.method, rtol=rtol, dual=sol.dual, info=info)
     scalar = bool(scalar) and K == 1
     max_points = options.get("max_points", deep_search_defaults(loss, K, rtol)["max_points"])
     if isinstance(max_points, bool) or not isinstance(max_points, (numbers.Integral, np.integer)) or max_points < 4:
