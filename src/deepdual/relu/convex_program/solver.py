@@ -290,10 +290,14 @@ def _run_first_order(rs: Any, Y: np.ndarray, pats: np.ndarray, loss: Loss, beta:
         z0, lam0, rho0 = W0 @ rs.V, state.get("multipliers"), state.get("rho")
     mon = current_monitor()
     mon.stage("convex program (first_order)")
-    return solve_first_order(rs.Xr, Y, pats, loss, beta, tol=tol,
-                             max_iter=FO_DEFAULT_MAX_ITER if max_iter is None else max_iter, z0=z0,
-                             multipliers=lam0, rho=rho0, device=device,
-                             callback=lambda it, net, low, gap: mon.report(net, low, gap))
+    # the monitor advances the bar to iteration `it`, shows the gap and returns True past
+    # the time limit (the solver then stops with status "stopped")
+    res = solve_first_order(rs.Xr, Y, pats, loss, beta, tol=tol,
+                            max_iter=FO_DEFAULT_MAX_ITER if max_iter is None else max_iter, z0=z0,
+                            multipliers=lam0, rho=rho0, device=device, callback=mon)
+    if res.status == "stopped":
+        mon.stop("convex program (first_order)")  # solve() reports info["status"] = "time_limit"
+    return res
 
 
 def _int_option(options: dict, name: str, default: int | None, minimum: int) -> int | None:
