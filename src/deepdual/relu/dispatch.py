@@ -46,6 +46,9 @@ def _no_structure(X: np.ndarray, depth: int) -> ValueError:
     alt = ("use method='convex' (the general two-layer convex program)" if depth == 2 else
            "use depth=2 with method='convex', or train a network and bound its suboptimality with "
            "deepdual.certify(network, X, y, beta=...)")
+    if depth == 3:
+        alt += ("; method='convex' solves the paper's parallel three-layer networks "
+                "(unit-norm first layers, docs/three_layer.md)")
     if d == 1:
         alt += "; for 1-D data, bias=True uses the one-dimensional theorem (method='one_dimensional')"
     return ValueError(
@@ -95,6 +98,10 @@ def solve_relu(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, depth
         from .one_dimensional.solver import solve_1d
 
         return solve_1d(X, Y, **kw, **options)
+    if depth == 3 and method == "convex":  # parallel three-layer networks (docs/three_layer.md)
+        from .three_layer.solver import solve_three_layer
+
+        return solve_three_layer(X, Y, **kw, **options)
     from .convex_program.solver import solve_convex
 
     return solve_convex(X, Y, **kw, **options)

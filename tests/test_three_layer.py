@@ -1,0 +1,173 @@
+"""Parallel three-layer ReLU networks (docs/three_layer.md; Ergen & Pilanci, arXiv 2110.05518).
+
+References: cvxpy on the same convex program (all second-layer sign patterns, first-layer
+sectors found on a fine grid of directions), and many-restart full-batch L-BFGS training of
+the same architecture (unit-norm first layers), which must never beat the certified bound.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import deepdual
+from deepdual.relu.three_layer.constraint import FirstLayer, second_layer_constraint
+from deepdual.relu.three_layer.solver import nonnegative_lasso, three_layer_objective
+
+
+def data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, 2)), rng.standard_normal(n)
+
+
+def grid_patterns(X: np.ndarray, m: int = 20000) -> np.ndarray:
+    """First-layer patterns 1[X u > 0] over a fine grid of directions (independent of the solver)."""
+    ang = np.linspace(0, 2 * np.pi, m, endpoint=False) + 1e-7
+    P = (X @ np.vstack([np.cos(ang), np.sin(ang)]) > 0).T
+    P = np.unique(P, axis=0)
+    return P[P.any(axis=1)]
+
+
+def cvxpy_program(X: np.ndarray, y: np.ndarray, beta: float) -> float:
+    """The convex program over (second-layer pattern E, sign, first-layer pattern D, sign) groups."""
+    cp = pytest.importorskip("cvxpy")
+    sp = pytest.importorskip("scipy.sparse")
+    n, d = X.shape
+    pats = grid_patterns(X).astype(float)
+    P = len(pats)
+    # one block: 2P groups (pattern, sign sigma) of d variables; g = sum sigma D X q
+    M = np.hstack([s * (Dp[:, None] * X) for s in (1.0, -1.0) for Dp in pats])  # (n, 2P d)
+    C = sp.block_diag([(2 * Dp - 1)[:, None] * X for s in (1.0, -1.0) for Dp in pats])  # cones
+    Es = [np.array(e, float) for e in itertools.product((0, 1), repeat=n)]
+    blocks = [(eps, E) for E in Es for eps in (1.0, -1.0)]
+    B = len(blocks)
+    G = 2 * P
+    z = cp.Variable(B * G * d)
+    F = sp.hstack([sp.csr_matrix(eps * E[:, None] * M) for eps, E in blocks])
+    cones = sp.block_diag([C] * B)
+    second = sp.block_diag([sp.csr_matrix((2 * E - 1)[:, None] * M) for _, E in blocks])
+    norms = cp.norm(cp.reshape(z, (d, B * G), order="F"), 2, axis=0)
+    prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(F @ z - y) + beta * cp.sum(norms)),
+                      [cones @ z >= 0, second @ z >= 0])
+    prob.solve(solver=cp.CLARABEL)
+    return float(prob.value)
+
+
+def train_three_layer(X, y, *, beta, K, m1, seed, iters=300):
+    """Full-batch L-BFGS on the paper's objective, W1 = V / ||V||_F (unit norm); returns a Network."""
+    torch = pytest.importorskip("torch")
+    g = torch.Generator().manual_seed(seed)
+    Xt = torch.as_tensor(X)
+    yt = torch.as_tensor(y)
+    d = X.shape[1]
+    V = torch.randn(K, d, m1, generator=g, dtype=torch.float64).requires_grad_()
+    w2 = (torch.randn(K, m1, generator=g, dtype=torch.float64) / np.sqrt(m1)).requires_grad_()
+    w3 = torch.randn(K, generator=g, dtype=torch.float64).requires_grad_()
+
+    def parts():
+        W1 = V / V.flatten(1).norm(dim=1)[:, None, None]
+        h = torch.relu(torch.einsum("nd,kdm->knm", Xt, W1))
+        a = torch.relu(torch.einsum("knm,km->kn", h, w2))
+        return W1, (a * w3[:, None]).sum(0)
+
+    def obj():
+        _, f = parts()
+        return 0.5 * ((f - yt) ** 2).sum() + 0.5 * beta * ((w2 ** 2).sum() + (w3 ** 2).sum())
+
+    opt = torch.optim.LBFGS([V, w2, w3], lr=1, max_iter=iters, history_size=50, tolerance_grad=1e-12,
+                            tolerance_change=1e-15, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        v = obj()
+        v.backward()
+        return v
+
+    opt.step(closure)
+    W1, _ = parts()
+    W1 = W1.detach().numpy()
+    return deepdual.Network([[W1[k], w2.detach().numpy()[k][:, None], w3.detach().numpy()[[k]][:, None]]
+                             for k in range(K)], "relu", scalar_output=True)
+
+
+def test_matches_cvxpy_on_the_same_program():
+    X, y = data(5, 0)
+    beta = 0.4
+    sol = deepdual.solve(X, y, beta=beta, depth=3, method="convex")
+    assert sol.certified
+    ref = cvxpy_program(X, y, beta)
+    assert abs(sol.objective - ref) <= 1e-5 * (1 + ref)
+    assert sol.lower_bound <= ref * (1 + 1e-7)
+
+
+@pytest.fixture(scope="module")
+def solved():
+    X, y = data(8, 1)
+    return X, y, deepdual.solve(X, y, beta=0.5, depth=3, method="convex")
+
+
+def test_network_attains_the_program_value(solved):
+    X, y, sol = solved
+    assert sol.certified and sol.network.depth == 3
+    assert abs(three_layer_objective(sol.network, X, y, beta=0.5) - sol.objective) <= 1e-10 * (1 + sol.objective)
+    for W1, w2, w3 in sol.network.weights:
+        assert np.linalg.norm(W1) <= 1 + 1e-12 and w2.shape[1] == 1 and w3.shape == (1, 1)
+    # the paper's objective is below plain weight decay on the same network (||W1|| = 1 adds beta/2 each)
+    wd = deepdual.objective(sol.network, X, y, beta=0.5)
+    assert wd == pytest.approx(sol.objective + 0.25 * len(sol.network.weights), rel=1e-9)
+
+
+def test_restarts_never_beat_the_certified_bound(solved):
+    X, y, sol = solved
+    beta = 0.5
+    vals = [three_layer_objective(train_three_layer(X, y, beta=beta, K=4, m1=3, seed=s, iters=200), X, y, beta=beta)
+            for s in range(20)]
+    assert min(vals) >= sol.lower_bound * (1 - 1e-9)
+    assert min(vals) <= sol.objective * (1 + 1e-3)  # training reaches it: the comparison is not vacuous
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10**6), J=st.integers(1, 4))
+def test_constraint_bound_above_every_atom(seed, J):
+    """The branch-and-bound upper bound on max_h v^T (h)_+ is never below the value of a random h in H."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((6, 2))
+    v = rng.standard_normal(6)
+    res = second_layer_constraint(FirstLayer(X), v)
+    U = rng.standard_normal((2, J))
+    U /= np.linalg.norm(U, axis=0)
+    gam = rng.standard_normal(J)
+    gam /= np.abs(gam).sum()
+    h = np.maximum(X @ U, 0.0) @ gam
+    assert float(v @ np.maximum(h, 0.0)) <= res.upper * (1 + 1e-12) + 1e-15
+    assert res.lower <= res.upper * (1 + 1e-12) + 1e-15
+
+
+def test_nonnegative_lasso_kkt():
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((6, 15))
+    A[:, 5:10] = A[:, :5] * 2.0  # dependent columns
+    y = rng.standard_normal(6)
+    c = nonnegative_lasso(A, y, 0.3)
+    g = A.T @ (A @ c - y) + 0.3
+    assert np.all(c >= 0)
+    assert np.max(np.abs(g[c > 0]), initial=0.0) <= 1e-10
+    assert np.min(g[c == 0], initial=0.0) >= -1e-10
+
+
+def test_bad_input():
+    X, y = data(6, 2)
+    with pytest.raises(ValueError, match="bias"):
+        deepdual.solve(X, y, beta=0.5, depth=3, method="convex", bias=True)
+    with pytest.raises(ValueError, match="squared"):
+        deepdual.solve(X, np.sign(y), beta=0.5, depth=3, method="convex", loss="logistic")
+    with pytest.raises(ValueError, match="one output"):
+        deepdual.solve(X, np.column_stack([y, y]), beta=0.5, depth=3, method="convex")
+    with pytest.raises((ValueError, TypeError), match="nonsense"):
+        deepdual.solve(X, y, beta=0.5, depth=3, method="convex", nonsense=1)
+    with pytest.raises(ValueError, match="architecture"):
+        deepdual.solve(X, y, beta=0.5, depth=3, method="convex", architecture="standard")
