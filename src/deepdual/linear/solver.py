@@ -66,6 +66,7 @@ from ..solution import Solution
 from ..structures import has_orthonormal_columns, is_whitened
 from .factored import factored_lbfgs
 from .newton import group_logistic_newton, newton_affordable
+from ..progress import current as current_monitor
 
 __all__ = ["solve_linear", "LINEAR_METHODS"]
 
@@ -394,7 +395,9 @@ def fista_nuclear(X: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, *, W0: 
         Zw, Zb = W.copy(), None if b is None else b.copy()
         theta = 1.0
         for k in range(1, iters + 1):
+        mon = current_monitor()
             if not known:
+            mon.tick()  # progress bar only: a FISTA run is not cut short (its caller checks the time)
                 L *= 0.9  # let the step grow again; backtracking restores sufficient decrease
             F = X @ Zw if Zb is None else X @ Zw + Zb
             fz = float(fsm.value(F, Y))
@@ -886,14 +889,19 @@ def path_search(oracle, *, lam: float, p: float, beta: float, depth: int, min_lo
                 break
         if oracle.has_zero:
             add(0.0)
+    # time_limit (deepdual.progress): stop adding points; the interval bound over the
+    # points evaluated so far stays a proven lower bound
+    mon = current_monitor()
         else:
             # extend towards r = 0 until the budget passes T_max or the path has settled:
+            if mon.expired():
+                break
             # a candidate with c * T_max below the tolerance is tight for every larger budget
             # once the loss has reached its infimum (then D ~ inf l and g ~ D + lam T^p)
             last = min(pts, key=lambda q: q.r)
             r = last.r
             while (last.s < t_max() and last.c * t_max() > 0.1 * tol * max(abs(upper()), _TINY)
-                   and r > r_max * 1e-14 and len(pts) < max_points):
+                   and r > r_max * 1e-14 and len(pts) < max_points and not mon.expired()):
                 r *= 0.1
                 last = add(r)
 
@@ -911,7 +919,7 @@ def path_search(oracle, *, lam: float, p: float, beta: float, depth: int, min_lo
         # locate the minimizer to ~1e-10 in log r (1e-6 when every evaluation is a FISTA
         # solve): h is smooth there, so the value is exact to ~1e-20 (~1e-12) relative
         cheap = isinstance(oracle, SquaredPathOracle)
-        if len(pts) >= max_points:
+        if len(pts) >= max_points or mon.expired():
             return
         minimize_scalar(lambda x: add(math.exp(x)).upper, bounds=(a, b), method="bounded",
                         options={"xatol": 1e-10 if cheap else 1e-6, "maxiter": 60 if cheap else 25})
@@ -919,7 +927,7 @@ def path_search(oracle, *, lam: float, p: float, beta: float, depth: int, min_lo
     rounds = 0
     if r_max > 0:
         refine_upper()
-        while len(pts) < max_points:
+        while len(pts) < max_points and not mon.report(upper()):
             rounds += 1
             U = upper()
             Tm = t_max()
@@ -955,7 +963,9 @@ def path_search(oracle, *, lam: float, p: float, beta: float, depth: int, min_lo
     if exact is not None:
         # the search ran on cheap values; the bound and the choice of the best point use exact ones
         exact(pts)
-    if polish is not None:
+    if mon.expired():
+        mon.stop("deep linear path search")
+    if polish is not None and not mon.expired():
         best = min(pts, key=lambda q: q.upper)
         extra = polish(best)
         if extra is not None:

@@ -37,15 +37,23 @@ def polish_network(Xa: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, U: np
     d1, m = U.shape
     K = A.shape[1]
 
+    # rows in blocks of ~2^20 hidden activations: memory linear in n (the loss is a sum
+    # over samples, so value and gradient add up block by block)
+    step = max(1, 2**20 // max(1, m))
+
     def fg(x: np.ndarray) -> tuple[float, np.ndarray]:
         Uc, Ac = x[:d1 * m].reshape(d1, m), x[d1 * m:].reshape(m, K)
-        Z = Xa @ Uc
-        H = np.maximum(Z, 0.0)
-        F = H @ Ac
-        G = loss.gradient(F, Y)
-        f = loss.value(F, Y) + 0.5 * beta * (float(np.vdot(Uc, Uc)) + float(np.vdot(Ac, Ac)))
-        gA = H.T @ G + beta * Ac
-        gU = Xa.T @ ((G @ Ac.T) * (Z > 0)) + beta * Uc
+        f = 0.5 * beta * (float(np.vdot(Uc, Uc)) + float(np.vdot(Ac, Ac)))
+        gA, gU = beta * Ac, beta * Uc
+        for a in range(0, Xa.shape[0], step):
+            Xb = Xa[a:a + step]
+            Z = Xb @ Uc
+            H = np.maximum(Z, 0.0)
+            F = H @ Ac
+            G = loss.gradient(F, Y[a:a + step])
+            f += loss.value(F, Y[a:a + step])
+            gA = gA + H.T @ G
+            gU = gU + Xb.T @ ((G @ Ac.T) * (Z > 0))
         return f, np.concatenate([gU.ravel(), gA.ravel()])
 
     x0 = np.concatenate([U.ravel(), A.ravel()])
