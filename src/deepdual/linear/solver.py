@@ -305,6 +305,7 @@ class FistaResult:
     n_iter: int
     converged: bool
     algorithm: str = "fista"
+    stalled: bool = False  # stopped before the budget: the quasi-Newton phase stalled (see fista_nuclear)
 
     @property
     def gap(self) -> float:
@@ -394,10 +395,10 @@ def fista_nuclear(X: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, *, W0: 
         Wp, bp = W.copy(), None if b is None else b.copy()
         Zw, Zb = W.copy(), None if b is None else b.copy()
         theta = 1.0
-        for k in range(1, iters + 1):
         mon = current_monitor()
-            if not known:
+        for k in range(1, iters + 1):
             mon.tick()  # progress bar only: a FISTA run is not cut short (its caller checks the time)
+            if not known:
                 L *= 0.9  # let the step grow again; backtracking restores sufficient decrease
             F = X @ Zw if Zb is None else X @ Zw + Zb
             fz = float(fsm.value(F, Y))
@@ -440,6 +441,7 @@ def fista_nuclear(X: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, *, W0: 
 
     left = int(max_iter)
     algorithm = "fista"
+    stalled = False
     if newton and K == 1 and isinstance(loss, LogisticLoss) and newton_affordable(*X.shape):
         def stop(w, bb, Fv):
             return evaluate(w[:, None], None if bb is None else np.array([bb]), Fv[:, None], loss, None)[0]
@@ -461,12 +463,14 @@ def fista_nuclear(X: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, *, W0: 
         W, b, used, converged = run(loss, None, W, b, min(300, left))
         state["it"] += used
         left -= used
-        if converged:
-            return FistaResult(state["W"], state["b"], state["P"], state["V"], state["D"], state["it"], True,
-                               algorithm)
-        Wf, used = factored_lbfgs(X, Y, loss, beta, state["W"], max_iter=max(min(left, 3000), 1))
+        if converged or left <= 0:
+            return FistaResult(state["W"], state["b"], state["P"], state["V"], state["D"], state["it"],
+                               bool(converged), algorithm)
+        lbfgs_budget = max(min(left, 3000), 1)
+        Wf, used = factored_lbfgs(X, Y, loss, beta, state["W"], max_iter=lbfgs_budget)
         state["it"] += used
-        # L-BFGS stalls only at rounding level or at its budget: a last short FISTA phase at most
+        # L-BFGS ends when its line search stalls or its budget is spent: a last short FISTA phase at most
+        stalled = left - used > 1000
         left = min(left - used, 1000)
         algorithm = "fista+lbfgs"
         if evaluate(Wf, None, X @ Wf, loss, None)[0]:
@@ -487,7 +491,7 @@ def fista_nuclear(X: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, *, W0: 
         if converged or left <= 0:
             break
     return FistaResult(state["W"], state["b"], state["P"], state["V"], state["D"], state["it"],
-                       bool(state["P"] - state["D"] <= tol * max(abs(state["P"]), _TINY)), algorithm)
+                       bool(state["P"] - state["D"] <= tol * max(abs(state["P"]), _TINY)), algorithm, stalled)
 
 
 def column_scale_spread(X: np.ndarray) -> float:
@@ -497,10 +501,13 @@ def column_scale_spread(X: np.ndarray) -> float:
     return float(norms.max() / norms.min()) if norms.size else 1.0
 
 
-def unconverged_note(algorithm: str, n_iter: int, rel_gap: float, tol: float, X: np.ndarray) -> str:
+def unconverged_note(algorithm: str, n_iter: int, rel_gap: float, tol: float, X: np.ndarray,
+                     stalled: bool = False) -> str:
     """Why an iterative solve stopped before closing its gap, and what would help."""
     spread = column_scale_spread(X)
-    note = (f"{algorithm} stopped after {n_iter} iterations (the max_iter budget) with relative gap "
+    why = ("L-BFGS on the factored problem stalled (its line search made no progress) and 1000 more "
+           "FISTA steps did not close the gap" if stalled else "the max_iter budget")
+    note = (f"{algorithm} stopped after {n_iter} iterations ({why}) with relative gap "
             f"{rel_gap:.2e} > tol={tol:g}")
     if spread > 100:
         note += (f"; the columns of X differ in scale by a factor {spread:.1e}, which slows first-order methods: "
@@ -882,20 +889,20 @@ def path_search(oracle, *, lam: float, p: float, beta: float, depth: int, min_lo
     zero = oracle.zero_point()
     pts.append(zero)
     extras = [(float(min_loss), 0.0)]  # ell >= inf ell, c = 0
+    # time_limit (deepdual.progress): stop adding points; the interval bound over the
+    # points evaluated so far stays a proven lower bound
+    mon = current_monitor()
     if r_max > 0:
         for r in r_max * np.logspace(0, -8, n_init)[1:]:
+            if mon.expired():
+                break
             pt = add(float(r))
             if not oracle.has_zero and (pt.s >= t_max() or pt.c * t_max() <= 0.1 * tol * max(abs(upper()), _TINY)):
                 break
         if oracle.has_zero:
             add(0.0)
-    # time_limit (deepdual.progress): stop adding points; the interval bound over the
-    # points evaluated so far stays a proven lower bound
-    mon = current_monitor()
         else:
             # extend towards r = 0 until the budget passes T_max or the path has settled:
-            if mon.expired():
-                break
             # a candidate with c * T_max below the tolerance is tight for every larger budget
             # once the loss has reached its infimum (then D ~ inf l and g ~ D + lam T^p)
             last = min(pts, key=lambda q: q.r)
@@ -1271,7 +1278,8 @@ def solve_linear(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, dep
             ym = res.b  # output bias straight from the solver
             xm = np.zeros(d)
         if not res.converged:
-            info["note"] = unconverged_note(res.algorithm, res.n_iter, res.gap / max(abs(res.primal), _TINY), tol, X)
+            info["note"] = unconverged_note(res.algorithm, res.n_iter, res.gap / max(abs(res.primal), _TINY), tol, X,
+                                            res.stalled)
         name = ("two-layer linear: group-lasso Newton, duality-gap stop" if res.algorithm == "newton"
                 else "two-layer linear: nuclear-norm FISTA, duality-gap stop")
     else:  # path / prox
