@@ -171,3 +171,16 @@ def test_bad_input():
         deepdual.solve(X, y, beta=0.5, depth=3, method="convex", nonsense=1)
     with pytest.raises(ValueError, match="architecture"):
         deepdual.solve(X, y, beta=0.5, depth=3, method="convex", architecture="standard")
+
+
+def test_certify_three_layer(solved):
+    from deepdual.relu.three_layer.certificate import certify_three_layer
+
+    X, y, sol = solved
+    cert = certify_three_layer(sol.network, X, y, beta=0.5)
+    assert cert.certified and cert.exact_constraint
+    net = train_three_layer(X, y, beta=0.5, K=2, m1=2, seed=0, iters=50)
+    cert = certify_three_layer(net, X, y, beta=0.5)
+    # a proven bound on the optimum: below the certified optimum, and the gap is the network's
+    assert cert.lower_bound <= sol.objective * (1 + 1e-9)
+    assert cert.objective >= sol.lower_bound * (1 - 1e-9)
