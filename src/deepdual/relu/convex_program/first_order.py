@@ -512,12 +512,19 @@ def solve_first_order(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Los
             F = ops.get(ops.rowsum(Mb * (XZp - XZm)))[:, None]
             val += float(loss.value(F, Y[a:b]))
             lb = lam.get(i)
-            mu = ops.relu((lb if lb is not None else 0.0) - rho * (ops.cat(Sb, Sb) * XZ))
-            val += 0.5 / rho * ops.sumsq(mu)
+            # mu = (lam - rho S X z)_+ for the + and - groups (no (rows, 2P) concatenation)
+            mup = (-rho) * (Sb * XZp)
+            mum = (-rho) * (Sb * XZm)
+            if lb is not None:
+                mup += lb[:, :P]
+                mum += lb[:, P:]
+            mup, mum = ops.relu(mup), ops.relu(mum)
+            val += 0.5 / rho * (ops.sumsq(mup) + ops.sumsq(mum))
             if want_grad:
                 MG = Mb * ops.put(loss.gradient(F, Y[a:b]))
-                W = ops.cat(MG - Sb * mu[:, :P], -MG - Sb * mu[:, P:])
-                g = g + W.T @ Xb
+                mup *= Sb
+                mum *= Sb
+                g = g + ops.cat(MG - mup, -MG - mum).T @ Xb
         return val, g
 
     def certify(zz: Any, update: bool) -> dict:
