@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
-from scipy.optimize import Bounds, minimize, nnls
+from scipy.optimize import Bounds, lsq_linear, minimize, nnls
 
 from ..._threads import SingleThreadedBLAS
 
@@ -168,8 +168,8 @@ class _Side:
             sign[j] = sj
             col = self.X @ self.X[j] * sj      # s_j x_i^T x_j
             # max x_i^T u s.t. s_j x_j^T u >= 0, ||u|| <= 1  <=  ||x_i + mu s_j x_j||, mu >= 0
-            # (+ a rounding margin: nearly parallel rows never get a falsely implied sign)
-            red = np.sqrt(np.maximum(n2 - col ** 2 / n2[j], 0.0) + 64 * _EPS * n2)
+            # (+ a margin for the rounding of this formula)
+            red = np.sqrt(np.maximum(n2 - col ** 2 / n2[j], 0.0)) + 64 * _EPS * nr
             hi = np.where(col < 0, np.minimum(hi, red), hi)
             lo = np.where(col > 0, np.maximum(lo, -red), lo)
         for j, sj in fixed:
@@ -177,9 +177,64 @@ class _Side:
                 lo[j] = max(lo[j], 0.0)
             else:
                 hi[j] = min(hi[j], 0.0)
-        sign = np.where((sign == 0) & (lo >= 0), 1, sign).astype(np.int8)
-        sign = np.where((sign == 0) & (hi <= 0), -1, sign).astype(np.int8)
+        if len(fixed) >= 2:
+            # only rows with v_i > 0 need intervals (the others are exact in bound())
+            rows = np.flatnonzero((sign == 0) & (lo < 0) & (hi > 0) & self.pos)
+            if len(rows):
+                h2, l2 = self._cone_extent(fixed, rows)
+                hi[rows] = np.minimum(hi[rows], h2)
+                lo[rows] = np.maximum(lo[rows], -l2)
+        # implied signs (not branched): x_i^T u >= -tau or <= tau on the whole node with
+        # tau tiny; bound() then fixes their dual value and adds v_i tau (no constraint is used)
+        tau = 1e-9 * nr
+        sign = np.where((sign == 0) & (lo >= -tau), 2, sign).astype(np.int8)
+        sign = np.where((sign == 0) & (hi <= tau), -2, sign).astype(np.int8)
         return lo, hi, sign
+
+    def _cone_extent(self, fixed: tuple, rows: np.ndarray, iters: int = 30) -> tuple[np.ndarray, np.ndarray]:
+        r"""Upper bounds on :math:`\max x_i^Tu` and :math:`\max -x_i^Tu` over the node's cone
+        :math:`\{s_jx_j^Tu \ge 0\ (j\ \text{fixed})\}` and the unit ball, for ``rows``.
+
+        Conic duality: :math:`\max_{u\in K,\|u\|\le1}c^Tu = \min_{\mu\ge0}\|c + A\mu\|`,
+        :math:`A = [s_jx_j]`; every :math:`\mu \ge 0` gives a valid bound, so a few batched
+        projected-gradient (FISTA) steps on all rows at once suffice.
+        """
+        idx = np.array([j for j, _ in fixed])
+        sg = np.array([sj for _, sj in fixed], dtype=float)
+        A = self.X[idx] * sg[:, None]                    # (k, d), rows s_j x_j
+        C = np.vstack([self.X[rows], -self.X[rows]])     # (2m, d)
+        G = A @ A.T                                       # (k, k)
+        B = C @ A.T                                       # (2m, k): c^T a_j
+        L = float(np.linalg.eigvalsh(G)[-1]) if len(G) else 0.0
+        mu = np.zeros_like(B)
+        if L > 0:
+            y, mu_old, t = mu, mu, 1.0
+            for _ in range(iters):
+                mu_new = np.maximum(y - (B + y @ G) / L, 0.0)
+                t_new = 0.5 * (1 + np.sqrt(1 + 4 * t * t))
+                y = mu_new + ((t - 1) / t_new) * (mu_new - mu_old)
+                mu_old, t = mu_new, t_new
+            mu = mu_old
+        R = C + mu @ A
+        val2 = np.einsum("ij,ij->i", R, R)
+        an = np.linalg.norm(A, axis=1)
+        err = np.linalg.norm(C, axis=1) + mu @ an
+        # thin cones make this ill-conditioned (multipliers ~ 1/angle): rows whose bound is not
+        # yet decided get the exact NNLS (any clipped multiplier is still a valid bound)
+        At = A.T
+        for i in np.flatnonzero(val2 > 1e-18 * np.einsum("ij,ij->i", C, C)):
+            try:
+                m_i, _ = nnls(At, -C[i], maxiter=50 * max(1, At.shape[1]))
+            except RuntimeError:  # pragma: no cover
+                continue
+            m_i = np.maximum(m_i, 0.0)
+            r_i = C[i] + m_i @ A
+            if float(r_i @ r_i) < val2[i]:
+                val2[i], err[i] = float(r_i @ r_i), float(np.linalg.norm(C[i]) + m_i @ an)
+        # |fl(c + A mu) - (c + A mu)| <= (k + 2) eps (|c| + sum mu_j |a_j|) per entry
+        val = np.sqrt(val2) + 4 * (len(idx) + 2) * _EPS * np.sqrt(C.shape[1]) * err
+        m = len(rows)
+        return val[:m], val[m:]
 
     def bound(self, lo: np.ndarray, hi: np.ndarray, sign: np.ndarray, w0: np.ndarray | None,
               maxiter: int) -> tuple[float, np.ndarray]:
@@ -191,8 +246,7 @@ class _Side:
         """
         v, X, n = self.v, self.X, self.n
         free = (sign == 0) & self.pos
-        lb = np.where(sign > 0, v, np.where(sign < 0, -np.inf, np.minimum(v, 0.0)))
-        ub = np.where(sign > 0, np.inf, 0.0)
+        lb, ub, extra = self.boxes(lo, hi, sign)
         lb[free], ub[free] = -np.inf, np.inf
         # phi_i(w) = max(-w l, v h - w h), kink a* = v h / (h - l), phi* = -a* l (free rows)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -201,7 +255,7 @@ class _Side:
         def B(w: np.ndarray) -> float:
             w = np.clip(w, lb, ub)
             phi = np.maximum(-w * lo, v * hi - w * hi)
-            return float(np.linalg.norm(X.T @ w)) + float(phi[free].sum())
+            return float(np.linalg.norm(X.T @ w)) + float(phi[free].sum()) + extra
 
         w = np.where(free, astar, 0.0) if w0 is None else np.asarray(w0, dtype=float)
         w = np.clip(w, lb, ub)
@@ -256,20 +310,40 @@ class _Side:
         out[ai] = w_of(z)
         return out
 
-    def leaf_value(self, sign: np.ndarray) -> float:
-        r"""Exact (NNLS) maximum over a cell where every row's sign is fixed."""
-        v, X = self.v, self.X
-        d = (sign > 0).astype(float)
-        sgn = np.where(sign > 0, 1.0, -1.0)
-        A = X.T * sgn[None, :]
-        b = -(X.T @ (d * v))
-        if not np.any(b):
-            return 0.0
-        try:
-            mu, _ = nnls(A, b, maxiter=50 * max(1, A.shape[1]))
-        except RuntimeError:  # pragma: no cover - mu = 0 is feasible
-            return float(np.linalg.norm(b)) + self.slack
-        return float(np.linalg.norm(A @ np.maximum(mu, 0.0) - b)) + self.slack
+    def boxes(self, lo: np.ndarray, hi: np.ndarray, sign: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        r"""Boxes of the dual values :math:`w_i` and the constant of the implied rows.
+
+        Branched :math:`x_i^Tu\ge0`: :math:`w_i\ge v_i`; branched :math:`\le0`:
+        :math:`w_i\le0`; unknown with :math:`v_i\le0`: :math:`v_i\le w_i\le0` (exact:
+        :math:`v_i(t)_+ = \min_{v_i\le w\le0}wt`); implied :math:`t\ge-\tau`:
+        :math:`v_i(t)_+\le v_it + (v_i)_+\tau` (:math:`w_i = v_i`); implied :math:`t\le\tau`:
+        :math:`v_i(t)_+\le(v_i)_+\tau` (:math:`w_i = 0`)."""
+        v = self.v
+        lb = np.where(sign == 1, v, np.where(sign == -1, -np.inf, np.minimum(v, 0.0)))
+        ub = np.where(sign == 1, np.inf, 0.0)
+        lb = np.where(sign == 2, v, np.where(sign == -2, 0.0, lb))
+        ub = np.where(sign == 2, v, np.where(sign == -2, 0.0, ub))
+        vp = np.maximum(v, 0.0)
+        extra = float(vp[sign == 2] @ np.maximum(-lo[sign == 2], 0.0) + vp[sign == -2] @ np.maximum(hi[sign == -2], 0.0))
+        return lb, ub, extra
+
+    def leaf_bound(self, lo: np.ndarray, hi: np.ndarray, sign: np.ndarray) -> tuple[float, np.ndarray]:
+        r"""Exact bound when no row with :math:`v_i > 0` is unknown: :math:`\min\|X^Tw\|` over the
+        boxes, a bounded least-squares problem solved by BVLS (finite active set)."""
+        lb, ub, extra = self.boxes(lo, hi, sign)
+        X = self.X
+        var = lb < ub
+        w = np.where(var, 0.0, lb)
+        w = np.clip(w, lb, ub)
+        if np.any(var):
+            b = -(X[~var].T @ w[~var])
+            try:
+                res = lsq_linear(X[var].T, b, bounds=(lb[var], ub[var]), method="bvls", lsmr_tol=None,
+                                 max_iter=None)
+                w[var] = np.clip(res.x, lb[var], ub[var])
+            except (ValueError, np.linalg.LinAlgError):  # pragma: no cover - keep the feasible start
+                pass
+        return float(np.linalg.norm(X.T @ w)) + extra + self.slack, w
 
 
 # ----------------------------------------------------------------------------- main
@@ -376,11 +450,17 @@ def _bb(X: np.ndarray, v: np.ndarray, *, pieces: Any, time_limit: float | None, 
         nodes += 1
         lo, hi, sign = side.intervals(fixed)
         free = (sign == 0) & side.pos
-        if not np.any(sign == 0):  # a cell: exact NNLS
-            b = min(parent_bound, side.leaf_value(sign))
-            closed_max = max(closed_max, b)
-            # its maximizer for the incumbent
-            offer(side, _cell_direction(side, sign))
+        if not np.any(free):  # no row with v_i > 0 is unknown: exact (BVLS)
+            b, w = side.leaf_bound(lo, hi, sign)
+            b = min(parent_bound, b)
+            g = side.X.T @ w
+            ng = float(np.linalg.norm(g))
+            if ng > 0:
+                offer(side, g / ng)
+            if b <= inc["val"] * (1 + 1e-9) + side.slack or not np.any(sign == 0):
+                closed_max = max(closed_max, b)
+                return
+            push(side, fixed, b, w)
             return
         b, w = side.bound(lo, hi, sign, w0, maxiter)
         b = min(b, parent_bound)
@@ -388,9 +468,6 @@ def _bb(X: np.ndarray, v: np.ndarray, *, pieces: Any, time_limit: float | None, 
         ng = float(np.linalg.norm(g))
         if ng > 0:
             offer(side, g / ng)
-        if not np.any(free) and b <= inc["val"] * (1 + 1e-7) + side.slack:
-            closed_max = max(closed_max, b)
-            return
         push(side, fixed, b, w)
 
     # roots: the spectral bound of each side caps its tree (docs/convex_program.md §4); they
@@ -479,19 +556,3 @@ def _bb(X: np.ndarray, v: np.ndarray, *, pieces: Any, time_limit: float | None, 
     return OracleResult(upper=float(U), lower=float(L), u=u, sign=float(sgn), piece=int(k), pattern=pat,
                         exact=bool(exact), nodes=nodes, time_s=time.perf_counter() - t0, status=status,
                         history=history, violators=viol)
-
-
-def _cell_direction(side: _Side, sign: np.ndarray) -> np.ndarray:
-    """Maximizer of the cell with signs ``sign`` (projection of a onto the cone)."""
-    v, X = side.v, side.X
-    d = (sign > 0).astype(float)
-    sgn = np.where(sign > 0, 1.0, -1.0)
-    A = X.T * sgn[None, :]
-    b = -(X.T @ (d * v))
-    if not np.any(b):
-        return np.zeros(X.shape[1])
-    try:
-        mu, _ = nnls(A, b, maxiter=50 * max(1, A.shape[1]))
-    except RuntimeError:  # pragma: no cover
-        mu = np.zeros(A.shape[1])
-    return A @ mu - b
