@@ -291,8 +291,8 @@ def test_prune_keeps_output_and_penalty():
 def test_bad_input():
     rng = np.random.default_rng(14)
     X, y = rng.standard_normal((8, 2)), rng.standard_normal(8)
-    with pytest.raises(ValueError, match="depth"):
-        deepdual.solve(X, y, beta=1.0, depth=3, method="convex")
+    with pytest.raises(ValueError, match="depth"):  # (depth 3: the three-layer program)
+        deepdual.solve(X, y, beta=1.0, depth=4, method="convex")
     with pytest.raises(ValueError, match="hinge"):
         deepdual.solve(X, np.sign(y), beta=1.0, loss="hinge", method="convex")
     with pytest.raises(TypeError, match="unknown option"):

@@ -83,9 +83,13 @@ def solve_relu(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, depth
         else:
             raise _no_structure(X, depth)
     if method not in ("convex", "auto"):
-        # `random_state` seeds sampled activation patterns: only the convex program samples
+        # `random_state` seeds sampled activation patterns: only the convex programs sample
         # (the CLI passes it for every ReLU solve); the closed forms are deterministic
         options.pop("random_state", None)
+    elif depth == 3 and "random_state" in options:  # the three-layer program calls it `seed`
+        seed = options.pop("random_state")
+        if seed is not None:
+            options.setdefault("seed", seed)
     if method == "rank_one":
         from .rank_one.solver import solve_rank_one
 

@@ -134,6 +134,7 @@ class AugmentedLagrangian:
         y, XZy, Fy, fy, Piy = z, XZ, F, fz, Pi
         t = 1.0
         L = self.L
+        f_round = 10.0 * np.finfo(float).eps * np.sqrt(abs(loss.value(np.zeros_like(Y), Y)))
         it = 0
         mon = current_monitor()
         while it < budget and not mon.tick():  # (tick: progress bar; True past the time limit)
@@ -147,9 +148,11 @@ class AugmentedLagrangian:
                 fn, Pin = smooth_at(XZn, Fn)
                 D = zn - y
                 dd = float(np.vdot(D, D))
-                # sufficient decrease of the quadratic model; the 1e-12 relative slack
-                # absorbs rounding of f when the step is tiny
-                if fn <= fy + float(np.vdot(g, D)) + 0.5 * L * dd + 1e-12 * abs(fy):
+                # sufficient decrease of the quadratic model; the slack absorbs rounding
+                # of f when the step is tiny: 1e-12 relative, and the rounding of the
+                # residuals, ~eps |y| |F - y| ~ eps sqrt(f0 f) (near interpolation, tiny
+                # beta, f is ~1e-28 of f0 and every step backtracked ~40 times)
+                if fn <= fy + float(np.vdot(g, D)) + 0.5 * L * dd + 1e-12 * abs(fy) + f_round * np.sqrt(abs(fy)):
                     break
                 L *= 2.0
                 if not L <= BACKTRACK_MAX * L_entry:
