@@ -1,5 +1,5 @@
 """Held-out accuracy / R^2 of the deepdual estimators against scikit-learn's MLPs, tuned
-over the same alpha grid, with fit times side by side (docs/performance.md section 8).
+over the same alpha grid, with fit times side by side (docs/performance.md, "Estimators vs scikit-learn's MLPs").
 
 Data (scikit-learn's bundled sets, no download), features standardized on each training
 fold (the scaler is part of the fitted pipeline):

@@ -133,3 +133,16 @@ def test_cli_time_limit_and_progress(tmp_path, capsys):
     rc = main(["solve", str(path), "--beta", "0.3", "--time-limit", "0"])
     out, err = capsys.readouterr()
     assert rc == 2 and "--time-limit" in err and err.count("\n") == 1
+
+
+def test_time_limit_deep_linear_path_search():
+    # the deep linear path search (here cross-entropy, depth 3) stops adding path points
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((30, 4))
+    y = np.argmax(X[:, :3], axis=1)
+    ref = deepdual.solve(X, y, beta=1.0, depth=3, activation="linear", loss="cross_entropy")
+    sol = deepdual.solve(X, y, beta=1.0, depth=3, activation="linear", loss="cross_entropy", time_limit=1e-6)
+    assert sol.info["status"] == "time_limit"
+    # the interval bound over the points evaluated stays below every network's objective
+    assert sol.lower_bound <= ref.objective * (1 + 1e-9)
+    assert sol.certified == (sol.objective - sol.lower_bound <= sol.rtol * abs(sol.objective))

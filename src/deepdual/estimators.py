@@ -33,8 +33,8 @@ Notes
   here, apart from the biases (MLPs do not penalize theirs).  In practice Adam stops far
   from the optimum of that objective, and the MLPs' useful ``alpha`` range is much
   larger than this mapping suggests; measured side by side over one grid
-  (docs/performance.md, section 8; ``benchmarks/bench_estimators.py``) the same grid
-  serves both estimators.
+  (docs/performance.md, "Estimators vs scikit-learn's MLPs";
+  ``benchmarks/bench_estimators.py``) the same grid serves both estimators.
 * ``DualNetRegressor`` fits the centered targets and predicts ``intercept_`` (their
   mean) plus the network: an unpenalized output bias fixed at the mean.
 * ``bias=True`` (default) appends a column of ones: with the convex program the hidden
@@ -90,7 +90,8 @@ __all__ = ["DualNetRegressor", "DualNetClassifier", "DEFAULT_ALPHA"]
 _CONVEX_ONLY = CONVEX_OPTIONS
 
 #: default ``alpha`` (mean-loss scale, beta = n * alpha): chosen from cross-validation on
-#: standardized diabetes, breast cancer, wine and digits (docs/performance.md section 8)
+#: standardized diabetes, breast cancer, wine and digits (docs/performance.md,
+#: "Estimators vs scikit-learn's MLPs")
 DEFAULT_ALPHA = 1e-2
 
 #: iteration budget of the convex program when ``max_iter`` is None and its program is
