@@ -64,7 +64,7 @@ __all__ = ["certify_relu", "OPTIONS"]
 OPTIONS = ("constraint", "max_patterns", "penalize_biases", "n_scales", "time_limit", "progress")
 
 #: seconds given to the branch-and-bound dual-constraint oracle by default (depth 2, one
-#: output, data whose arrangement is too large to enumerate; docs/convex_program.md §13)
+#: output, data whose arrangement is too large to enumerate; docs/convex_program.md §18)
 DEFAULT_ORACLE_TIME = 2.0
 
 
@@ -120,14 +120,14 @@ def _certify_1d(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float, 
 def _oracle_constraint(V0: np.ndarray, Xe: np.ndarray, Y: np.ndarray, cv: ConstraintValue, *, free_biases: bool,
                        time_limit: float | None, progress: bool, dual: Any, loss: Loss, beta: float, quad: float,
                        obj: float) -> ConstraintValue:
-    r""":math:`c(v)` by the branch-and-bound oracle (docs/convex_program.md §13), or
-    :math:`c_b(v) = \max_jc_{X - 1x_j^T}(v)` with unpenalized hidden biases (§14); the
+    r""":math:`c(v)` by the branch-and-bound oracle (docs/convex_program.md §18), or
+    :math:`c_b(v) = \max_jc_{X - 1x_j^T}(v)` with unpenalized hidden biases (§19); the
     smaller of its proven bound and ``cv`` is returned."""
     from .convex_program.oracle import dual_constraint_bb, recentred_pieces
 
     if V0.shape[1] > 1:
         # K > 1: c(V) = max_u ||V^T (Xu)_+|| <= sqrt(sum_k c(v_k)^2), each c(v_k) by the oracle
-        # (docs/convex_program.md §16); never above the spectral bounds it replaces
+        # (docs/convex_program.md §21); never above the spectral bounds it replaces
         K = V0.shape[1]
         vals, nodes, exact_all = [], 0, True
         for k in range(K):
@@ -248,7 +248,7 @@ def certify_relu(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float,
             V0 = V0 - V0.mean(axis=0, keepdims=True)  # <V, 1 b^T> = 0 for every b
     if free_biases:
         # unpenalized hidden biases: a neuron with u = 0 outputs a constant, so 1^T v = 0 is
-        # needed (docs/convex_program.md §14); the output-bias term is then zero too
+        # needed (docs/convex_program.md §19); the output-bias term is then zero too
         V0 = V0 - V0.mean(axis=0, keepdims=True)
 
     def dual(V: np.ndarray) -> float:

@@ -388,7 +388,7 @@ def solve_convex(
             growing pattern set, each round priced by the branch-and-bound oracle
             (:func:`deepdual.relu.convex_program.oracle.dual_constraint_bb`), until the
             proven relative gap is below ``rtol`` or ``time_limit`` runs out; both
-            bounds of every round are in ``info["history"]`` (docs/convex_program.md §11).
+            bounds of every round are in ``info["history"]`` (docs/convex_program.md §20).
         time_limit : float, optional
             Seconds for ``strategy="column_generation"``.
         polish : {"auto", True, False}, default "auto"
@@ -430,7 +430,7 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     if time_limit is not None:
         time_limit = check_positive(time_limit, "time_limit")
     if strategy == "column_generation":
-        # certified global optimum: patterns priced by branch and bound (docs/convex_program.md §11)
+        # certified global optimum: patterns priced by branch and bound (docs/convex_program.md §20)
         if "patterns" in options:
             raise ValueError("`patterns` cannot be given with strategy='column_generation' (it builds its own)")
         if depth != 2:
