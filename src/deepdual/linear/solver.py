@@ -83,9 +83,10 @@ def spectral_norm(A: np.ndarray) -> float:
     r"""Largest singular value (the Euclidean norm for a vector or a single column/row).
 
     For a matrix with a short side of at most 256, :math:`\sqrt{\lambda_{\max}(A^TA)}` of the
-    small Gram matrix (its largest eigenvalue is accurate to rounding relative to itself),
-    inflated by ``4 k eps`` so that rounding never makes it an underestimate in the
-    dual-constraint values built from it; otherwise LAPACK's SVD.
+    small Gram matrix, inflated by ``2 (n + k) eps`` (``n`` the long side: the rounding
+    bound of the Gram matrix's dot products and of the eigenvalue) so that rounding does
+    not make it an underestimate in the dual-constraint values built from it; otherwise
+    LAPACK's SVD.
     """
     A = np.asarray(A, dtype=float)
     if A.ndim == 1 or min(A.shape) == 1:
@@ -99,7 +100,7 @@ def spectral_norm(A: np.ndarray) -> float:
         As = A / a
         G = As.T @ As if A.shape[1] == k else As @ As.T
         top = float(np.linalg.eigvalsh(G)[-1])
-        return a * math.sqrt(max(top, 0.0)) * (1.0 + 4 * k * _EPS)
+        return a * math.sqrt(max(top, 0.0)) * (1.0 + 2 * (max(A.shape) + k) * _EPS)
     return float(np.linalg.norm(A, 2))
 
 
