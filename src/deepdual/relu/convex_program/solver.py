@@ -268,7 +268,7 @@ def _pop_seed(options: dict) -> Any:
 
 #: default relative gap and iteration budget of the first-order solver (when ``tol`` /
 #: ``max_iter`` are not given): on sampled pattern sets the program is an upper bound
-#: anyway and the global bound is the spectral one (docs/convex_program.md §7)
+#: anyway and the global bound is the spectral one (docs/convex_program.md §13)
 FO_DEFAULT_TOL = 1e-4
 FO_DEFAULT_MAX_ITER = 5000
 
@@ -494,15 +494,16 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     pats, dirs, complete, how = _choose_patterns(Xa, rs, pat_option, n_patterns,
                                                  max_patterns, rng, K)
     requested = solver
-    if solver in ("auto", "ipm") and isinstance(loss, SquaredLoss):
+    device = options.get("device")
+    large = solver == "auto" and K == 1 and not complete and n * len(pats) * r >= FO_MIN_WORK
+    if solver in ("auto", "ipm") and isinstance(loss, SquaredLoss) and not large and device is None:
         # the primal-dual method when all patterns fit its dense Newton system (an
         # explicit "ipm" always; it then works on a growing working set)
         if solver == "ipm" or pd_all(len(pats), r, n, K):
             solver = "pd"
-    device = options.get("device")
-    if device is not None or (solver == "auto" and K == 1 and not complete and n * len(pats) * r >= FO_MIN_WORK):
+    if device is not None or large:
         # large sampled programs (and device=): the first-order method, memory linear in n
-        # (docs/convex_program.md §7)
+        # (docs/convex_program.md §13)
         if K != 1:
             raise ValueError(f"`device` is supported for scalar outputs (the first-order solver); got {K} outputs")
         solver = "first_order"
