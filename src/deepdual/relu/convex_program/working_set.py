@@ -242,6 +242,7 @@ def solve_working_set(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, dirs: np.
                 no_interior.add(p)
         return keep, np.array(out).reshape(-1, r)
 
+    user_budget = max_iter is not None  # an explicit max_iter is never extended
     if max_iter is None:
         max_iter = 20000 if solver == "al" else 4000
     if solver in ("pd", "barrier"):
@@ -296,7 +297,7 @@ def solve_working_set(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, dirs: np.
                 if solver != "al":
                     solver = "al"
                     inner = AugmentedLagrangian(Xr, Y, loss, beta, inner.grp.pats)
-                    max_iter = used + AL_RESCUE_BUDGET
+                    max_iter = max_iter if user_budget else used + AL_RESCUE_BUDGET
                     continue
                 primal, lower, c, status = loss.value(np.zeros_like(Y), Y), -np.inf, np.inf, "breakdown"
                 break
@@ -381,7 +382,7 @@ def solve_working_set(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, dirs: np.
                     start = inner.Z.copy() if primal < loss.value(np.zeros_like(Y), Y) else None
                     solver = "al"
                     inner = AugmentedLagrangian(Xr, Y, loss, beta, inner.grp.pats, z=start)
-                    max_iter = used + AL_RESCUE_BUDGET
+                    max_iter = max_iter if user_budget else used + AL_RESCUE_BUDGET
                     round_tol = tol
                     continue
                 break  # at the solver's precision limit without closing the gap
