@@ -90,6 +90,7 @@ class FirstLayer:
             self.pats = np.asarray(pats, dtype=bool)
             self.seed = np.zeros((X.shape[1], 0))
         self.D = self.pats.astype(float)
+        self.last_top = np.zeros((0, X.shape[1]))
 
     def support(self, w: np.ndarray) -> tuple[float, np.ndarray]:
         r"""Upper bound (exact up to rounding) on :math:`\sigma_H(w) = \max_{\|u\|\le1}|w^T(Xu)_+|` and a
@@ -106,8 +107,9 @@ class FirstLayer:
                     val = min(val, float(cheap[p]))
                     if val > best:
                         best, direction = val, u
+            self.last_top = direction[None, :]
             return best, direction
-        best, direction = 0.0, np.zeros(2)
+        vals, dirs = [], []
         for s in (1.0, -1.0):
             a = s * A
             na = np.linalg.norm(a, axis=1)
@@ -116,17 +118,15 @@ class FirstLayer:
             inside = (c1 >= 0) & (c2 >= 0)
             p1 = np.einsum("ij,ij->i", a, self.R1)
             p2 = np.einsum("ij,ij->i", a, self.R2)
-            val = np.where(inside, na, np.maximum(np.maximum(p1, p2), 0.0))
             # rounding allowance: the value is a norm or an inner product of O(|a|) terms
-            val = val + 8 * np.finfo(float).eps * na
-            k = int(np.argmax(val))
-            if val[k] > best:
-                best = float(val[k])
-                if inside[k] and na[k] > 0:
-                    direction = a[k] / na[k]
-                else:
-                    direction = self.R1[k] if p1[k] >= p2[k] else self.R2[k]
-        return best, direction
+            vals.append(np.where(inside, na, np.maximum(np.maximum(p1, p2), 0.0)) + 8 * np.finfo(float).eps * na)
+            unit = a / np.maximum(na, np.finfo(float).tiny)[:, None]
+            dirs.append(np.where(inside[:, None], unit, np.where((p1 >= p2)[:, None], self.R1, self.R2)))
+        val = np.concatenate(vals)
+        D = np.concatenate(dirs)
+        k = int(np.argmax(val))
+        self.last_top = D[np.argsort(val)[::-1][:4]]  # the best few directions (extra cuts)
+        return float(val[k]), D[k]
 
 
 def norm_bound(X: np.ndarray, v: np.ndarray) -> float:
@@ -258,7 +258,8 @@ def _node(layer: FirstLayer, U0: np.ndarray, a: np.ndarray, neg: np.ndarray, vne
             upper, mu = const + sv, mu_lp
         if upper <= threshold or sv <= lp_val + rtol * (1.0 + abs(lp_val)) or not np.any(u):
             break
-        pool.add(u)
+        for uu in layer.last_top:
+            pool.add(uu)
     return upper, atom, mu
 
 
@@ -344,3 +345,40 @@ def second_layer_constraint(layer: FirstLayer, v: np.ndarray, *, target: float |
             heapq.heappush(heap, (-min(cu, up), counter, child[0], child[1], ch, cmu))
     found.sort(key=lambda t: -t[0])
     return ConstraintResult(max(closed_max, best_val), best_val, [f[1] for f in found], exact, nodes)
+
+
+def ascend_atoms(layer: FirstLayer, v: np.ndarray, starts: list[np.ndarray], *, target: float,
+                 max_steps: int = 8) -> list[tuple[float, Atom]]:
+    r"""Heuristic search for atoms with :math:`v^T(h)_+ > ` ``target`` (no bound; the branch and bound
+    certifies).  From each start pattern :math:`E_0 \subseteq \{v > 0\}` alternate
+    :math:`h \leftarrow \arg\max_h \varphi(E)` (one leaf of the branch and bound) and
+    :math:`E \leftarrow \{i : v_i > 0, h_i > 0\}` until :math:`E` repeats; each step does not
+    decrease :math:`v^T(h)_+`."""
+    X = layer.X
+    n = X.shape[0]
+    pos = v > 0
+    neg = np.flatnonzero(v < 0)
+    vneg = -v[neg]
+    out: list[tuple[float, Atom]] = []
+    seen: set = set()
+    for E0 in starts:
+        E = np.asarray(E0, bool) & pos
+        U0 = np.zeros((X.shape[1], 0))
+        mu = None
+        for _ in range(max_steps):
+            key = E.tobytes()
+            if key in seen:
+                break
+            seen.add(key)
+            a = np.where(E, v, 0.0)
+            _, atom, mu = _node(layer, U0, a, neg, vneg, 0.0, mu0=mu, max_cuts=20)
+            if atom is None or atom.gauge <= 0:
+                break
+            atom = atom.normalized()
+            U0 = atom.U
+            val = float(v @ np.maximum(atom.h, 0.0))
+            if val > target:
+                out.append((val, atom))
+            E = pos & (atom.h > 0)
+    out.sort(key=lambda t: -t[0])
+    return out

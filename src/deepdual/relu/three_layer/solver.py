@@ -37,7 +37,7 @@ from ...network import Network
 from ...patterns import count_upper_bound, enumerate_patterns, sample_patterns
 from ...solution import Solution
 from ..whitened.solver import norm_constrained_objective
-from .constraint import Atom, FirstLayer, norm_bound, second_layer_constraint
+from .constraint import Atom, FirstLayer, ascend_atoms, norm_bound, second_layer_constraint
 
 __all__ = ["solve_three_layer", "three_layer_objective", "network_from_atoms", "nonnegative_lasso", "THEOREM"]
 
@@ -196,13 +196,20 @@ def solve_three_layer(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float
         new = []
         ups = []
         exact = True
+        # cheap first: pattern ascent from the current atoms' patterns and from all of {v > 0}
         for eps in (1.0, -1.0):
-            res = second_layer_constraint(layer, eps * v, target=target, max_nodes=max_nodes, stop_at=2)
-            nodes += res.nodes
-            ups.append(res.upper)
-            exact = exact and res.exact
-            new += [(eps, a) for a in res.atoms]
-        upper = max(ups)
+            starts = [np.ones(n, bool)] + [np.maximum(a.h, 0.0) > 0 for _, a in atoms]
+            new += [(eps, a) for _, a in ascend_atoms(layer, eps * v, starts, target=target)[:4]]
+        if new:
+            upper = np.inf
+        else:
+            for eps in (1.0, -1.0):
+                res = second_layer_constraint(layer, eps * v, target=target, max_nodes=max_nodes, stop_at=4)
+                nodes += res.nodes
+                ups.append(res.upper)
+                exact = exact and res.exact
+                new += [(eps, a) for a in res.atoms]
+            upper = max(ups)
         if not new:
             break
         for eps, a in new:
