@@ -141,6 +141,10 @@ from .working_set import IPM_MAX_COST, IPM_SMALL_COST, WorkingSetResult, ipm_cos
 from .rebuild import network_from_atoms, polish_network, prune_neurons
 from .scaling import check_scaled_problem, scale_exponents
 from .column_generation import column_generation
+from .oracle import dual_constraint_bb
+
+#: seconds of the branch-and-bound oracle for the global lower bound on sampled pattern sets
+ORACLE_TIME = 2.0
 
 # names defined in the sibling modules, importable from here (the public API, the helpers
 # tests/test_relu_convex.py and benchmarks/bench_convex.py import, and the inner solvers)
@@ -591,6 +595,15 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     full = complete_set(Xa, rs, pats, complete, 0 if out_of_time else enum_limit)
     V = loss.dual_point(np.maximum(Xa @ U, 0.0) @ A, Y)  # (scaled units, as below)
     c, exact, c_how = global_constraint(Xa, rs, V, full, beta)
+    if not exact and K == 1 and not out_of_time:
+        # no complete pattern set: the branch-and-bound oracle's proven bound on c(v) (never
+        # above the spectral bound; docs/convex_program.md §18), a few seconds at most
+        left = current_monitor().remaining()
+        ob = dual_constraint_bb(Xa, V[:, 0], time_limit=min(ORACLE_TIME, left), rtol=1e-9)
+        if ob.upper < c:
+            c, exact = float(ob.upper), bool(ob.exact)
+            c_how = ("exact" if ob.exact else "upper bound") + \
+                f": branch and bound over row signs ({ob.nodes} nodes{'' if ob.exact else ', time limit'})"
     t_dual, lower = loss.best_scale(V, Y, np.inf if c <= 0 else beta / c)
     lower = float(lower) if np.isfinite(lower) else -np.inf
     dual = t_dual * V
