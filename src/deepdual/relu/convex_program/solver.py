@@ -358,7 +358,11 @@ def solve_convex(
             else samples.  A tuple ``(patterns, directions)`` also gives, for each
             pattern, a direction ``g`` (P, d; with ``bias`` P, d + 1) strictly inside its
             cell (e.g. the sampled directions of :func:`deepdual.patterns.sample_patterns`),
-            which saves one small LP per pattern.
+            which saves one small LP per pattern.  Patterns whose cone
+            :math:`\{u : (2D - I)Xu \ge 0\}` has no interior are left out of the
+            interior-point methods (exact when the set holds every region's pattern,
+            ``docs/convex_program.md`` §6); when no pattern has one, ``solver="auto"``
+            uses the augmented Lagrangian and ``"ipm"``/``"barrier"`` raise ``ValueError``.
         n_patterns : int, default 100
             Number of sampled patterns.
         max_patterns : int, default 2000
@@ -379,7 +383,9 @@ def solve_convex(
             augmented Lagrangian.
         max_iter : int, optional
             Newton steps (``"ipm"``, ``"barrier"``, default 4000) or FISTA iterations (``"al"``, default
-            20000) over all rounds.
+            20000) over all rounds.  ``info["status"]`` says why the solver stopped
+            (``"optimal"``, ``"iteration_limit"``, ``"time_limit"``, ``"precision_limit"``,
+            ``"breakdown"``).
         tol : float, default ``rtol / 2``
             Stop when the relative duality gap of the program over the pattern set is
             below ``tol`` (half of ``rtol`` leaves room for rounding in the rebuild).
@@ -410,7 +416,10 @@ def solve_convex(
     -------
     Solution
         ``lower_bound`` is proven for all networks; ``info["restricted_lower_bound"]``
-        is the lower bound for the program over the pattern set.
+        is the lower bound for the program over the pattern set.  The problem is solved
+        in units where :math:`\max|X_a|` and :math:`\max|Y|` are in [1/2, 1) (powers of two,
+        ``info["scaling"]``), so the result does not depend on the data's units
+        (``docs/convex_program.md`` §12).
 
     References
     ----------
