@@ -417,7 +417,7 @@ def solve_convex(
     Solution
         ``lower_bound`` is proven for all networks; ``info["restricted_lower_bound"]``
         is the lower bound for the program over the pattern set.  The problem is solved
-        in units where :math:`\max|X_a|` and :math:`\max|Y|` are in [1/2, 1) (powers of two,
+        in units where :math:`\max|X_a|` and :math:`\max|Y|` are in [1/4, 1) (powers of two,
         ``info["scaling"]``), so the result does not depend on the data's units
         (``docs/convex_program.md`` §12).
 
