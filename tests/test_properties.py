@@ -263,3 +263,22 @@ def test_streaming_scale_equivariance_and_invariances(seed, depth, ea, eb, log_b
     assert_same_optimum(sol, solve_stats(stats(X @ Q, y), beta=beta, depth=L), 1.0, what="rotation")
     # the statistics solver and the in-memory solver agree
     assert_same_optimum(sol, deepdual.solve(X, y, beta=beta, depth=L, activation="linear"), 1.0, what="memory")
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+@pytest.mark.parametrize("a,b", [(1e100, 1e100), (1e-100, 1e-100), (1e150, 1e-150), (1e200, 1.0)])
+def test_linear_squared_extreme_units(depth, a, b):
+    # the exact scaling of the module doc at units where products of X and y over/underflow
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((30, 4))
+    y = X @ rng.standard_normal(4) + rng.standard_normal(30)
+    L = depth
+    beta = 0.5
+    beta_t = beta * b ** (2.0 - 2.0 / L) * a ** (2.0 / L)
+    sol = deepdual.solve(X, y, beta=beta, depth=L, activation="linear")
+    sol_t = deepdual.solve(a * X, b * y, beta=beta_t, depth=L, activation="linear")
+    assert sol.certified and sol_t.certified
+    assert_same_optimum(sol, sol_t, b * b)
+    cert = deepdual.certify(sol_t.network, a * X, b * y, beta=beta_t)
+    assert cert.certified
+    assert cert.objective == pytest.approx(sol_t.objective, rel=1e-12)

@@ -35,7 +35,7 @@ from ..bounds import max_budget, power_penalty_lower_bound
 from ..losses import HingeLoss, Loss, SquaredLoss
 from ..network import Network
 from ..objective import objective
-from ..projection import factorize, pow2, project_factored
+from ..projection import factorize, project_factored
 from ..solution import Certificate
 from .solver import (
     hinge_active_set,
@@ -44,6 +44,7 @@ from .solver import (
     SmoothedHinge,
     deep_linear_search,
     deep_search_defaults,
+    extreme_scale,
     solve_spectral,
     spectral_structure,
     scaled_dual,
@@ -148,19 +149,21 @@ def certify_linear(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: floa
     if network.activation != "linear":
         raise ValueError(f"certify_linear needs a linear network, got activation={network.activation!r}")
     L = network.depth
-    big = float(np.max(np.abs(X))) if X.size else 0.0
     no_hidden = network.biases is None or all(b is None for row in network.biases for b in row)
-    if (not isinstance(loss, SquaredLoss) and no_hidden and big > 0
-            and (big > 2.0 ** 64 or big < 2.0 ** -64)):
-        # as in solve: the same problem on X/a with beta a^(-2/L), every layer times a^(1/L)
-        a = pow2(big)
-        f = a ** (1.0 / L)
+    a, b = extreme_scale(X), (extreme_scale(Y) if isinstance(loss, SquaredLoss) else 1.0)
+    if no_hidden and (a != 1.0 or b != 1.0):
+        # as in solve (docs/linear.md §5): X/a, Y/b, beta b^(2/L-2) a^(-2/L), every layer times (a/b)^(1/L),
+        # output bias / b; objective and bound scale by b^2
+        f = (a / b) ** (1.0 / L)
+        ob = network.output_bias
         scaled = Network([[W * f for W in sub] for sub in network.weights], "linear",
-                         output_bias=network.output_bias, scalar_output=network.scalar_output)
-        cert = certify_linear(scaled, X / a, Y, beta=beta * a ** (-2.0 / L), loss=loss, rtol=rtol, **options)
-        details = dict(cert.details, rescaled_by=a)
-        return Certificate(objective=objective(network, X, Y, beta=beta, loss=loss), lower_bound=cert.lower_bound,
-                           method=cert.method, exact_constraint=True, dual=cert.dual, rtol=rtol, details=details)
+                         output_bias=None if ob is None else ob / b, scalar_output=network.scalar_output)
+        cert = certify_linear(scaled, X / a, Y / b, beta=beta * b ** (2.0 / L - 2.0) * a ** (-2.0 / L), loss=loss,
+                              rtol=rtol, **options)
+        details = dict(cert.details, rescaled_by={"X": a, "y": b})
+        return Certificate(objective=objective(network, X, Y, beta=beta, loss=loss),
+                           lower_bound=cert.lower_bound * b * b, method=cert.method, exact_constraint=True,
+                           dual=None if cert.dual is None else np.asarray(cert.dual) * b, rtol=rtol, details=details)
     P = objective(network, X, Y, beta=beta, loss=loss)
     F = network.forward(X)
     intercept = network.has_biases

@@ -495,6 +495,13 @@ def fista_nuclear(X: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, *, W0: 
                        bool(state["P"] - state["D"] <= tol * max(abs(state["P"]), _TINY)), algorithm, stalled)
 
 
+def extreme_scale(A: np.ndarray) -> float:
+    """A power of two near ``max |A|`` when it lies outside ``[2^-64, 2^64]`` (products would over- or
+    underflow), else 1."""
+    big = float(np.max(np.abs(A))) if A.size else 0.0
+    return pow2(big) if big > 0 and (big > 2.0 ** 64 or big < 2.0 ** -64) else 1.0
+
+
 def column_scale_spread(X: np.ndarray) -> float:
     """Ratio of the largest to the smallest nonzero column norm of ``X`` (1 for standardized data)."""
     norms = np.linalg.norm(X, axis=0)
@@ -1173,21 +1180,22 @@ def solve_linear(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, dep
     K = Y.shape[1]
     L = int(depth)
     squared = isinstance(loss, SquaredLoss)
-    big = float(np.max(np.abs(X))) if X.size else 0.0
-    if not squared and big > 0 and (big > 2.0 ** 64 or big < 2.0 ** -64):
-        # labels of a classification loss cannot scale, so rescale X exactly: with a power of
-        # two a, (X/a, beta a^(-2/L)) has the same objective for the network with every layer
-        # times a^(1/L) (docs/linear.md §5); the squared-loss closed forms rescale internally
-        a = pow2(big)
+    a, b = extreme_scale(X), (extreme_scale(Y) if squared else 1.0)
+    if a != 1.0 or b != 1.0:
+        # exact change of units by powers of two (docs/linear.md §5): with X' = X/a, Y' = Y/b (labels of
+        # classification losses cannot scale: b = 1) and beta' = beta b^(2/L - 2) a^(-2/L), the network
+        # with every layer times (b/a)^(1/L) and output bias times b has objective b^2 P'
         rest = {k: v for k, v in options.items() if not (k == "factorization" and isinstance(v, Factorization))}
-        sol = solve_linear(X / a, Y, scalar=scalar, beta=beta * a ** (-2.0 / L), depth=L, loss=loss, rtol=rtol,
-                           bias=bias, method=method, **rest)
-        f = a ** (-1.0 / L)
+        sol = solve_linear(X / a, Y / b, scalar=scalar, beta=beta * b ** (2.0 / L - 2.0) * a ** (-2.0 / L), depth=L,
+                           loss=loss, rtol=rtol, bias=bias, method=method, **rest)
+        f = (b / a) ** (1.0 / L)
+        ob = sol.network.output_bias
         net = Network([[W * f for W in sub] for sub in sol.network.weights], "linear",
-                      output_bias=sol.network.output_bias, scalar_output=sol.network.scalar_output)
-        info = dict(sol.info, rescaled_by=a)
+                      output_bias=None if ob is None else ob * b, scalar_output=sol.network.scalar_output)
+        info = dict(sol.info, rescaled_by={"X": a, "y": b})
         return Solution(network=net, objective=objective(net, X, Y, beta=beta, loss=loss),
-                        lower_bound=sol.lower_bound, method=sol.method, rtol=rtol, dual=sol.dual, info=info)
+                        lower_bound=sol.lower_bound * b * b, method=sol.method, rtol=rtol,
+                        dual=None if sol.dual is None else np.asarray(sol.dual) * b, info=info)
     scalar = bool(scalar) and K == 1
     max_points = options.get("max_points", deep_search_defaults(loss, K, rtol)["max_points"])
     if isinstance(max_points, bool) or not isinstance(max_points, (numbers.Integral, np.integer)) or max_points < 4:
