@@ -184,3 +184,11 @@ def test_certify_three_layer(solved):
     # a proven bound on the optimum: below the certified optimum, and the gap is the network's
     assert cert.lower_bound <= sol.objective * (1 + 1e-9)
     assert cert.objective >= sol.lower_bound * (1 - 1e-9)
+
+
+def test_stopped_early_still_bounds(solved):
+    X, y, sol = solved
+    early = deepdual.solve(X, y, beta=0.5, depth=3, method="convex", max_iter=2)
+    assert not early.certified and "max_iter" in early.info["note"]
+    assert early.lower_bound <= sol.objective * (1 + 1e-9)
+    assert early.objective >= sol.lower_bound * (1 - 1e-9)

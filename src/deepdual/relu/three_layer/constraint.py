@@ -348,7 +348,7 @@ def second_layer_constraint(layer: FirstLayer, v: np.ndarray, *, target: float |
 
 
 def ascend_atoms(layer: FirstLayer, v: np.ndarray, starts: list[np.ndarray], *, target: float,
-                 max_steps: int = 8) -> list[tuple[float, Atom]]:
+                 max_steps: int = 8, enough: int = 4) -> list[tuple[float, Atom]]:
     r"""Heuristic search for atoms with :math:`v^T(h)_+ > ` ``target`` (no bound; the branch and bound
     certifies).  From each start pattern :math:`E_0 \subseteq \{v > 0\}` alternate
     :math:`h \leftarrow \arg\max_h \varphi(E)` (one leaf of the branch and bound) and
@@ -362,6 +362,8 @@ def ascend_atoms(layer: FirstLayer, v: np.ndarray, starts: list[np.ndarray], *, 
     out: list[tuple[float, Atom]] = []
     seen: set = set()
     for E0 in starts:
+        if len(out) >= enough:
+            break
         E = np.asarray(E0, bool) & pos
         U0 = np.zeros((X.shape[1], 0))
         mu = None

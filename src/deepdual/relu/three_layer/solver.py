@@ -191,6 +191,7 @@ def solve_three_layer(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float
     nodes = 0
     it = 0
     exact = True
+    converged = False
     for it in range(1, max_iter + 1):
         target = beta * (1 + 1e-9)
         new = []
@@ -198,7 +199,7 @@ def solve_three_layer(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float
         exact = True
         # cheap first: pattern ascent from the current atoms' patterns and from all of {v > 0}
         for eps in (1.0, -1.0):
-            starts = [np.ones(n, bool)] + [np.maximum(a.h, 0.0) > 0 for _, a in atoms]
+            starts = [np.ones(n, bool)] + [np.maximum(a.h, 0.0) > 0 for (_, a), ca in zip(atoms, c) if ca > 0]
             new += [(eps, a) for _, a in ascend_atoms(layer, eps * v, starts, target=target)[:4]]
         if new:
             upper = np.inf
@@ -211,6 +212,7 @@ def solve_three_layer(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float
                 new += [(eps, a) for a in res.atoms]
             upper = max(ups)
         if not new:
+            converged = True
             break
         for eps, a in new:
             atoms.append((eps, a))
@@ -220,6 +222,10 @@ def solve_three_layer(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float
     # final dual point and its proven bound
     F = cols @ c if cols.shape[1] else np.zeros(n)
     v = y - F
+    if not converged:  # max_iter: the last bound belongs to an earlier residual; bound this one
+        res = [second_layer_constraint(layer, eps * v, max_nodes=max_nodes) for eps in (1.0, -1.0)]
+        upper = max(r.upper for r in res)
+        exact = all(r.exact for r in res)
     cbar = upper if complete else norm_bound(X, v)
     s = 1.0 if cbar <= beta else beta / cbar
     lower = float(s * (v @ y) - 0.5 * s * s * (v @ v))
