@@ -90,3 +90,19 @@ def test_bound_below_every_network(seed, n, d, width, m, beta, scale):
                 noisy = [[W + eps * rng.standard_normal(W.shape) for W in layers] for layers in sol.network.weights]
                 val = deepdual.objective(deepdual.Network(noisy, "relu", scalar_output=True), Xw, y, beta=beta)
                 assert sol.lower_bound <= val * (1 + 1e-12)
+
+
+def test_certify_uses_the_sign_split_bound():
+    X = whitened(4, 6, 0)
+    y = np.array([1.5, -1.2, 0.8, -0.9])
+    sol = deepdual.solve(X, y, beta=0.1, depth=3)
+    cert = deepdual.certify(sol.network, X, y, beta=0.1)
+    assert cert.certified and "sign-split" in cert.method
+    # on general data it is one of the bounds, never above the network's objective
+    rng = np.random.default_rng(2)
+    Xg, yg = rng.standard_normal((10, 3)), rng.standard_normal(10)
+    best = best_of_restarts(Xg, yg, beta=0.3, depth=3, width=6, m=1, restarts=2, iters=300)
+    cert = deepdual.certify(deepdual.Network([[rng.standard_normal((3, 4)), rng.standard_normal((4, 4)),
+                                               rng.standard_normal((4, 1))]], "relu", scalar_output=True),
+                            Xg, yg, beta=0.3)
+    assert cert.details["bounds"]["sign split (depth 3)"] <= best

@@ -321,6 +321,14 @@ def certify_relu(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float,
                     how = "exact constraint (whitened)" if white else "spectral-norm bound"
                     best = (red.lower, f"relaxed reduced problem over {kind}, {how}",
                             white and kind == "label parts", None)
+                if L == 3 and Y.shape[1] == 1:  # any data (docs/relu.md §2.3, depth-3 theorem)
+                    from .whitened.solver import sign_split_bound
+
+                    a = [float(np.linalg.norm(np.maximum(s * Y[:, 0], 0.0))) for s in (1.0, -1.0)]
+                    split = sign_split_bound(np.array(a), beta=beta, x_norm=xn * (1 + 1e-12))
+                    bounds["sign split (depth 3)"] = split
+                    if split > best[0]:
+                        best = (split, "sign-split bound over label signs (depth 3)", white, None)
             else:  # X = 0: every network outputs 0
                 val = float(loss.value(np.zeros_like(Y), Y))
                 bounds["zero data"] = val
