@@ -64,10 +64,10 @@ def test_round_trip_reports_the_solved_objective(tmp_path, name, X, y, kw):
         assert cert.objective == pytest.approx(sol.objective, rel=1e-12, abs=1e-14)
         assert np.isfinite(cert.lower_bound)
         assert cert.lower_bound <= cert.objective * (1 + 1e-12) + 1e-14
-        if sol.certified and kw.get("depth", 2) == 2 and kw.get("loss") != "hinge":
-            # (hinge: the residual's subgradient at margins exactly 1 is not the LP's dual,
-            # so certify's own bound can be loose; it stays a valid bound)
-            # the problem is the same, so the network's own certificate closes the gap too
+        if sol.certified and kw.get("depth", 2) == 2:
+            # the problem is the same, so certify closes the gap too (for the hinge loss the
+            # residual's subgradient at margins exactly 1 is not the optimal dual; certify then
+            # uses the dual of the optimum, a bound for the whole class)
             assert cert.relative_gap < 1e-5
     # the stored values, spelt out, agree; the objective with the other bias convention differs
     explicit = deepdual.certify(loaded, X, y, beta=kw["beta"], loss=kw.get("loss", "squared"))
@@ -179,8 +179,11 @@ def test_1d_bound_never_exceeds_the_class_optimum(problem):
     bias, at vanishing cost, so both sub-classes have the same infimum)."""
     x, y, beta, net = problem
     cert = deepdual.certify(net, x, y, beta=beta)
-    best = deepdual.solve(x, y, beta=beta, bias=True).objective
+    sol = deepdual.solve(x, y, beta=beta, bias=True)
+    best = sol.objective
     assert cert.lower_bound <= best + 1e-9 * max(1.0, abs(best))
+    # and it is as strong as the optimum's (certify uses its dual when the network's is weaker)
+    assert cert.lower_bound >= sol.lower_bound - 1e-12 * max(1.0, abs(best))
     assert cert.lower_bound <= cert.objective + 1e-9 * max(1.0, abs(cert.objective))
 
 
@@ -254,3 +257,36 @@ def test_summary_uses_the_recorded_problem():
         assert rep.certificate["lower_bound"] <= sol.objective * (1 + 1e-12)
     with pytest.raises(ValueError, match="`loss`"):
         deepdual.summarize(sol.network, x, yl, loss="squared")
+
+
+@SETTINGS
+@given(st.integers(1, 30), st.integers(1, 3), st.floats(-250, 250), st.integers(0, 2**31))
+def test_center_exactly(n, K, log_scale, seed):
+    """Column sums exactly 0 (math.fsum is correctly rounded, so 0.0 means exactly 0), within
+    n eps of the floating-point centering."""
+    import math
+
+    from deepdual.exact_centering import center_exactly
+
+    rng = np.random.default_rng(seed)
+    V = (rng.standard_normal((n, K)) + rng.standard_normal(K)) * 10.0 ** log_scale
+    C = center_exactly(V)
+    assert all(math.fsum(C[:, k]) == 0.0 for k in range(K))
+    ref = V - V.mean(axis=0)
+    assert np.all(np.abs(C - ref) <= 4 * n * np.finfo(float).eps * np.abs(V).max(axis=0) + 1e-300)
+
+
+@pytest.mark.parametrize("d", [1, 2])
+def test_constant_residual_gives_no_false_bound(d):
+    """A network whose units are all inactive fits constant labels with its output bias: the
+    centered residual is rounding noise, its dual constraint ~1e-16, the squared loss's best
+    dual scale ~1e16; a rounding residue of the column sum then gave lower bound 1.27 for an
+    optimum of 0 (found by test_1d_bound_never_exceeds_the_class_optimum)."""
+    x = np.array([[0.27392337], [-0.46042657], [-0.91805295]])
+    X = x if d == 1 else np.hstack([x, x ** 2])
+    y = np.full(3, -1.0)
+    W1 = np.full((d, 1), 0.61716011)
+    net = deepdual.Network([[W1, np.array([[-0.15323826]])]], biases=[[np.array([-0.55084025])]],
+                           output_bias=[-0.26317854])
+    cert = deepdual.certify(net, X, y, beta=1.0)
+    assert cert.lower_bound <= 1e-12

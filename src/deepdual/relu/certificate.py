@@ -45,6 +45,7 @@ from scipy.optimize import minimize_scalar
 
 from .._validation import check_choice, check_options
 from ..bounds import max_budget, power_penalty_lower_bound
+from ..exact_centering import center_exactly
 from ..dual_constraint import (
     CONSTRAINT_MODES,
     DEFAULT_MAX_PATTERNS,
@@ -245,11 +246,11 @@ def certify_relu(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float,
             # (beta/2)||b||^2 - <V^T 1, b> >= -||V^T 1||^2 / (2 beta)   (Fenchel--Young)
             quad = 1.0 / (2.0 * beta)
         else:
-            V0 = V0 - V0.mean(axis=0, keepdims=True)  # <V, 1 b^T> = 0 for every b
+            V0 = center_exactly(V0)  # <V, 1 b^T> = 0 for every b, exactly (deepdual.exact_centering)
     if free_biases:
         # unpenalized hidden biases: a neuron with u = 0 outputs a constant, so 1^T v = 0 is
         # needed (docs/convex_program.md §19); the output-bias term is then zero too
-        V0 = V0 - V0.mean(axis=0, keepdims=True)
+        V0 = center_exactly(V0)  # exactly (deepdual.exact_centering)
 
     def dual(V: np.ndarray) -> float:
         val = float(loss.dual_value(V, Y))

@@ -25,10 +25,11 @@ import numpy as np
 
 from ..._threads import SingleThreadedBLAS
 from ..._validation import check_beta
+from ...exact_centering import center_exactly
 from ...losses import Loss, SquaredLoss, get_loss
 from ...network import Network
 from ...objective import objective as _objective
-from ...solution import DEFAULT_RTOL, Certificate
+from ...solution import DEFAULT_RTOL, Certificate, is_certified
 from .splines import EPS, LONG_DOUBLE, LONG_DOUBLE_EPS
 
 
@@ -234,7 +235,10 @@ def equalize_dual(v: np.ndarray, x: np.ndarray, loss: Loss, *, skip: bool) -> np
             den = float(xc @ xc)
             if den > 0:
                 v -= np.outer(xc, xc @ v) / den
-        return v
+        # column sums exactly 0: the squared loss's dual scale is unbounded, and a rounding
+        # residue of the sum times a scale of 1e16 (a constant residual has c(v) ~ 1e-16) was
+        # an O(1) invalid bound (deepdual.exact_centering)
+        return center_exactly(v)
     if skip:
         return None
     for k in range(v.shape[1]):
@@ -333,6 +337,29 @@ def dual_bound_two_layer(x: np.ndarray, Y: np.ndarray, F: np.ndarray, beta: floa
     return float(D), t * v, c
 
 
+def _optimum_bound(X: np.ndarray, Y: np.ndarray, beta: float, loss: Loss,
+                   penalize_biases: bool) -> tuple[float, np.ndarray | None] | None:
+    """Proven lower bound and dual point of the two-layer 1-D optimum (:func:`solve_1d`) over
+    the class a two-layer network with biases belongs to; None where the solver does not
+    apply (other losses, several squared-loss outputs, penalized biases with other losses
+    or large x)."""
+    from ...losses import CrossEntropyLoss, HingeLoss, LogisticLoss
+    from .solver import solve_1d
+
+    if not isinstance(loss, (SquaredLoss, LogisticLoss, HingeLoss, CrossEntropyLoss)):
+        return None
+    if (Y.shape[1] != 1 and not isinstance(loss, CrossEntropyLoss)) or (
+            penalize_biases and not isinstance(loss, SquaredLoss)):
+        return None
+    try:
+        sol = solve_1d(X, Y, scalar=Y.shape[1] == 1, beta=beta, depth=2, loss=loss, rtol=DEFAULT_RTOL,
+                       bias=True, penalize_biases=penalize_biases)
+    except ValueError:  # e.g. penalized biases beyond the arc program's range
+        return None
+    lb = float(sol.lower_bound)
+    return (lb, sol.dual) if np.isfinite(lb) else None
+
+
 @SingleThreadedBLAS()  # small dense Newton/working-set systems (deepdual._threads)
 def certify_1d(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float, loss: Any = "squared",
                rtol: float = DEFAULT_RTOL, penalize_biases: bool = False, constraint: str = "auto",
@@ -400,8 +427,18 @@ def certify_1d(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float, l
         D, vv, c = dual_bound_two_layer(x, Y, F, beta, lossf, kind=kind)
         method = ("exact: 1-D penalized biases (activation arcs)" if penalize_biases
                   else "exact: 1-D ramps with kinks at the data")
-        return Certificate(obj, D, method, exact_constraint=True, dual=vv, rtol=rtol,
-                           details={"c": c, "depth": 2})
+        details: dict[str, Any] = {"c": c, "depth": 2, "bounds": {"residual": D}}
+        if not is_certified(obj, D, rtol):
+            # the network's own residual leaves the gap open (e.g. a hinge subgradient at margin
+            # exactly 1, or a network far from optimal): the optimum's dual, computed by the
+            # solver for the same class, is a proven bound for every network of it
+            opt = _optimum_bound(X, Y, beta, lossf, penalize_biases)
+            if opt is not None:
+                details["bounds"]["optimum (solve_1d)"] = opt[0]
+                if opt[0] > D:
+                    D, vv = opt
+                    method += ", dual of the optimum (solve_1d)"
+        return Certificate(obj, D, method, exact_constraint=True, dual=vv, rtol=rtol, details=details)
     if constraint == "exact":
         raise ValueError(f"`constraint='exact'` is not available for depth-{L} networks on 1-D data "
                          "(only the proven Lipschitz bound is); use constraint='auto'")

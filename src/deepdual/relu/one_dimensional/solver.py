@@ -269,13 +269,21 @@ def solve_1d(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, depth: 
         raise ValueError(f"`beta` = {beta!r} is out of range for data of this size (max|x| ~ {units.a:.3g}"
                          + (f", max|y| ~ {units.b:.3g}" if units.b != 1.0 else "")
                          + f"): the problem in unit scale has beta = {beta_s:.3g}")
-    scaled = _solve_in_units(X / units.a, Y / units.b, beta=beta_s, **kw)
+    scaled = _solve_in_units(units.to_units(X), Y / units.b, beta=beta_s, **kw)
     sol = rescale_solution(scaled, units, objective=np.nan)
     target = Y - sol.slope * X if skip else Y
     sol.objective = network_objective(sol.network, X, target, beta, loss)  # in the given units
     if not np.isfinite(sol.objective):
         raise ValueError(f"the optimal objective overflows float64 for labels of this size (max|y| ~ "
                          f"{units.b:.3g}; it is {units.objective:.3g} times {scaled.objective:.6g}): rescale `y`")
+    x = X[:, 0]
+    offset = float(np.max(np.abs(x))) / max(float(np.ptp(x)), np.finfo(float).tiny)
+    if offset > 1e6:
+        msg = (f"x lies far from 0 relative to its spread (max|x| / range = {offset:.3g}): the network "
+               "computes w x + b with cancellation, so its objective in double precision is accurate to "
+               f"about {offset * np.finfo(float).eps:.1g} relative (the bound is proven); subtract a "
+               "constant from x for an accurate network (docs/one_dimensional.md §8)")
+        sol.info["note"] = f"{sol.info['note']}; {msg}" if sol.info.get("note") else msg
     return sol
 
 

@@ -621,7 +621,16 @@ def solve_two_layer(x: np.ndarray, y: np.ndarray, beta: float, *, skip: bool = F
                     return _tau_slope_derivative(prob, solve_at(t), sg)
 
                 lo, hi = (0.0, bp) if sg > 0 else (-bp, 0.0)
-                tau_star = brentq(dfun, lo, hi, xtol=4 * EPS * bp, rtol=4 * EPS, maxiter=200)
+                try:
+                    tau_star = brentq(dfun, lo, hi, xtol=4 * EPS * bp, rtol=4 * EPS, maxiter=200)
+                except ValueError:
+                    # J_tau can have several minimizers (degenerate data) and the one-sided
+                    # derivative depends on which one the warm-started active set returns, so
+                    # the end signs seen above may not repeat; Phi is concave, so with one sign
+                    # at both ends the maximum is at the end the derivative points to.  (The
+                    # returned network is certified by its own exact dual gap either way.)
+                    tau_star = hi if dfun(lo) > 0 and dfun(hi) > 0 else lo
+                    info["tau_search"] = "endpoint (derivative of one sign at both ends)"
                 best = solve_at(tau_star)
     info.update(tau=best.tau * sy, active_set_iterations=best.iterations, kkt=best.kkt)
     # back to original units
