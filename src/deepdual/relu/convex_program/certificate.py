@@ -75,7 +75,12 @@ def pattern_values(Xr: np.ndarray, V: np.ndarray, pats: np.ndarray, beta: float,
         if bound <= best and (bound <= beta or len(found) >= max_new):
             break
         val = 0.0
-        for k in range(K):
+        # per output, mu = 0 bounds both signs' cone values by ||X^T D_p v_k||: outputs
+        # whose bound cannot raise val need no NNLS (K = 10, digits: most of them)
+        cheap_k = np.linalg.norm(Xr.T @ (Dm[p][:, None] * V), axis=0) if K > 1 else np.array([bound])
+        for k in np.argsort(cheap_k)[::-1]:
+            if cheap_k[k] <= val:
+                break
             for s in (1.0, -1.0):
                 val = max(val, cone_value(Xr, Dm[p], s * V[:, k]))
         val = min(val, bound)
