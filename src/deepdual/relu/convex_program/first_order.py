@@ -374,7 +374,7 @@ class _Multipliers:
 class FirstOrderResult:
     """Result of :func:`solve_first_order` (row-space coordinates)."""
 
-    z: np.ndarray  # (2P, r): rows 0..P-1 sign +1, P..2P-1 sign -1
+    z: np.ndarray  # (2P, r): rows 0..P-1 sign +1, P..2P-1 sign -1 (the best network seen)
     multipliers: Any  # _Multipliers (opaque; pass back as `multipliers=` to warm-start)
     rho: float
     convex_objective: float  # l(Az) + beta sum ||z_g||
@@ -579,7 +579,10 @@ def solve_first_order(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Los
         pen = beta * float(np.sum(ops.get(ops.rownorm(zz))))
         conv = float(loss.value(F[:, None], Y)) + pen
         net = float(loss.value(Fr[:, None], Y)) + pen
-        return dict(conv=conv, net=net, lower=lower, c=c, viol=float(np.sqrt(viol2)), viol_max=viol_max)
+        out = dict(conv=conv, net=net, lower=lower, c=c, viol=float(np.sqrt(viol2)), viol_max=viol_max)
+        if net < best["net"]:  # the best network seen (the iterates' networks are not monotone)
+            best["net"], best["z"], best["cert"] = net, ops.get(zz).copy(), out
+        return out
 
     def gap(cert: dict) -> float:
         """Relative gap between the rebuilt network's objective and the proven lower bound
@@ -587,7 +590,7 @@ def solve_first_order(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Los
         neurons need not keep their patterns)."""
         return (cert["net"] - cert["lower"]) / max(abs(cert["net"]), tiny)
 
-    best = {"lower": -np.inf, "c": np.inf}
+    best: dict = {"lower": -np.inf, "c": np.inf, "net": np.inf, "z": None, "cert": None}
     inner_tol = FO_INNER_TOL0 * beta
     viol_prev = np.inf
     used = rounds = 0
@@ -657,9 +660,13 @@ def solve_first_order(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Los
             rho *= FO_RHO_GROWTH
         viol_prev = cert["viol"]
     final = certify(z, update=False)
+    zf = ops.get(z)
+    if best["cert"] is not None and best["net"] < final["net"]:
+        # return the best network seen, with the best (valid) bound
+        zf, final = best["z"], {**best["cert"], "lower": best["lower"], "c": best["c"]}
     if gap(final) <= tol:
         converged = True
-    return FirstOrderResult(z=ops.get(z), multipliers=lam, rho=float(rho), convex_objective=final["conv"],
+    return FirstOrderResult(z=zf, multipliers=lam, rho=float(rho), convex_objective=final["conv"],
                             network_objective=final["net"], lower=final["lower"], c=final["c"],
                             max_violation=final["viol_max"], iterations=used, rounds=rounds,
                             converged=converged, multiplier_bytes=lam.nbytes(), history=history,
