@@ -363,7 +363,9 @@ def regularization_path(
     warm_start : bool, default True
         Convex program on sampled patterns: every solve uses the same sampled pattern
         set, enlarged by the patterns of the previous solution's neurons (complete
-        pattern sets are exact and need no warm start).
+        pattern sets are exact and need no warm start); when the first-order solver ran
+        (its ``info["warm_start"]``), the next solve starts from that solution's weights
+        and multipliers on its patterns (``init=``).
     rng : None, int or Generator, default 0
         Source of the sampled patterns (and of :func:`beta_max`'s directions).
     progress : bool or None
@@ -419,13 +421,21 @@ def regularization_path(
                 # to enter below beta_max lives there
                 u = bm.direction
                 pats, dirs = np.vstack([pats, (Xa @ u > 0)[None, :]]), np.vstack([dirs, u[None, :]])
-            base = (pats, dirs)
+            # in np.unique order (the solver's own order for a boolean pattern array), so
+            # that a first-order solution's stored patterns match when it warm-starts the next
+            pats, first = np.unique(pats, axis=0, return_index=True)
+            base = (pats, dirs[first])
             options = {k: v for k, v in options.items() if k not in ("patterns", "n_patterns")}
     sols: list[Solution] = []
     with monitoring(progress=progress, time_limit=time_limit, desc="regularization path") as mon:
         for b in grid:
             opts = dict(options)
-            if base is not None:
+            prev_state = sols[-1].info.get("warm_start") if sols else None
+            if warm_start and isinstance(prev_state, dict) and "patterns" not in options:
+                # the first-order solver's state (weights, multipliers, its pattern set):
+                # the next solve starts from the previous solution itself
+                opts["init"] = sols[-1]
+            elif base is not None:
                 pats, dirs = base
                 if sols:
                     npats, ndirs = _neuron_patterns(sols[-1], Xa)
