@@ -22,11 +22,12 @@ __all__ = ["center_exactly"]
 
 def center_exactly(V: np.ndarray) -> np.ndarray:
     r"""A copy of ``V`` (n, K) whose every column sums to exactly 0 (exact arithmetic on the
-    stored doubles), within :math:`n\epsilon\max|V_{:k}|` of the floating-point centering.
+    stored doubles), within :math:`8n\epsilon\max|V_{:k}|` of the floating-point centering.
 
     Each centered column is rounded to a grid of step :math:`q = 2^e` with
     :math:`n\max|V_{:k}| \le 2^{52} q`, so its entries are integers times ``q`` whose sum is
-    computed exactly in int64; that sum is removed from the largest entry, and the integers
+    computed exactly in int64; that sum is removed, one unit per entry, from the largest
+    entries, and the integers
     are mapped back (exact: products of integers below :math:`2^{53}` with a power of two).
     A column too small for the grid (``q`` would be subnormal) is set to 0, which is always
     orthogonal to the bias."""
@@ -44,7 +45,12 @@ def center_exactly(V: np.ndarray) -> np.ndarray:
             col[:] = 0.0
             continue
         ints = np.rint(col / q).astype(np.int64)
-        i = int(np.argmax(np.abs(ints)))
-        ints[i] -= int(ints.sum())
+        S = int(ints.sum())  # |S| <= n/2 + 1: each entry moved by <= q/2, the float sum by ~q/4
+        if S:  # spread over the largest entries: each moves by at most ceil(|S|/n) units
+            order = np.argsort(-np.abs(ints), kind="stable")
+            per, rem = divmod(abs(S), n)
+            sgn = 1 if S > 0 else -1
+            ints -= sgn * per
+            ints[order[:rem]] -= sgn
         col[:] = ints.astype(float) * q
     return V
