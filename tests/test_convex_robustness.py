@@ -269,6 +269,15 @@ class TestNearlyRankOneData:
         assert sol.objective <= ref * (1 + 1e-5)
         assert sol.lower_bound <= ref * (1 + 1e-6)
 
+    @pytest.mark.parametrize("seed", range(0, 8, 2))
+    def test_primal_dual_method_alone_certifies(self, seed):
+        """The root cause: interior directions inside thin cells by only 1e-13-1e-11 gave
+        the primal-dual start huge multipliers; such cells now get the LP's verdict."""
+        X, y = self._data(seed)
+        sol = deepdual.solve(X, y, beta=0.05, method="convex", solver="ipm")
+        assert sol.info["solver"] == "ipm"  # no hand-over to the barrier method was needed
+        assert sol.certified, sol.info
+
     @pytest.mark.parametrize("seed", [0, 3])
     def test_other_solvers_agree(self, seed):
         X, y = self._data(seed)

@@ -23,6 +23,12 @@ from scipy.special import expit, softmax
 from ...losses import CrossEntropyLoss, LogisticLoss, Loss, SquaredLoss
 
 EPS = np.finfo(float).eps
+#: a cell counts as having a usable interior when some unit direction is inside it by
+#: more than this margin on every (normalized) constraint row: HiGHS's feasibility
+#: tolerance is 1e-7 on O(1) data, and thinner cells (nearly rank-one data: margins
+#: 1e-13-1e-11) give interior-point starts with multipliers mu / s ~ 1e11 mu that the
+#: primal-dual method cannot recover from (docs/convex_program.md §6)
+INTERIOR_MARGIN = 1e-9
 
 
 # ============================================================================ the program
@@ -158,7 +164,7 @@ def interior_direction(Xr: np.ndarray, d: np.ndarray) -> np.ndarray | None:
     A = np.hstack([-G, np.ones((G.shape[0], 1))])
     res = linprog(c, A_ub=A, b_ub=np.zeros(G.shape[0]), bounds=[(-1.0, 1.0)] * r + [(None, 1.0)],
                   method="highs")
-    if res.status != 0 or -res.fun <= 1e-9:
+    if res.status != 0 or -res.fun <= INTERIOR_MARGIN:
         return None
     z = res.x[:r]
     if not np.all(G @ z > 0):

@@ -687,9 +687,9 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     if bias:
         notes.append("hidden biases are penalized: use objective(..., penalize_biases=True)")
     if res.dropped_patterns:
-        notes.append(f"{res.dropped_patterns} pattern(s) whose cone has no interior (numerically) were left out of "
-                     "the interior-point method (their atoms lie on faces of other cells; the lower bound still "
-                     "counts them; docs/convex_program.md §6)")
+        notes.append(f"{res.dropped_patterns} pattern(s) whose cone has no usable interior (margin below 1e-9: "
+                     "empty, or a thin cell of nearly degenerate data) were left out of the interior-point method; "
+                     "the lower bound still counts them (docs/convex_program.md §6)")
     if not res.converged:
         why = {"iteration_limit": f"its iteration budget (max_iter={res.iterations})",
                "time_limit": "the time limit", "breakdown": "a numerical breakdown (non-finite iterate)",
