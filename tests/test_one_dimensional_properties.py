@@ -93,7 +93,7 @@ def test_scale_equivariance_two_layers(problem, log_a, log_b):
         assert cert.lower_bound <= b * b * s1.objective * (1 + 1e-12) + 1e-300
 
 
-@SETTINGS
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])  # ~0.6 s a solve
 @given(problems(kinds=("squared",)), st.integers(-30, 30), st.integers(-20, 20))
 def test_scale_equivariance_deep(problem, ka, kb):
     """Depth 3 (the 'linear on the data' class, not certified): with a = 2^(3 ka), b = 2^(3 kb)
