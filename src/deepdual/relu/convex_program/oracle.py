@@ -359,6 +359,7 @@ def dual_constraint_bb(
     collect_above: float | None = None,
     max_collect: int = 20,
     max_nodes: int | None = None,
+    min_nodes: int = 0,
     one_sided: bool = False,
     maxiter: int = 60,
     log: Callable[[float, int, int, float, float], None] | None = None,
@@ -381,7 +382,8 @@ def dual_constraint_bb(
         Stop when ``upper - lower <= rtol * upper`` (``exact``).
     stop_above, stop_below : float, optional
         Stop as soon as a feasible value exceeds ``stop_above`` (a violated constraint is
-        found) or the proven bound is at most ``stop_below`` (the constraint holds).
+        found; after at least ``min_nodes`` nodes, to collect more of them) or the proven
+        bound is at most ``stop_below`` (the constraint holds).
     collect_above : float, optional
         Record every distinct cell found with value above this (``violators``).
     one_sided : bool, default False
@@ -398,12 +400,13 @@ def dual_constraint_bb(
     with SingleThreadedBLAS():
         return _bb(X, v, pieces=pieces, time_limit=time_limit, rtol=rtol, stop_above=stop_above,
                    stop_below=stop_below, collect_above=collect_above, max_collect=max_collect,
-                   max_nodes=max_nodes, one_sided=one_sided, maxiter=maxiter, log=log, log_every=log_every)
+                   max_nodes=max_nodes, min_nodes=min_nodes, one_sided=one_sided, maxiter=maxiter, log=log,
+                   log_every=log_every)
 
 
 def _bb(X: np.ndarray, v: np.ndarray, *, pieces: Any, time_limit: float | None, rtol: float,
         stop_above: float | None, stop_below: float | None, collect_above: float | None, max_collect: int,
-        max_nodes: int | None, one_sided: bool, maxiter: int, log: Any, log_every: float) -> OracleResult:
+        max_nodes: int | None, min_nodes: int, one_sided: bool, maxiter: int, log: Any, log_every: float) -> OracleResult:
     t0 = time.perf_counter()
     X = np.asarray(X, dtype=float)
     v = np.asarray(v, dtype=float).reshape(-1)
@@ -497,7 +500,7 @@ def _bb(X: np.ndarray, v: np.ndarray, *, pieces: Any, time_limit: float | None, 
         U, L = upper(), inc["val"]
         if U - L <= rtol * U:
             break
-        if stop_above is not None and L > stop_above:
+        if stop_above is not None and L > stop_above and nodes >= min_nodes:
             status = "stopped: violation found"
             break
         if stop_below is not None and U <= stop_below:
