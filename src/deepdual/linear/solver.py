@@ -467,16 +467,23 @@ def fista_nuclear(X: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, *, W0: 
         if converged or left <= 0:
             return FistaResult(state["W"], state["b"], state["P"], state["V"], state["D"], state["it"],
                                bool(converged), algorithm)
-        lbfgs_budget = max(min(left, 3000), 1)
-        Wf, used = factored_lbfgs(X, Y, loss, beta, state["W"], max_iter=lbfgs_budget)
-        state["it"] += used
-        # L-BFGS ends when its line search stalls or its budget is spent: a last short FISTA phase at most
-        stalled = left - used > 1000
-        left = min(left - used, 1000)
         algorithm = "fista+lbfgs"
-        if evaluate(Wf, None, X @ Wf, loss, None)[0]:
-            return FistaResult(state["W"], state["b"], state["P"], state["V"], state["D"], state["it"], True,
-                               algorithm)
+        # columns in different units: a second L-BFGS run in Jacobi-scaled variables from the best point
+        passes = (False, True) if column_scale_spread(X) > 100 else (False,)
+        for precondition in passes:
+            lbfgs_budget = max(min(left, 3000), 1)
+            Wf, used = factored_lbfgs(X, Y, loss, beta, state["W"], max_iter=lbfgs_budget,
+                                      precondition=precondition)
+            state["it"] += used
+            left -= used
+            if evaluate(Wf, None, X @ Wf, loss, None)[0]:
+                return FistaResult(state["W"], state["b"], state["P"], state["V"], state["D"], state["it"], True,
+                                   algorithm)
+            if left <= 0:
+                break
+        # L-BFGS ends when its line search stalls or its budget is spent: a last short FISTA phase at most
+        stalled = left > 1000
+        left = min(left, 1000)
         W = state["W"].copy()
         algorithm = "fista+lbfgs+fista"
     if hinge:
