@@ -58,7 +58,7 @@ def make_problem(n: int, d: int, P: int, seed: int = 0):
     return X, y, beta, pats, dirs
 
 
-def child(n: int, d: int, P: int, cap: float) -> dict:
+def child(n: int, d: int, P: int, cap: float, max_iter: int | None = None) -> dict:
     """deepdual's solve, measured in this (fresh) process."""
     import resource
     import tracemalloc
@@ -68,8 +68,9 @@ def child(n: int, d: int, P: int, cap: float) -> dict:
     X, y, beta, pats, dirs = make_problem(n, d, P)
     tracemalloc.start()
     t0 = time.perf_counter()
-    sol = deepdual.solve(X, y, beta=beta, patterns=(pats, dirs), solver="first_order", time_limit=cap,
-                         progress=False)
+    # a step budget (then the local polish runs) or a time limit (no polish when it expires)
+    budget = {"max_iter": max_iter} if max_iter else {"time_limit": cap}
+    sol = deepdual.solve(X, y, beta=beta, patterns=(pats, dirs), solver="first_order", progress=False, **budget)
     t = time.perf_counter() - t0
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
@@ -152,6 +153,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--d", type=int, nargs="+", default=[10, 50])
     ap.add_argument("--patterns", type=int, default=100)
     ap.add_argument("--cap", type=float, default=120.0, help="time limit of each solver run (s)")
+    ap.add_argument("--max-iter", type=int, default=None,
+                    help="first-order steps of deepdual's solve instead of the time limit (the polish then runs)")
     ap.add_argument("--lrs", type=float, nargs="+", default=[1e-3, 1e-2, 1e-1])
     ap.add_argument("--no-pyscnn", action="store_true")
     ap.add_argument("--pyscnn-iters", type=int, default=2000,
@@ -160,8 +163,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--child", type=str, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        n, d, P, cap = json.loads(args.child)
-        print(json.dumps(child(n, d, P, cap)))
+        n, d, P, cap, max_iter = json.loads(args.child)
+        print(json.dumps(child(n, d, P, cap, max_iter)))
         return {}
     from deepdual._threads import SingleThreadedBLAS
 
@@ -169,7 +172,7 @@ def main(argv=None) -> dict:
     for d in args.d:
         for n in args.n:
             row: dict = {"n": n, "d": d, "patterns": args.patterns}
-            out = subprocess.run([sys.executable, __file__, "--child", json.dumps([n, d, args.patterns, args.cap])],
+            out = subprocess.run([sys.executable, __file__, "--child", json.dumps([n, d, args.patterns, args.cap, args.max_iter])],
                                  capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1",
                                                                        "OPENBLAS_NUM_THREADS": "1"})
             if out.returncode != 0:
