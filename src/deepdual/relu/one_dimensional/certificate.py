@@ -338,21 +338,22 @@ def dual_bound_two_layer(x: np.ndarray, Y: np.ndarray, F: np.ndarray, beta: floa
 
 
 def _optimum_bound(X: np.ndarray, Y: np.ndarray, beta: float, loss: Loss,
-                   penalize_biases: bool) -> tuple[float, np.ndarray | None] | None:
-    """Proven lower bound and dual point of the two-layer 1-D optimum (:func:`solve_1d`) over
-    the class a two-layer network with biases belongs to; None where the solver does not
-    apply (other losses, several squared-loss outputs, penalized biases with other losses
-    or large x)."""
+                   penalize_biases: bool, depth: int = 2) -> tuple[float, np.ndarray | None] | None:
+    """Proven lower bound and dual point of :func:`solve_1d` over the class a network with
+    biases of this depth belongs to (depth >= 3: its proven Lipschitz bound over all deep
+    networks, squared loss); None where the solver does not apply (other losses, several
+    squared-loss outputs, penalized biases with other losses or depths, large x)."""
     from ...losses import CrossEntropyLoss, HingeLoss, LogisticLoss
     from .solver import solve_1d
 
     if not isinstance(loss, (SquaredLoss, LogisticLoss, HingeLoss, CrossEntropyLoss)):
         return None
     if (Y.shape[1] != 1 and not isinstance(loss, CrossEntropyLoss)) or (
-            penalize_biases and not isinstance(loss, SquaredLoss)):
+            penalize_biases and not isinstance(loss, SquaredLoss)) or (
+            depth > 2 and (penalize_biases or not isinstance(loss, SquaredLoss))):
         return None
     try:
-        sol = solve_1d(X, Y, scalar=Y.shape[1] == 1, beta=beta, depth=2, loss=loss, rtol=DEFAULT_RTOL,
+        sol = solve_1d(X, Y, scalar=Y.shape[1] == 1, beta=beta, depth=depth, loss=loss, rtol=DEFAULT_RTOL,
                        bias=True, penalize_biases=penalize_biases)
     except ValueError:  # e.g. penalized biases beyond the arc program's range
         return None
@@ -460,5 +461,12 @@ def certify_1d(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float, l
     ts = np.unique(np.concatenate([ts, [min(t_hi, beta / max(c, EPS))]]))
     Ds = np.array([lossf.dual_value(t * v, Y) for t in ts])
     lb = power_penalty_lower_bound(Ds, ts * c, beta=beta, depth=L, T_max=T_max)
-    return Certificate(obj, lb, f"upper bound: Lipschitz constant (depth {L})", exact_constraint=False,
-                       dual=v, rtol=rtol, details={"c_lipschitz": c, "depth": L, "T_max": T_max})
+    method = f"upper bound: Lipschitz constant (depth {L})"
+    details = {"c_lipschitz": c, "depth": L, "T_max": T_max, "bounds": {"residual": lb}}
+    opt = _optimum_bound(X, Y, beta, lossf, penalize_biases, depth=L)
+    if opt is not None:  # the solver's proven all-network bound, from the two-layer duals on its path
+        details["bounds"]["solve_1d"] = opt[0]
+        if opt[0] > lb:
+            lb = opt[0]
+            method += ", from the solver's two-layer duals (solve_1d)"
+    return Certificate(obj, lb, method, exact_constraint=False, dual=v, rtol=rtol, details=details)

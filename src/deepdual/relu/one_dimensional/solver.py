@@ -86,6 +86,7 @@ Lasso models with reflection features", 2024.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -265,6 +266,10 @@ def solve_1d(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, depth: 
     if units.identity:
         return _solve_in_units(X, Y, beta=beta, **kw)
     beta_s = units.beta_scaled(beta)
+    if not (np.isfinite(beta_s) and beta_s >= np.finfo(float).tiny) and units.b != 1.0:
+        # labels of extreme size (e.g. subnormal): scale x only
+        units = dataclasses.replace(units, b=1.0)
+        beta_s = units.beta_scaled(beta)
     if not (np.isfinite(beta_s) and beta_s >= np.finfo(float).tiny):
         raise ValueError(f"`beta` = {beta!r} is out of range for data of this size (max|x| ~ {units.a:.3g}"
                          + (f", max|y| ~ {units.b:.3g}" if units.b != 1.0 else "")

@@ -70,7 +70,10 @@ class UnitScales:
         r""":math:`\beta_s = \beta\, a^{-2/L} b^{2/L - 2}` (exact: powers of two)."""
         L = self.depth
         ea, eb = _exp2(self.a) // L, _exp2(self.b) // L  # a = 2^(L ea), b = 2^(L eb)
-        return math.ldexp(beta, -2 * ea + 2 * eb - 2 * L * eb)
+        try:
+            return math.ldexp(beta, -2 * ea + 2 * eb - 2 * L * eb)
+        except OverflowError:
+            return math.inf
 
 
 def _exp2(v: float) -> int:
