@@ -380,6 +380,11 @@ def certify_1d(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float, l
     AM--GM power penalty this yields a *proven but usually loose* bound
     (:func:`deepdual.bounds.power_penalty_lower_bound`), never an exact one.
 
+    When the network's own dual point leaves the gap open, the proven bound of
+    :func:`~deepdual.relu.one_dimensional.solver.solve_1d` for the same class (the optimum's
+    dual; depth >= 3: its Lipschitz bound) is used if larger (``details["bounds"]`` lists
+    both; ``docs/one_dimensional.md`` §8).
+
     Parameters
     ----------
     network : Network
