@@ -237,7 +237,7 @@ class _Side:
         return val[:m], val[m:]
 
     def bound(self, lo: np.ndarray, hi: np.ndarray, sign: np.ndarray, w0: np.ndarray | None,
-              maxiter: int) -> tuple[float, np.ndarray]:
+              maxiter: int, prune_at: float = -np.inf) -> tuple[float, np.ndarray]:
         r"""Proven upper bound on the node's maximum and its dual point ``w``.
 
         :math:`B(w) = \|X^Tw\| + \sum_{\rm free}\varphi_i(w_i)` is a valid bound at every
@@ -259,6 +259,10 @@ class _Side:
 
         w = np.where(free, astar, 0.0) if w0 is None else np.asarray(w0, dtype=float)
         w = np.clip(w, lb, ub)
+        if w0 is not None:  # the parent's point is feasible here too: prune without solving
+            b0 = B(w) + self.slack
+            if b0 <= prune_at:
+                return b0, w
         w = self._solve_subset(w, lb < ub, lb, ub, free, lo, hi, astar, maxiter)
         w = np.clip(w, lb, ub)
         return B(w) + self.slack, w
@@ -465,7 +469,7 @@ def _bb(X: np.ndarray, v: np.ndarray, *, pieces: Any, time_limit: float | None, 
                 return
             push(side, fixed, b, w)
             return
-        b, w = side.bound(lo, hi, sign, w0, maxiter)
+        b, w = side.bound(lo, hi, sign, w0, maxiter, prune_at=inc["val"] * (1 + rtol))
         b = min(b, parent_bound)
         g = side.X.T @ w
         ng = float(np.linalg.norm(g))
