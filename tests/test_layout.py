@@ -28,7 +28,7 @@ OLD_PATHS = {
     "deepdual.solvers.relu_rank_one": ("solve_rank_one", "deepdual.relu.rank_one.solver"),
     "deepdual.solvers.relu_whitened": ("solve_whitened", "deepdual.relu.whitened.solver"),
     "deepdual.solvers.relu_whitened_losses": ("solve_whitened_losses", "deepdual.relu.whitened.losses"),
-    "deepdual.solvers.relu_1d": ("certify_1d", "deepdual.relu.one_dimensional.certificate"),
+    "deepdual.solvers.relu_1d": ("certify_1d", "deepdual.relu.one_dimensional.solver"),
     "deepdual.solvers.relu_1d_splines": ("interpolate", "deepdual.relu.one_dimensional.splines"),
     "deepdual.solvers.relu_convex": ("Groups", "deepdual.relu.convex_program.groups"),
     "deepdual.solvers.relu_convex_rebuild": ("polish_network", "deepdual.relu.convex_program.rebuild"),

@@ -6,8 +6,7 @@ Modules: :mod:`.splines` (grouping, spline cost, minimal-norm ramps), :mod:`.cer
 (depth >= 3), and :mod:`.solver`, the entry point.
 """
 
-from .certificate import certify_1d
-from .solver import solve_1d
+from .solver import certify_1d, solve_1d
 from .splines import Interpolant, interpolate, spline_cost, spline_network
 
 __all__ = ["solve_1d", "certify_1d", "interpolate", "Interpolant", "spline_cost", "spline_network"]

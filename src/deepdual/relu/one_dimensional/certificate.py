@@ -11,7 +11,7 @@ every network of every width has :math:`P \ge -\ell^*(-v)` (for the squared loss
 proven rounding slack (:func:`c_two_layer`); the same holds for a free linear term, the
 Lipschitz bound of deep networks (:func:`c_lipschitz_bound`), K outputs (:func:`c_columns`) and
 penalized biases, where the maximum runs over the 2p activation arcs of the unit circle
-(:func:`_c_penalized`).  :func:`certify_1d` scales the residual of any network into this
+(:func:`_c_penalized`).  :func:`residual_certificate_1d` scales the residual of any network into this
 set and reports the best such bound.  Derivation: ``docs/one_dimensional.md`` §4 (and §6
 for the variants).
 """
@@ -29,7 +29,7 @@ from ...exact_centering import center_exactly
 from ...losses import Loss, SquaredLoss, get_loss
 from ...network import Network
 from ...objective import objective as _objective
-from ...solution import DEFAULT_RTOL, Certificate, is_certified
+from ...solution import DEFAULT_RTOL, Certificate
 from .splines import EPS, LONG_DOUBLE, LONG_DOUBLE_EPS
 
 
@@ -337,32 +337,8 @@ def dual_bound_two_layer(x: np.ndarray, Y: np.ndarray, F: np.ndarray, beta: floa
     return float(D), t * v, c
 
 
-def _optimum_bound(X: np.ndarray, Y: np.ndarray, beta: float, loss: Loss,
-                   penalize_biases: bool, depth: int = 2) -> tuple[float, np.ndarray | None] | None:
-    """Proven lower bound and dual point of :func:`solve_1d` over the class a network with
-    biases of this depth belongs to (depth >= 3: its proven Lipschitz bound over all deep
-    networks, squared loss); None where the solver does not apply (other losses, several
-    squared-loss outputs, penalized biases with other losses or depths, large x)."""
-    from ...losses import CrossEntropyLoss, HingeLoss, LogisticLoss
-    from .solver import solve_1d
-
-    if not isinstance(loss, (SquaredLoss, LogisticLoss, HingeLoss, CrossEntropyLoss)):
-        return None
-    if (Y.shape[1] != 1 and not isinstance(loss, CrossEntropyLoss)) or (
-            penalize_biases and not isinstance(loss, SquaredLoss)) or (
-            depth > 2 and (penalize_biases or not isinstance(loss, SquaredLoss))):
-        return None
-    try:
-        sol = solve_1d(X, Y, scalar=Y.shape[1] == 1, beta=beta, depth=depth, loss=loss, rtol=DEFAULT_RTOL,
-                       bias=True, penalize_biases=penalize_biases)
-    except ValueError:  # e.g. penalized biases beyond the arc program's range
-        return None
-    lb = float(sol.lower_bound)
-    return (lb, sol.dual) if np.isfinite(lb) else None
-
-
 @SingleThreadedBLAS()  # small dense Newton/working-set systems (deepdual._threads)
-def certify_1d(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float, loss: Any = "squared",
+def residual_certificate_1d(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float, loss: Any = "squared",
                rtol: float = DEFAULT_RTOL, penalize_biases: bool = False, constraint: str = "auto",
                n_scales: int = 60, max_patterns: Any = None) -> Certificate:
     r"""Weak-duality certificate of a ReLU network (with or without biases) on 1-D data.
@@ -380,10 +356,10 @@ def certify_1d(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float, l
     AM--GM power penalty this yields a *proven but usually loose* bound
     (:func:`deepdual.bounds.power_penalty_lower_bound`), never an exact one.
 
-    When the network's own dual point leaves the gap open, the proven bound of
-    :func:`~deepdual.relu.one_dimensional.solver.solve_1d` for the same class (the optimum's
-    dual; depth >= 3: its Lipschitz bound) is used if larger (``details["bounds"]`` lists
-    both; ``docs/one_dimensional.md`` §8).
+    This is the bound from the network's own dual point;
+    :func:`~deepdual.relu.one_dimensional.solver.certify_1d` (the public entry point) also
+    uses the solver's proven bound for the same class when that is larger
+    (``docs/one_dimensional.md`` §8).
 
     Parameters
     ----------
@@ -434,16 +410,6 @@ def certify_1d(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float, l
         method = ("exact: 1-D penalized biases (activation arcs)" if penalize_biases
                   else "exact: 1-D ramps with kinks at the data")
         details: dict[str, Any] = {"c": c, "depth": 2, "bounds": {"residual": D}}
-        if not is_certified(obj, D, rtol):
-            # the network's own residual leaves the gap open (e.g. a hinge subgradient at margin
-            # exactly 1, or a network far from optimal): the optimum's dual, computed by the
-            # solver for the same class, is a proven bound for every network of it
-            opt = _optimum_bound(X, Y, beta, lossf, penalize_biases)
-            if opt is not None:
-                details["bounds"]["optimum (solve_1d)"] = opt[0]
-                if opt[0] > D:
-                    D, vv = opt
-                    method += ", dual of the optimum (solve_1d)"
         return Certificate(obj, D, method, exact_constraint=True, dual=vv, rtol=rtol, details=details)
     if constraint == "exact":
         raise ValueError(f"`constraint='exact'` is not available for depth-{L} networks on 1-D data "
@@ -468,10 +434,4 @@ def certify_1d(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float, l
     lb = power_penalty_lower_bound(Ds, ts * c, beta=beta, depth=L, T_max=T_max)
     method = f"upper bound: Lipschitz constant (depth {L})"
     details = {"c_lipschitz": c, "depth": L, "T_max": T_max, "bounds": {"residual": lb}}
-    opt = _optimum_bound(X, Y, beta, lossf, penalize_biases, depth=L)
-    if opt is not None:  # the solver's proven all-network bound, from the two-layer duals on its path
-        details["bounds"]["solve_1d"] = opt[0]
-        if opt[0] > lb:
-            lb = opt[0]
-            method += ", from the solver's two-layer duals (solve_1d)"
     return Certificate(obj, lb, method, exact_constraint=False, dual=v, rtol=rtol, details=details)

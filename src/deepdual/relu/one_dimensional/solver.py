@@ -95,7 +95,8 @@ import numpy as np
 from ..._threads import SingleThreadedBLAS
 from ..._validation import check_options, check_positive
 from ...losses import CrossEntropyLoss, HingeLoss, Loss, LogisticLoss, SquaredLoss
-from ...solution import Solution
+from ...losses import get_loss
+from ...solution import DEFAULT_RTOL, Certificate, Solution, is_certified
 from .splines import min_norm_ramps, ramps_network
 from .certificate import dual_bound_two_layer, forward_pass, network_objective
 from .trend_filter import DEFAULT_TOL, solve_two_layer
@@ -107,7 +108,8 @@ from .units import rescale_solution, unit_scales
 # names defined in the sibling modules, importable from here (public API and the private
 # helpers tests/test_relu_1d.py reaches as ``relu_1d.<name>``)
 from .splines import Interpolant, interpolate, spline_cost, spline_network  # noqa: F401
-from .certificate import c_columns, compensated_cumsum, penalized_sectors, certify_1d  # noqa: F401
+from .certificate import c_columns, compensated_cumsum, penalized_sectors  # noqa: F401
+from .certificate import residual_certificate_1d
 from .biases import ArcBarrier  # noqa: F401
 
 __all__ = [
@@ -330,3 +332,65 @@ def _solve_in_units(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, 
         return SkipSolution(network=net, objective=obj, lower_bound=lower, method=method + ", free linear term",
                             rtol=rtol, dual=vv, info=info, slope=float(ramps.slope))
     return Solution(network=net, objective=obj, lower_bound=lower, method=method, rtol=rtol, dual=vv, info=info)
+
+
+# =============================================================================================
+# Certificates of given networks
+# =============================================================================================
+
+
+def _optimum_bound(X: np.ndarray, Y: np.ndarray, beta: float, loss: Loss, penalize_biases: bool,
+                   depth: int) -> tuple[float, np.ndarray | None] | None:
+    """Proven lower bound and dual point of :func:`solve_1d` over the class a network with
+    biases of this depth belongs to (depth >= 3: its proven Lipschitz bound over all deep
+    networks, squared loss); None where the solver does not apply (other losses, several
+    squared-loss outputs, penalized biases with other losses or depths, large x)."""
+    if not isinstance(loss, (SquaredLoss, LogisticLoss, HingeLoss, CrossEntropyLoss)):
+        return None
+    if (Y.shape[1] != 1 and not isinstance(loss, CrossEntropyLoss)) or (
+            penalize_biases and not isinstance(loss, SquaredLoss)) or (
+            depth > 2 and (penalize_biases or not isinstance(loss, SquaredLoss))):
+        return None
+    try:
+        sol = solve_1d(X, Y, scalar=Y.shape[1] == 1, beta=beta, depth=depth, loss=loss, rtol=DEFAULT_RTOL,
+                       bias=True, penalize_biases=penalize_biases)
+    except ValueError:  # e.g. penalized biases beyond the arc program's range
+        return None
+    lb = float(sol.lower_bound)
+    return (lb, sol.dual) if np.isfinite(lb) else None
+
+
+def certify_1d(network: Any, X: np.ndarray, Y: np.ndarray, *, beta: float, loss: Any = "squared",
+               rtol: float = DEFAULT_RTOL, penalize_biases: bool = False, constraint: str = "auto",
+               n_scales: int = 60, max_patterns: Any = None) -> Certificate:
+    r"""Weak-duality certificate of a ReLU network (with or without biases) on 1-D data.
+
+    The bound of the network's own dual point
+    (:func:`~deepdual.relu.one_dimensional.certificate.residual_certificate_1d`: exact dual
+    constraint for two layers, proven Lipschitz bound for depth >= 3) and, when that leaves
+    the gap open, the proven bound of :func:`solve_1d` for the same class: the optimum's
+    dual (two layers; squared, logistic, hinge, cross-entropy, penalized biases with the
+    squared loss) or the solver's all-network Lipschitz bound (depth >= 3, squared loss),
+    whichever is larger; ``details["bounds"]`` lists both.  Valid for every network of the
+    class, so also for this one.  This matters for the hinge loss, whose subgradient at
+    margins exactly 1 is not the optimal dual (``docs/one_dimensional.md`` §8).  Parameters
+    as for :func:`residual_certificate_1d`.
+    """
+    cert = residual_certificate_1d(network, X, Y, beta=beta, loss=loss, rtol=rtol,
+                                   penalize_biases=penalize_biases, constraint=constraint,
+                                   n_scales=n_scales, max_patterns=max_patterns)
+    if is_certified(cert.objective, cert.lower_bound, rtol):
+        return cert
+    lossf = get_loss(loss)
+    Xa = np.asarray(X, dtype=float)
+    Ya = np.asarray(Y, dtype=float).reshape(Xa.shape[0], -1)
+    opt = _optimum_bound(Xa, Ya, float(beta), lossf, bool(penalize_biases), network.depth)
+    if opt is None:
+        return cert
+    details = dict(cert.details or {})
+    details["bounds"] = dict(details.get("bounds", {}), solve_1d=opt[0])
+    if opt[0] <= cert.lower_bound:
+        return dataclasses.replace(cert, details=details)
+    how = ", dual of the optimum (solve_1d)" if network.depth == 2 else ", the solver's two-layer duals (solve_1d)"
+    return dataclasses.replace(cert, lower_bound=opt[0], method=cert.method + how,
+                               dual=opt[1] if network.depth == 2 else cert.dual, details=details)
