@@ -91,6 +91,7 @@ class FirstLayer:
             self.seed = np.zeros((X.shape[1], 0))
         self.D = self.pats.astype(float)
         self.last_top = np.zeros((0, X.shape[1]))
+        self.row_norms = np.linalg.norm(X, axis=1)
 
     def support(self, w: np.ndarray) -> tuple[float, np.ndarray]:
         r"""Upper bound (exact up to rounding) on :math:`\sigma_H(w) = \max_{\|u\|\le1}|w^T(Xu)_+|` and a
@@ -109,6 +110,8 @@ class FirstLayer:
                         best, direction = val, u
             self.last_top = direction[None, :]
             return best, direction
+        # rounding allowance for entries whose sign flips at a computed sector boundary
+        slack = 8 * np.finfo(float).eps * float(np.abs(w) @ self.row_norms)
         vals, dirs = [], []
         for s in (1.0, -1.0):
             a = s * A
@@ -122,7 +125,7 @@ class FirstLayer:
             vals.append(np.where(inside, na, np.maximum(np.maximum(p1, p2), 0.0)) + 8 * np.finfo(float).eps * na)
             unit = a / np.maximum(na, np.finfo(float).tiny)[:, None]
             dirs.append(np.where(inside[:, None], unit, np.where((p1 >= p2)[:, None], self.R1, self.R2)))
-        val = np.concatenate(vals)
+        val = np.concatenate(vals) + slack
         D = np.concatenate(dirs)
         k = int(np.argmax(val))
         self.last_top = D[np.argsort(val)[::-1][:4]]  # the best few directions (extra cuts)
