@@ -25,7 +25,7 @@ from ...losses import Loss
 from ...patterns import row_space, sample_patterns
 from ...progress import current as current_monitor
 from ...solution import Solution
-from .oracle import dual_constraint_bb
+from .oracle import cell_ascent, dual_constraint_bb
 
 __all__ = ["column_generation"]
 
@@ -42,6 +42,7 @@ def column_generation(
     bias: bool,
     time_limit: float | None = None,
     n_initial: int = 20,
+    n_ascent: int = 50,
     rng: Any = None,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
@@ -61,6 +62,9 @@ def column_generation(
         returned.
     n_initial : int
         Sampled patterns in the first program.
+    n_ascent : int
+        Random starts of cell ascent per round that found a violated cell (more violated
+        patterns per round, fewer rounds).
     log : callable, optional
         Receives one line per round (time, patterns, objective, bound, gap).
 
@@ -127,6 +131,13 @@ def column_generation(
             current_monitor().stop("column generation")
             break
         new = [(p, u) for (_, _, k, p, u) in res.violators]
+        if new and n_ascent > 0:
+            # more violated cells at little cost: cell ascent from random directions
+            for u0 in rng.standard_normal((n_ascent, Xa.shape[1])):
+                for s in (1.0, -1.0):
+                    val, u, pat = cell_ascent(Xa, s * v, u0)
+                    if val > beta * (1 + 1e-9):
+                        new.append((pat, u))
         if not new:
             # the oracle proved c(v) <= its bound without finding a violated cell: the gap
             # left is the program's own tolerance (or the oracle's time ran out)
@@ -135,7 +146,11 @@ def column_generation(
         P_new = np.array([p for p, _ in new], dtype=bool)
         D_new = np.array([u for _, u in new])
         known = {p.tobytes() for p in pats}
-        keep = [i for i, p in enumerate(P_new) if p.tobytes() not in known and p.any()]
+        keep = []
+        for i, p in enumerate(P_new):
+            if p.any() and p.tobytes() not in known:
+                known.add(p.tobytes())
+                keep.append(i)
         if not keep:
             status = "stalled: violated patterns already in the set"
             break
