@@ -98,7 +98,8 @@ def column_generation(
     while True:
         rounds += 1
         sol = solve_patterns(X, Y, scalar=scalar, beta=beta, depth=2, loss=loss, rtol=rtol, bias=bias,
-                             patterns=(pats, dirs), polish=False, certify_max_patterns=0, **options)
+                             patterns=(pats, dirs), polish=False, certify_max_patterns=0, oracle_time=0,
+                             **options)
         if best_sol is None or sol.objective < best_sol.objective:
             best_sol = sol
         if sol.lower_bound > best_low:

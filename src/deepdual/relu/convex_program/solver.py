@@ -179,7 +179,7 @@ __all__ = [
 
 CONVEX_OPTIONS = (
     "patterns", "n_patterns", "max_patterns", "certify_max_patterns", "rng", "random_state", "solver", "max_iter",
-    "tol", "progress", "polish", "strategy", "time_limit", "device", "init",
+    "tol", "progress", "polish", "strategy", "time_limit", "oracle_time", "device", "init",
 )
 STRATEGIES = ("patterns", "column_generation")
 SOLVERS = ("auto", "ipm", "barrier", "al", "first_order")
@@ -404,6 +404,9 @@ def solve_convex(
             bounds of every round are in ``info["history"]`` (docs/convex_program.md §20).
         time_limit : float, optional
             Seconds for ``strategy="column_generation"``.
+        oracle_time : float, default 2
+            Seconds of the branch-and-bound oracle for the global lower bound when the
+            pattern set is not complete (scalar output; 0 keeps the spectral bound).
         polish : {"auto", True, False}, default "auto"
             Local descent (L-BFGS on the network's weights, :func:`polish_network`) from
             the program's network, kept only if it lowers the objective.  ``"auto"``
@@ -471,6 +474,9 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     enum_limit = _int_option(options, "certify_max_patterns", DEFAULT_CERTIFY_MAX_PATTERNS, 0)
     max_iter = _int_option(options, "max_iter", None, 1)
     tol = check_positive(options.get("tol", 0.5 * rtol), "tol")
+    oracle_time = options.get("oracle_time", ORACLE_TIME)
+    if isinstance(oracle_time, bool) or not isinstance(oracle_time, numbers.Real) or not oracle_time >= 0:
+        raise ValueError(f"`oracle_time` must be a number of seconds >= 0, got {oracle_time!r}")
     solver = options.get("solver", "auto")
     if solver not in SOLVERS:
         raise ValueError(f"`solver` must be one of {', '.join(map(repr, SOLVERS))}; got {solver!r}")
@@ -607,11 +613,11 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     full = complete_set(Xa, rs, pats, complete, 0 if out_of_time else enum_limit)
     V = loss.dual_point(np.maximum(Xa @ U, 0.0) @ A, Y)  # (scaled units, as below)
     c, exact, c_how = global_constraint(Xa, rs, V, full, beta)
-    if not exact and K == 1 and not out_of_time:
+    if not exact and K == 1 and not out_of_time and oracle_time > 0:
         # no complete pattern set: the branch-and-bound oracle's proven bound on c(v) (never
         # above the spectral bound; docs/convex_program.md §18), a few seconds at most
         left = current_monitor().remaining()
-        ob = dual_constraint_bb(Xa, V[:, 0], time_limit=min(ORACLE_TIME, left), rtol=1e-9)
+        ob = dual_constraint_bb(Xa, V[:, 0], time_limit=min(float(oracle_time), left), rtol=1e-9)
         if ob.upper < c:
             c, exact = float(ob.upper), bool(ob.exact)
             c_how = ("exact" if ob.exact else "upper bound") + \
