@@ -192,3 +192,17 @@ def test_stopped_early_still_bounds(solved):
     assert not early.certified and "max_iter" in early.info["note"]
     assert early.lower_bound <= sol.objective * (1 + 1e-9)
     assert early.objective >= sol.lower_bound * (1 - 1e-9)
+
+
+def test_enumerated_and_sampled_patterns_beyond_the_plane():
+    rng = np.random.default_rng(4)
+    X, y = rng.standard_normal((7, 3)), rng.standard_normal(7)
+    sol = deepdual.solve(X, y, beta=0.5, depth=3, method="convex")
+    assert sol.info["patterns"].startswith("complete") and sol.certified
+    assert abs(three_layer_objective(sol.network, X, y, beta=0.5) - sol.objective) <= 1e-10 * (1 + sol.objective)
+    # sampled first-layer patterns: the sampled program's own bound closes, the global one is the norm bound
+    Xs, ys = rng.standard_normal((7, 4)), rng.standard_normal(7)
+    smp = deepdual.solve(Xs, ys, beta=1.0, depth=3, method="convex", max_patterns=10, n_patterns=10)
+    assert smp.info["patterns"].startswith("sampled") and not smp.certified
+    assert smp.lower_bound <= smp.info["sampled_program_lower_bound"] <= smp.objective * (1 + 1e-9)
+    assert smp.info["sampled_program_lower_bound"] >= smp.objective * (1 - 1e-6)

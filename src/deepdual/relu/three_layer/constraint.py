@@ -296,7 +296,7 @@ def second_layer_constraint(layer: FirstLayer, v: np.ndarray, *, target: float |
     best_val, found = 0.0, []
     floor = -np.inf if target is None else target
 
-    def solve(inn: frozenset, out: frozenset, U0: np.ndarray, mu0: np.ndarray | None
+    def solve(inn: frozenset, out: frozenset, U0: np.ndarray, mu0: np.ndarray | None, max_cuts: int = 12
               ) -> tuple[float, Atom | None, np.ndarray]:
         a = np.zeros(n)
         free = [i for i in pos if i not in inn and i not in out]
@@ -304,7 +304,8 @@ def second_layer_constraint(layer: FirstLayer, v: np.ndarray, *, target: float |
         a[idx_in] = v[idx_in]
         a[free] = 0.5 * v[free]
         const = 0.5 * float(np.sum(v[free] * b[free]))
-        return _node(layer, U0, a, neg, vneg, const, threshold=max(floor, best_val * (1 + rtol)), mu0=mu0)
+        return _node(layer, U0, a, neg, vneg, const, threshold=max(floor, best_val * (1 + rtol)), mu0=mu0,
+                     max_cuts=max_cuts)
 
     counter = 0
     up, atom, mu = solve(frozenset(), frozenset(), np.zeros((X.shape[1], 0)), None)
@@ -332,6 +333,16 @@ def second_layer_constraint(layer: FirstLayer, v: np.ndarray, *, target: float |
             continue
         free = [i for i in pos if i not in inn and i not in out]
         if not free:
+            # a leaf above the pruning level: tighten its bound with more cutting planes
+            U0 = atom.U if atom is not None else np.zeros((X.shape[1], 0))
+            up2, atom2, _ = solve(inn, out, U0, mu, max_cuts=200)
+            up = min(up, up2)
+            if atom2 is not None and atom2.gauge > 0:
+                atom2 = atom2.normalized()
+                hv = float(v @ np.maximum(atom2.h, 0.0))
+                best_val = max(best_val, hv)
+                if target is not None and hv > target:
+                    found.append((hv, atom2))
             closed_max = max(closed_max, up)
             continue
         if nodes >= max_nodes:
