@@ -69,5 +69,7 @@ def test_bad_options():
         deepdual.solve(X, y, beta=1.0, method="convex", strategy="nope")
     with pytest.raises(ValueError, match="time_limit"):
         deepdual.solve(X, y, beta=1.0, method="convex", strategy="column_generation", time_limit=-1)
+    with pytest.raises(ValueError, match="oracle_time"):
+        deepdual.solve(X, y, beta=1.0, method="convex", oracle_time=-1.0)
     with pytest.raises(ValueError, match="K = 1|one output"):
         deepdual.solve(X, np.c_[y, y], beta=1.0, method="convex", strategy="column_generation")
