@@ -67,6 +67,8 @@ OPTIONS = ("constraint", "max_patterns", "penalize_biases", "n_scales", "time_li
 #: seconds given to the branch-and-bound dual-constraint oracle by default (depth 2, one
 #: output, data whose arrangement is too large to enumerate; docs/convex_program.md §18)
 DEFAULT_ORACLE_TIME = 2.0
+#: largest total size (floats) of the recentred copies of X for unpenalized hidden biases
+MAX_BIAS_PIECES_SIZE = 2.5e7
 
 
 def _present(b: Any) -> bool:
@@ -156,6 +158,10 @@ def _oracle_constraint(V0: np.ndarray, Xe: np.ndarray, Y: np.ndarray, cv: Constr
             print(f"{t:8.1f}s  {nodes:7d}  {obj:14.8g}  {low:14.8g}  {gap:9.2e}   [{lo:.6g}, {up:.6g}]",
                   file=sys.stderr)
 
+    if free_biases and len(np.unique(Xe, axis=0)) * Xe.size > MAX_BIAS_PIECES_SIZE:
+        # one recentred copy of X per distinct row would not fit in memory: no bound
+        return ConstraintValue(np.inf, False, "none: unpenalized hidden biases on data too large for the "
+                               f"recentred oracle (n^2 d > {MAX_BIAS_PIECES_SIZE:.0e}; docs/convex_program.md §19)")
     pieces = recentred_pieces(Xe) if free_biases else None
     res = dual_constraint_bb(Xe, v, pieces=pieces, time_limit=time_limit, rtol=1e-9, log=log)
     what = "unpenalized hidden biases: max over data-point recentrings, " if free_biases else ""
