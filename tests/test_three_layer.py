@@ -97,7 +97,7 @@ def train_three_layer(X, y, *, beta, K, m1, seed, iters=300):
 def test_matches_cvxpy_on_the_same_program():
     X, y = data(5, 0)
     beta = 0.4
-    sol = deepdual.solve(X, y, beta=beta, depth=3, method="convex")
+    sol = deepdual.solve(X, y, beta=beta, depth=3, method="convex", formulation="norm_constrained")
     assert sol.certified
     ref = cvxpy_program(X, y, beta)
     assert abs(sol.objective - ref) <= 1e-5 * (1 + ref)
@@ -107,7 +107,7 @@ def test_matches_cvxpy_on_the_same_program():
 @pytest.fixture(scope="module")
 def solved():
     X, y = data(8, 1)
-    return X, y, deepdual.solve(X, y, beta=0.5, depth=3, method="convex")
+    return X, y, deepdual.solve(X, y, beta=0.5, depth=3, method="convex", formulation="norm_constrained")
 
 
 def test_network_attains_the_program_value(solved):
@@ -162,15 +162,15 @@ def test_nonnegative_lasso_kkt():
 def test_bad_input():
     X, y = data(6, 2)
     with pytest.raises(ValueError, match="bias"):
-        deepdual.solve(X, y, beta=0.5, depth=3, method="convex", bias=True)
+        deepdual.solve(X, y, beta=0.5, depth=3, method="convex", formulation="norm_constrained", bias=True)
     with pytest.raises(ValueError, match="squared"):
-        deepdual.solve(X, np.sign(y), beta=0.5, depth=3, method="convex", loss="logistic")
+        deepdual.solve(X, np.sign(y), beta=0.5, depth=3, method="convex", formulation="norm_constrained", loss="logistic")
     with pytest.raises(ValueError, match="one output"):
-        deepdual.solve(X, np.column_stack([y, y]), beta=0.5, depth=3, method="convex")
+        deepdual.solve(X, np.column_stack([y, y]), beta=0.5, depth=3, method="convex", formulation="norm_constrained")
     with pytest.raises((ValueError, TypeError), match="nonsense"):
-        deepdual.solve(X, y, beta=0.5, depth=3, method="convex", nonsense=1)
+        deepdual.solve(X, y, beta=0.5, depth=3, method="convex", formulation="norm_constrained", nonsense=1)
     with pytest.raises(ValueError, match="architecture"):
-        deepdual.solve(X, y, beta=0.5, depth=3, method="convex", architecture="standard")
+        deepdual.solve(X, y, beta=0.5, depth=3, method="convex", formulation="norm_constrained", architecture="standard")
 
 
 def test_certify_three_layer(solved):
@@ -188,7 +188,7 @@ def test_certify_three_layer(solved):
 
 def test_stopped_early_still_bounds(solved):
     X, y, sol = solved
-    early = deepdual.solve(X, y, beta=0.5, depth=3, method="convex", max_iter=2)
+    early = deepdual.solve(X, y, beta=0.5, depth=3, method="convex", formulation="norm_constrained", max_iter=2)
     assert not early.certified and "max_iter" in early.info["note"]
     assert early.lower_bound <= sol.objective * (1 + 1e-9)
     assert early.objective >= sol.lower_bound * (1 - 1e-9)
@@ -197,12 +197,12 @@ def test_stopped_early_still_bounds(solved):
 def test_enumerated_and_sampled_patterns_beyond_the_plane():
     rng = np.random.default_rng(4)
     X, y = rng.standard_normal((7, 3)), rng.standard_normal(7)
-    sol = deepdual.solve(X, y, beta=0.5, depth=3, method="convex")
+    sol = deepdual.solve(X, y, beta=0.5, depth=3, method="convex", formulation="norm_constrained")
     assert sol.info["patterns"].startswith("complete") and sol.certified
     assert abs(three_layer_objective(sol.network, X, y, beta=0.5) - sol.objective) <= 1e-10 * (1 + sol.objective)
     # sampled first-layer patterns: the sampled program's own bound closes, the global one is the norm bound
     Xs, ys = rng.standard_normal((7, 4)), rng.standard_normal(7)
-    smp = deepdual.solve(Xs, ys, beta=1.0, depth=3, method="convex", max_patterns=10, n_patterns=10)
+    smp = deepdual.solve(Xs, ys, beta=1.0, depth=3, method="convex", formulation="norm_constrained", max_patterns=10, n_patterns=10)
     assert smp.info["patterns"].startswith("sampled") and not smp.certified
     assert smp.lower_bound <= smp.info["sampled_program_lower_bound"] <= smp.objective * (1 + 1e-9)
     assert smp.info["sampled_program_lower_bound"] >= smp.objective * (1 - 1e-6)

@@ -47,8 +47,8 @@ def _no_structure(X: np.ndarray, depth: int) -> ValueError:
            "use depth=2 with method='convex', or train a network and bound its suboptimality with "
            "deepdual.certify(network, X, y, beta=...)")
     if depth == 3:
-        alt += ("; method='convex' solves the paper's parallel three-layer networks "
-                "(unit-norm first layers, docs/three_layer.md)")
+        alt += ("; method='convex' with formulation='norm_constrained' solves the paper's parallel "
+                "three-layer networks (unit-norm first layers, docs/three_layer.md)")
     if d == 1:
         alt += "; for 1-D data, bias=True uses the one-dimensional theorem (method='one_dimensional')"
     return ValueError(
@@ -103,6 +103,14 @@ def solve_relu(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, depth
 
         return solve_1d(X, Y, **kw, **options)
     if depth == 3 and method == "convex":  # parallel three-layer networks (docs/three_layer.md)
+        formulation = options.pop("formulation", None)
+        if formulation != "norm_constrained":
+            raise ValueError(
+                "`formulation` must be 'norm_constrained' for depth=3 with method='convex': the "
+                "three-layer convex program (Ergen & Pilanci, arXiv 2110.05518) is exact for unit-norm "
+                "first-layer columns with weight decay on the last two layers, not for weight decay on "
+                f"all layers (docs/three_layer.md); got {formulation!r}. For weight decay, train a network "
+                "and bound it with deepdual.certify(network, X, y, beta=...)")
         from .three_layer.solver import solve_three_layer
 
         return solve_three_layer(X, Y, **kw, **options)
