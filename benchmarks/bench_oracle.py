@@ -1,4 +1,4 @@
-"""Benchmark of the branch-and-bound dual-constraint oracle (docs/convex_program.md §18-22).
+"""Benchmark of the branch-and-bound dual-constraint oracle (docs/convex_program.md §11-22).
 
 For real data sets (scikit-learn's diabetes, breast cancer, wine, digits; standardized) and
 their PCA projections, and planted synthetic instances: the network of ``deepdual.solve``

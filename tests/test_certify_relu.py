@@ -234,7 +234,7 @@ def test_biases_on_multidimensional_data():
     W1, w2 = rng.standard_normal((3, 4)), rng.standard_normal((4, 1))
     hidden = deepdual.Network([[W1, w2]], biases=[[rng.standard_normal(4)]])
     cert = deepdual.certify(hidden, X, y, beta=0.5)
-    # unpenalized hidden biases on d > 1: c_b(v) = max_j c_{X - 1 x_j^T}(v) (docs/convex_program.md §10)
+    # unpenalized hidden biases on d > 1: c_b(v) = max_j c_{X - 1 x_j^T}(v) (docs/convex_program.md §12)
     assert np.isfinite(cert.lower_bound) and cert.lower_bound <= cert.objective
     assert "unpenalized hidden biases" in cert.method
     pen = deepdual.certify(hidden, X, y, beta=0.5, penalize_biases=True)

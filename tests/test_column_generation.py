@@ -1,4 +1,4 @@
-"""Column generation with branch-and-bound pricing (docs/convex_program.md §20) reaches the
+"""Column generation with branch-and-bound pricing (docs/convex_program.md §13) reaches the
 all-pattern optimum of the convex program (cvxpy, tests/references.py) with a proven gap."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Robustness of the two-layer convex program (issue 14, items 1, 2, 7, 9, 13): each
 class covers the neighbourhood of one defect found by the independent audit.
 
-Properties (docs/convex_program.md §12): for the squared loss
+Properties (docs/convex_program.md §9): for the squared loss
 ``P(aX, bY, beta) = b^2 P(X, Y, beta / (ab))``; for every loss
 ``P(aX, Y, beta) = P(X, Y, beta / a)``; permuting the samples leaves ``P`` unchanged.
 """
@@ -142,7 +142,7 @@ class TestScaleEquivariance:
     @settings(max_examples=6, **SETTINGS)
     @given(e=st.floats(-30, 0.5))
     def test_data_times_a_is_beta_over_a(self, e):
-        """P(aX, y, beta) = P(X, y, beta / a) (here beta / a >= 0.03: see docs §12 on tiny beta)."""
+        """P(aX, y, beta) = P(X, y, beta / a) (here beta / a >= 0.03: see docs §9 on tiny beta)."""
         a = 10.0**e
         sol = deepdual.solve(self.X * a, self.y, beta=self.beta, method="convex")
         ref = deepdual.solve(self.X, self.y, beta=self.beta / a, method="convex")

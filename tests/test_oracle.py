@@ -1,4 +1,4 @@
-"""Branch-and-bound dual-constraint oracle (docs/convex_program.md §18-19) against complete
+"""Branch-and-bound dual-constraint oracle (docs/convex_program.md §11-19) against complete
 enumeration of the hyperplane arrangement, on random, tied, duplicated, rank-deficient and
 zero-row data; anytime validity; hidden-bias pieces."""
 

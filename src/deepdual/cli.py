@@ -269,7 +269,7 @@ def _cmd_certify(args: argparse.Namespace) -> int:
     beta, lossf, opts = resolve_problem(net, args.beta, args.loss, {}, prefix="--")
     args.beta, args.loss = beta, lossf.name
     X, y, _ = load_data(args.data, args.target)
-    if net.activation == "relu":  # the branch-and-bound dual-constraint oracle (docs/convex_program.md §18)
+    if net.activation == "relu":  # the branch-and-bound dual-constraint oracle (docs/convex_program.md §11)
         if args.time_limit is not None:
             opts["time_limit"] = args.time_limit
         if args.progress:

@@ -65,7 +65,7 @@ __all__ = ["certify_relu", "OPTIONS"]
 OPTIONS = ("constraint", "max_patterns", "penalize_biases", "n_scales", "time_limit", "progress")
 
 #: seconds given to the branch-and-bound dual-constraint oracle by default (depth 2, one
-#: output, data whose arrangement is too large to enumerate; docs/convex_program.md §18)
+#: output, data whose arrangement is too large to enumerate; docs/convex_program.md §11)
 DEFAULT_ORACLE_TIME = 2.0
 #: largest total size (floats) of the recentred copies of X for unpenalized hidden biases
 MAX_BIAS_PIECES_SIZE = 2.5e7
@@ -123,14 +123,14 @@ def _certify_1d(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float, 
 def _oracle_constraint(V0: np.ndarray, Xe: np.ndarray, Y: np.ndarray, cv: ConstraintValue, *, free_biases: bool,
                        time_limit: float | None, progress: bool, dual: Any, loss: Loss, beta: float, quad: float,
                        obj: float) -> ConstraintValue:
-    r""":math:`c(v)` by the branch-and-bound oracle (docs/convex_program.md §18), or
-    :math:`c_b(v) = \max_jc_{X - 1x_j^T}(v)` with unpenalized hidden biases (§19); the
+    r""":math:`c(v)` by the branch-and-bound oracle (docs/convex_program.md §11), or
+    :math:`c_b(v) = \max_jc_{X - 1x_j^T}(v)` with unpenalized hidden biases (§12); the
     smaller of its proven bound and ``cv`` is returned."""
     from .convex_program.oracle import dual_constraint_bb, recentred_pieces
 
     if V0.shape[1] > 1:
         # K > 1: c(V) = max_u ||V^T (Xu)_+|| <= sqrt(sum_k c(v_k)^2), each c(v_k) by the oracle
-        # (docs/convex_program.md §21); never above the spectral bounds it replaces
+        # (docs/convex_program.md §14); never above the spectral bounds it replaces
         K = V0.shape[1]
         vals, nodes, exact_all = [], 0, True
         for k in range(K):
@@ -161,7 +161,7 @@ def _oracle_constraint(V0: np.ndarray, Xe: np.ndarray, Y: np.ndarray, cv: Constr
     if free_biases and len(np.unique(Xe, axis=0)) * Xe.size > MAX_BIAS_PIECES_SIZE:
         # one recentred copy of X per distinct row would not fit in memory: no bound
         return ConstraintValue(np.inf, False, "none: unpenalized hidden biases on data too large for the "
-                               f"recentred oracle (n^2 d > {MAX_BIAS_PIECES_SIZE:.0e}; docs/convex_program.md §19)")
+                               f"recentred oracle (n^2 d > {MAX_BIAS_PIECES_SIZE:.0e}; docs/convex_program.md §12)")
     pieces = recentred_pieces(Xe) if free_biases else None
     res = dual_constraint_bb(Xe, v, pieces=pieces, time_limit=time_limit, rtol=1e-9, log=log)
     what = "unpenalized hidden biases: max over data-point recentrings, " if free_biases else ""
@@ -255,7 +255,7 @@ def certify_relu(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float,
             V0 = center_exactly(V0)  # <V, 1 b^T> = 0 for every b, exactly (deepdual.exact_centering)
     if free_biases:
         # unpenalized hidden biases: a neuron with u = 0 outputs a constant, so 1^T v = 0 is
-        # needed (docs/convex_program.md §19); the output-bias term is then zero too
+        # needed (docs/convex_program.md §12); the output-bias term is then zero too
         V0 = center_exactly(V0)  # exactly (deepdual.exact_centering)
 
     def dual(V: np.ndarray) -> float:

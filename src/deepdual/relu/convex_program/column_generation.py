@@ -1,5 +1,5 @@
 r"""Certified global optima of two-layer ReLU networks on general data by column
-generation over activation patterns (``docs/convex_program.md`` §20).
+generation over activation patterns (``docs/convex_program.md`` §13).
 
 The convex program (C) is solved over a pattern set :math:`W`; its network's dual point
 :math:`v = -\nabla\ell(F)` is priced by the branch-and-bound oracle

@@ -1,5 +1,5 @@
 r"""First-order solver of the convex program over a (large) sampled pattern set, in memory
-linear in :math:`n` (``docs/convex_program.md`` §13; Mishkin, Sahiner & Pilanci, ICML 2022).
+linear in :math:`n` (``docs/convex_program.md`` §10; Mishkin, Sahiner & Pilanci, ICML 2022).
 
 The program over patterns :math:`D_1, \dots, D_P` (scalar output) is
 
@@ -87,7 +87,7 @@ FO_BLOCK_ENTRIES = 2**19
 #: multiplier rounds: penalty growth when the violation fell by less than 4x (1: a fixed
 #: penalty, the fastest on the benchmark problems), factor tightening the subproblem
 #: tolerance, first subproblem tolerance (times beta), penalty relative to the balance of
-#: the two curvatures, and FISTA steps per round (docs/convex_program.md §13)
+#: the two curvatures, and FISTA steps per round (docs/convex_program.md §10)
 FO_RHO_GROWTH = 1.0
 FO_INNER_TOL_FACTOR = 0.5
 FO_INNER_TOL0 = 1e-2

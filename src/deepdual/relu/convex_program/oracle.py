@@ -1,5 +1,5 @@
 r"""Branch and bound over row signs for the dual constraint of two-layer ReLU networks
-on general data (``docs/convex_program.md`` §18).
+on general data (``docs/convex_program.md`` §11).
 
 For :math:`v\in\mathbb{R}^n` the dual constraint is
 :math:`c(v) = \max_{\|u\|\le1}|v^T(Xu)_+| = \max(g(v), g(-v))` with
@@ -22,7 +22,7 @@ value is the non-negative least squares of :func:`~.certificate.cone_value`.  Fe
 values (lower bounds on :math:`c(v)`) come from local ascent over cells.  The search is
 best first and *anytime*: at every moment ``upper`` is a proven bound on :math:`c(v)`.
 
-Unpenalized hidden biases (§19): with :math:`1^Tv = 0`,
+Unpenalized hidden biases (§12): with :math:`1^Tv = 0`,
 :math:`c_b(v) = \max_j c_{X - 1x_j^T}(v)`; pass the recentred matrices as ``pieces``.
 """
 
@@ -116,7 +116,7 @@ def cell_ascent(X: np.ndarray, v: np.ndarray, u: np.ndarray, *, max_steps: int =
 
 
 def recentred_pieces(X: np.ndarray) -> list[np.ndarray]:
-    r"""The matrices :math:`X - 1x_j^T` for the distinct rows :math:`x_j` (§19)."""
+    r"""The matrices :math:`X - 1x_j^T` for the distinct rows :math:`x_j` (§12)."""
     rows = np.unique(X, axis=0)
     return [X - r[None, :] for r in rows]
 

@@ -1,5 +1,5 @@
 r"""Units of the convex program: exact rescaling by powers of two
-(``docs/convex_program.md`` §12).
+(``docs/convex_program.md`` §9).
 
 For the two-layer ReLU problem with the squared loss,
 

@@ -101,7 +101,7 @@ mathematics lives in sibling modules:
 * :mod:`~deepdual.relu.convex_program.rebuild`: network from the solution, neuron pruning
   (Carathéodory) and the L-BFGS polish (§2, §5-6).
 * :mod:`~deepdual.relu.convex_program.scaling`: the exact power-of-two rescaling that
-  makes the result independent of the data's units (§12).
+  makes the result independent of the data's units (§9).
 
 References
 ----------
@@ -272,7 +272,7 @@ def _pop_seed(options: dict) -> Any:
 
 #: default relative gap and iteration budget of the first-order solver (when ``tol`` /
 #: ``max_iter`` are not given): on sampled pattern sets the program is an upper bound
-#: anyway and the global bound is the spectral one (docs/convex_program.md §13).  500 steps:
+#: anyway and the global bound is the spectral one (docs/convex_program.md §10).  500 steps:
 #: the local polish does most of the work on large sampled sets (docs/performance.md §8,
 #: run 2: n = 2000, d = 10, 200 steps + polish gave 36.0 against Adam's 45.2 in the same
 #: wall time; the program's network alone was 495)
@@ -401,7 +401,7 @@ def solve_convex(
             growing pattern set, each round priced by the branch-and-bound oracle
             (:func:`deepdual.relu.convex_program.oracle.dual_constraint_bb`), until the
             proven relative gap is below ``rtol`` or ``time_limit`` runs out; both
-            bounds of every round are in ``info["history"]`` (docs/convex_program.md §20).
+            bounds of every round are in ``info["history"]`` (docs/convex_program.md §13).
         time_limit : float, optional
             Seconds for ``strategy="column_generation"``.
         oracle_time : float, default 2
@@ -425,7 +425,7 @@ def solve_convex(
         is the lower bound for the program over the pattern set.  The problem is solved
         in units where :math:`\max|X_a|` and :math:`\max|Y|` are in [1/4, 1) (powers of two,
         ``info["scaling"]``), so the result does not depend on the data's units
-        (``docs/convex_program.md`` §12).
+        (``docs/convex_program.md`` §9).
 
     References
     ----------
@@ -449,7 +449,7 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     if time_limit is not None:
         time_limit = check_positive(time_limit, "time_limit")
     if strategy == "column_generation":
-        # certified global optimum: patterns priced by branch and bound (docs/convex_program.md §20)
+        # certified global optimum: patterns priced by branch and bound (docs/convex_program.md §13)
         if "patterns" in options:
             raise ValueError("`patterns` cannot be given with strategy='column_generation' (it builds its own)")
         if depth != 2:
@@ -496,7 +496,7 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     K = Y.shape[1]
     Xa = np.hstack([X, np.ones((n, 1))]) if bias else X
     # units: solve (X_a 2^-ka, Y 2^-kb, beta 2^-(ka+kb)), whose optimum is exactly 2^-2kb
-    # times this one (docs/convex_program.md §12); the network is mapped back exactly
+    # times this one (docs/convex_program.md §9); the network is mapped back exactly
     ka, kb = scale_exponents(Xa, Y, loss)
     X_orig, Y_orig, beta_orig = X, Y, beta
     Xa, Y, beta = np.ldexp(Xa, -ka), np.ldexp(Y, -kb), float(np.ldexp(beta, -(ka + kb)))
@@ -525,7 +525,7 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
             solver = "pd"
     if device is not None or large:
         # large sampled programs (and device=): the first-order method, memory linear in n
-        # (docs/convex_program.md §13)
+        # (docs/convex_program.md §10)
         if K != 1:
             raise ValueError(f"`device` is supported for scalar outputs (the first-order solver); got {K} outputs")
         solver = "first_order"
@@ -615,7 +615,7 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     c, exact, c_how = global_constraint(Xa, rs, V, full, beta)
     if not exact and K == 1 and not out_of_time and oracle_time > 0:
         # no complete pattern set: the branch-and-bound oracle's proven bound on c(v) (never
-        # above the spectral bound; docs/convex_program.md §18), a few seconds at most
+        # above the spectral bound; docs/convex_program.md §11), a few seconds at most
         left = current_monitor().remaining()
         ob = dual_constraint_bb(Xa, V[:, 0], time_limit=min(float(oracle_time), left), rtol=1e-9)
         if ob.upper < c:
