@@ -442,7 +442,7 @@ def cell_value(Xr: np.ndarray, mask: np.ndarray, sv: np.ndarray, *, rounds: int 
 def solve_first_order(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Loss, beta: float, *,
                       tol: float, max_iter: int = 20000, z0: np.ndarray | None = None,
                       multipliers: Any = None, rho: float | None = None, device: Any = None,
-                      rng: Any = 0, callback: Any = None) -> FirstOrderResult:
+                      rng: Any = 0, callback: Any = None, stop_check: Any = None) -> FirstOrderResult:
     r"""Solve the sampled program by the augmented Lagrangian with FISTA subproblems.
 
     Parameters
@@ -473,6 +473,10 @@ def solve_first_order(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Los
         Called as ``callback(iterations, network_objective, lower_bound, gap)`` after each
         bound evaluation (every ``FO_CHECK_EVERY`` steps); a true return value stops the
         solver (status ``"stopped"``: a time limit).
+    stop_check : callable, optional
+        Called with no argument after every FISTA step (cheap, e.g. a clock test); a true
+        return value stops the solver the same way, so a time limit is not overrun by up to
+        ``FO_CHECK_EVERY`` steps.
 
     Returns
     -------
@@ -634,6 +638,9 @@ def solve_first_order(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Los
                 z, obj = zn, obj_n
                 L *= 0.95  # let the step grow again where the curvature is smaller
             if gm <= inner_tol or it >= FO_ROUND_ITERS:
+                break
+            if stop_check is not None and stop_check():
+                stopped = True
                 break
             if it % FO_CHECK_EVERY == 0:
                 cert = certify(z, update=False)

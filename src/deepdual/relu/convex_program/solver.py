@@ -301,7 +301,8 @@ def _run_first_order(rs: Any, Y: np.ndarray, pats: np.ndarray, loss: Loss, beta:
     # the time limit (the solver then stops with status "stopped")
     res = solve_first_order(rs.Xr, Y, pats, loss, beta, tol=tol,
                             max_iter=FO_DEFAULT_MAX_ITER if max_iter is None else max_iter, z0=z0,
-                            multipliers=lam0, rho=rho0, device=device, callback=mon)
+                            multipliers=lam0, rho=rho0, device=device, callback=mon,
+                            stop_check=mon.expired)
     if res.status == "stopped":
         mon.stop("convex program (first_order)")  # solve() reports info["status"] = "time_limit"
     return res
