@@ -19,6 +19,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .blocks import row_blocks
 from ._validation import check_choice, check_finite, check_matrix, check_vector
 from .problem import check_problem, problem_from_json, problem_to_json
 
@@ -282,14 +283,17 @@ class Network:
         self.validate()
         X = self._check_input(X)
         out = np.zeros((X.shape[0], self.n_outputs))
-        for j, layers in enumerate(self.weights):
-            A = X
-            for l in range(self.depth - 1):
-                Z = A @ layers[l]
-                if self.biases is not None and self.biases[j][l] is not None:
-                    Z = Z + self.biases[j][l]
-                A = self._sigma(Z)
-            out += A @ layers[-1]
+        # in row blocks (rows are independent): no (n, width) hidden array whole
+        width = max((W.shape[1] for layers in self.weights for W in layers), default=1)
+        for rows in row_blocks(X.shape[0], width):
+            for j, layers in enumerate(self.weights):
+                A = X[rows]
+                for l in range(self.depth - 1):
+                    Z = A @ layers[l]
+                    if self.biases is not None and self.biases[j][l] is not None:
+                        Z = Z + self.biases[j][l]
+                    A = self._sigma(Z)
+                out[rows] += A @ layers[-1]
         if self.output_bias is not None:
             out += self.output_bias
         return out

@@ -56,6 +56,7 @@ from typing import Any
 
 import numpy as np
 
+from .blocks import row_blocks
 from ._validation import as_rng, check_matrix
 
 __all__ = [
@@ -369,7 +370,10 @@ def sample_patterns(X: Any, n_patterns: int, rng: Any = None, *, max_tries: int 
     dirs = np.zeros((0, rs.rank))
     for _ in range(max_tries):
         G = gen.standard_normal((int(n_patterns), rs.rank))
-        pats = np.concatenate([pats, (rs.Xr @ G.T >= 0).T], axis=0)
+        new = np.empty((len(G), n), dtype=bool)
+        for rows in row_blocks(n, len(G)):  # no (n, n_patterns) float array whole
+            new[:, rows] = (rs.Xr[rows] @ G.T >= 0).T
+        pats = np.concatenate([pats, new], axis=0)
         dirs = np.concatenate([dirs, G], axis=0)
         pats, idx = np.unique(pats, axis=0, return_index=True)
         dirs = dirs[idx]

@@ -127,9 +127,13 @@ def prune_neurons(Xa: np.ndarray, U: np.ndarray, A: np.ndarray) -> tuple[np.ndar
     # used one vector at a time, each vector zeroing one weight, the remaining vectors
     # being updated to vanish at the removed index (Gaussian elimination), so one SVD
     # serves a whole block
-    H = np.maximum(Xa @ Ubar, 0.0)
-    atoms = (H[:, None, :] * Abar.T[None, :, :]).reshape(n * K, -1)
     limit = n * K + 1
+    # the (nK, m) atoms are needed only when there are more than nK + 1 of them (never
+    # for large n: no (n, m) array is formed then)
+    atoms = None
+    if len(c) > limit:
+        H = np.maximum(Xa @ Ubar, 0.0)
+        atoms = (H[:, None, :] * Abar.T[None, :, :]).reshape(n * K, -1)
     cols = np.arange(min(len(c), limit))
     w = c[cols].copy()
     nxt = len(cols)

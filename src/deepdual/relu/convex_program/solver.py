@@ -128,6 +128,7 @@ import numpy as np
 
 from ..._threads import SingleThreadedBLAS as _SingleThreadedBLAS
 from ..._validation import check_options, check_positive
+from ...blocks import relu_layer_output
 from ...losses import HingeLoss, Loss, SquaredLoss
 from ...objective import objective
 from ...patterns import (count_upper_bound, enumerate_patterns, format_count, row_space, sample_patterns,
@@ -612,7 +613,7 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     # certificate over all networks: the network's own dual point
     # (past the time limit the proven spectral bound replaces a separate enumeration)
     full = complete_set(Xa, rs, pats, complete, 0 if out_of_time else enum_limit)
-    V = loss.dual_point(np.maximum(Xa @ U, 0.0) @ A, Y)  # (scaled units, as below)
+    V = loss.dual_point(relu_layer_output(Xa, U, A), Y)  # (scaled units, as below; in row blocks)
     c, exact, c_how = global_constraint(Xa, rs, V, full, beta)
     if not exact and K == 1 and not out_of_time and oracle_time > 0:
         # no complete pattern set: the branch-and-bound oracle's proven bound on c(v) (never

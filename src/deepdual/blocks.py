@@ -1,0 +1,44 @@
+r"""Row blocks: products with many columns computed a block of rows at a time.
+
+A two-layer ReLU network's hidden layer :math:`(XU)_+` has :math:`n \times m` entries;
+for large :math:`n` it is never formed whole.  Rows are independent, so every row of
+a result computed block by block is the same product as in one piece (up to the
+rounding of the matrix-product kernel), and only one :math:`b \times m` temporary,
+:math:`b m \approx` :data:`BLOCK_ENTRIES`, is alive at a time (docs/performance.md §8).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+__all__ = ["BLOCK_ENTRIES", "row_blocks", "relu_layer_output"]
+
+#: entries of one (rows x width) float temporary (4 MB in float64)
+BLOCK_ENTRIES = 2**19
+
+
+def row_blocks(n: int, width: int, entries: int | None = None) -> Iterator[slice]:
+    """Slices ``a:b`` covering ``range(n)`` with ``(b - a) * width <= entries`` (at least one
+    row; ``entries`` defaults to :data:`BLOCK_ENTRIES`)."""
+    size = max(1, int(BLOCK_ENTRIES if entries is None else entries) // max(1, int(width)))
+    for a in range(0, int(n), size):
+        yield slice(a, min(a + size, int(n)))
+
+
+def relu_layer_output(X: np.ndarray, U: np.ndarray, A: np.ndarray) -> np.ndarray:
+    r"""The two-layer output :math:`(XU)_+A` of shape (n, K), in row blocks.
+
+    Parameters
+    ----------
+    X : array (n, d)
+    U : array (d, m)
+        Hidden weights.
+    A : array (m, K)
+        Output weights.
+    """
+    n, K = X.shape[0], A.shape[1]
+    out = np.empty((n, K), dtype=np.result_type(X, U, A, float))
+    for rows in row_blocks(n, U.shape[1]):
+        out[rows] = np.maximum(X[rows] @ U, 0.0) @ A
+    return out
