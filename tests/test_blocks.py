@@ -33,3 +33,20 @@ def test_blocked_outputs_match_whole_products(n, d, m, seed):
     finally:
         blocks.BLOCK_ENTRIES = old
     assert np.array_equal(pats, sample_patterns(X, 4, seed))  # the same patterns as in one block
+
+
+@settings(max_examples=60, deadline=None)
+@given(P=st.integers(1, 12), n=st.integers(1, 40), dup=st.integers(0, 6), seed=st.integers(0, 2**31 - 1))
+def test_unique_rows_matches_numpy_unique(P, n, dup, seed):
+    """unique_rows (packed bits) returns np.unique(D, axis=0): same rows, same order, same
+    first-occurrence indices, with duplicates and n not a multiple of 8."""
+    from deepdual.patterns import unique_rows
+
+    rng = np.random.default_rng(seed)
+    D = rng.random((P, n)) < rng.uniform(0.1, 0.9)
+    if dup:
+        D = np.concatenate([D, D[rng.integers(0, P, dup)]], axis=0)[rng.permutation(P + dup)]
+    ref, ref_idx = np.unique(D, axis=0, return_index=True)
+    got, idx = unique_rows(D, return_index=True)
+    assert np.array_equal(got, ref) and np.array_equal(idx, ref_idx)
+    assert np.array_equal(unique_rows(D), ref)

@@ -131,12 +131,30 @@ def format_count(count: int) -> str:
     return f"about {lead // 10}.{lead % 10}e+{e:02d}"
 
 
+def unique_rows(D: np.ndarray, *, return_index: bool = False) -> Any:
+    """Sorted unique rows of a boolean matrix: ``np.unique(D, axis=0)`` (and the index of each
+    row's first occurrence with ``return_index``), computed on the packed bits.
+
+    ``np.unique(..., axis=0)`` views every row as a record with one field per column, about
+    five times the size of the masks at large ``n``; the packed rows are 8x smaller than the
+    masks.  ``np.packbits`` is big-endian, so the byte strings of two rows compare like their
+    bit sequences and the order (lexicographic, False < True) is the same.
+    """
+    D = np.asarray(D, dtype=bool)
+    if D.ndim != 2 or D.shape[0] == 0 or D.shape[1] == 0:
+        return np.unique(D, axis=0, return_index=return_index)
+    packed = np.ascontiguousarray(np.packbits(D, axis=1))
+    keys = packed.view(np.dtype((np.void, packed.shape[1])))[:, 0]
+    _, idx = np.unique(keys, return_index=True)  # stable: the first occurrence of each row
+    return (D[idx], idx) if return_index else D[idx]
+
+
 def unique_patterns(D: np.ndarray, *, drop_zero: bool = True) -> np.ndarray:
     """Unique rows of a boolean pattern matrix (sorted), optionally without the all-zero row."""
     D = np.asarray(D, dtype=bool)
     if D.size == 0:
         return D.reshape(0, D.shape[-1] if D.ndim == 2 else 0)
-    U = np.unique(D, axis=0)
+    U = unique_rows(D)
     if drop_zero:
         U = U[U.any(axis=1)]
     return U
@@ -236,7 +254,7 @@ def _regions(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise RuntimeError("no independent (r-1)-subset found; X_r is not of full column rank")
     P = np.concatenate(out, axis=0)
     U = np.concatenate(dirs, axis=0)
-    P, idx = np.unique(P, axis=0, return_index=True)
+    P, idx = unique_rows(P, return_index=True)
     return P, U[idx]
 
 
@@ -331,7 +349,7 @@ def enumerate_patterns(X: Any, *, max_patterns: int | None = None, return_direct
         dirs = U @ rs.V.T
     keep = pats.any(axis=1)
     pats, dirs = pats[keep], dirs[keep]
-    pats, idx = np.unique(pats, axis=0, return_index=True)
+    pats, idx = unique_rows(pats, return_index=True)
     return (pats, dirs[idx]) if return_directions else pats
 
 
@@ -375,7 +393,7 @@ def sample_patterns(X: Any, n_patterns: int, rng: Any = None, *, max_tries: int 
             new[:, rows] = (rs.Xr[rows] @ G.T >= 0).T
         pats = np.concatenate([pats, new], axis=0)
         dirs = np.concatenate([dirs, G], axis=0)
-        pats, idx = np.unique(pats, axis=0, return_index=True)
+        pats, idx = unique_rows(pats, return_index=True)
         dirs = dirs[idx]
         keep = pats.any(axis=1)
         pats, dirs = pats[keep], dirs[keep]

@@ -132,7 +132,7 @@ from ...blocks import relu_layer_output
 from ...losses import HingeLoss, Loss, SquaredLoss
 from ...objective import objective
 from ...patterns import (count_upper_bound, enumerate_patterns, format_count, row_space, sample_patterns,
-                         unique_patterns)
+                         unique_patterns, unique_rows)
 from ...progress import current as current_monitor, monitoring
 from ...solution import Solution
 from .groups import Groups, has_hessian
@@ -232,7 +232,7 @@ def _choose_patterns(Xa: np.ndarray, rs: Any, option: Any, n_patterns: int, max_
     if dirs_in is not None:
         # unique non-zero patterns, each with its direction (checked to lie strictly
         # inside its cell by the solver, which falls back to an LP otherwise)
-        _, first = np.unique(arr, axis=0, return_index=True)
+        _, first = unique_rows(arr, return_index=True)
         first = np.sort(first[arr[first].any(axis=1)])
         return arr[first], dirs_in[first] @ rs.V, False, "user-supplied"
     return unique_patterns(arr), None, False, "user-supplied"
