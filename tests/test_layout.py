@@ -133,7 +133,7 @@ def test_no_private_names_across_modules():
 
 
 def test_repository_cites_nothing_outside_it():
-    pattern = re.compile(r"\bSPEC\b")
+    pattern = re.compile(r"\b" + "SP" + "EC" + r"\b")  # spelled in pieces so this file does not cite it
     hits = []
     for p in ROOT.rglob("*"):
         if ".git" in p.parts or not p.is_file() or p.suffix not in {".py", ".md", ".toml", ".txt", ".cfg"}:

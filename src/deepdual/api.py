@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import check_beta, check_choice, check_depth, check_positive, check_targets, check_X_y
+from ._validation import check_beta, check_choice, check_depth, check_positive, check_X_y
 from .losses import get_loss
 from .network import ACTIVATIONS, Network
 from .problem import problem_of_solve, resolve_problem
@@ -104,22 +104,22 @@ def solve(
     progress = show_progress(options.pop("progress", None))
     time_limit = check_time_limit(options.pop("time_limit", None))
     with monitoring(progress=progress, time_limit=time_limit, desc=f"solve ({activation}, L={depth})") as mon:
-        sol = _dispatch(X, y, beta=beta, depth=depth, activation=activation, bias=bool(bias), lossf=lossf,
-                        method=method, rtol=rtol, options=options)
-    if not (_is_dask(X) or _is_dask(y)):  # negligible weights: is the zero network itself certified?
-        mark_zero_network(sol, lossf.check_labels(check_targets(y, None, "y")[0]), lossf, beta)
-    _report_zero_network(sol)
+        sol, Y = _dispatch(X, y, beta=beta, depth=depth, activation=activation, bias=bool(bias), lossf=lossf,
+                           method=method, rtol=rtol, options=options)
+    mark_zero_network(sol, Y, lossf, beta)  # Y is None for dask input: exact zeros only
+    sol.info.setdefault("zero_network", False)
     return _record_problem(_report_time_limit(sol, mon), lossf, beta, options)
 
 
 def _dispatch(X: Any, y: Any, *, beta: float, depth: int, activation: str, bias: bool, lossf: Any,
-              method: str, rtol: float, options: dict) -> Solution:
-    """The solver for the data's structure (the body of :func:`solve`)."""
+              method: str, rtol: float, options: dict) -> tuple[Solution, np.ndarray | None]:
+    """The solver for the data's structure (the body of :func:`solve`), and the validated
+    labels (None for dask input)."""
     if _is_dask(X) or _is_dask(y):
         from .streaming import solve_streaming
 
         return solve_streaming(X, y, beta=beta, depth=depth, activation=activation, bias=bias,
-                               loss=lossf, method=method, rtol=rtol, **options)
+                               loss=lossf, method=method, rtol=rtol, **options), None
     X, Y, scalar = check_X_y(X, y)
     Y = lossf.check_labels(Y)
     # integer class labels become one-hot columns for cross-entropy: the network then has K outputs
@@ -128,26 +128,10 @@ def _dispatch(X: Any, y: Any, *, beta: float, depth: int, activation: str, bias:
     if activation == "linear":
         from .linear.solver import solve_linear
 
-        return solve_linear(X, Y, **kw, **options)
+        return solve_linear(X, Y, **kw, **options), Y
     from .relu.dispatch import solve_relu
 
-    return solve_relu(X, Y, **kw, **options)
-
-
-def _report_zero_network(sol: Solution) -> None:
-    """``info["zero_network"]``: whether every weight of the returned network is zero (its
-    output is then 0, or the output bias); said in ``info["note"]`` too, with the reason
-    when certified (beta >= beta_max, see :func:`deepdual.beta_max`)."""
-    net = getattr(sol, "network", None)
-    if not isinstance(net, Network) or "zero_network" in sol.info:
-        return
-    zero = all(not np.any(W) for layers in net.weights for W in layers) and not (
-        net.biases is not None and any(b is not None and np.any(b) for row in net.biases for b in row))
-    sol.info["zero_network"] = bool(zero)
-    if zero:
-        msg = ("the returned network is the zero network" + (
-            " (certified optimal: beta is at least beta_max, see deepdual.beta_max)" if sol.certified else ""))
-        sol.info["note"] = f"{sol.info['note']}; {msg}" if sol.info.get("note") else msg
+    return solve_relu(X, Y, **kw, **options), Y
 
 
 def _report_time_limit(sol: Solution, mon: Monitor) -> Solution:

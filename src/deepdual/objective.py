@@ -21,9 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from ._validation import check_beta, check_matrix, check_targets
+from ._validation import check_beta, check_targets
 from .losses import get_loss
 from .network import Network
 
@@ -63,13 +61,13 @@ def objective(
     """
     if not isinstance(network, Network):
         raise TypeError(f"`network` must be a deepdual.Network, got {type(network).__name__}")
-    network.validate()  # its attributes may have been changed since construction
-    X = check_matrix(X, "X")
-    Y, _ = check_targets(y, X.shape[0], "y")
+    # forward() re-validates the network (its attributes may have changed since construction)
+    # and validates X against it: one copy of X, one validation
+    F = network.forward(X)
+    Y, _ = check_targets(y, F.shape[0], "y")
     beta = check_beta(beta)
     lossf = get_loss(loss)
     Y = lossf.check_labels(Y)
-    F = network.forward(X)
     if F.shape != Y.shape:
         raise ValueError(f"`y` has {Y.shape[1]} output column(s) but the network has {F.shape[1]}")
     return float(lossf.value(F, Y)) + regularizer(network, beta, penalize_biases=penalize_biases)

@@ -178,18 +178,21 @@ class Solution(_GapMixin):
         )
 
 
-def mark_zero_network(sol: Solution, Y: np.ndarray, loss: Any, beta: float) -> Solution:
-    r"""Say in ``sol.info`` when the optimum is the zero network although the returned
-    weights are not exactly zero (an interior-point method returns negligible weights).
+def mark_zero_network(sol: Solution, Y: np.ndarray | None = None, loss: Any = None,
+                      beta: float = 0.0) -> Solution:
+    r"""Say in ``sol.info`` (``zero_network``, ``note``) when the optimum is the zero network.
 
-    The zero network :math:`Z` has every weight and hidden bias zero and keeps the
-    solution's output bias :math:`b`, so it predicts the constant :math:`b` (or 0); its
-    objective is :math:`\ell(\mathbf 1 b^T, Y)` (plus :math:`\frac\beta2\|b\|^2` when biases
-    are penalized).  When :math:`Z` is itself certified against the solution's proven
-    lower bound, it is a global optimum to ``rtol`` (at this ``beta`` no neuron lowers the
-    objective): ``info["zero_network"]`` is set true and ``info["note"]`` says so, with the
-    largest returned weight.  Networks whose weights are exactly zero are left to the
-    caller (:func:`deepdual.solve` reports them too).
+    * Every weight and hidden bias exactly zero: ``info["zero_network"]`` is true, and the
+      note says whether that is certified optimal (beta at least beta_max).
+    * Negligible, not zero, weights (an interior-point method returns such): the zero
+      network :math:`Z` keeps the solution's output bias :math:`b`, so it predicts the
+      constant :math:`b` (or 0); its objective is :math:`\ell(\mathbf 1 b^T, Y)` (plus
+      :math:`\frac\beta2\|b\|^2` when biases are penalized).  When :math:`Z` is itself
+      certified against the solution's proven lower bound, it is a global optimum to
+      ``rtol``: ``info["zero_network"]`` is set true and the note says so, with the largest
+      returned weight.  This needs the labels ``Y`` (n, K) and the ``loss``.
+
+    A solution whose ``info`` already has ``zero_network`` is left as it is.
     """
     net = sol.network
     weights = getattr(net, "weights", None)
@@ -197,9 +200,16 @@ def mark_zero_network(sol: Solution, Y: np.ndarray, loss: Any, beta: float) -> S
         return sol
     largest = max(float(np.max(np.abs(W))) for layers in weights for W in layers)
     if largest == 0.0:
+        biases = getattr(net, "biases", None)
+        zero = not (biases is not None and any(b is not None and np.any(b) for row in biases for b in row))
+        sol.info["zero_network"] = zero
+        if zero:
+            msg = ("the returned network is the zero network" + (
+                " (certified optimal: beta is at least beta_max, see deepdual.beta_max)" if sol.certified else ""))
+            sol.info["note"] = f"{sol.info['note']}; {msg}" if sol.info.get("note") else msg
         return sol
     ob = getattr(net, "output_bias", None)
-    if Y.shape[1] != net.n_outputs:
+    if Y is None or loss is None or Y.shape[1] != net.n_outputs:
         return sol
     F0 = np.zeros(Y.shape) + (0.0 if ob is None else ob)
     value = float(loss.value(F0, Y))

@@ -604,6 +604,14 @@ def solve_first_order(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Los
     history.append((0, gap(cert)))
     if gap(cert) <= tol:
         converged = True
+    def check(update: bool) -> tuple[dict, bool, bool]:
+        """Proven bound at the current iterate: (certificate, converged, stopped by the callback)."""
+        cert = certify(z, update=update)
+        history.append((used, gap(cert)))
+        if gap(cert) <= tol:
+            return cert, True, False
+        return cert, False, bool(callback is not None and callback(used, cert["net"], cert["lower"], gap(cert)))
+
     while not converged and used < max_iter:
         rounds += 1
         # FISTA on L_rho(., lam) from z, backtracking on L, adaptive restart
@@ -643,23 +651,13 @@ def solve_first_order(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Los
                 stopped = True
                 break
             if it % FO_CHECK_EVERY == 0:
-                cert = certify(z, update=False)
-                history.append((used, gap(cert)))
-                if gap(cert) <= tol:
-                    converged = True
-                    break
-                if callback is not None and callback(used, cert["net"], cert["lower"], gap(cert)):
-                    stopped = True
+                cert, converged, stopped = check(update=False)
+                if converged or stopped:
                     break
         if converged or stopped:
             break
-        cert = certify(z, update=True)
-        history.append((used, gap(cert)))
-        if gap(cert) <= tol:
-            converged = True
-            break
-        if callback is not None and callback(used, cert["net"], cert["lower"], gap(cert)):
-            stopped = True
+        cert, converged, stopped = check(update=True)
+        if converged or stopped:
             break
         inner_tol = max(inner_tol * FO_INNER_TOL_FACTOR, 1e-13 * beta)
         if cert["viol"] > 0.25 * viol_prev and cert["viol"] > 1e-12 * np.sqrt(n) * beta:
