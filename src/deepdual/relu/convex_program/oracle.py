@@ -31,88 +31,20 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 from scipy.optimize import Bounds, lsq_linear, minimize, nnls
 
 from ..._threads import SingleThreadedBLAS
+from .cells import MergedRows, OracleResult, cell_ascent, merge_rows
+from .spherical import dual_constraint_sphere
 
 __all__ = ["OracleResult", "dual_constraint_bb", "cell_ascent", "recentred_pieces"]
 
 _EPS = np.finfo(float).eps
-
-
-@dataclass
-class OracleResult:
-    r"""Result of :func:`dual_constraint_bb`.
-
-    ``upper`` is a proven upper bound on :math:`c(v)` (exact when ``exact``), ``lower``
-    the value :math:`|v^T(X_ku)_+|` attained by the unit direction ``u`` on piece
-    ``piece`` with sign ``sign`` (so :math:`\text{sign}\cdot v^T(X_ku)_+ = \text{lower}`),
-    ``pattern`` its activation pattern :math:`1[X_ku \ge 0]`.  ``violators`` lists
-    ``(value, sign, piece, pattern, u)`` of distinct cells found with value above the
-    ``collect_above`` threshold, best first.  ``history`` holds ``(time_s, lower, upper)``.
-    """
-
-    upper: float
-    lower: float
-    u: np.ndarray
-    sign: float
-    piece: int
-    pattern: np.ndarray
-    exact: bool
-    nodes: int
-    time_s: float
-    status: str
-    history: list = field(default_factory=list)
-    violators: list = field(default_factory=list)
-
-
-# ----------------------------------------------------------------------------- helpers
-def cell_ascent(X: np.ndarray, v: np.ndarray, u: np.ndarray, *, max_steps: int = 20
-                ) -> tuple[float, np.ndarray, np.ndarray]:
-    r"""Local ascent of :math:`f(u) = v^T(Xu)_+` over the cells of the arrangement.
-
-    From ``u``: pattern :math:`D = 1[Xu\ge0]`, exact maximum of :math:`v^TDXu` over the
-    cell :math:`K_D\cap\{\|u\|\le1\}` by NNLS (its maximizer is
-    :math:`\Pi_{K_D}(a)/\|\Pi_{K_D}(a)\|`, :math:`a = X^TDv`), repeated while the value
-    rises.  Returns ``(f(u*), u*, pattern)`` with ``f`` evaluated directly at the
-    returned unit vector (a feasible value, never above :math:`g(v)`).
-    """
-    def f(z: np.ndarray) -> float:
-        return float(v @ np.maximum(X @ z, 0.0))
-
-    nu = float(np.linalg.norm(u))
-    best_u = u / nu if nu > 0 else np.zeros(X.shape[1])
-    best = f(best_u)
-    seen: set[bytes] = set()
-    for _ in range(max_steps):
-        d = (X @ best_u >= 0)
-        key = np.packbits(d).tobytes()
-        if key in seen:
-            break
-        seen.add(key)
-        sgn = 2.0 * d - 1.0
-        A = X.T * sgn[None, :]
-        b = -(X.T @ (d * v))
-        if not np.any(b):
-            break
-        try:
-            mu, _ = nnls(A, b, maxiter=50 * max(1, A.shape[1]))
-        except RuntimeError:  # pragma: no cover
-            break
-        r = A @ mu - b
-        nr = float(np.linalg.norm(r))
-        if nr <= 0:
-            break
-        z = r / nr
-        val = f(z)
-        if val <= best * (1 + 1e-13) + 1e-300:
-            break
-        best, best_u = val, z
-    return best, best_u, (X @ best_u >= 0)
+#: data with at most this many columns use the direction-space search (measured: §15)
+SPHERE_MAX_D = 4
 
 
 def recentred_pieces(X: np.ndarray) -> list[np.ndarray]:
@@ -121,34 +53,10 @@ def recentred_pieces(X: np.ndarray) -> list[np.ndarray]:
     return [X - r[None, :] for r in rows]
 
 
-@dataclass
-class _Piece:
-    X: np.ndarray          # merged distinct non-zero rows
-    v: np.ndarray          # merged weights
-    idx: np.ndarray        # original row -> merged row (-1: zero row)
-    norms: np.ndarray
-    Xfull: np.ndarray
-
-
-def _merge(X: np.ndarray, v: np.ndarray) -> _Piece:
-    """Drop zero rows and merge identical rows (their terms add: exact)."""
-    norms = np.linalg.norm(X, axis=1)
-    nz = norms > 0
-    idx = np.full(X.shape[0], -1, dtype=np.intp)
-    if not np.any(nz):
-        return _Piece(np.zeros((0, X.shape[1])), np.zeros(0), idx, np.zeros(0), X)
-    U, inv = np.unique(X[nz], axis=0, return_inverse=True)
-    inv = np.asarray(inv).reshape(-1)
-    vm = np.zeros(len(U))
-    np.add.at(vm, inv, v[nz])
-    idx[nz] = inv
-    return _Piece(U, vm, idx, np.linalg.norm(U, axis=1), X)
-
-
 class _Side:
     """One tree: piece ``k``, sign ``s`` (maximizes :math:`s\\,v^T(X_ku)_+`)."""
 
-    def __init__(self, piece: _Piece, k: int, s: float):
+    def __init__(self, piece: MergedRows, k: int, s: float):
         self.p, self.k, self.s = piece, k, s
         self.v = s * piece.v
         self.pos = self.v > 0
@@ -368,6 +276,7 @@ def dual_constraint_bb(
     maxiter: int = 60,
     log: Callable[[float, int, int, float, float], None] | None = None,
     log_every: float = 5.0,
+    method: str = "auto",
 ) -> OracleResult:
     r"""Branch and bound for :math:`c(v) = \max_k\max_{\|u\|\le1}|v^T(X_ku)_+|`.
 
@@ -396,11 +305,26 @@ def dual_constraint_bb(
         Called as ``log(time_s, nodes, open_nodes, lower, upper)`` at the start, every
         ``log_every`` seconds and at the end (a MIP solver's progress log).
 
+    method : {"auto", "rows", "sphere"}
+        ``"rows"``: branch and bound over row signs (this module); ``"sphere"``: over
+        boxes of directions (:func:`~.spherical.dual_constraint_sphere`, §11b); ``"auto"``:
+        ``"sphere"`` when the data have at most ``SPHERE_MAX_D`` columns.
+
     Returns
     -------
     OracleResult
         ``upper`` is always a proven upper bound.
     """
+    if method not in ("auto", "rows", "sphere"):
+        raise ValueError(f"method must be 'auto', 'rows' or 'sphere'; got {method!r}")
+    d = np.shape(X)[1] if pieces is None else np.shape(pieces[0])[1]
+    if method == "sphere" or (method == "auto" and d <= SPHERE_MAX_D):
+        with SingleThreadedBLAS():
+            return dual_constraint_sphere(X, v, pieces=pieces, time_limit=time_limit, rtol=rtol,
+                                          stop_above=stop_above, stop_below=stop_below,
+                                          collect_above=collect_above, max_collect=max_collect,
+                                          max_nodes=max_nodes, min_nodes=min_nodes, one_sided=one_sided,
+                                          log=log, log_every=log_every)
     with SingleThreadedBLAS():
         return _bb(X, v, pieces=pieces, time_limit=time_limit, rtol=rtol, stop_above=stop_above,
                    stop_below=stop_below, collect_above=collect_above, max_collect=max_collect,
@@ -418,7 +342,7 @@ def _bb(X: np.ndarray, v: np.ndarray, *, pieces: Any, time_limit: float | None, 
     d = mats[0].shape[1]
     sides: list[_Side] = []
     for k, M in enumerate(mats):
-        pc = _merge(M, v)
+        pc = merge_rows(M, v)
         for s in ((1.0,) if one_sided else (1.0, -1.0)):
             sides.append(_Side(pc, k, s))
 
