@@ -160,6 +160,8 @@ def _record_problem(sol: Solution, lossf: Any, beta: float, options: dict) -> So
     if isinstance(getattr(sol, "network", None), Network):
         pb = sol.info.get("penalize_biases", options.get("penalize_biases", False))
         sol.network.problem = problem_of_solve(sol.network, loss=lossf, beta=beta, penalize_biases=bool(pb))
+        if sol.info.get("regularization") == "l_L":  # deep narrow networks (docs/one_dimensional.md §10)
+            sol.network.problem["regularization"] = "l_L"
     return sol
 
 
@@ -215,6 +217,17 @@ def certify(
         raise ValueError(f"`X` has {X.shape[1]} columns but the network expects {network.input_dim}")
     if Y.shape[1] != network.n_outputs:
         raise ValueError(f"`y` has {Y.shape[1]} output column(s) but the network has {network.n_outputs}")
+    reg = options.pop("regularization", "weight_decay")
+    if reg == "l_L":  # the l_L penalty of deep narrow networks (docs/one_dimensional.md §10)
+        if options.pop("penalize_biases", False):
+            raise ValueError("`penalize_biases` must be False for regularization='l_L' (biases are free)")
+        if options:
+            raise TypeError(f"unknown option(s) {sorted(options)} for regularization='l_L'")
+        from .relu.one_dimensional.reflections import certify_deep_narrow
+
+        return certify_deep_narrow(network, X, Y, beta=beta, loss=lossf, rtol=rtol)
+    if reg != "weight_decay":
+        raise ValueError(f"`regularization` must be 'weight_decay' or 'l_L', got {reg!r}")
     from .certification import certify_network
 
     return certify_network(network, X, Y, beta=beta, loss=lossf, rtol=rtol, **options)

@@ -19,17 +19,36 @@ Conversions
 
 from __future__ import annotations
 
+import math
 from typing import Any
+
+import numpy as np
 
 from ._validation import check_beta, check_targets
 from .losses import get_loss
 from .network import Network
 
-__all__ = ["objective", "regularizer"]
+__all__ = ["objective", "regularizer", "REGULARIZATIONS"]
 
 
-def regularizer(network: Network, beta: float, *, penalize_biases: bool = False) -> float:
-    r""":math:`\frac{\beta}{2}\sum_{j,l}\|W_{l,j}\|_F^2` (plus biases if ``penalize_biases``)."""
+#: penalties :func:`objective` can evaluate: plain weight decay, and the entrywise
+#: :math:`\frac\beta L\sum|w|^L` of the deep narrow networks of arXiv 2403.01046
+#: (docs/one_dimensional.md §10)
+REGULARIZATIONS = ("weight_decay", "l_L")
+
+
+def regularizer(network: Network, beta: float, *, penalize_biases: bool = False,
+                regularization: str = "weight_decay") -> float:
+    r""":math:`\frac{\beta}{2}\sum_{j,l}\|W_{l,j}\|_F^2` (plus biases if ``penalize_biases``);
+    with ``regularization="l_L"``: :math:`\frac{\beta}{L}\sum_{j,l}\sum|W_{l,j}|^L` (``L`` the
+    network's depth, biases free)."""
+    if regularization == "l_L":
+        if penalize_biases:
+            raise ValueError("`penalize_biases` is not defined for regularization='l_L' (biases are free)")
+        L = network.depth
+        return beta / L * math.fsum(float(np.sum(np.abs(W) ** L)) for layers in network.weights for W in layers)
+    if regularization != "weight_decay":
+        raise ValueError(f"`regularization` must be one of {REGULARIZATIONS}, got {regularization!r}")
     return 0.5 * beta * network.squared_norm(include_biases=penalize_biases)
 
 
@@ -41,6 +60,7 @@ def objective(
     beta: float,
     loss: Any = "squared",
     penalize_biases: bool = False,
+    regularization: str = "weight_decay",
 ) -> float:
     r"""Training objective :math:`\ell(f(X), Y) + \frac{\beta}{2}\sum_{j,l}\|W_{l,j}\|_F^2`.
 
@@ -54,6 +74,9 @@ def objective(
     loss : str or Loss, default "squared"
     penalize_biases : bool, default False
         Add :math:`\frac{\beta}{2}\|b\|^2` for every bias.
+    regularization : {"weight_decay", "l_L"}, default "weight_decay"
+        ``"l_L"``: the penalty :math:`\frac{\beta}{L}\sum_{j,l}\sum|W_{l,j}|^L` of the deep
+        narrow networks of arXiv 2403.01046 instead of weight decay (docs/one_dimensional.md §10).
 
     Returns
     -------
@@ -70,4 +93,5 @@ def objective(
     Y = lossf.check_labels(Y)
     if F.shape != Y.shape:
         raise ValueError(f"`y` has {Y.shape[1]} output column(s) but the network has {F.shape[1]}")
-    return float(lossf.value(F, Y)) + regularizer(network, beta, penalize_biases=penalize_biases)
+    return float(lossf.value(F, Y)) + regularizer(network, beta, penalize_biases=penalize_biases,
+                                                  regularization=regularization)

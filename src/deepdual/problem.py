@@ -28,8 +28,9 @@ from .losses import LOSSES, Loss, get_loss
 __all__ = ["PROBLEM_KEYS", "check_problem", "problem_to_json", "problem_from_json", "problem_of_solve",
            "resolve_problem"]
 
-#: keys of :attr:`deepdual.Network.problem`: loss name, weight decay, bias convention
-PROBLEM_KEYS = ("loss", "beta", "penalize_biases")
+#: keys of :attr:`deepdual.Network.problem`: loss name, weight decay, bias convention, and the
+#: penalty when it is not weight decay (``"l_L"``: deep narrow networks, docs/one_dimensional.md §10)
+PROBLEM_KEYS = ("loss", "beta", "penalize_biases", "regularization")
 
 #: relative tolerance under which a given ``beta`` agrees with the stored one (decimal
 #: round trips such as a CLI ``--beta 0.1`` are exact; this only absorbs arithmetic noise)
@@ -61,6 +62,11 @@ def check_problem(problem: Any, name: str = "problem") -> dict[str, Any] | None:
         if not isinstance(pb, (bool, np.bool_)):
             raise TypeError(f"`{name}['penalize_biases']` must be True or False, got {pb!r}")
         out["penalize_biases"] = bool(pb)
+    if problem.get("regularization") is not None:
+        reg = problem["regularization"]
+        if reg not in ("weight_decay", "l_L"):
+            raise ValueError(f"`{name}['regularization']` must be 'weight_decay' or 'l_L', got {reg!r}")
+        out["regularization"] = str(reg)
     return out
 
 
@@ -148,6 +154,13 @@ def resolve_problem(network: Any, beta: Any, loss: Any, options: dict[str, Any],
             given = name if name is not None else getattr(lossf, "name", type(lossf).__name__)
             raise ValueError(f"`{arg('loss')}` = {given!r} contradicts loss = {stored['loss']!r}{hint}")
     options = dict(options)
+    if "regularization" in stored:
+        given = options.get("regularization")
+        if given is None:
+            options["regularization"] = stored["regularization"]
+        elif given != stored["regularization"]:
+            raise ValueError(f"`{arg('regularization')}` = {given!r} contradicts regularization = "
+                             f"{stored['regularization']!r}{hint}")
     if "penalize_biases" in stored and getattr(network, "activation", None) == "relu":
         given = options.get("penalize_biases")
         if given is None:

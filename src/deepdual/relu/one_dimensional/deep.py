@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from ...network import Network
+from ...progress import current as current_monitor
 from ...solution import Solution
 from .splines import Ramps, group_data, min_norm_ramps, interpolate, spline_cost
 from .certificate import c_lipschitz_bound, c_two_layer, network_objective
@@ -103,10 +104,14 @@ def solve_deep(x, y, X, Y, *, scalar, beta, depth, loss, rtol, max_iter, n_grid)
     cands = [dict(res=None, R=0.0, fit=fit0, J=fit0, beta2=np.inf)]
     if bmax > 0:
         grid = bmax * np.geomspace(1e-6, 1.0, max(int(n_grid), 4))
+        mon = current_monitor()
         for bp in grid:
+            if mon.expired():  # solve(..., time_limit=): the best network of the grid so far
+                mon.stop("one-dimensional depth search")
+                break
             cands.append(two_layer(float(bp)))
         best = min(cands, key=lambda e: e["J"])
-        if np.isfinite(best["beta2"]):
+        if np.isfinite(best["beta2"]) and not mon.expired():
             i = int(np.argmin(np.abs(np.log(grid) - np.log(best["beta2"]))))
             lo_, hi_ = np.log(grid[max(i - 1, 0)]), np.log(grid[min(i + 1, grid.size - 1)])
             if hi_ > lo_:
@@ -151,3 +156,29 @@ def solve_deep(x, y, X, Y, *, scalar, beta, depth, loss, rtol, max_iter, n_grid)
     return Solution(network=net, objective=obj, lower_bound=lb_all,
                     method=f"one-dimensional deep ReLU (L={L}): two-layer spline path with power penalty",
                     rtol=rtol, dual=None, info=info)
+
+
+# =============================================================================================
+# Architectures of arXiv 2403.01046 (Lasso models with reflection features)
+# =============================================================================================
+
+
+def solve_deep_architecture(X, Y, *, scalar, beta, depth, loss, rtol, architecture, penalize_biases=False,
+                            skip=False) -> Solution:
+    r"""``solve(x, y, depth=L, bias=True, architecture=...)`` for the architectures of
+    Zeger et al. (arXiv 2403.01046) whose training problem the paper proves to be a Lasso;
+    today ``"deep_narrow"`` (sums of width-one ReLU chains, penalty
+    :math:`\frac\beta L\sum|w|^L`), solved by
+    :func:`deepdual.relu.one_dimensional.reflections.solve_deep_narrow` and certified within
+    that architecture (``docs/one_dimensional.md`` §10)."""
+    from .reflections import ARCHITECTURE, solve_deep_narrow
+
+    if architecture != ARCHITECTURE:
+        raise ValueError(f"`architecture` must be {ARCHITECTURE!r} here, got {architecture!r}")
+    if depth < 3:
+        raise ValueError(f"architecture={ARCHITECTURE!r} needs depth >= 3, got depth={depth}: at depth 2 its "
+                         "l_L penalty is weight decay, solved by the default two-layer solver")
+    if penalize_biases or skip:
+        raise ValueError(f"`penalize_biases` and `skip` are not options of architecture={ARCHITECTURE!r} "
+                         "(its biases are free)")
+    return solve_deep_narrow(X[:, 0], Y[:, 0], X, Y, scalar=scalar, beta=beta, depth=depth, loss=loss, rtol=rtol)

@@ -158,7 +158,7 @@ PENALIZED_MAX_X = 2.0 ** 20
 _OPTIONS = ("penalize_biases", "skip", "tol", "max_iter", "n_grid", "architecture")
 
 #: depth >= 3 architectures the solver optimizes over (see ``docs/one_dimensional.md`` §7)
-_ARCHITECTURES = ("linear_on_data",)
+_ARCHITECTURES = ("linear_on_data", "deep_narrow")
 
 
 @SingleThreadedBLAS()  # small dense Newton/working-set systems (deepdual._threads)
@@ -193,7 +193,7 @@ def solve_1d(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, depth: 
         Iteration cap of the active-set method.
     n_grid : int
         Depth >= 3: number of two-layer solves in the scalar search.
-    architecture : {"linear_on_data"}, default "linear_on_data"
+    architecture : {"linear_on_data", "deep_narrow"}, default "linear_on_data"
         Depth >= 3 only: the class of networks optimized over.  ``"linear_on_data"``: parallel
         (or standard) ReLU networks with unpenalized biases and weight decay on every layer
         whose layers after the first act linearly on the data (every pre-activation of
@@ -203,7 +203,10 @@ def solve_1d(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, depth: 
         kinks off the data), so such solutions are never reported as certified.  Other
         architectures (unconstrained weight decay; the paper's norm-constrained parallel
         networks) raise ``ValueError``: no exact solver or proof is available for them
-        (``docs/one_dimensional.md`` §7).
+        (``docs/one_dimensional.md`` §7).  ``"deep_narrow"``: the deep narrow networks of
+        arXiv 2403.01046 (sums of width-one chains) with the paper's penalty
+        :math:`\frac\beta L\sum|w|^L` (not weight decay), solved exactly as a Lasso and
+        certified within that architecture (``docs/one_dimensional.md`` §10).
 
     Depth >= 3 returns the best network whose deeper layers act linearly on the data (the
     structure of the paper's optimal solutions); see the module docstring and
@@ -246,6 +249,11 @@ def solve_1d(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, depth: 
         raise ValueError(f"`architecture` must be one of {_ARCHITECTURES} (depth >= 3 on 1-D data), got "
                          f"{architecture!r}; unconstrained deep networks and the paper's norm-constrained "
                          "architecture have no exact solver (see docs/one_dimensional.md §7)")
+    if architecture == "deep_narrow":  # arXiv 2403.01046, l_L penalty (deep.py, docs §10)
+        from .deep import solve_deep_architecture
+
+        return solve_deep_architecture(X, Y, scalar=scalar, beta=beta, depth=depth, loss=loss, rtol=rtol,
+                                       architecture=architecture, penalize_biases=penalize_biases, skip=skip)
     tol = rtol / 10 if (multiclass and tol_default) else tol
     kw = dict(scalar=scalar, depth=depth, loss=loss, rtol=rtol, penalize_biases=penalize_biases, skip=skip,
               tol=tol, max_iter=max_iter, n_grid=n_grid)
