@@ -46,3 +46,16 @@ def test_figure1_quick(tmp_path):
             # the proven all-network bound of the deep solver is below every trained net
             assert data["deep_class_optimum"][str(t["depth"])]["proven_lower_bound_all_networks"] <= t["objective"]
     assert data["interpolant_cost"] > 0
+    # deep narrow panels (arXiv 2403.01046, l_L penalty): certified, same optimum at L = 3 and 4,
+    # kinks at data points; tight reflection kinks are reflections 2 a_k - a_j off the data
+    dn = data["deep_narrow"]
+    assert set(dn) == {"3", "4"}
+    for L in ("3", "4"):
+        assert dn[L]["certified"] and dn[L]["lower_bound"] <= dn[L]["objective"]
+        assert all(np.min(np.abs(x - k)) <= 1e-9 for k in dn[L]["kinks"])
+    assert dn["3"]["objective"] == pytest.approx(dn["4"]["objective"], rel=1e-9)
+    again = deepdual.solve(x.reshape(-1, 1), y, beta=beta, depth=4, bias=True, architecture="deep_narrow")
+    assert again.objective == pytest.approx(dn["4"]["objective"], rel=1e-12)
+    refl = 2 * x[None, :] - x[:, None]
+    for k in dn["4"]["tight_reflection_kinks"]:
+        assert np.min(np.abs(x - k)) > 1e-12 and np.min(np.abs(refl - k)) <= 1e-9

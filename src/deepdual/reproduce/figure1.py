@@ -1,4 +1,4 @@
-"""Talk Figure 1: one-dimensional data, exact optimal ReLU networks are linear splines.
+r"""Talk Figure 1: one-dimensional data, exact optimal ReLU networks are linear splines.
 
 The same 1-D points are fitted with a small weight decay ``beta`` by
 
@@ -14,6 +14,12 @@ certified against the exact optimum (:func:`deepdual.relu.one_dimensional.solver
 deeper ones receive the proven (loose) Lipschitz lower bound, and the JSON also records
 the best depth-L network whose deeper layers act linearly on the data (the structure of
 the paper's solutions), which direct training can beat: see ``docs/one_dimensional.md``.
+
+Two more panels show the deep narrow networks of Zeger et al. (arXiv 2403.01046,
+``architecture="deep_narrow"``, penalty :math:`\frac\beta L\sum|w|^L`) at L = 3 and L = 4:
+the certified optimum (kinks at data points) and, for L = 4, the *reflection* points
+:math:`2a_k - a_j` at which a feature of the paper's dictionary is dual-tight, i.e. where an
+equally optimal network may put a kink (``docs/one_dimensional.md`` §10).
 
 Writes ``figure1.png`` and ``figure1.json``.
 """
@@ -98,6 +104,34 @@ def _train(x: np.ndarray, y: np.ndarray, *, beta: float, depth: int, width: int,
                    scalar_output=True)
 
 
+def _deep_narrow_panels(x: np.ndarray, y: np.ndarray, beta: float) -> dict[int, dict[str, Any]]:
+    """Certified deep narrow optima (L = 3, 4) and, for L = 4, the reflection kinks of the paper's
+    dictionary features that are dual-tight (|v^T a| = beta at the optimum's dual point)."""
+    import deepdual
+    from ..relu.one_dimensional.reflections import paper_dictionary, unit_chain
+
+    X = x.reshape(-1, 1)
+    out: dict[int, dict[str, Any]] = {}
+    for L in (3, 4):
+        sol = deepdual.solve(X, y, beta=beta, depth=L, bias=True, architecture="deep_narrow")
+        rec: dict[str, Any] = {"solution": sol, "kinks": [float(k) for k in sol.info["kinks"]]}
+        if L == 4 and sol.dual is not None:
+            A, labels = paper_dictionary(x, 4)
+            corr = np.abs(np.asarray(sol.dual).reshape(-1) @ A)
+            refl = []
+            for j in np.flatnonzero(corr >= beta * (1 - 1e-7)):
+                signs, t, pts, reflected = labels[j]
+                if not reflected or np.min(np.abs(x - t)) <= 1e-12:
+                    continue
+                e = 1e-6 * max(float(np.ptp(x)), 1.0)
+                v = unit_chain(np.array([t - e, t, t + e]), signs, (t,) + pts)
+                if abs((v[2] - v[1]) - (v[1] - v[0])) > 1e-3 * e:  # the feature has a kink at t
+                    refl.append(float(t))
+            rec["tight_reflection_kinks"] = sorted(set(np.round(refl, 12).tolist()))
+        out[L] = rec
+    return out
+
+
 def run(out: pathlib.Path, *, quick: bool = False, seed: int = 0, progress: bool = True) -> dict[str, Any]:
     """Run the experiment and write ``figure1.png`` and ``figure1.json`` into ``out``.
 
@@ -171,9 +205,13 @@ def run(out: pathlib.Path, *, quick: bool = False, seed: int = 0, progress: bool
         if bar is not None:
             bar.close()
 
+    narrow = _deep_narrow_panels(x, y, beta)
+
     # figure
     t = np.linspace(x.min() - 0.5, x.max() + 0.5, 2001).reshape(-1, 1)
-    fig, ax = plt.subplots(figsize=(7.0, 4.2))
+    fig = plt.figure(figsize=(11.0, 8.0))
+    grid = fig.add_gridspec(2, 2, height_ratios=(1.1, 1.0))
+    ax = fig.add_subplot(grid[0, :])
     ax.plot(t[:, 0], sol.predict(t), color="black", lw=2.2, label=f"exact optimum (2 layers), P = {sol.objective:.5f}")
     styles = {2: ("tab:blue", "--"), 3: ("tab:orange", "-."), 4: ("tab:green", ":")}
     for rec in results_nets:
@@ -188,6 +226,22 @@ def run(out: pathlib.Path, *, quick: bool = False, seed: int = 0, progress: bool
     ax.set_ylabel("f(x)")
     ax.set_title(rf"1-D data, $\beta$ = {beta:g}: optimal ReLU networks are linear splines")
     ax.legend(fontsize=8, loc="best")
+    for col, L in enumerate((3, 4)):
+        axl = fig.add_subplot(grid[1, col])
+        rec = narrow[L]
+        dn = rec["solution"]
+        axl.plot(t[:, 0], dn.predict(t), color="black", lw=2.0,
+                 label=f"certified optimum, P = {dn.objective:.5f}")
+        axl.scatter(x, y, color="crimson", zorder=5, s=24, label="data")
+        for i, k in enumerate(rec["kinks"]):
+            axl.axvline(k, color="tab:blue", lw=0.9, ls="--", zorder=0, label="kinks (data points)" if i == 0 else None)
+        for i, k in enumerate(rec.get("tight_reflection_kinks", [])):
+            axl.axvline(k, color="tab:purple", lw=1.1, ls=":", zorder=0,
+                        label="tight reflection kinks 2a_k - a_j" if i == 0 else None)
+        axl.set_xlim(t[0, 0], t[-1, 0])
+        axl.set_xlabel("x")
+        axl.set_title(f"deep narrow, L = {L}, l_L penalty (arXiv 2403.01046)", fontsize=9)
+        axl.legend(fontsize=7, loc="best")
     png = out / "figure1.png"
     fig.savefig(png, dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -212,6 +266,13 @@ def run(out: pathlib.Path, *, quick: bool = False, seed: int = 0, progress: bool
             for L, s in class_opt.items()
         },
         "trained": results_nets,
+        "deep_narrow": {
+            str(L): {**rec["solution"].as_dict(), "kinks": rec["kinks"],
+                     "regularization": "beta/L sum |w|^L (l_L), biases free",
+                     **({"tight_reflection_kinks": rec["tight_reflection_kinks"]}
+                        if "tight_reflection_kinks" in rec else {})}
+            for L, rec in narrow.items()
+        },
         "files": ["figure1.png", "figure1.json"],
     }
     with open(out / "figure1.json", "w") as fh:
