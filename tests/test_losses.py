@@ -594,3 +594,62 @@ def test_integer_cross_entropy_labels_give_one_output_per_class():
     assert sol.predict(X).shape == (20, 3)
     onehot = np.eye(3)[y]
     assert sol.objective == pytest.approx(deepdual.objective(sol.network, X, onehot, beta=0.5, loss="cross_entropy"))
+
+
+# --------------------------------------------------------------------- exact feasibility of CE duals
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 300), K=st.integers(1, 6), log_scale=st.floats(-250, 250), seed=st.integers(0, 2**31))
+def test_double_centering_is_exact_and_close(n, K, log_scale, seed):
+    """Rows and columns sum to exactly 0 (math.fsum is correctly rounded), and the result is
+    within (K + 8n) eps max|V| of the floating-point double centering."""
+    import math
+
+    from deepdual.exact_centering import center_rows_and_columns_exactly
+
+    rng = np.random.default_rng(seed)
+    V = rng.standard_normal((n, K)) * 10.0 ** log_scale
+    V0 = V.copy()
+    C = center_rows_and_columns_exactly(V)
+    assert np.array_equal(V, V0)  # input untouched
+    assert all(math.fsum(r) == 0.0 for r in C)
+    assert all(math.fsum(c) == 0.0 for c in C.T)
+    D = V - V.mean(axis=1, keepdims=True)
+    D -= D.mean(axis=0, keepdims=True)
+    m = float(np.max(np.abs(V)))
+    assert np.max(np.abs(C - D)) <= 4 * (K + 8 * n) * np.finfo(float).eps * m + np.finfo(float).tiny
+    if K == 1:
+        assert not np.any(C)
+
+
+def test_cross_entropy_conjugate_rejects_rows_off_the_simplex_beyond_rounding():
+    """A row sum off by 1e-12 is outside the conjugate's domain (the old 1e-9 tolerance
+    accepted it); an exactly feasible point computed in floating point is accepted."""
+    loss = CrossEntropyLoss()
+    rng = np.random.default_rng(0)
+    Y = np.eye(3)[rng.integers(0, 3, 20)]
+    P = rng.dirichlet(np.ones(3), 20)
+    Z = P - Y
+    assert np.isfinite(loss.conjugate(Z, Y))
+    Zbad = Z.copy()
+    Zbad[:, 0] += 1e-12
+    assert loss.conjugate(Zbad, Y) == np.inf
+    assert loss.dual_scale_limit(-Zbad, Y) == 0.0
+
+
+def test_cross_entropy_certificate_with_free_output_bias_uses_an_exactly_feasible_dual():
+    """With a free output bias the cross-entropy dual point needs zero column sums (bias) and
+    zero row sums (conjugate domain), both exactly."""
+    import math
+
+    rng = np.random.default_rng(3)
+    n, d, K, m = 40, 3, 3, 5
+    X = rng.standard_normal((n, d))
+    y = rng.integers(0, K, n)
+    net = deepdual.Network([[rng.standard_normal((d, m)), rng.standard_normal((m, K))]], activation="relu",
+                           output_bias=rng.standard_normal(K))
+    cert = deepdual.certify(net, X, y, beta=0.5, loss="cross_entropy", time_limit=0.5)
+    assert cert.lower_bound <= cert.objective
+    V = np.asarray(cert.dual)
+    assert V.shape == (n, K)
+    assert all(math.fsum(r) == 0.0 for r in V)
+    assert all(math.fsum(c) == 0.0 for c in V.T)

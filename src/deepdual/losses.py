@@ -372,6 +372,14 @@ def row_logsumexp(F: np.ndarray) -> np.ndarray:
     return m + np.log(np.exp(F - m[:, None]).sum(axis=1))
 
 
+def _row_sum_tolerance(Z: np.ndarray) -> np.ndarray:
+    r"""Rounding bound on the computed row sums of ``Y + Z`` for rows of ``Z`` summing to 0
+    exactly: :math:`4(K + 2)\epsilon\,(1 + \sum_k |Z_{ik}|)` per row (K additions of
+    terms each rounded once)."""
+    K = Z.shape[1] if Z.ndim == 2 else 1
+    return 4.0 * (K + 2) * np.finfo(float).eps * (1.0 + np.abs(Z).sum(axis=-1))
+
+
 class CrossEntropyLoss(Loss):
     r"""Multiclass cross-entropy :math:`\ell(F;Y) = \sum_i \operatorname{logsumexp}(F_i) - \langle Y_i, F_i\rangle`.
 
@@ -422,9 +430,12 @@ class CrossEntropyLoss(Loss):
         return P - Y
 
     def conjugate(self, Z, Y):
-        P = np.asarray(Z, dtype=float) + Y
-        # row sums: tolerance 1e-9 as the sum of K rounded O(1) entries
-        if np.any(P < -_DOMAIN_ATOL) or np.any(np.abs(P.sum(axis=1) - 1.0) > 1e-9):
+        Z = np.asarray(Z, dtype=float)
+        P = Z + Y
+        # row sums: an exactly feasible point (rows of Z summing to 0) computed in floating
+        # point is off by at most the rounding of its K + 1 terms; nothing coarser is accepted
+        # (a 1e-9 tolerance let a bound exceed the optimum by ~1e-13 relative)
+        if np.any(P < -_DOMAIN_ATOL) or np.any(np.abs(P.sum(axis=1) - 1.0) > _row_sum_tolerance(Z)):
             return np.inf
         P = np.clip(P, 0.0, 1.0)
         return float(np.sum(xlogy(P, P)))
@@ -432,7 +443,7 @@ class CrossEntropyLoss(Loss):
     def dual_scale_limit(self, V, Y):
         """Largest ``t`` with ``Y - tV >= 0`` (rows of ``V`` must sum to 0, else 0)."""
         V = np.asarray(V, dtype=float)
-        if np.any(np.abs(V.sum(axis=1)) > 1e-9):
+        if np.any(np.abs(V.sum(axis=1)) > _row_sum_tolerance(V)):
             return 0.0
         pos = V > _DOMAIN_ATOL
         if not np.any(pos):
