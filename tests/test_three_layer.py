@@ -116,8 +116,13 @@ def test_network_attains_the_program_value(solved):
     assert abs(three_layer_objective(sol.network, X, y, beta=0.5) - sol.objective) <= 1e-10 * (1 + sol.objective)
     for W1, w2, w3 in sol.network.weights:
         assert np.linalg.norm(W1) <= 1 + 1e-12 and w2.shape[1] == 1 and w3.shape == (1, 1)
-    # the paper's objective is below plain weight decay on the same network (||W1|| = 1 adds beta/2 each)
-    wd = deepdual.objective(sol.network, X, y, beta=0.5)
+    # the network records its formulation: deepdual.objective reports the paper's objective, and
+    # plain weight decay on the same weights adds beta/2 ||W1k||^2 = beta/2 per sub-network
+    assert sol.network.problem["formulation"] == "norm_constrained"
+    assert deepdual.objective(sol.network, X, y, beta=0.5) == pytest.approx(sol.objective, rel=1e-12)
+    plain = sol.network.copy()
+    plain.problem = None
+    wd = deepdual.objective(plain, X, y, beta=0.5)
     assert wd == pytest.approx(sol.objective + 0.25 * len(sol.network.weights), rel=1e-9)
 
 
@@ -184,6 +189,26 @@ def test_certify_three_layer(solved):
     # a proven bound on the optimum: below the certified optimum, and the gap is the network's
     assert cert.lower_bound <= sol.objective * (1 + 1e-9)
     assert cert.objective >= sol.lower_bound * (1 - 1e-9)
+
+
+def test_certify_routes_to_the_three_layer_constraint(solved):
+    """deepdual.certify of a recorded three-layer network (and of any depth-3 network with
+    formulation="norm_constrained") uses the exact three-layer dual constraint."""
+    X, y, sol = solved
+    cert = deepdual.certify(sol.network, X, y)
+    assert cert.certified and cert.exact_constraint and "second-layer patterns" in cert.method
+    assert cert.objective == pytest.approx(sol.objective, rel=1e-12)
+    net = train_three_layer(X, y, beta=0.5, K=2, m1=2, seed=1, iters=50)
+    cert = deepdual.certify(net, X, y, beta=0.5, formulation="norm_constrained")
+    assert cert.exact_constraint and cert.lower_bound <= sol.objective * (1 + 1e-9)
+    assert cert.objective == pytest.approx(three_layer_objective(net, X, y, beta=0.5), rel=1e-12)
+    # the weight-decay certificate of the same weights is a different (weaker-class) statement
+    assert "second-layer patterns" not in deepdual.certify(net, X, y, beta=0.5).method
+    with pytest.raises(ValueError, match="formulation"):
+        deepdual.certify(net, X, y, beta=0.5, formulation="unit_norm")
+    big = deepdual.Network([[2 * W1, w2, w3] for W1, w2, w3 in net.weights], "relu")
+    with pytest.raises(ValueError, match="norm"):  # ||W1k|| > 1 is outside the formulation
+        deepdual.certify(big, X, y, beta=0.5, formulation="norm_constrained")
 
 
 def test_stopped_early_still_bounds(solved):

@@ -162,6 +162,10 @@ def _record_problem(sol: Solution, lossf: Any, beta: float, options: dict) -> So
         sol.network.problem = problem_of_solve(sol.network, loss=lossf, beta=beta, penalize_biases=bool(pb))
         if sol.info.get("regularization") == "l_L":  # deep narrow networks (docs/one_dimensional.md §10)
             sol.network.problem["regularization"] = "l_L"
+        if sol.info.get("regularization") == "path":  # docs/path_regularization.md
+            sol.network.problem["regularization"] = "path"
+        if sol.info.get("architecture") == "parallel_three_layer":  # unit-norm first layers (docs/three_layer.md)
+            sol.network.problem["formulation"] = "norm_constrained"
     return sol
 
 
@@ -226,8 +230,19 @@ def certify(
         from .relu.one_dimensional.reflections import certify_deep_narrow
 
         return certify_deep_narrow(network, X, Y, beta=beta, loss=lossf, rtol=rtol)
+    if reg == "path":  # path-regularized parallel networks (docs/path_regularization.md §4)
+        from .relu.path_regularization.certificate import certify_path
+
+        return certify_path(network, X, Y, beta=beta, loss=lossf, rtol=rtol, **options)
     if reg != "weight_decay":
-        raise ValueError(f"`regularization` must be 'weight_decay' or 'l_L', got {reg!r}")
+        raise ValueError(f"`regularization` must be 'weight_decay', 'l_L' or 'path', got {reg!r}")
+    form = options.pop("formulation", (network.problem or {}).get("formulation"))
+    if form == "norm_constrained":  # parallel three-layer networks, unit-norm first layers (docs/three_layer.md §3)
+        from .relu.three_layer.certificate import certify_three_layer
+
+        return certify_three_layer(network, X, Y, beta=beta, loss=lossf, rtol=rtol, **options)
+    if form is not None:
+        raise ValueError(f"`formulation` must be 'norm_constrained' or None, got {form!r}")
     from .certification import certify_network
 
     return certify_network(network, X, Y, beta=beta, loss=lossf, rtol=rtol, **options)

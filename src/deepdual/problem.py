@@ -30,7 +30,7 @@ __all__ = ["PROBLEM_KEYS", "check_problem", "problem_to_json", "problem_from_jso
 
 #: keys of :attr:`deepdual.Network.problem`: loss name, weight decay, bias convention, and the
 #: penalty when it is not weight decay (``"l_L"``: deep narrow networks, docs/one_dimensional.md §10)
-PROBLEM_KEYS = ("loss", "beta", "penalize_biases", "regularization")
+PROBLEM_KEYS = ("loss", "beta", "penalize_biases", "regularization", "formulation")
 
 #: relative tolerance under which a given ``beta`` agrees with the stored one (decimal
 #: round trips such as a CLI ``--beta 0.1`` are exact; this only absorbs arithmetic noise)
@@ -64,9 +64,14 @@ def check_problem(problem: Any, name: str = "problem") -> dict[str, Any] | None:
         out["penalize_biases"] = bool(pb)
     if problem.get("regularization") is not None:
         reg = problem["regularization"]
-        if reg not in ("weight_decay", "l_L"):
-            raise ValueError(f"`{name}['regularization']` must be 'weight_decay' or 'l_L', got {reg!r}")
+        if reg not in ("weight_decay", "l_L", "path"):  # "path": docs/path_regularization.md
+            raise ValueError(f"`{name}['regularization']` must be 'weight_decay', 'l_L' or 'path', got {reg!r}")
         out["regularization"] = str(reg)
+    if problem.get("formulation") is not None:  # unit-norm first layers at depth 3 (docs/three_layer.md)
+        form = problem["formulation"]
+        if form != "norm_constrained":
+            raise ValueError(f"`{name}['formulation']` must be 'norm_constrained', got {form!r}")
+        out["formulation"] = "norm_constrained"
     return out
 
 

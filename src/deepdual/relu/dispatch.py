@@ -61,6 +61,18 @@ def solve_relu(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, depth
                rtol: float, bias: bool, method: str, **options: Any) -> Solution:
     method = check_choice(method, "method", RELU_METHODS)
     kw = dict(scalar=scalar, beta=beta, depth=depth, loss=loss, rtol=rtol, bias=bias)
+    regularization = options.pop("regularization", "weight_decay")
+    if regularization == "path":  # path-regularized parallel networks (docs/path_regularization.md)
+        if method not in ("auto", "convex"):
+            raise ValueError(f"`method` must be 'auto' or 'convex' for regularization='path', got {method!r}")
+        seed = options.pop("random_state", None)
+        if seed is not None:
+            options.setdefault("seed", seed)
+        from .path_regularization.solver import solve_path
+
+        return solve_path(X, Y, **kw, **options)
+    if regularization != "weight_decay":
+        raise ValueError(f"`regularization` must be 'weight_decay' or 'path', got {regularization!r}")
     factors = gram = None  # structure found by the dispatch, passed on so it is computed once
     if method == "auto":
         if bias and X.shape[1] == 1:

@@ -26,6 +26,7 @@ lower bound over all widths.  The network is rebuilt from the atoms, so
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -36,10 +37,10 @@ from ...losses import Loss, SquaredLoss
 from ...network import Network
 from ...patterns import count_upper_bound, enumerate_patterns, sample_patterns
 from ...solution import Solution
-from ..whitened.solver import norm_constrained_objective
 from .constraint import Atom, FirstLayer, ascend_atoms, norm_bound, second_layer_constraint
 
-__all__ = ["solve_three_layer", "three_layer_objective", "network_from_atoms", "nonnegative_lasso", "THEOREM"]
+__all__ = ["solve_three_layer", "three_layer_objective", "network_from_atoms", "nonnegative_lasso", "first_layer",
+           "THEOREM"]
 
 THEOREM = "Three-layer convex program (Ergen & Pilanci 2021, arXiv 2110.05518)"
 OPTIONS = ("architecture", "max_patterns", "n_patterns", "seed", "max_iter", "max_nodes", "time_limit")
@@ -50,7 +51,14 @@ def three_layer_objective(network: Network, X: Any, y: Any, *, beta: float) -> f
     of a depth-3 network; ``ValueError`` when some :math:`\|W_{1k}\|_F > 1` (beyond rounding)."""
     if network.depth != 3:
         raise ValueError(f"`network` must have depth 3, got {network.depth}")
-    return norm_constrained_objective(network, X, y, beta=beta, trunk_norm=1.0)
+    for j, layers in enumerate(network.weights):
+        nrm = float(np.linalg.norm(layers[0]))
+        if nrm > 1 + 1e-12:  # rounding of a norm computed from unit-norm factors
+            raise ValueError(f"layer 0 of sub-network {j} has norm {nrm:.6g} > 1 (the first layer is norm-constrained)")
+    F = np.asarray(network.forward(X), float)
+    Y = np.asarray(y, float).reshape(F.shape)
+    decayed = math.fsum(float(np.sum(W ** 2)) for layers in network.weights for W in layers[1:])
+    return float(0.5 * np.sum((F - Y) ** 2) + 0.5 * beta * decayed)
 
 
 def nonnegative_lasso(A: np.ndarray, y: np.ndarray, beta: float, c0: np.ndarray | None = None,
@@ -126,7 +134,7 @@ def network_from_atoms(atoms: list[tuple[float, Atom]], c: np.ndarray, d: int, *
     return Network(subnets, "relu", scalar_output=scalar)
 
 
-def _first_layer(X: np.ndarray, options: dict) -> tuple[FirstLayer, bool, str]:
+def first_layer(X: np.ndarray, options: dict) -> tuple[FirstLayer, bool, str]:
     """Complete cones (sectors for d = 2, enumerated patterns when few), else sampled patterns."""
     max_patterns = int(options.get("max_patterns", 2000))
     n, d = X.shape
@@ -182,7 +190,7 @@ def solve_three_layer(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float
     start = time.perf_counter()
     y = Y[:, 0].astype(float)
     n, d = X.shape
-    layer, complete, how = _first_layer(X, options)
+    layer, complete, how = first_layer(X, options)
     atoms: list[tuple[float, Atom]] = []
     cols = np.zeros((n, 0))
     c = np.zeros(0)
