@@ -13,6 +13,7 @@ Usage::
     python benchmarks/bench_1d.py --paper-architecture   # the experiment of docs §7.6 (torch)
     python benchmarks/bench_1d.py --variants             # hinge/logistic growth, penalized biases
     python benchmarks/bench_1d.py --variants --hinge-max 100000   # include hinge at 10^5 (~4 min)
+    python benchmarks/bench_1d.py --deep-narrow          # deep narrow L = 4, l_L penalty (docs §10)
 
 Prints two tables (time ratios measured in the same run) and writes
 ``benchmarks/results/bench_1d.json``.  Not a test: timings depend on the machine.
@@ -201,6 +202,66 @@ def variants(*, quick: bool, hinge_max: int) -> dict:
     return out
 
 
+def _cvxpy_padded_trend_filter(x: np.ndarray, y: np.ndarray, beta: float) -> tuple[float, float]:
+    """cvxpy/CLARABEL on the deep narrow program written as the padded trend filter
+    min 1/2||g[inv] - y||^2 + beta/2 ||E S g||_1 (docs/one_dimensional.md §10)."""
+    import cvxpy as cp
+    import scipy.sparse as sps
+
+    t0 = time.perf_counter()
+    u, inv = np.unique(x, return_inverse=True)
+    p = u.size
+    inv_d = 1.0 / np.diff(u)
+    S = sps.diags([-inv_d, inv_d], [0, 1], shape=(p - 1, p))
+    E = sps.vstack([sps.eye(p - 1, format="csr"), sps.csr_matrix((1, p - 1))]) - \
+        sps.vstack([sps.csr_matrix((1, p - 1)), sps.eye(p - 1, format="csr")])
+    g = cp.Variable(p)
+    M = sps.csr_matrix((np.ones(x.size), (np.arange(x.size), inv)), shape=(x.size, p))
+    prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(M @ g - y) + 0.5 * beta * cp.norm1((E @ S) @ g)))
+    prob.solve(solver=cp.CLARABEL)
+    return time.perf_counter() - t0, float(prob.value)
+
+
+def deep_narrow(*, quick: bool, depth: int = 4) -> dict:
+    """Deep narrow networks (arXiv 2403.01046, l_L penalty): deepdual's solver against cvxpy on the
+    same convex program and against the two-layer solver on the same data (peers measured in the
+    same run), and growth to 10^4 points."""
+    betas = (0.01, 1.0)
+    sizes = (300, 1000) if quick else (300, 1000, 3000, 10000)
+    cvx_max = 1000 if quick else 3000
+    rows = []
+    print(f"deep narrow ReLU, L = {depth}, l_L penalty: deepdual vs cvxpy (padded trend filter) and the "
+          "two-layer solver")
+    print(f"{'n':>6} {'beta':>6} {'ours [s]':>9} {'2-layer [s]':>11} {'cvxpy [s]':>10} {'cvx/ours':>9} "
+          f"{'rel. obj. diff':>15} {'gap':>9} {'atoms':>6}")
+    deepdual.solve(np.arange(5.0).reshape(-1, 1), np.sin(np.arange(5.0)), beta=0.1, depth=3, bias=True,
+                   architecture="deep_narrow")  # warm up imports
+    for n in sizes:
+        x, y = _data(n, seed=2)
+        for beta in betas:
+            t0 = time.perf_counter()
+            sol = deepdual.solve(x.reshape(-1, 1), y, beta=beta, depth=depth, bias=True, architecture="deep_narrow")
+            t_ours = time.perf_counter() - t0
+            t_two, _ = _time_ours(x, y, beta, 1)
+            row = dict(n=n, beta=beta, depth=depth, ours_s=t_ours, two_layer_s=t_two, objective=sol.objective,
+                       relative_gap=sol.relative_gap, certified=sol.certified, atoms=sol.info["neurons"],
+                       refits=sol.info["refits"])
+            if n <= cvx_max:
+                t_cvx, v_cvx = _cvxpy_padded_trend_filter(x, y, beta)
+                row.update(cvxpy_s=t_cvx, cvxpy_objective=v_cvx, ratio_cvxpy=t_cvx / t_ours,
+                           relative_difference=(sol.objective - v_cvx) / abs(v_cvx))
+            rows.append(row)
+            cvx = (f"{row['cvxpy_s']:>10.3f} {row['ratio_cvxpy']:>9.1f} {row['relative_difference']:>15.2e}"
+                   if "cvxpy_s" in row else f"{'-':>10} {'-':>9} {'-':>15}")
+            print(f"{n:>6} {beta:>6g} {t_ours:>9.3f} {t_two:>11.3f} {cvx} {sol.relative_gap:>9.1e} "
+                  f"{row['atoms']:>6}", flush=True)
+    return {"benchmark": "bench_1d --deep-narrow", "depth": depth,
+            "problem": "min 1/2||f(x) - y||^2 + beta/L sum |w|^L over sums of width-one ReLU chains (free biases)",
+            "data": "x ~ U(-2, 2), y = sin(3x) + 0.3 N(0, 1), seed 2", "rows": rows,
+            "machine": {"platform": platform.platform(), "python": sys.version.split()[0],
+                        "cpu_count": os.cpu_count(), "load_1min": os.getloadavg()[0]}}
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes only")
@@ -211,6 +272,8 @@ def main(argv: list[str] | None = None) -> dict:
                     help="only the logistic/hinge growth and the penalized-bias cases (docs §6)")
     ap.add_argument("--hinge-max", type=int, default=30000,
                     help="largest n for the hinge LP (its dual simplex grows about quadratically)")
+    ap.add_argument("--deep-narrow", action="store_true",
+                    help="only the deep narrow networks of arXiv 2403.01046 (docs §10)")
     args = ap.parse_args(argv)
     if args.paper_architecture:
         return {"paper_architecture": paper_architecture()}
@@ -223,6 +286,13 @@ def main(argv: list[str] | None = None) -> dict:
         limiter = threadpool_limits(1)
     except ImportError:  # pragma: no cover - bench extra missing
         limiter = None
+    if args.deep_narrow:
+        res = deep_narrow(quick=args.quick)
+        out = pathlib.Path(args.out).with_name("bench_1d_deep_narrow.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(res, indent=2))
+        print(f"\nwrote {out}")
+        return res
     if args.variants:
         res = variants(quick=args.quick, hinge_max=args.hinge_max)
         out = pathlib.Path(args.out).with_name("bench_1d_variants.json")

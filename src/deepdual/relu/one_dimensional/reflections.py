@@ -27,9 +27,9 @@ What this module computes (derivation: ``docs/one_dimensional.md`` §10):
 * Exact dual constraint :math:`\sup_{\text{units}}|v^Th| = \max_k h_k - \min_k h_k` over the
   ramp correlations (:func:`c_deep_narrow`), hence a proven weak-duality bound for every
   network of this architecture (:func:`certify_deep_narrow`).
-* :func:`solve_deep_narrow`: the padded trend filter by a banded barrier method on its box
-  dual, polished by exact spline refits on the identified knots, certified by the exact
-  constraint; :func:`deep_narrow_network` builds the chains (balanced, so
+* :func:`solve_deep_narrow`: the padded trend filter by a feature-sign search over knots with
+  exact tridiagonal spline refits, certified by the exact constraint;
+  :func:`deep_narrow_network` builds the chains (balanced, so
   ``objective(network, ..., regularization="l_L")`` equals the Lasso value).
 
 References
@@ -245,82 +245,6 @@ def is_deep_narrow(network: Network) -> bool:
 # =============================================================================================
 
 
-def _banded_q(T: np.ndarray, winv: np.ndarray) -> np.ndarray:
-    r"""Upper banded storage (3 rows, for ``solveh_banded``) of :math:`Q = \tilde D W^{-1}\tilde D^T`
-    for tridiagonal :math:`\tilde D` given by :func:`_tri_dtilde`."""
-    p = T.shape[1]
-
-    def entry(k: np.ndarray, i: np.ndarray) -> np.ndarray:  # D[k, i] for |k - i| <= 1
-        out = np.zeros(k.size)
-        for band, off in ((0, -1), (1, 0), (2, 1)):
-            sel = (i - k) == off
-            out[sel] = T[band, k[sel]]
-        return out
-
-    ab = np.zeros((3, p))
-    for off in range(3):
-        k = np.arange(p - off)
-        val = np.zeros(p - off)
-        for di in (-1, 0, 1):
-            i = k + di
-            ok = (i >= 0) & (i < p) & (np.abs(k + off - i) <= 1)
-            val[ok] += entry(k[ok], i[ok]) * winv[i[ok]] * entry(k[ok] + off, i[ok])
-        ab[2 - off, off:] = val
-    return ab
-
-
-def _barrier_box_qp(ab: np.ndarray, bvec: np.ndarray, lam: float, *, max_newton: int = 400) -> np.ndarray:
-    r"""Barrier method for :math:`\min \frac12 w^TQw - b^Tw` s.t. :math:`|w| \le \lambda`, with
-    ``Q`` given in upper banded storage ``ab``; each Newton system is banded (``solveh_banded``)."""
-    p = bvec.size
-    w = np.zeros(p)
-
-    def qmul(v):
-        out = ab[2] * v
-        for off in (1, 2):
-            out[:-off] += ab[2 - off, off:] * v[off:]
-            out[off:] += ab[2 - off, off:] * v[:-off]
-        return out
-
-    scale = max(float(np.max(np.abs(bvec))) * lam, 1e-300)
-    t = 1.0 / scale
-    newton = 0
-    while True:
-        for _ in range(60):
-            gq = qmul(w) - bvec
-            dp, dm = lam - w, lam + w
-            grad = t * gq + 1.0 / dp - 1.0 / dm
-            hb = ab * t
-            hb = hb.copy()
-            hb[2] += 1.0 / dp ** 2 + 1.0 / dm ** 2
-            try:
-                step = -sla.solveh_banded(hb, grad, check_finite=False)
-            except (np.linalg.LinAlgError, ValueError):
-                step = -grad / hb[2]
-            newton += 1
-            dec = -float(grad @ step)
-            # largest feasible step, then backtracking on the barrier objective
-            with np.errstate(divide="ignore", invalid="ignore"):
-                lim = np.where(step > 0, dp / step, np.where(step < 0, -dm / step, np.inf))
-            smax = min(1.0, 0.99 * float(np.min(lim)))
-            f0 = t * (0.5 * w @ qmul(w) - bvec @ w) - np.sum(np.log(dp)) - np.sum(np.log(dm))
-            s_ = smax
-            while s_ > 1e-12:
-                wn = w + s_ * step
-                fn = t * (0.5 * wn @ qmul(wn) - bvec @ wn) - np.sum(np.log(lam - wn)) - np.sum(np.log(lam + wn))
-                if fn <= f0 - 0.25 * s_ * dec:
-                    break
-                s_ *= 0.5
-            else:
-                break
-            w = wn
-            if dec < 1e-9 or newton >= max_newton:
-                break
-        if 2 * p / t < 1e-10 * scale or newton >= max_newton:
-            return w
-        t *= 20.0
-
-
 def _fit_knots(u: np.ndarray, wts: np.ndarray, y: np.ndarray, knots: np.ndarray, sig: np.ndarray,
                lam: float) -> np.ndarray:
     r"""Exact minimizer of :math:`\frac12\|g-y\|_W^2 + \lambda\sum_r \sigma_r\,(\tilde Dg)_{k_r}` over
@@ -390,14 +314,14 @@ def _residual_bound(gr, r: np.ndarray, beta: float) -> float:
 
 
 def solve_deep_narrow(x: np.ndarray, y: np.ndarray, X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float,
-                      depth: int, loss: Loss, rtol: float, max_iter: int = 50, tol: float = 1e-10) -> Solution:
+                      depth: int, loss: Loss, rtol: float, max_iter: int = 100_000) -> Solution:
     r"""Optimal deep narrow ReLU network (arXiv 2403.01046) of depth ``L >= 3`` under the
     :math:`\ell_L` penalty (module docstring): the Lasso over clipped ramps, i.e. the padded
     trend filter :math:`\min_g \frac12\|g - y\|^2 + \frac\beta2\,\|\tilde Dg\|_1`.
 
-    Algorithm: barrier method on the box dual :math:`|w|\le\beta/2` (banded Newton systems),
-    then exact refits on the knots where the dual is at its bound (feature-sign updates from
-    the exact constraint's violators) until the proven gap is below ``tol`` relative.
+    Algorithm: feature-sign search in the knot parametrization (:func:`_feature_sign`): exact
+    tridiagonal refits, every refit O(n); the returned network is certified by the exact
+    constraint of its residual (:func:`certify_deep_narrow`).
     """
     if not isinstance(loss, SquaredLoss):
         raise ValueError(f"architecture='{ARCHITECTURE}' supports loss='squared' only, got "
@@ -419,50 +343,14 @@ def solve_deep_narrow(x: np.ndarray, y: np.ndarray, X: np.ndarray, Y: np.ndarray
         yn = (yb - y0) / bsc
         lam = beta / (2.0 * a * bsc)
         Dband = _tri_dtilde(un)
-        winv = 1.0 / wts
-        ab = _banded_q(Dband, winv)
-        bvec = _tri_mul(Dband, yn)
-        w = _barrier_box_qp(ab, bvec, lam)
-        g_ipm = yn - winv * _tri_tmul(Dband, w)
-        best_g = g_ipm
-        best = _lasso_value(gr, bsc * g_ipm + y0, beta)
-        knots = np.flatnonzero(np.abs(w) >= lam * (1 - 1e-6))
-        sig = np.sign(w[knots])
-        iters = 0
-        for iters in range(1, max_iter + 1):
-            g = _fit_knots(un, wts, yn, knots, sig, lam)
-            val = _lasso_value(gr, bsc * g + y0, beta)
-            if val < best:
-                best, best_g = val, g
-            lb = _group_bound(gr, bsc * g + y0, beta)
-            if val - lb <= tol * max(abs(val), 1e-300):
-                break
-            # feature-sign update: dual w = h - centre; knots where |w| reaches lam, with its sign
-            V = wts * (yn - g)
-            h, _ = ramp_correlations(un, V - np.sum(V) * wts / np.sum(wts))
-            h = np.asarray(h, float)
-            d = _tri_mul(Dband, g)
-            ok = np.ones(knots.size, bool)
-            ok &= ~((np.abs(d[knots]) > 1e-12 * max(np.max(np.abs(d)), 1e-300)) & (np.sign(d[knots]) != sig))
-            centre = 0.5 * (np.max(h) + np.min(h)) if knots.size == 0 else float(np.median(h[knots] - lam * sig))
-            wv = h - centre
-            viol = np.flatnonzero(np.abs(wv) > lam * (1 + 1e-9))
-            new = np.union1d(knots[ok], viol)
-            if new.size == knots.size and np.array_equal(new, knots):
-                break
-            knots = new
-            sig = np.sign(wv[knots])
-            sig[sig == 0] = 1.0
-        gap = best - _group_bound(gr, bsc * best_g + y0, beta)
-        if gap > tol * max(abs(best), 1e-300):  # exact feature-sign search (finite, monotone)
-            fs_g, steps = _feature_sign(un, wts, yn, Dband, lam, max_steps=max(50 * p, 1000))
-            iters += steps
-            val = _lasso_value(gr, bsc * fs_g + y0, beta)
-            if val < best:
-                best, best_g = val, fs_g
-        g = best_g
+        g, knots, iters = _feature_sign(un, wts, yn, Dband, lam, max_steps=max_iter)
         g = bsc * g + y0
-    const, aa, bb, zz = min_norm_clips(u, g, tol=1e-11)
+    if p > 1 and knots.size >= 2:
+        # g is linear between its knots and constant outside: decompose the knot spline exactly
+        # (no slopes recomputed from rounded neighbouring values)
+        const, aa, bb, zz = min_norm_clips(u[knots], g[knots])
+    else:
+        const, aa, bb, zz = float(g[0]), np.zeros(0), np.zeros(0), np.zeros(0)
     net = deep_narrow_network(const, aa, bb, zz, L, scalar)
     obj = _objective(net, X, Y, beta=beta, regularization=REGULARIZATION)
     cert = certify_deep_narrow(net, X, Y, beta=beta, rtol=rtol)
@@ -478,14 +366,17 @@ def solve_deep_narrow(x: np.ndarray, y: np.ndarray, X: np.ndarray, Y: np.ndarray
 
 
 def _signed_dual(u: np.ndarray, wts: np.ndarray, y: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """Ramp correlations ``h`` of the centred residual sums (the dual ``w = h + const``)."""
+    """Ramp correlations ``h`` of the centred residual sums (the dual ``w = h + const``), in
+    double precision (they only choose the knots; the certificate recomputes them exactly)."""
     V = wts * (y - g)
-    h, _ = ramp_correlations(u, V - np.sum(V) * wts / np.sum(wts))
-    return np.asarray(h, float)
+    V = V - np.sum(V) * wts / np.sum(wts)
+    S = np.cumsum(V[::-1])[::-1]
+    inc = np.diff(u) * S[1:]
+    return np.concatenate([np.cumsum(inc[::-1])[::-1], [0.0]])
 
 
 def _feature_sign(u: np.ndarray, wts: np.ndarray, y: np.ndarray, T: np.ndarray, lam: float, *,
-                  max_steps: int) -> tuple[np.ndarray, int]:
+                  max_steps: int) -> tuple[np.ndarray, np.ndarray, int]:
     r"""Feature-sign search (Lee, Battle, Raina & Ng 2007) for the padded trend filter
     :math:`\min_g\frac12\|g-y\|_W^2 + \lambda\|\tilde Dg\|_1`, in the knot parametrization.
 
@@ -494,7 +385,8 @@ def _feature_sign(u: np.ndarray, wts: np.ndarray, y: np.ndarray, T: np.ndarray, 
     (:math:`|h_j + c| > \lambda`) joins with the sign of :math:`h_j + c`; a refit that flips the
     sign of a knot's slope change is cut back to the first zero crossing (a line segment
     along which the objective decreases), where that knot leaves.  Every step lowers the
-    objective, so the search ends after finitely many steps at the optimum."""
+    objective, so the search ends after finitely many steps at the optimum.  Returns the fit,
+    the knots (``g`` is linear between them and constant outside) and the number of refits."""
     knots = np.zeros(0, dtype=int)
     sig = np.zeros(0)
     g = np.full(u.size, float(np.sum(wts * y) / np.sum(wts)))
@@ -512,9 +404,12 @@ def _feature_sign(u: np.ndarray, wts: np.ndarray, y: np.ndarray, T: np.ndarray, 
             j2 = int(np.argmin(h)) if h[j] + c > 0 else int(np.argmax(h))
             cand = np.array(sorted({j, j2}))
             csig = np.sign(h[cand] + c)
-        else:
-            cand = np.append(knots, j)
-            csig = np.append(sig, np.sign(h[j] + c))
+        else:  # the worst point of every run of violators (several knots per refit)
+            pos = viol > 1e-10 * lam
+            runs = np.flatnonzero(np.diff(np.concatenate([[0], pos.astype(int), [0]])))
+            new = [int(a + np.argmax(viol[a:b])) for a, b in zip(runs[::2], runs[1::2])]
+            cand = np.append(knots, new)
+            csig = np.append(sig, np.sign(h[new] + c))
         order = np.argsort(cand)
         cand, csig = cand[order], csig[order]
         while True:
@@ -542,7 +437,7 @@ def _feature_sign(u: np.ndarray, wts: np.ndarray, y: np.ndarray, T: np.ndarray, 
                 g = _fit_knots(u, wts, y, cand, csig, lam)
                 knots, sig = cand, csig
                 break
-    return g, steps
+    return g, knots, steps
 
 
 def _tri_dtilde(u: np.ndarray) -> np.ndarray:
