@@ -112,8 +112,11 @@ def test_deep_certified_exactly_when_one_part():
         h = 0.5 * (s - np.linalg.norm(y)) ** 2 + 0.15 * depth * s ** (2 / depth)
         assert sol.objective <= h.min() + 1e-12
         assert sol.objective >= h.min() - 1e-6
-    y2 = y * np.array([1, -1, 1, -1, 1])
-    sol = deepdual.solve(X, y2, beta=0.3, depth=4)  # depth 3 with one output is proven (test_whitened_depth3.py)
+    # two parts are proven at every depth; three parts are not (test_whitened_deep.py)
+    y2 = np.zeros((5, 2))
+    y2[:, 0] = 2 * y * np.array([1, -1, 1, 0, 0])
+    y2[3:, 1] = 2 * y[3:]
+    sol = deepdual.solve(X, y2, beta=0.3, depth=4)
     assert not sol.certified and "not certified" in sol.info["note"]
     assert sol.lower_bound < sol.objective
 

@@ -1,4 +1,4 @@
-"""Depth 3, one output, weight decay: the sign-split lower bound (docs/relu.md §2.3 theorem).
+"""Depth 3, one output, weight decay: the sign-split lower bound (docs/relu.md §2.3, two-part theorem at L = 3).
 
 The bound holds for every depth-3 ReLU network on every data set; on whitened data it
 equals the per-part closed form, so ``solve`` is certified there.
@@ -38,10 +38,10 @@ def test_solve_certified_with_both_signs():
     assert sol.certified and "note" not in sol.info
     a = part_norms(y)
     assert abs(sol.objective - sum(grid_value(t, 0.1) for t in a)) < 1e-8
-    assert sol.lower_bound == sol.info["sign_split_bound"]
-    # depth 4 stays uncertified (docs/relu.md §2.3, open)
+    assert sol.lower_bound == sol.info["two_part_bound"]
+    # depth 4 is certified by the same theorem (tests/test_whitened_deep.py)
     sol4 = deepdual.solve(X, y, beta=0.1, depth=4)
-    assert not sol4.certified and "not certified" in sol4.info["note"]
+    assert sol4.certified and "note" not in sol4.info
 
 
 def test_restarts_reach_but_never_beat_the_certified_optimum():
@@ -97,7 +97,7 @@ def test_certify_uses_the_sign_split_bound():
     y = np.array([1.5, -1.2, 0.8, -0.9])
     sol = deepdual.solve(X, y, beta=0.1, depth=3)
     cert = deepdual.certify(sol.network, X, y, beta=0.1)
-    assert cert.certified and "sign-split" in cert.method
+    assert cert.certified and "two-part split" in cert.method
     # on general data it is one of the bounds, never above the network's objective
     rng = np.random.default_rng(2)
     Xg, yg = rng.standard_normal((10, 3)), rng.standard_normal(10)
@@ -105,4 +105,4 @@ def test_certify_uses_the_sign_split_bound():
     cert = deepdual.certify(deepdual.Network([[rng.standard_normal((3, 4)), rng.standard_normal((4, 4)),
                                                rng.standard_normal((4, 1))]], "relu", scalar_output=True),
                             Xg, yg, beta=0.3)
-    assert cert.details["bounds"]["sign split (depth 3)"] <= best
+    assert cert.details["bounds"]["two-part split"] <= best

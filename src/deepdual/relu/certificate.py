@@ -25,6 +25,11 @@ are computed and the largest is reported (``details["bounds"]`` lists all):
     (:func:`deepdual.dual_constraint.relaxed_squared_bound`): exact at depth 2 on
     whitened data with scalar or one-hot labels, and at depth :math:`\ge 3` when one label
     part dominates.
+``two-part split``
+    Squared loss, at most two label parts (e.g. scalar labels of both signs), depth
+    :math:`\ge 3`, any data: :math:`\sum_p\min_s\frac12(s-a_p)^2+\frac{\beta L}{2}(s/\|X\|_2)^{2/L}`
+    (:func:`deepdual.relu.whitened.solver.two_part_bound`, docs/relu.md §2.3); exact on
+    whitened data.
 
 Biases.  Networks with biases on one-dimensional data are certified by
 :func:`deepdual.relu.one_dimensional.solver.certify_1d` (the 1-D theory).  For :math:`d > 1`, penalized
@@ -45,7 +50,7 @@ from scipy.optimize import minimize_scalar
 
 from .._validation import check_choice, check_options
 from ..bounds import max_budget, power_penalty_lower_bound
-from ..exact_centering import center_exactly, center_rows_and_columns_exactly
+from ..exact_centering import center_exactly
 from ..dual_constraint import (
     CONSTRAINT_MODES,
     DEFAULT_MAX_PATTERNS,
@@ -54,7 +59,7 @@ from ..dual_constraint import (
     relaxed_squared_bound,
     relu_constraint,
 )
-from ..losses import CrossEntropyLoss, Loss, SquaredLoss
+from ..losses import Loss, SquaredLoss
 from ..network import Network
 from ..objective import objective
 from ..solution import Certificate
@@ -252,10 +257,7 @@ def certify_relu(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float,
             # (beta/2)||b||^2 - <V^T 1, b> >= -||V^T 1||^2 / (2 beta)   (Fenchel--Young)
             quad = 1.0 / (2.0 * beta)
         else:
-            # <V, 1 b^T> = 0 for every b, exactly (deepdual.exact_centering); the cross-entropy
-            # loss also needs zero row sums, exactly, after that centering
-            V0 = (center_rows_and_columns_exactly(V0) if isinstance(loss, CrossEntropyLoss)
-                  else center_exactly(V0))
+            V0 = center_exactly(V0)  # <V, 1 b^T> = 0 for every b, exactly (deepdual.exact_centering)
     if free_biases:
         # unpenalized hidden biases: a neuron with u = 0 outputs a constant, so 1^T v = 0 is
         # needed (docs/convex_program.md §12); the output-bias term is then zero too
@@ -331,14 +333,14 @@ def certify_relu(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float,
                     how = "exact constraint (whitened)" if white else "spectral-norm bound"
                     best = (red.lower, f"relaxed reduced problem over {kind}, {how}",
                             white and kind == "label parts", None)
-                if L == 3 and Y.shape[1] == 1:  # any data (docs/relu.md §2.3, depth-3 theorem)
-                    from .whitened.solver import sign_split_bound
+                if L >= 3 and kind == "label parts" and len(parts) <= 2:
+                    # any data, any depth (docs/relu.md §2.3, two-part theorem)
+                    from .whitened.solver import two_part_bound
 
-                    a = [float(np.linalg.norm(np.maximum(s * Y[:, 0], 0.0))) for s in (1.0, -1.0)]
-                    split = sign_split_bound(np.array(a), beta=beta, x_norm=xn * (1 + 1e-12))
-                    bounds["sign split (depth 3)"] = split
+                    split = two_part_bound(parts, beta=beta, depth=L, x_norm=xn * (1 + 1e-12))
+                    bounds["two-part split"] = split
                     if split > best[0]:
-                        best = (split, "sign-split bound over label signs (depth 3)", white, None)
+                        best = (split, f"two-part split bound over label parts (depth {L})", white, None)
             else:  # X = 0: every network outputs 0
                 val = float(loss.value(np.zeros_like(Y), Y))
                 bounds["zero data"] = val

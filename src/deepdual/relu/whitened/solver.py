@@ -17,16 +17,19 @@ Weight decay, :math:`L = 2` [derived, certified]
     dual constraint is exactly :math:`\max_p\min(a_p,\beta) \le \beta` (disjoint supports), and
     :math:`D(V^\star) = \sum_p H_\beta(a_p)`.
 
-Weight decay, :math:`L \ge 3` [derived; proven for :math:`L = 3` with one output]
+Weight decay, :math:`L \ge 3` [proven for at most two label parts; refuted for three]
     each part contributes :math:`\min_{s\ge0}\tfrac12(s - a_p)^2 + \tfrac{\beta L}{2}s^{2/L}`
     (:func:`deepdual.bounds.power_prox`: a jump, not a soft threshold).  The returned
-    network attains this value.  For :math:`L = 3` and scalar :math:`y` the matching lower
-    bound is :func:`sign_split_bound` (docs/relu.md §2.3): certified.  Otherwise the proven lower bound is the *relaxed reduced
+    network attains this value.  With at most two label parts (scalar :math:`y` of both
+    signs, two classes, any depth) the matching lower bound is :func:`two_part_bound`
+    (docs/relu.md §2.3): certified.  Otherwise the proven lower bound is the *relaxed reduced
     problem* :math:`\min_T W(T) + \frac{\beta L}{2}T^{2/L}` (:func:`deepdual.dual_constraint.relaxed_squared_bound`),
     which lets all parts share one path budget: it equals the claimed optimum when one
-    part is active and the others' norms lie below the optimal residual (e.g.
-    one-signed :math:`y`), and is strictly smaller otherwise.  ``certified`` reports
-    which case holds; ``info["note"]`` explains.
+    part is active and the others' norms lie below the optimal residual, and is strictly
+    smaller otherwise.  With three or more parts the per-part value is not always optimal
+    (a width-2 network beats it for the parts :math:`(1,+), (1,-), (2,+)`, docs/relu.md §2.3).
+    ``certified`` reports which case holds;
+    ``info["note"]`` explains.
 
 Norm-constrained form (``formulation="norm_constrained"``) [paper's form, certified]
     The paper's problem regularizes only the last two layers and bounds the others:
@@ -75,7 +78,7 @@ from ...objective import objective, regularizer
 from ...solution import Solution
 from ..rank_one.solver import check_width, zero_path, aligned_path, path_output
 
-__all__ = ["solve_whitened", "sign_split_bound", "norm_constrained_objective", "block_diagonal", "supports", "THEOREM", "FORMULATIONS"]
+__all__ = ["solve_whitened", "two_part_bound", "sign_split_bound", "norm_constrained_objective", "block_diagonal", "supports", "THEOREM", "FORMULATIONS"]
 
 THEOREM = "Theorem (whitened data, Ergen & Pilanci 2021)"
 FORMULATIONS = ("weight_decay", "norm_constrained")
@@ -167,32 +170,58 @@ def is_whitened_rows(X: np.ndarray) -> bool:
     return bool(np.max(np.abs(np.einsum("ij,ij->i", X, X) - 1.0)) <= _white_tol(X))
 
 
-def sign_split_bound(part_norms: np.ndarray, *, beta: float, x_norm: float) -> float:
-    r"""Proven lower bound on the weight-decay objective of every depth-3 ReLU network with one output.
+def two_part_bound(part_norms: np.ndarray, *, beta: float, depth: int, x_norm: float) -> float:
+    r"""Proven lower bound on the weight-decay objective of every depth-``depth`` ReLU network
+    (no biases, squared loss) when the labels have at most two parts.
 
-    For scalar labels :math:`y = y_+ - y_-` with :math:`a_\pm = \|y_\pm\|` and any data with
-    :math:`\|X\|_2 \le` ``x_norm``, every parallel depth-3 ReLU network (any widths) satisfies
-    (docs/relu.md §2.3, "Depth 3, scalar labels")
+    Let every row of :math:`Y` have at most one non-zero entry and let at most two label parts
+    :math:`y_p = (\pm y_k)_+` be non-zero (scalar :math:`y` of both signs, two classes, ...), with
+    norms :math:`a_p`.  For *any* data with :math:`\|X\|_2 \le` ``x_norm`` and every parallel
+    ReLU network of depth :math:`L \ge 2` (any number of sub-networks, any widths),
+    (docs/relu.md §2.3, "Theorem (two label parts, any depth)")
 
-    .. math:: P(\theta) \ \ge\ \sum_{\pm}\min_{s\ge0}\ \tfrac12(s - a_\pm)^2
-              + \tfrac{3\beta}{2}\,\|X\|_2^{-2/3}\,s^{2/3}.
+    .. math:: P(\theta) \ \ge\ \sum_p\min_{s\ge0}\ \tfrac12(s - a_p)^2
+              + \tfrac{\beta L}{2}\,\|X\|_2^{-2/L}\,s^{2/L}.
 
-    The proof splits the first layer by the rows where :math:`f > 0` or :math:`f < 0` and the
-    last two layers by the sign of the output weights, so the two label parts share no weight.
+    The proof reduces the samples of each part to one representative (homogeneity of the
+    network in its first-layer activations), and then bounds the two-sample network through
+    the :math:`2\times2` Gram matrices of its hidden layers, which have non-negative entries.
     On whitened data this equals the per-part closed form.  Each minimum is
     :func:`deepdual.bounds.power_prox`'s proven lower bound.
 
     Parameters
     ----------
     part_norms : array
-        The norms :math:`a_\pm` (at most two; zero entries contribute 0).
+        The norms :math:`a_p` of the label parts (zero entries contribute 0; at most two
+        may be positive).
     beta : float
         Weight decay.
+    depth : int
+        The depth :math:`L \ge 2`.
     x_norm : float
         An upper bound on :math:`\|X\|_2`.
+
+    Raises
+    ------
+    ValueError
+        If more than two part norms are positive (the theorem is not proven there), or
+        ``depth < 2``.
     """
-    lam = 1.5 * beta * float(x_norm) ** (-2.0 / 3.0)
-    return float(sum(power_prox(float(a), lam, 2.0 / 3.0).lower for a in np.ravel(part_norms) if a > 0))
+    a = [float(t) for t in np.ravel(np.asarray(part_norms, dtype=float)) if t > 0]
+    if len(a) > 2:
+        raise ValueError(f"`part_norms`: the two-part bound needs at most two non-zero label parts, got {len(a)} "
+                         "(with three or more the per-part value is not a lower bound, docs/relu.md §2.3)")
+    L = int(depth)
+    if L < 2:
+        raise ValueError(f"`depth` must be an integer >= 2, got {depth!r}")
+    lam = 0.5 * beta * L * float(x_norm) ** (-2.0 / L)
+    return float(sum(power_prox(t, lam, 2.0 / L).lower for t in a))
+
+
+def sign_split_bound(part_norms: np.ndarray, *, beta: float, x_norm: float, depth: int = 3) -> float:
+    r""":func:`two_part_bound` for scalar labels, norms :math:`a_\pm = \|y_\pm\|` (kept for
+    callers of the depth-3 sign-split bound; valid at every depth, docs/relu.md §2.3)."""
+    return two_part_bound(part_norms, beta=beta, depth=depth, x_norm=x_norm)
 
 
 def _feasible_dual_value(loss: Loss, V: np.ndarray, Y: np.ndarray, c: float, limit: float) -> tuple[float, np.ndarray]:
@@ -318,9 +347,9 @@ def solve_whitened(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, d
             red = relaxed_squared_bound(np.array([p.norm for p in parts]), lam, 2.0 / L)
             lower, dual = red.lower, None
             info["relaxed_budget"] = red.x
-            if L == 3 and K == 1:
-                split = sign_split_bound(np.array([p.norm for p in parts]), beta=beta, x_norm=x_norm)
-                info["sign_split_bound"] = split
+            if len(parts) <= 2:  # proven optimal (docs/relu.md §2.3, two-part theorem)
+                split = two_part_bound(np.array([p.norm for p in parts]), beta=beta, depth=L, x_norm=x_norm)
+                info["two_part_bound"] = split
                 lower = max(lower, split)
     elif isinstance(loss, (LogisticLoss, HingeLoss)) and K == 1:
         if not closed_two_layer:
@@ -384,7 +413,8 @@ def solve_whitened(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, d
             f"weight decay at depth {L}: the network attains the derived value sum_p min_s (s - a_p)^2/2 "
             f"+ (beta L/2) s^(2/L) over {len(part_info)} label part(s) ({active} active), but the proven "
             "lower bound (all parts sharing one path budget) is smaller: optimality is not certified "
-            "(proven only for depth 3 with one output, docs/relu.md §2.3). "
+            "(proven for at most two label parts; with three or more the per-part value can be beaten, "
+            "e.g. parts (1,+), (1,-), (2,+) at depth 3-5, docs/relu.md §2.3). "
             "formulation='norm_constrained' gives the paper's certified form"
         )
         sol.info["note"] = note
