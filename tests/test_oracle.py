@@ -24,9 +24,12 @@ def c_enumerated(X: np.ndarray, v: np.ndarray) -> float:
     return best
 
 
-def check_against_enumeration(X: np.ndarray, v: np.ndarray) -> None:
+METHODS = ("rows", "sphere")
+
+
+def check_against_enumeration(X: np.ndarray, v: np.ndarray, method: str = "auto") -> None:
     ref = c_enumerated(X, v)
-    res = dual_constraint_bb(X, v)
+    res = dual_constraint_bb(X, v, method=method)
     tol = 1e-7 * max(1.0, ref)
     assert res.exact
     assert res.upper >= ref - 1e-9 * max(1.0, ref)        # a proven upper bound
@@ -40,31 +43,39 @@ def check_against_enumeration(X: np.ndarray, v: np.ndarray) -> None:
         assert np.array_equal(res.pattern, X @ res.u >= 0)
 
 
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("seed", range(12))
-def test_matches_enumeration_random(seed):
+def test_matches_enumeration_random(seed, method):
     rng = np.random.default_rng(seed)
     n, d = [(8, 1), (15, 2), (20, 3), (12, 4)][seed % 4]
     X = rng.standard_normal((n, d))
     v = rng.standard_normal(n)
-    check_against_enumeration(X, v)
+    check_against_enumeration(X, v, method)
 
 
-def test_ties_duplicates_rank_deficient_zero_rows():
+@pytest.mark.parametrize("method", METHODS)
+def test_ties_duplicates_rank_deficient_zero_rows(method):
     rng = np.random.default_rng(5)
     # integer data: many ties of x_i^T u = 0 on the same lines, parallel and anti-parallel rows
     X = rng.integers(-2, 3, size=(14, 3)).astype(float)
     v = rng.integers(-3, 4, size=14).astype(float)
-    check_against_enumeration(X, v)
+    check_against_enumeration(X, v, method)
     # duplicated rows and exact zero rows
     B = rng.standard_normal((6, 3))
     X2 = np.vstack([B, B[:3], np.zeros((2, 3)), -B[:2], 2.0 * B[3:5]])
     v2 = rng.standard_normal(len(X2))
-    check_against_enumeration(X2, v2)
+    check_against_enumeration(X2, v2, method)
     # rank-deficient: rank 2 in R^4
     X3 = rng.standard_normal((15, 2)) @ rng.standard_normal((2, 4))
-    check_against_enumeration(X3, rng.standard_normal(15))
+    check_against_enumeration(X3, rng.standard_normal(15), method)
     # one-signed v: c(v) is attained with one side only
-    check_against_enumeration(X3, np.abs(rng.standard_normal(15)))
+    check_against_enumeration(X3, np.abs(rng.standard_normal(15)), method)
+    # integer data in R^4 (ties on the cube charts' edges and corners: rows along e_k and e_j +- e_k)
+    X4 = rng.integers(-1, 2, size=(13, 4)).astype(float)
+    check_against_enumeration(X4, rng.integers(-2, 3, size=13).astype(float), method)
+    # rank one in R^3 and one row in R^2
+    check_against_enumeration(np.outer(rng.standard_normal(9), [1.0, -2.0, 0.5]), rng.standard_normal(9), method)
+    check_against_enumeration(np.array([[0.3, -1.2]]), np.array([-0.7]), method)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -73,43 +84,96 @@ def test_matches_enumeration_property(seed, n, d):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d))
     v = rng.standard_normal(n)
-    check_against_enumeration(X, v)
+    check_against_enumeration(X, v, "rows")
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10**6), n=st.integers(1, 14), d=st.integers(1, 4), dup=st.booleans(),
+       integer=st.booleans())
+def test_sphere_matches_enumeration_property(seed, n, d, dup, integer):
+    """The direction-space search (docs/convex_program.md §11b) equals complete enumeration
+    on random, integer (tied) and duplicated-row data, d = 1..4."""
+    rng = np.random.default_rng(seed)
+    X = rng.integers(-2, 3, size=(n, d)).astype(float) if integer else rng.standard_normal((n, d))
+    if dup:
+        X = np.vstack([X, X[: max(1, n // 2)]])
+    v = rng.standard_normal(len(X))
+    check_against_enumeration(X, v, "sphere")
+
+
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("seed", range(4))
-def test_anytime_bound_is_valid(seed):
-    """Stopped early (node limit), the bound still lies above c(v) and below the spectral bound."""
+def test_anytime_bound_is_valid(seed, method):
+    """Stopped early (node limit, tiny time limit), the bound still lies above c(v) and below
+    the spectral bound."""
     rng = np.random.default_rng(100 + seed)
-    X = rng.standard_normal((25, 3))
-    v = rng.standard_normal(25)
+    n = 25 if seed % 2 == 0 else 14
+    X = rng.standard_normal((n, 3 + seed % 2))
+    v = rng.standard_normal(n)
     ref = c_enumerated(X, v)
     spec = support_spectral_bound(X, v)
-    for nodes in (1, 3, 10):
-        res = dual_constraint_bb(X, v, max_nodes=nodes)
+    for nodes in (1, 3, 10, 100, 1000):
+        res = dual_constraint_bb(X, v, max_nodes=nodes, method=method)
         assert res.upper >= ref * (1 - 1e-12)
         assert res.lower <= ref * (1 + 1e-12)
         assert res.upper <= spec * (1 + 1e-9)
+    for t in (0.0, 1e-4, 1e-3):
+        res = dual_constraint_bb(X, v, time_limit=t, method=method)
+        assert ref * (1 - 1e-12) <= res.upper <= spec * (1 + 1e-9)
     # the history is monotone: lower never falls, upper never rises
-    res = dual_constraint_bb(X, v)
+    res = dual_constraint_bb(X, v, method=method)
     lows = [h[1] for h in res.history]
     ups = [h[2] for h in res.history]
     assert all(b >= a for a, b in zip(lows, lows[1:]))
     assert all(b <= a * (1 + 1e-12) for a, b in zip(ups, ups[1:]))
 
 
-def test_thresholds_and_violators():
+@pytest.mark.parametrize("method", METHODS)
+def test_thresholds_and_violators(method):
     rng = np.random.default_rng(7)
     X = rng.standard_normal((20, 3))
     v = rng.standard_normal(20)
     ref = c_enumerated(X, v)
-    res = dual_constraint_bb(X, v, stop_below=2 * ref)
+    res = dual_constraint_bb(X, v, stop_below=2 * ref, method=method)
     assert res.upper <= 2 * ref and res.upper >= ref * (1 - 1e-12)
-    res = dual_constraint_bb(X, v, collect_above=0.5 * ref)
+    res = dual_constraint_bb(X, v, stop_above=0.5 * ref, method=method)
+    assert res.lower > 0.5 * ref and res.upper >= ref * (1 - 1e-12)
+    res = dual_constraint_bb(X, v, collect_above=0.5 * ref, method=method)
     assert res.violators
     for val, s, k, pat, u in res.violators:
         assert val > 0.5 * ref
         assert s * float(v @ np.maximum(X @ u, 0.0)) == pytest.approx(val, rel=1e-12)
         assert np.array_equal(pat, X @ u >= 0)
+
+
+def test_cap_bounds_are_bounds():
+    """Every cap bound lies above f at the cap's centre and at points of the cap (a
+    necessary property checked on random caps of every size; the proof is in the docs)."""
+    from deepdual.relu.convex_program.spherical import cap_bounds
+
+    rng = np.random.default_rng(9)
+    for d in (2, 3, 4):
+        X = rng.standard_normal((40, d))
+        v = rng.standard_normal(40)
+        U0 = rng.standard_normal((30, d))
+        U0 /= np.linalg.norm(U0, axis=1, keepdims=True)
+        delta = np.concatenate([np.full(10, 1e-3), np.full(10, 0.1), np.full(10, 1.0)])
+        bounds, vals = cap_bounds(X, v, np.linalg.norm(X, axis=1), U0, delta)
+        assert np.allclose(vals, np.maximum(U0 @ X.T, 0.0) @ v)
+        assert np.all(bounds >= vals - 1e-12)
+        for j in range(30):
+            # points of the cap: u0 cos(a) + e sin(a), e orthogonal to u0, a <= delta
+            E = rng.standard_normal((2000, d))
+            E -= (E @ U0[j])[:, None] * U0[j][None, :]
+            E /= np.linalg.norm(E, axis=1, keepdims=True)
+            a = delta[j] * rng.uniform(0, 1, 2000) ** (1 / max(d - 1, 1))
+            P = np.cos(a)[:, None] * U0[j][None, :] + np.sin(a)[:, None] * E
+            assert (np.maximum(P @ X.T, 0.0) @ v).max() <= bounds[j] + 1e-12
+
+
+def test_bad_method():
+    with pytest.raises(ValueError, match="method"):
+        dual_constraint_bb(np.ones((3, 2)), np.ones(3), method="simplex")
 
 
 def test_cell_ascent_is_feasible():
@@ -124,14 +188,15 @@ def test_cell_ascent_is_feasible():
         assert val <= ref * (1 + 1e-12)
 
 
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("seed", range(3))
-def test_bias_pieces_valid_and_attained(seed):
+def test_bias_pieces_valid_and_attained(seed, method):
     r"""c_b(v) = max_j c_{X - 1 x_j^T}(v) for 1^T v = 0: never below sup over sampled (u, b)."""
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((12, 2))
     v = rng.standard_normal(12)
     v -= v.mean()
-    res = dual_constraint_bb(X, v, pieces=recentred_pieces(X))
+    res = dual_constraint_bb(X, v, pieces=recentred_pieces(X), method=method)
     assert res.exact
     # every (u, b) with ||u|| <= 1: |v^T (Xu + b)_+| <= c_b(v)
     U = rng.standard_normal((20000, 2))

@@ -225,6 +225,8 @@ def certify(
     if reg == "l_L":  # the l_L penalty of deep narrow networks (docs/one_dimensional.md §10)
         if options.pop("penalize_biases", False):
             raise ValueError("`penalize_biases` must be False for regularization='l_L' (biases are free)")
+        options.pop("time_limit", None)  # the exact constraint is O(n): nothing to stop early
+        options.pop("progress", None)
         if options:
             raise TypeError(f"unknown option(s) {sorted(options)} for regularization='l_L'")
         from .relu.one_dimensional.reflections import certify_deep_narrow

@@ -25,6 +25,7 @@ from ...losses import Loss
 from ...patterns import row_space, sample_patterns
 from ...progress import current as current_monitor
 from ...solution import Solution
+from .groups import interior_direction
 from .oracle import cell_ascent, dual_constraint_bb
 
 __all__ = ["column_generation"]
@@ -145,18 +146,22 @@ def column_generation(
             status = "no violated pattern found" if res.exact else "stalled: oracle stopped"
             break
         P_new = np.array([p for p, _ in new], dtype=bool)
-        D_new = np.array([u for _, u in new])
         known = {p.tobytes() for p in pats}
-        keep = []
+        keep, D_keep = [], []
         for i, p in enumerate(P_new):
             if p.any() and p.tobytes() not in known:
                 known.add(p.tobytes())
-                keep.append(i)
+                # a strictly interior direction, computed once (the maximizers lie on the
+                # cells' faces; the solver would otherwise solve this LP again every round)
+                u_in = interior_direction(Xa, p.astype(float))
+                if u_in is not None:
+                    keep.append(i)
+                    D_keep.append(u_in)
         if not keep:
             status = "stalled: violated patterns already in the set"
             break
         pats = np.vstack([pats, P_new[keep]])
-        dirs = np.vstack([dirs, D_new[keep]])
+        dirs = np.vstack([dirs, np.array(D_keep)])
     info = dict(best_sol.info)
     info.update({
         "strategy": "column_generation",

@@ -300,9 +300,12 @@ def dual_constraint_sphere(
             j = int(np.argmax(vals))
             if vals[j] > inc["val"]:
                 offer(tree, U0[j], ascend=True)
-            if collect_above is not None:
-                for jj in np.flatnonzero(vals > collect_above)[:max_collect]:
-                    offer(tree, U0[jj], ascend=False)
+            if collect_above is not None and len(violators) < max_collect:
+                # local maxima (cell ascent) from the best centres above the threshold
+                cand = np.flatnonzero(vals > collect_above)
+                cand = cand[np.argsort(-vals[cand])][:max_collect - len(violators)]
+                for jj in cand:
+                    offer(tree, U0[jj], ascend=True)
         nodes += len(face)
         return out
 
