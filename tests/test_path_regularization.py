@@ -199,3 +199,38 @@ def test_bad_input():
     Xc = X.copy()
     deepdual.certify(sol.network, Xc, y)
     np.testing.assert_array_equal(Xc, X)  # inputs not modified
+
+
+def test_command_line_round_trip(tmp_path, capsys):
+    """deepdual solve --regularization path --out, then deepdual certify: the saved record makes
+    certify use the path regularizer and its exact constraint."""
+    import json
+
+    from deepdual import cli
+
+    X, y = data(5, 4)
+    csv = tmp_path / "d.csv"
+    np.savetxt(csv, np.column_stack([X, y]), delimiter=",", header="a,b,t", comments="")
+    out = tmp_path / "net.npz"
+    assert cli.main(["solve", str(csv), "--target", "t", "--beta", "0.3", "--depth", "3",
+                     "--regularization", "path", "--out", str(out), "--json"]) == 0
+    solved = json.loads(capsys.readouterr().out)
+    assert cli.main(["certify", str(out), str(csv), "--target", "t", "--json"]) == 0
+    cert = json.loads(capsys.readouterr().out)
+    assert cert["certified"] and cert["objective"] == pytest.approx(solved["objective"], rel=1e-12)
+    assert cli.main(["solve", str(csv), "--target", "t", "--beta", "0.3", "--regularization", "l1"]) == 2
+
+
+def test_enumerated_and_sampled_first_layer_patterns():
+    rng = np.random.default_rng(5)
+    X, y = rng.standard_normal((4, 3)), rng.standard_normal(4)
+    sol = deepdual.solve(X, y, beta=0.3, depth=3, regularization="path")
+    assert sol.info["patterns"].startswith("complete (enumerated)") and sol.certified
+    # sampled patterns: the sampled program's own bound closes; the global bound is the proven norm bound
+    Xs, ys = rng.standard_normal((5, 4)), rng.standard_normal(5)
+    smp = deepdual.solve(Xs, ys, beta=0.3, depth=3, regularization="path", max_patterns=5, n_patterns=5)
+    assert smp.info["patterns"].startswith("sampled") and not smp.certified
+    assert smp.lower_bound <= smp.info["sampled_program_lower_bound"] <= smp.objective * (1 + 1e-9)
+    assert smp.info["sampled_program_lower_bound"] >= smp.objective * (1 - 1e-6)
+    cert = deepdual.certify(smp.network, Xs, ys, max_patterns=5)
+    assert not cert.exact_constraint and cert.lower_bound <= smp.objective

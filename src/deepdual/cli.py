@@ -227,6 +227,8 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     # seed of sampled activation patterns (ReLU solvers; the deterministic ones ignore it)
     seeded = {"random_state": args.seed} if args.activation == "relu" else {}
+    if args.regularization == "path":  # docs/path_regularization.md
+        seeded["regularization"] = "path"
     sol = deepdual.solve(X, y, beta=args.beta, depth=args.depth, activation=args.activation, loss=args.loss,
                          bias=args.bias, method=args.method, rtol=args.rtol, progress=args.progress,
                          time_limit=args.time_limit, **seeded)
@@ -428,6 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="biases: unpenalized on 1-D data (ReLU, any depth) and for linear networks (output "
                         "bias); penalized hidden biases for ReLU depth 2 on d > 1 (see the note)")
     s.add_argument("--method", default="auto", help="force a theorem/solver (default auto)")
+    s.add_argument("--regularization", default="weight_decay", choices=["weight_decay", "path"],
+                   help="weight_decay (default) or path: path-regularized parallel networks, depth 2 or 3, "
+                        "small data (docs/path_regularization.md)")
     s.add_argument("--out", metavar="FILE", help="save the optimal network (.npz)")
     s.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     s.add_argument("--seed", type=_nonnegative_int, default=0,

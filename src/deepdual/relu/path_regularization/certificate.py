@@ -25,9 +25,12 @@ __all__ = ["certify_path"]
 
 
 def certify_path(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float, loss: Loss, rtol: float,
-                 max_patterns: int = 2000, max_blocks: int = 2_000_000) -> Certificate:
+                 max_patterns: int = 2000, max_blocks: int = 2_000_000, time_limit: float | None = None,
+                 progress: Any = None) -> Certificate:
     """Objective (path regularizer) and proven lower bound over networks of the same depth and widths
-    (module docstring).  Depth 2 or 3, one output, squared loss, no biases."""
+    (module docstring).  Depth 2 or 3, one output, squared loss, no biases.  ``time_limit`` and
+    ``progress`` (passed by the command line for every ReLU network) are not used: the enumeration
+    always runs to completion (``max_blocks`` bounds its size)."""
     if network.activation != "relu" or network.depth not in (2, 3):
         raise ValueError("the path-regularized certificate covers ReLU networks of depth 2 or 3, got "
                          f"activation={network.activation!r}, depth={network.depth}")

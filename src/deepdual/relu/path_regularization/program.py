@@ -186,6 +186,7 @@ def path_constraint(pset: PatternSet, v: np.ndarray, *, outer_relu: bool = True,
         Es = np.ones((1, n))
     EV = Es * v[None, :]  # (nE, n)
     A = np.einsum("pi,ei,ik->pek", pats, EV, X)  # (P, nE, d)
+    slack = 8 * np.finfo(float).eps
     T = pset.tuples
     pidx = np.array([pset.types[t][0] for t in range(len(pset.types))])
     sg = np.array([pset.types[t][1] for t in range(len(pset.types))])
@@ -193,12 +194,18 @@ def path_constraint(pset: PatternSet, v: np.ndarray, *, outer_relu: bool = True,
         raise ValueError(f"the exact path-regularized program has {T.shape[0] * len(Es) * 2} pattern blocks, "
                          f"above max_blocks={max_blocks}: reduce n, d or the width m1")
     # block bound: the coupling constraint dropped, each neuron in its own cone:
-    # sqrt(sum_j ||Pi_{K_j}(eps sigma_j a_{p_j, e})||^2) (||a|| when the cones have no closed form)
+    # sqrt(sum_j ||Pi_{K_j}(eps sigma_j a_{p_j, e})||^2): closed form on the plane's sectors, else
+    # one NNLS per pattern, sign and E (any feasible multiplier bounds the projection's norm)
     sq = np.empty((2, len(pset.types), len(Es)))  # [eps, type, e]
     for k, eps in enumerate((1.0, -1.0)):
         W = eps * sg[:, None, None] * A[pidx]  # (types, nE, d)
         if pset.rays is not None:
             sq[k] = _sector_norms(W, pset.rays[0][pidx], pset.rays[1][pidx]) ** 2
+        elif W.shape[0] * W.shape[1] <= 200_000:
+            cones = [(2.0 * pats[p] - 1.0)[:, None] * X for p in range(len(pats))]
+            sq[k] = [[(_cone_projection(cones[pidx[t]], W[t, e])[0] * (1 + slack)
+                       + slack * float(np.linalg.norm(W[t, e]))) ** 2 for e in range(W.shape[1])]
+                     for t in range(W.shape[0])]
         else:
             sq[k] = np.sum(W * W, axis=-1)
     bound = np.sqrt(np.stack([np.sum(sq[k][T], axis=1) for k in range(2)]))  # (2, nT, nE)
@@ -207,7 +214,6 @@ def path_constraint(pset: PatternSet, v: np.ndarray, *, outer_relu: bool = True,
     best = 0.0
     found: list[tuple[float, PathAtom]] = []
     evaluated = 0
-    slack = 8 * np.finfo(float).eps
     upper_open = 0.0
     for pos in order:
         b = float(flat[pos]) * (1 + slack)

@@ -21,13 +21,16 @@ __all__ = ["certify_three_layer"]
 
 
 def certify_three_layer(network: Network, X: Any, y: Any, *, beta: float, rtol: float = DEFAULT_RTOL,
-                        loss: Loss | None = None, max_nodes: int = 20000, max_patterns: int = 2000) -> Certificate:
+                        loss: Loss | None = None, max_nodes: int = 20000, max_patterns: int = 2000,
+                        time_limit: float | None = None, progress: Any = None) -> Certificate:
     r"""Objective and proven lower bound for a depth-3 network with one output (module docstring).
 
     With complete first-layer patterns (plane sectors for :math:`d = 2`, enumerated when at most
     ``max_patterns``) the dual constraint is computed exactly by branch and bound; otherwise the
     pattern-free bound :math:`\|X\|_2\max(\|v_+\|, \|v_-\|)` is used (valid, loose).
     :func:`deepdual.certify` calls it for networks recorded with ``formulation="norm_constrained"``.
+    ``time_limit`` and ``progress`` (passed by the command line) are not used: ``max_nodes`` bounds
+    the search, and the bound is proven wherever it stops.
     """
     beta = check_positive(beta, "beta")
     if loss is not None and not isinstance(loss, SquaredLoss):
