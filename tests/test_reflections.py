@@ -226,3 +226,16 @@ def test_bad_input():
         deepdual.objective(wide, X, y, beta=0.1, regularization="l_L", penalize_biases=True)
     with pytest.raises(ValueError, match="depth"):
         R.paper_dictionary(x, 5)
+
+
+@pytest.mark.parametrize("beta", [1e-3, 1.0])
+def test_thousand_points_certified_and_certify_accepts_cli_options(beta):
+    rng = np.random.default_rng(12)
+    x = rng.uniform(-2, 2, 1000)
+    y = np.sin(3 * x) + 0.3 * rng.standard_normal(1000)
+    x[:10] = x[10:20]  # ties
+    sol = deepdual.solve(x[:, None], y, beta=beta, depth=4, bias=True, architecture="deep_narrow")
+    assert sol.certified and sol.lower_bound <= sol.objective
+    assert abs(sol.objective - sol.info["lasso_value"]) <= 1e-9 * sol.objective
+    cert = deepdual.certify(sol.network, x[:, None], y, time_limit=5, progress=False)
+    assert cert.certified and cert.lower_bound <= sol.objective + 1e-12 * sol.objective
