@@ -239,3 +239,24 @@ def test_thousand_points_certified_and_certify_accepts_cli_options(beta):
     assert abs(sol.objective - sol.info["lasso_value"]) <= 1e-9 * sol.objective
     cert = deepdual.certify(sol.network, x[:, None], y, time_limit=5, progress=False)
     assert cert.certified and cert.lower_bound <= sol.objective + 1e-12 * sol.objective
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(2, 8), logbeta=st.floats(-3, 1), ties=st.booleans())
+def test_solver_matches_cvxpy_on_clipped_ramps_property(seed, n, logbeta, ties):
+    """Random small data (ties allowed): the certified solver equals cvxpy on the Lasso over all
+    clipped ramps and ramps between data points (docs §10.2), and its bound is below cvxpy's value."""
+    rng = np.random.default_rng(seed)
+    x = np.round(rng.uniform(-1, 1, n), 2)
+    if ties and n >= 3:
+        x[0] = x[1]
+    y = rng.standard_normal(n)
+    beta = 10.0 ** logbeta
+    u = np.unique(x)
+    cols = [np.minimum(np.maximum(x - a, 0), b - a) for i, a in enumerate(u) for b in u[i + 1:]]
+    cols += [np.maximum(x - a, 0) for a in u] + [np.maximum(a - x, 0) for a in u]
+    ref, _ = _cvxpy_lasso(np.column_stack(cols), y, beta)
+    sol = deepdual.solve(x[:, None], y, beta=beta, depth=3, bias=True, architecture="deep_narrow")
+    assert sol.certified
+    assert abs(sol.objective - ref) <= 1e-6 * max(abs(ref), 1e-12)
+    assert sol.lower_bound <= ref + 1e-9 * abs(ref)
