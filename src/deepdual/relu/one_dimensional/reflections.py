@@ -498,9 +498,13 @@ def certify_deep_narrow(network: Network, X: np.ndarray, Y: np.ndarray, *, beta:
     if v is None:
         return Certificate(objective=obj, lower_bound=-np.inf, method="deep narrow (l_L): no dual point",
                            exact_constraint=True, dual=None, rtol=rtol, details=details)
-    u, inv = np.unique(x, return_inverse=True)
+    u, inv, counts = np.unique(x, return_inverse=True, return_counts=True)
     V = np.bincount(inv, v[:, 0], minlength=u.size)
     c = c_deep_narrow(u, V)
+    if u.size > 1 and counts.max() > 1:
+        # group sums of tied samples are rounded to double: each errs by at most
+        # (m_k - 1) eps sum_k |v|, which moves every correlation by at most that times the hull width
+        c += 2.0 * float(counts.max()) * np.finfo(float).eps * float(np.sum(np.abs(v))) * float(u[-1] - u[0])
     tmax = np.inf if c == 0 else beta / c
     t, D = lossf.best_scale(v, Y, tmax)
     return Certificate(objective=obj, lower_bound=float(D),
