@@ -219,3 +219,25 @@ def test_three_parts_counterexample_beats_the_per_part_value(L, a, params):
     # every proven bound stays below the counterexample (weak duality is not violated)
     assert sol.lower_bound <= val
     assert deepdual.certify(net, X, Y, beta=1.0).lower_bound <= val
+
+
+def test_one_hot_three_classes_counterexample_at_depth_5():
+    """One-hot K = 3, depth 5: a width-2 trunk separated by the last two layers outputs exactly
+    diag(s1, s1, s3) and beats the per-part closed form (docs/relu.md §2.3)."""
+    from deepdual.bounds import power_prox
+
+    L, a = 5, 3.0
+    r, c, u, q, t, v, w = 1.13, 0.91, 1.45, 0.92, 0.65, 1.13, 0.64
+    X = whitened(3, 6, 5)
+    Y = a * np.eye(3)
+    layers = [X.T @ np.array([[r, 0.0], [0.0, r], [c, c]])] + [u * np.eye(2) for _ in range(L - 3)] + [
+        np.array([[q, -q, t], [-q, q, t]]), np.array([[v, 0.0, -w], [0.0, v, -w], [0.0, 0.0, w * q / t]])]
+    net = deepdual.Network([layers], "relu")
+    F = net.forward(X)
+    assert np.max(np.abs(F - np.diag(np.diag(F)))) < 1e-12 and np.all(np.diag(F) > 0)
+    val = deepdual.objective(net, X, Y, beta=1.0)
+    per_part_lower = 3 * power_prox(a, 0.5 * L, 2.0 / L).lower
+    assert val < per_part_lower - 0.09
+    sol = deepdual.solve(X, Y, beta=1.0, depth=L)
+    assert not sol.certified and sol.lower_bound <= val
+    assert deepdual.certify(net, X, Y, beta=1.0).lower_bound <= val
