@@ -361,7 +361,7 @@ def solve_deep_narrow(x: np.ndarray, y: np.ndarray, X: np.ndarray, Y: np.ndarray
                       "this optimum (docs/one_dimensional.md §10)"))
     return Solution(network=net, objective=obj, lower_bound=cert.lower_bound,
                     method=f"one-dimensional deep narrow ReLU (L={L}, l_L penalty): Lasso over clipped ramps "
-                           "(arXiv 2403.01046), certified within the architecture",
+                           "(arXiv 2403.01046), certificate within the architecture",
                     rtol=rtol, dual=cert.dual, info=info)
 
 
