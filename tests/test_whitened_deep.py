@@ -80,6 +80,12 @@ def test_three_parts_stay_uncertified():
         two_part_bound(np.array([1.0, 2.0, 3.0]), beta=1.0, depth=4, x_norm=1.0)
     with pytest.raises(ValueError, match="depth"):
         two_part_bound(np.array([1.0]), beta=1.0, depth=1, x_norm=1.0)
+    with pytest.raises(ValueError, match="part_norms"):
+        two_part_bound(np.array([1.0, np.nan]), beta=1.0, depth=4, x_norm=1.0)
+    with pytest.raises(ValueError, match="beta"):
+        two_part_bound(np.array([1.0]), beta=0.0, depth=4, x_norm=1.0)
+    with pytest.raises(ValueError, match="x_norm"):
+        two_part_bound(np.array([1.0]), beta=1.0, depth=4, x_norm=-1.0)
 
 
 @pytest.mark.parametrize("L", [4, 5])

@@ -69,7 +69,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._validation import check_choice, check_options, check_positive
+from ..._validation import check_choice, check_depth, check_options, check_positive
 from ...bounds import power_prox
 from ...dual_constraint import disjoint_columns, relaxed_squared_bound, sign_part_norm
 from ...losses import HingeLoss, LogisticLoss, Loss, SquaredLoss
@@ -204,17 +204,19 @@ def two_part_bound(part_norms: np.ndarray, *, beta: float, depth: int, x_norm: f
     Raises
     ------
     ValueError
-        If more than two part norms are positive (the theorem is not proven there), or
-        ``depth < 2``.
+        If more than two part norms are positive (the theorem is not proven there), a norm is
+        negative or not finite, ``depth < 2``, or ``beta`` / ``x_norm`` is not positive.
     """
-    a = [float(t) for t in np.ravel(np.asarray(part_norms, dtype=float)) if t > 0]
+    norms = np.ravel(np.asarray(part_norms, dtype=float))
+    if not np.all(np.isfinite(norms)) or np.any(norms < 0):
+        raise ValueError(f"`part_norms` must be finite and non-negative, got {norms}")
+    a = [float(t) for t in norms if t > 0]
     if len(a) > 2:
         raise ValueError(f"`part_norms`: the two-part bound needs at most two non-zero label parts, got {len(a)} "
                          "(with three or more the per-part value is not a lower bound, docs/relu.md §2.3)")
-    L = int(depth)
-    if L < 2:
-        raise ValueError(f"`depth` must be an integer >= 2, got {depth!r}")
-    lam = 0.5 * beta * L * float(x_norm) ** (-2.0 / L)
+    L = check_depth(depth)
+    beta = check_positive(beta, "beta")
+    lam = 0.5 * beta * L * check_positive(x_norm, "x_norm") ** (-2.0 / L)
     return float(sum(power_prox(t, lam, 2.0 / L).lower for t in a))
 
 
