@@ -169,6 +169,9 @@ def path_constraint(pset: PatternSet, v: np.ndarray, *, outer_relu: bool = True,
     r"""Exact :math:`c(v) = \max_{T,E,\varepsilon}\max_{U\in C_{T,E},\|U\|_F\le1}\varepsilon v^TE\sum_j\sigma_jD_jXu_j`
     (module docstring; ``outer_relu=False``: depth 2, no :math:`E`), by enumeration with pruning.
 
+    Second-layer patterns dominated within a multiset :math:`T` are skipped (docs/path_regularization.md §4):
+    :math:`E_i` branches only at samples where :math:`T` has active neurons of both signs.
+
     Every block :math:`(T, E, \varepsilon)` is bounded by :math:`\|G\|` (its value with the cones
     dropped); blocks are solved by NNLS in decreasing order of that bound until the bound is
     below the best value found (and, with ``target``, below ``target``).  The result is an upper
@@ -209,6 +212,18 @@ def path_constraint(pset: PatternSet, v: np.ndarray, *, outer_relu: bool = True,
         else:
             sq[k] = np.sum(W * W, axis=-1)
     bound = np.sqrt(np.stack([np.sum(sq[k][T], axis=1) for k in range(2)]))  # (2, nT, nE)
+    if outer_relu:
+        # dominated second-layer patterns: where every active neuron of T has sigma = +1, h_i >= 0 on
+        # the whole block, and E_i = 0 only adds h_i = 0 (a sub-block of E_i = 1 with the same
+        # value); likewise E_i = 1 where every active neuron has sigma = -1, and E_i is irrelevant
+        # where none is active (h_i = 0).  Only samples with active neurons of both signs branch.
+        act = pats[pidx[T]]  # (nT, m1, n)
+        pos = np.any(act * (sg[T] > 0)[:, :, None] > 0, axis=1)
+        neg = np.any(act * (sg[T] < 0)[:, :, None] > 0, axis=1)
+        fixed = ~(pos & neg)
+        forced = (pos & ~neg).astype(float)  # (nT, n)
+        mismatch = fixed.astype(float) @ Es.T - 2 * (fixed * forced) @ Es.T + np.sum(fixed * forced, axis=1)[:, None]
+        bound[:, mismatch > 0.5] = -1.0  # |E - forced| summed over the fixed samples
     order = np.argsort(bound, axis=None)[::-1]
     flat = bound.ravel()
     best = 0.0
