@@ -234,3 +234,15 @@ def test_enumerated_and_sampled_first_layer_patterns():
     assert smp.info["sampled_program_lower_bound"] >= smp.objective * (1 - 1e-6)
     cert = deepdual.certify(smp.network, Xs, ys, max_patterns=5)
     assert not cert.exact_constraint and cert.lower_bound <= smp.objective
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_dominated_second_layer_patterns_do_not_change_the_constraint(seed):
+    X, _ = data(5, 12)
+    v = np.random.default_rng(seed).standard_normal(5)
+    pset, _, _ = pattern_set(X, 2)
+    full = path_constraint(pset, v, skip_dominated=False)
+    fast = path_constraint(pset, v)
+    assert fast.upper == pytest.approx(full.upper, rel=1e-9, abs=1e-12)
+    assert fast.evaluated <= full.evaluated

@@ -165,12 +165,13 @@ class ConstraintSearch:
 
 
 def path_constraint(pset: PatternSet, v: np.ndarray, *, outer_relu: bool = True, target: float | None = None,
-                    max_atoms: int = 4, max_blocks: int = 2_000_000) -> ConstraintSearch:
+                    max_atoms: int = 4, max_blocks: int = 2_000_000, skip_dominated: bool = True) -> ConstraintSearch:
     r"""Exact :math:`c(v) = \max_{T,E,\varepsilon}\max_{U\in C_{T,E},\|U\|_F\le1}\varepsilon v^TE\sum_j\sigma_jD_jXu_j`
     (module docstring; ``outer_relu=False``: depth 2, no :math:`E`), by enumeration with pruning.
 
-    Second-layer patterns dominated within a multiset :math:`T` are skipped (docs/path_regularization.md §4):
-    :math:`E_i` branches only at samples where :math:`T` has active neurons of both signs.
+    Second-layer patterns dominated within a multiset :math:`T` are skipped (docs/path_regularization.md §4;
+    ``skip_dominated=False`` enumerates all :math:`2^n`, for tests): :math:`E_i` branches only at samples
+    where :math:`T` has active neurons of both signs.
 
     Every block :math:`(T, E, \varepsilon)` is bounded by :math:`\|G\|` (its value with the cones
     dropped); blocks are solved by NNLS in decreasing order of that bound until the bound is
@@ -212,7 +213,7 @@ def path_constraint(pset: PatternSet, v: np.ndarray, *, outer_relu: bool = True,
         else:
             sq[k] = np.sum(W * W, axis=-1)
     bound = np.sqrt(np.stack([np.sum(sq[k][T], axis=1) for k in range(2)]))  # (2, nT, nE)
-    if outer_relu:
+    if outer_relu and skip_dominated:
         # dominated second-layer patterns: where every active neuron of T has sigma = +1, h_i >= 0 on
         # the whole block, and E_i = 0 only adds h_i = 0 (a sub-block of E_i = 1 with the same
         # value); likewise E_i = 1 where every active neuron has sigma = -1, and E_i is irrelevant
