@@ -45,11 +45,14 @@ def certify_path(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float,
     v = y - np.asarray(network.forward(X), float)[:, 0]
     m1, m2 = path_widths(network)
     outer = network.depth == 3
-    n = X.shape[0]
     pset, complete, how = pattern_set(X, m1, max_patterns=max_patterns)
-    blocks = len(pset.tuples) * (2 ** n if outer else 1) * 2
-    if complete and (not outer or n <= 20) and blocks <= max_blocks:
-        res = path_constraint(pset, v, outer_relu=outer, max_blocks=max_blocks)
+    res = None
+    if complete:
+        try:
+            res = path_constraint(pset, v, outer_relu=outer, max_blocks=max_blocks)
+        except ValueError:  # too many blocks to enumerate: the pattern-free bound below
+            res = None
+    if res is not None:
         cbar = float(np.sqrt(m2)) * res.upper
         method = f"exact: path-regularized program, widths m1={m1}, m2={m2}, {how} first-layer patterns"
         exact = True

@@ -183,8 +183,9 @@ def path_constraint(pset: PatternSet, v: np.ndarray, *, outer_relu: bool = True,
     pats = pset.pats.astype(float)
     # a[p, e] = X^T D_p (E v) for every pattern p and second-layer pattern e
     if outer_relu:
-        if n > 20:
-            raise ValueError(f"the exact path-regularized program enumerates 2^n second-layer patterns; n = {n} is too large")
+        if n > 16:
+            raise ValueError(f"the exact path-regularized program indexes 2^n second-layer patterns; n = {n} "
+                             "is too large (at most 16)")
         Es = np.array(list(itertools.product((0.0, 1.0), repeat=n)))  # (2^n, n)
     else:
         Es = np.ones((1, n))
@@ -194,9 +195,35 @@ def path_constraint(pset: PatternSet, v: np.ndarray, *, outer_relu: bool = True,
     T = pset.tuples
     pidx = np.array([pset.types[t][0] for t in range(len(pset.types))])
     sg = np.array([pset.types[t][1] for t in range(len(pset.types))])
-    if T.shape[0] * len(Es) * 2 > max_blocks:
-        raise ValueError(f"the exact path-regularized program has {T.shape[0] * len(Es) * 2} pattern blocks, "
-                         f"above max_blocks={max_blocks}: reduce n, d or the width m1")
+    # the blocks (T, E): pairs of a multiset index and a second-layer pattern index (row of Es, whose
+    # index is the binary number E_1 E_2 ... E_n)
+    if outer_relu and skip_dominated:
+        # dominated second-layer patterns: where every active neuron of T has sigma = +1, h_i >= 0 on
+        # the whole block, and E_i = 0 only adds h_i = 0 (a sub-block of E_i = 1 with the same
+        # value); likewise E_i = 1 where every active neuron has sigma = -1, and E_i is irrelevant
+        # where none is active (h_i = 0).  Only samples with active neurons of both signs branch.
+        act = pats[pidx[T]] > 0  # (nT, m1, n)
+        pos = np.any(act & (sg[T] > 0)[:, :, None], axis=1)
+        neg = np.any(act & (sg[T] < 0)[:, :, None], axis=1)
+        free = pos & neg
+        weights = 2 ** np.arange(n - 1, -1, -1)
+        counts = 2 ** free.sum(axis=1)
+        if 2 * int(counts.sum()) > max_blocks:
+            raise ValueError(f"the exact path-regularized program has {2 * int(counts.sum())} pattern blocks, "
+                             f"above max_blocks={max_blocks}: reduce n, d or the width m1")
+        tis, eis = [], []
+        for ti in range(len(T)):
+            codes = np.array([int((pos[ti] & ~neg[ti]) @ weights)])
+            for w in weights[free[ti]]:
+                codes = np.concatenate([codes, codes + w])
+            tis.append(np.full(codes.size, ti))
+            eis.append(codes)
+        pair_t, pair_e = np.concatenate(tis), np.concatenate(eis)
+    else:
+        if T.shape[0] * len(Es) * 2 > max_blocks:
+            raise ValueError(f"the exact path-regularized program has {T.shape[0] * len(Es) * 2} pattern blocks, "
+                             f"above max_blocks={max_blocks}: reduce n, d or the width m1")
+        pair_t, pair_e = np.repeat(np.arange(len(T)), len(Es)), np.tile(np.arange(len(Es)), len(T))
     # block bound: the coupling constraint dropped, each neuron in its own cone:
     # sqrt(sum_j ||Pi_{K_j}(eps sigma_j a_{p_j, e})||^2): closed form on the plane's sectors, else
     # one NNLS per pattern, sign and E (any feasible multiplier bounds the projection's norm)
@@ -212,19 +239,7 @@ def path_constraint(pset: PatternSet, v: np.ndarray, *, outer_relu: bool = True,
                      for t in range(W.shape[0])]
         else:
             sq[k] = np.sum(W * W, axis=-1)
-    bound = np.sqrt(np.stack([np.sum(sq[k][T], axis=1) for k in range(2)]))  # (2, nT, nE)
-    if outer_relu and skip_dominated:
-        # dominated second-layer patterns: where every active neuron of T has sigma = +1, h_i >= 0 on
-        # the whole block, and E_i = 0 only adds h_i = 0 (a sub-block of E_i = 1 with the same
-        # value); likewise E_i = 1 where every active neuron has sigma = -1, and E_i is irrelevant
-        # where none is active (h_i = 0).  Only samples with active neurons of both signs branch.
-        act = pats[pidx[T]]  # (nT, m1, n)
-        pos = np.any(act * (sg[T] > 0)[:, :, None] > 0, axis=1)
-        neg = np.any(act * (sg[T] < 0)[:, :, None] > 0, axis=1)
-        fixed = ~(pos & neg)
-        forced = (pos & ~neg).astype(float)  # (nT, n)
-        mismatch = fixed.astype(float) @ Es.T - 2 * (fixed * forced) @ Es.T + np.sum(fixed * forced, axis=1)[:, None]
-        bound[:, mismatch > 0.5] = -1.0  # |E - forced| summed over the fixed samples
+    bound = np.sqrt(np.stack([np.sum(sq[k][T[pair_t], pair_e[:, None]], axis=1) for k in range(2)]))  # (2, pairs)
     order = np.argsort(bound, axis=None)[::-1]
     flat = bound.ravel()
     best = 0.0
@@ -237,7 +252,8 @@ def path_constraint(pset: PatternSet, v: np.ndarray, *, outer_relu: bool = True,
         if b <= level:
             upper_open = b
             break
-        k, ti, ei = np.unravel_index(pos, bound.shape)
+        k, pi = np.unravel_index(pos, bound.shape)
+        ti, ei = pair_t[pi], pair_e[pi]
         eps = 1.0 - 2.0 * k
         Tt = T[ti]
         E = Es[ei] if outer_relu else None
