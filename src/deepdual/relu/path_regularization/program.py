@@ -46,11 +46,8 @@ from scipy.optimize import lsq_linear, nnls
 from ...network import Network
 from ...objective import path_norm, path_regularizer
 
-__all__ = ["REGULARIZATIONS", "path_norm", "path_regularizer", "PatternSet", "PathAtom", "ConstraintSearch",
+__all__ = ["path_norm", "path_regularizer", "PatternSet", "PathAtom", "ConstraintSearch",
            "path_constraint", "norm_bound", "network_from_path_atoms", "path_widths", "pattern_set"]
-
-#: the regularizers :func:`deepdual.objective` knows
-REGULARIZATIONS = ("weight_decay", "path")
 
 
 def path_widths(network: Network) -> tuple[int, int]:
