@@ -153,6 +153,7 @@ def solve_path(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, depth
         if not complete:
             why.append("sampled first-layer patterns: the proven bound uses sqrt(m1) ||X||_2 max(||v+||, ||v-||)")
         if not converged:
-            why.append("column generation hit max_iter")
+            why.append("column generation hit max_iter" if it >= max_iter else
+                       "column generation stalled (the violating atoms were already columns)")
         sol.info["note"] = "not certified: " + ("; ".join(why) if why else "gap above rtol")
     return sol
