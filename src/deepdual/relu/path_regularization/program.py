@@ -288,7 +288,7 @@ def norm_bound(X: np.ndarray, v: np.ndarray, m1: int, *, outer_relu: bool = True
 
 
 def network_from_path_atoms(atoms: list[PathAtom], c: np.ndarray, d: int, *, depth: int, m2: int = 1,
-                            scalar: bool = True) -> Network:
+                            scalar: bool = True, m1: int | None = None) -> Network:
     r"""One sub-network per atom with :math:`c_a > 0`.  Depth 3: :math:`W_1 = U`,
     :math:`W_2 = [\sigma, \dots, \sigma]` (:math:`m_2` equal columns), :math:`w_3 = (\varepsilon c/m_2)\mathbb 1`:
     output :math:`\varepsilon c(h)_+`, path norm :math:`c\|U\|_F/\sqrt{m_2}`.  Depth 2:
@@ -304,7 +304,7 @@ def network_from_path_atoms(atoms: list[PathAtom], c: np.ndarray, d: int, *, dep
         else:
             subnets.append([atom.U.copy(), (atom.eps * ca * atom.sigma)[:, None]])
     if not subnets:
-        m1 = atoms[0].U.shape[1] if atoms else 1
+        m1 = m1 if m1 is not None else (atoms[0].U.shape[1] if atoms else 1)
         zero = [np.zeros((d, m1))] + ([np.zeros((m1, m2)), np.zeros((m2, 1))] if depth == 3 else [np.zeros((m1, 1))])
         subnets = [zero]
     return Network(subnets, "relu", scalar_output=scalar)

@@ -136,7 +136,7 @@ def solve_path(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, depth
     cbar = upper if complete else norm_bound(X, v, m1, outer_relu=outer)
     s = 1.0 if cbar <= beta_eff else beta_eff / cbar
     lower = float(s * (v @ y) - 0.5 * s * s * (v @ v))
-    net = network_from_path_atoms(atoms, c, d, depth=depth, m2=m2, scalar=scalar)
+    net = network_from_path_atoms(atoms, c, d, depth=depth, m2=m2, scalar=scalar, m1=m1)
     obj = path_objective(net, X, y, beta=beta)
     info: dict[str, Any] = {"beta": beta, "depth": depth, "regularization": "path",
                             "widths": (m1, m2) if depth == 3 else (m1,), "patterns": how,
