@@ -191,11 +191,15 @@ def test_certify_three_layer(solved):
     assert cert.objective >= sol.lower_bound * (1 - 1e-9)
 
 
-def test_certify_routes_to_the_three_layer_constraint(solved):
+def test_certify_routes_to_the_three_layer_constraint(solved, tmp_path):
     """deepdual.certify of a recorded three-layer network (and of any depth-3 network with
-    formulation="norm_constrained") uses the exact three-layer dual constraint."""
+    formulation="norm_constrained") uses the exact three-layer dual constraint; the record
+    survives Network.save / Network.load."""
     X, y, sol = solved
-    cert = deepdual.certify(sol.network, X, y)
+    sol.network.save(tmp_path / "net.npz")
+    loaded = deepdual.Network.load(tmp_path / "net.npz")
+    assert loaded.problem == sol.network.problem
+    cert = deepdual.certify(loaded, X, y)
     assert cert.certified and cert.exact_constraint and "second-layer patterns" in cert.method
     assert cert.objective == pytest.approx(sol.objective, rel=1e-12)
     net = train_three_layer(X, y, beta=0.5, K=2, m1=2, seed=1, iters=50)
