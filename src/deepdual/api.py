@@ -126,6 +126,9 @@ def _dispatch(X: Any, y: Any, *, beta: float, depth: int, activation: str, bias:
     scalar = scalar and Y.shape[1] == 1
     kw = dict(scalar=scalar, beta=beta, depth=depth, loss=lossf, rtol=rtol, bias=bias, method=method)
     if activation == "linear":
+        reg = options.pop("regularization", "weight_decay")
+        if reg != "weight_decay":  # regularization="path": ReLU networks only (docs/path_regularization.md)
+            raise ValueError(f"`regularization` must be 'weight_decay' for linear networks, got {reg!r}")
         from .linear.solver import solve_linear
 
         return solve_linear(X, Y, **kw, **options), Y
