@@ -146,3 +146,104 @@ def test_time_limit_deep_linear_path_search():
     # the interval bound over the points evaluated stays below every network's objective
     assert sol.lower_bound <= ref.objective * (1 + 1e-9)
     assert sol.certified == (sol.objective - sol.lower_bound <= sol.rtol * abs(sol.objective))
+
+
+def _data_1d(n=60, seed=3, kind="squared"):
+    rng = np.random.default_rng(seed)
+    x = np.sort(rng.uniform(-2, 2, n))
+    f = np.abs(x) - 0.5 * np.maximum(x - 0.7, 0.0)
+    if kind == "squared":
+        return x[:, None], f + 0.2 * rng.standard_normal(n)
+    if kind in ("logistic", "hinge"):
+        return x[:, None], np.where(f + 0.3 * rng.standard_normal(n) > 0.8, 1.0, -1.0)
+    return x[:, None], (np.digitize(f + 0.2 * rng.standard_normal(n), [0.5, 1.0])).astype(int)
+
+
+def _assert_stopped_and_proven(sol, ref):
+    assert sol.info["status"] == "time_limit"
+    assert "time_limit" in sol.info["note"]
+    # the bound is proven whatever the iterate: below the optimum (ref is certified or its
+    # lower bound is itself proven), and certified only when it closes the gap
+    assert np.isfinite(sol.objective)
+    assert sol.lower_bound <= ref.objective + 1e-9 * abs(ref.objective)
+    assert sol.lower_bound <= sol.objective + 1e-9 * abs(sol.objective)
+    assert sol.certified == (sol.objective - sol.lower_bound <= sol.rtol * abs(sol.objective))
+
+
+@pytest.mark.parametrize("loss, options", [
+    ("squared", {}),
+    ("squared", {"skip": True}),
+    ("squared", {"penalize_biases": True}),
+    ("logistic", {}),
+    ("hinge", {}),
+    ("cross_entropy", {}),
+])
+def test_time_limit_one_dimensional(loss, options):
+    # every 1-D two-layer variant stops at a tiny limit with a proven bound
+    X, y = _data_1d(kind=loss)
+    ref = deepdual.solve(X, y, beta=0.5, bias=True, loss=loss, **options)
+    sol = deepdual.solve(X, y, beta=0.5, bias=True, loss=loss, time_limit=1e-9, **options)
+    if loss == "squared" and not options:
+        assert ref.certified
+    _assert_stopped_and_proven(sol, ref)
+
+
+def test_time_limit_one_dimensional_depth_search():
+    # depth >= 3 on 1-D data: the class search over two-layer solves stops too
+    X, y = _data_1d()
+    ref = deepdual.solve(X, y, beta=0.5, bias=True, depth=3)
+    sol = deepdual.solve(X, y, beta=0.5, bias=True, depth=3, time_limit=1e-9)
+    assert sol.info["status"] == "time_limit"
+    assert np.isfinite(sol.objective)
+    # the class bound (info) is proven for the class the search optimizes over
+    lb = sol.info.get("class_lower_bound", sol.lower_bound)
+    ref_lb_obj = ref.objective
+    assert lb <= ref_lb_obj * (1 + 1e-9)
+
+
+def test_time_limit_one_dimensional_interrupts_the_active_set(monkeypatch):
+    # a limit that passes *during* the active-set method (not before it): the monitor
+    # expires after a few checks, the solve stops there and its bound stays proven
+    X, y = _data_1d(n=400, seed=7)
+    ref = deepdual.solve(X, y, beta=0.05, bias=True)
+    calls = {"n": 0}
+
+    def expired(self):
+        calls["n"] += 1
+        return self.time_limit is not None and calls["n"] > 3
+
+    monkeypatch.setattr(prog.Monitor, "expired", expired)
+    sol = deepdual.solve(X, y, beta=0.05, bias=True, time_limit=100.0)
+    _assert_stopped_and_proven(sol, ref)
+
+
+def test_time_limit_deep_linear_cut_inside_fista(monkeypatch):
+    # the limit passes inside a path point's FISTA run (cross-entropy): the run stops at its
+    # next gap evaluation instead of finishing its budget, and the interval bound stays proven
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((30, 4))
+    y = np.argmax(X[:, :3], axis=1)
+    ref = deepdual.solve(X, y, beta=1.0, depth=3, activation="linear", loss="cross_entropy")
+    calls = {"n": 0}
+
+    def expired(self):
+        calls["n"] += 1
+        return self.time_limit is not None and calls["n"] > 5
+
+    monkeypatch.setattr(prog.Monitor, "expired", expired)
+    sol = deepdual.solve(X, y, beta=1.0, depth=3, activation="linear", loss="cross_entropy", time_limit=100.0)
+    assert sol.info["status"] == "time_limit"
+    assert sol.lower_bound <= ref.objective * (1 + 1e-9)
+    assert sol.certified == (sol.objective - sol.lower_bound <= sol.rtol * abs(sol.objective))
+
+
+def test_time_limit_batchnorm_closed_form():
+    # a closed form is not cut: it finishes, exact and certified, and records the limit
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((6, 8))
+    Y = np.eye(3)[[0, 0, 1, 1, 2, 2]]
+    sol = deepdual.solve_batchnorm(X, Y, beta=0.1, depth=3, time_limit=1e-9)
+    assert sol.certified and sol.info["time_limit_s"] == 1e-9
+    assert sol.info.get("time_limit_exceeded") is True
+    with pytest.raises(ValueError, match="time_limit"):
+        deepdual.solve_batchnorm(X, Y, beta=0.1, time_limit=-1.0)

@@ -1,6 +1,7 @@
 """Input validation shared by every public entry point.
 
-Each checker returns a *new* float64 array (inputs are never modified in place)
+Each checker returns a *new* float64 array (inputs are never modified in place;
+``check_matrix(..., copy=False)`` may return a read-only view instead, for large data)
 and raises ``ValueError``/``TypeError`` whose message names the argument and what
 was expected.
 """
@@ -64,9 +65,27 @@ def check_finite(arr: np.ndarray, name: str) -> None:
         raise ValueError(f"`{name}` must contain only finite numbers, found {bad}")
 
 
-def check_matrix(X: Any, name: str = "X", *, min_rows: int = 1) -> np.ndarray:
-    """Return ``X`` as a new finite 2-D float64 array of shape (n, d)."""
-    arr = _as_float_array(X, name)
+def _read_only_view(value: Any) -> np.ndarray | None:
+    """A read-only ndarray view of ``value`` when it already is a C-contiguous float64 array
+    (no copy: large data sets are not duplicated), else None (the caller copies)."""
+    if not isinstance(value, np.ndarray) or value.dtype != np.float64 or not value.flags.c_contiguous:
+        return None
+    view = value.view(np.ndarray)  # a plain ndarray sharing the data; the input's flags are unchanged
+    view.flags.writeable = False
+    return view
+
+
+def check_matrix(X: Any, name: str = "X", *, min_rows: int = 1, copy: bool = True) -> np.ndarray:
+    """Return ``X`` as a finite 2-D float64 array of shape (n, d).
+
+    With ``copy=True`` (the default) a new array the caller may modify.  With ``copy=False``
+    a C-contiguous float64 input is returned as a *read-only view* (no copy of a large data
+    set; an attempt to write into it raises instead of modifying the caller's data); other
+    inputs are converted (copied) as with ``copy=True``.
+    """
+    arr = None if copy else _read_only_view(X)
+    if arr is None:
+        arr = _as_float_array(X, name)
     if arr.ndim != 2:
         raise ValueError(f"`{name}` must be 2-D with shape (n_samples, n_features), got shape {arr.shape}")
     if arr.shape[0] < min_rows:
@@ -95,9 +114,10 @@ def check_targets(y: Any, n: int | None = None, name: str = "y") -> tuple[np.nda
     return arr, scalar
 
 
-def check_X_y(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Validate a data set. Returns ``(X (n,d), Y (n,K), scalar)``, all new float64 arrays."""
-    Xa = check_matrix(X, "X")
+def check_X_y(X: Any, y: Any, *, copy: bool = True) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Validate a data set. Returns ``(X (n,d), Y (n,K), scalar)``, all new float64 arrays
+    (``copy=False``: ``X`` may be a read-only view of the input, see :func:`check_matrix`)."""
+    Xa = check_matrix(X, "X", copy=copy)
     Ya, scalar = check_targets(y, Xa.shape[0], "y")
     return Xa, Ya, scalar
 

@@ -120,7 +120,9 @@ def _dispatch(X: Any, y: Any, *, beta: float, depth: int, activation: str, bias:
 
         return solve_streaming(X, y, beta=beta, depth=depth, activation=activation, bias=bias,
                                loss=lossf, method=method, rtol=rtol, **options), None
-    X, Y, scalar = check_X_y(X, y)
+    # X: a read-only view when it is already C-contiguous float64 (no copy of large data;
+    # the solvers never write into X, and a write would raise instead of changing the input)
+    X, Y, scalar = check_X_y(X, y, copy=False)
     Y = lossf.check_labels(Y)
     # integer class labels become one-hot columns for cross-entropy: the network then has K outputs
     scalar = scalar and Y.shape[1] == 1

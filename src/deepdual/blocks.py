@@ -12,10 +12,24 @@ from collections.abc import Iterator
 
 import numpy as np
 
-__all__ = ["BLOCK_ENTRIES", "row_blocks", "relu_layer_output"]
+__all__ = ["BLOCK_ENTRIES", "MEMORY_FACTOR", "MEMORY_SLACK", "memory_budget", "row_blocks", "relu_layer_output"]
 
-#: entries of one (rows x width) float temporary (4 MB in float64)
-BLOCK_ENTRIES = 2**19
+#: entries of one (rows x width) float temporary (2 MB in float64); a few are alive at a
+#: time, so their total is a constant next to the data at large n (docs/performance.md §8)
+BLOCK_ENTRIES = 2**18
+
+#: the large path's peak memory target, in sizes of X plus the activation masks (issue 15)
+MEMORY_FACTOR = 3
+#: bytes allowed on top of ``MEMORY_FACTOR`` times the data: row-block temporaries and
+#: small arrays, which do not grow with n
+MEMORY_SLACK = 16 * 2**20
+
+
+def memory_budget(n: int, d: int, n_patterns: int) -> int:
+    r"""Bytes a solve on ``n`` samples, ``d`` features and ``n_patterns`` activation masks
+    may hold at its peak: :data:`MEMORY_FACTOR` :math:`\times (8nd + nP)` plus
+    :data:`MEMORY_SLACK` (X in float64, one boolean per pattern and sample)."""
+    return int(MEMORY_FACTOR * (8 * n * d + n * n_patterns) + MEMORY_SLACK)
 
 
 def row_blocks(n: int, width: int, entries: int | None = None) -> Iterator[slice]:

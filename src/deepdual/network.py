@@ -281,7 +281,7 @@ class Network:
     def forward(self, X: Any) -> np.ndarray:
         """Network output as a 2-D array of shape ``(n, K)``."""
         self.validate()
-        X = self._check_input(X)
+        X = self._check_input(X, copy=False)  # a read-only view of float64 data: X is only read
         out = np.zeros((X.shape[0], self.n_outputs))
         # in row blocks (rows are independent): no (n, width) hidden array whole
         width = max((W.shape[1] for layers in self.weights for W in layers), default=1)
@@ -305,8 +305,8 @@ class Network:
 
     __call__ = predict
 
-    def _check_input(self, X: Any) -> np.ndarray:
-        X = check_matrix(X, "X")
+    def _check_input(self, X: Any, copy: bool = True) -> np.ndarray:
+        X = check_matrix(X, "X", copy=copy)
         if X.shape[1] != self.input_dim:
             raise ValueError(f"`X` must have {self.input_dim} columns for this network, got {X.shape[1]}")
         return X

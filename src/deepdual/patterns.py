@@ -131,6 +131,16 @@ def format_count(count: int) -> str:
     return f"about {lead // 10}.{lead % 10}e+{e:02d}"
 
 
+def _first_unique_nonzero(D: np.ndarray) -> np.ndarray:
+    """Indices ``idx`` with ``D[idx]`` equal to ``unique_rows(D)`` without its all-False row
+    (the first occurrence of each distinct non-zero row, in sorted order); ``D`` (P, n) bool,
+    P >= 1, n >= 1.  Works on the packed bits: no copy of ``D``."""
+    packed = np.ascontiguousarray(np.packbits(D, axis=1))
+    keys = packed.view(np.dtype((np.void, packed.shape[1])))[:, 0]
+    _, idx = np.unique(keys, return_index=True)
+    return idx[packed[idx].any(axis=1)]
+
+
 def unique_rows(D: np.ndarray, *, return_index: bool = False) -> Any:
     """Sorted unique rows of a boolean matrix: ``np.unique(D, axis=0)`` (and the index of each
     row's first occurrence with ``return_index``), computed on the packed bits.
@@ -354,7 +364,7 @@ def enumerate_patterns(X: Any, *, max_patterns: int | None = None, return_direct
 
 
 def sample_patterns(X: Any, n_patterns: int, rng: Any = None, *, max_tries: int = 20,
-                    return_directions: bool = False):
+                    return_directions: bool = False, rs: RowSpace | None = None):
     r"""Distinct patterns :math:`1[Xg \ge 0]` for Gaussian :math:`g` in the row space of ``X``.
 
     Draws batches of ``n_patterns`` directions until ``n_patterns`` distinct non-zero
@@ -370,17 +380,27 @@ def sample_patterns(X: Any, n_patterns: int, rng: Any = None, *, max_tries: int 
         identical patterns; pass another seed or a Generator for other draws).
     return_directions : bool, default False
         Also return the direction :math:`g` (d,) that produced each pattern.
+    rs : RowSpace, optional
+        ``row_space(X)`` when the caller already has it (it is not computed again).
 
     Returns
     -------
     ndarray of bool, shape (P, n) with ``P <= n_patterns`` (and the directions (P, d))
+
+    Notes
+    -----
+    Memory: ``X`` is only read (no copy), the products :math:`X_rG^T` are formed in row
+    blocks, and the masks are held at most twice (the previous set and the new batch).
     """
-    X = check_matrix(X, "X")
+    X = check_matrix(X, "X", copy=False)
     if isinstance(n_patterns, bool) or not isinstance(n_patterns, (int, np.integer)) or n_patterns < 1:
         raise ValueError(f"`n_patterns` must be an integer >= 1, got {n_patterns!r}")
     gen = as_rng(0 if rng is None else rng)
-    rs = row_space(X)
     n, d = X.shape
+    if rs is None:
+        rs = row_space(X)
+    elif rs.Xr.shape[0] != n or rs.V.shape[0] != d:
+        raise ValueError(f"`rs` is the row space of a {rs.Xr.shape[0]}x{rs.V.shape[0]} matrix, not of `X` ({n}x{d})")
     if rs.rank == 0:
         empty = (np.zeros((0, n), dtype=bool), np.zeros((0, d)))
         return empty if return_directions else empty[0]
@@ -391,12 +411,16 @@ def sample_patterns(X: Any, n_patterns: int, rng: Any = None, *, max_tries: int 
         new = np.empty((len(G), n), dtype=bool)
         for rows in row_blocks(n, len(G)):  # no (n, n_patterns) float array whole
             new[:, rows] = (rs.Xr[rows] @ G.T >= 0).T
-        pats = np.concatenate([pats, new], axis=0)
+        if len(pats):
+            pats = np.concatenate([pats, new], axis=0)
+        else:  # the first batch: no copy
+            pats = new
+        del new
         dirs = np.concatenate([dirs, G], axis=0)
-        pats, idx = unique_rows(pats, return_index=True)
-        dirs = dirs[idx]
-        keep = pats.any(axis=1)
-        pats, dirs = pats[keep], dirs[keep]
+        # the first occurrence of each distinct non-zero pattern, in unique_rows' order;
+        # one copy of the masks (the rows kept), never a sorted copy and a filtered copy
+        idx = _first_unique_nonzero(pats)
+        pats, dirs = pats[idx], dirs[idx]
         if len(pats) >= n_patterns:
             break
     if len(pats) > n_patterns:

@@ -398,7 +398,7 @@ def fista_nuclear(X: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, *, W0: 
         theta = 1.0
         mon = current_monitor()
         for k in range(1, iters + 1):
-            mon.tick()  # progress bar only: a FISTA run is not cut short (its caller checks the time)
+            mon.tick()  # progress bar; the time limit is checked after each gap evaluation below
             if not known:
                 L *= 0.9  # let the step grow again; backtracking restores sufficient decrease
             F = X @ Zw if Zb is None else X @ Zw + Zb
@@ -438,6 +438,11 @@ def fista_nuclear(X: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, *, W0: 
                 gap_ok, smooth_ok = evaluate(Wn, bn, Fn, fsm, gamma)
                 if gap_ok or smooth_ok:
                     return Wn, bn, k, gap_ok
+                if mon.expired():
+                    # solve(..., time_limit=): stop with the best point and the best dual point
+                    # evaluated so far (its bound is proven whatever the iterate)
+                    mon.stop("nuclear-norm FISTA")
+                    return Wn, bn, k, False
         return Wp, bp, iters, False
 
     left = int(max_iter)
@@ -464,7 +469,7 @@ def fista_nuclear(X: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, *, W0: 
         W, b, used, converged = run(loss, None, W, b, min(300, left))
         state["it"] += used
         left -= used
-        if converged or left <= 0:
+        if converged or left <= 0 or current_monitor().expired():
             return FistaResult(state["W"], state["b"], state["P"], state["V"], state["D"], state["it"],
                                bool(converged), algorithm)
         algorithm = "fista+lbfgs"
@@ -479,7 +484,7 @@ def fista_nuclear(X: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, *, W0: 
             if evaluate(Wf, None, X @ Wf, loss, None)[0]:
                 return FistaResult(state["W"], state["b"], state["P"], state["V"], state["D"], state["it"], True,
                                    algorithm)
-            if left <= 0:
+            if left <= 0 or current_monitor().expired():
                 break
         # L-BFGS ends when its line search stalls or its budget is spent: a last short FISTA phase at most
         stalled = left > 1000
@@ -496,7 +501,7 @@ def fista_nuclear(X: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, *, W0: 
         W, b, used, converged = run(fsm, gamma, W, b, left)
         state["it"] += used
         left -= used
-        if converged or left <= 0:
+        if converged or left <= 0 or current_monitor().expired():
             break
     return FistaResult(state["W"], state["b"], state["P"], state["V"], state["D"], state["it"],
                        bool(state["P"] - state["D"] <= tol * max(abs(state["P"]), _TINY)), algorithm, stalled)
@@ -766,6 +771,10 @@ class SquaredPathOracle:
                 q.dual = u[:, None].copy()
 
 
+class _PathTimeLimit(Exception):
+    """Raised inside the path search's scalar minimization when the time limit has passed."""
+
+
 class LossPathOracle:
     r"""Path for any loss and any number of outputs: ``M(r)`` by :func:`fista_nuclear`."""
 
@@ -943,8 +952,16 @@ def path_search(oracle, *, lam: float, p: float, beta: float, depth: int, min_lo
         cheap = isinstance(oracle, SquaredPathOracle)
         if len(pts) >= max_points or mon.expired():
             return
-        minimize_scalar(lambda x: add(math.exp(x)).upper, bounds=(a, b), method="bounded",
-                        options={"xatol": 1e-10 if cheap else 1e-6, "maxiter": 60 if cheap else 25})
+        def value(x: float) -> float:
+            if mon.expired():
+                raise _PathTimeLimit
+            return add(math.exp(x)).upper
+
+        try:
+            minimize_scalar(value, bounds=(a, b), method="bounded",
+                            options={"xatol": 1e-10 if cheap else 1e-6, "maxiter": 60 if cheap else 25})
+        except _PathTimeLimit:  # the points evaluated so far stay (each a proven bound)
+            return
 
     rounds = 0
     if r_max > 0:
@@ -978,6 +995,8 @@ def path_search(oracle, *, lam: float, p: float, beta: float, depth: int, min_lo
             if not new_r:
                 break
             for rn in sorted(set(new_r), reverse=True):
+                if mon.expired():  # inside a round too: one point may cost seconds (FISTA)
+                    break
                 add(rn)
             if rounds % 4 == 1:
                 refine_upper()

@@ -69,6 +69,7 @@ References
 from __future__ import annotations
 
 import numbers
+import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -84,6 +85,7 @@ from ..._validation import (
     check_targets,
     check_X_y,
 )
+from ...progress import check_time_limit, show_progress
 from ...solution import DEFAULT_RTOL, Certificate, Solution
 
 __all__ = [
@@ -533,7 +535,9 @@ def solve_batchnorm(
         Only the squared loss has this closed form.
     **options
         ``rng`` (seed or Generator, for the random-feature route) and ``n_features``
-        (first-layer width of that route, default ``2 n``).
+        (first-layer width of that route, default ``2 n``); ``time_limit`` (seconds) and
+        ``progress`` as in :func:`deepdual.solve`: a closed form is not cut, so the limit is
+        only checked after it (``info["time_limit_exceeded"]`` when it ran longer).
 
     Returns
     -------
@@ -551,7 +555,10 @@ def solve_batchnorm(
     >>> sol.certified
     True
     """
-    check_options(options, ("rng", "n_features"), "solve_batchnorm")
+    check_options(options, ("rng", "n_features", "time_limit", "progress"), "solve_batchnorm")
+    time_limit = check_time_limit(options.get("time_limit"))
+    show_progress(options.get("progress"))  # validated; a closed form shows no bar
+    t_start = time.perf_counter()
     if not (loss == "squared" or getattr(loss, "name", None) == "squared"):
         raise ValueError(f"`loss` must be 'squared' for the BatchNorm closed form; got {loss!r}")
     X, Y, scalar = check_X_y(X, y)
@@ -614,6 +621,10 @@ def solve_batchnorm(
             "if ReLU features of X span R^n"
         ),
     )
+    if time_limit is not None:
+        info["time_limit_s"] = time_limit
+        if time.perf_counter() - t_start > time_limit:
+            info["time_limit_exceeded"] = True  # (finished: the closed form is exact and certified)
     return BatchNormSolution(
         network=net,
         objective=value,

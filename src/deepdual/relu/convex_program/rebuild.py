@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..._threads import SingleThreadedBLAS as _SingleThreadedBLAS
+from ...blocks import BLOCK_ENTRIES
 from ...losses import Loss
 from ...network import Network
 from .groups import EPS
@@ -37,9 +38,9 @@ def polish_network(Xa: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, U: np
     d1, m = U.shape
     K = A.shape[1]
 
-    # rows in blocks of ~2^20 hidden activations: memory linear in n (the loss is a sum
-    # over samples, so value and gradient add up block by block)
-    step = max(1, 2**20 // max(1, m))
+    # rows in blocks of BLOCK_ENTRIES hidden activations: memory linear in n (the loss is a
+    # sum over samples, so value and gradient add up block by block)
+    step = max(1, BLOCK_ENTRIES // max(1, m))
 
     def fg(x: np.ndarray) -> tuple[float, np.ndarray]:
         Uc, Ac = x[:d1 * m].reshape(d1, m), x[d1 * m:].reshape(m, K)

@@ -128,11 +128,11 @@ import numpy as np
 
 from ..._threads import SingleThreadedBLAS as _SingleThreadedBLAS
 from ..._validation import check_options, check_positive
-from ...blocks import relu_layer_output
+from ...blocks import memory_budget, relu_layer_output
 from ...losses import HingeLoss, Loss, SquaredLoss
 from ...objective import objective
-from ...patterns import (count_upper_bound, enumerate_patterns, format_count, row_space, sample_patterns,
-                         unique_patterns, unique_rows)
+from ...patterns import (RowSpace, count_upper_bound, enumerate_patterns, format_count, row_space,
+                         sample_patterns, unique_patterns, unique_rows)
 from ...progress import current as current_monitor, monitoring
 from ...solution import Solution
 from .groups import Groups, has_hessian
@@ -146,6 +146,13 @@ from .oracle import dual_constraint_bb
 
 #: seconds of the branch-and-bound oracle for the global lower bound on sampled pattern sets
 ORACLE_TIME = 2.0
+#: bytes per sample the oracle holds at its peak (merged rows, per-row intervals and dual
+#: values, L-BFGS-B history, NNLS matrices): 1.4-1.6 kB measured at n = 1e4-1e5, d = 10-50
+#: (docs/performance.md §8); it runs only when that fits ``blocks.memory_budget``
+ORACLE_BYTES_PER_ROW = 1700
+#: ``solver="auto"`` keeps the interior-point methods (accurate sampled programs) while their
+#: estimated memory is below this, even above ``blocks.memory_budget`` (small data sets)
+IPM_MEMORY_FLOOR = 2**27
 
 # names defined in the sibling modules, importable from here (the public API, the helpers
 # tests/test_relu_convex.py and benchmarks/bench_convex.py import, and the inner solvers)
@@ -209,7 +216,7 @@ def _choose_patterns(Xa: np.ndarray, rs: Any, option: Any, n_patterns: int, max_
         if option == "exact" or (option == "auto" and bound <= max_patterns):
             pats, dirs = enumerate_patterns(Xa, return_directions=True)
             return pats, dirs @ rs.V, True, "exact enumeration"
-        pats, dirs = sample_patterns(Xa, n_patterns, rng, return_directions=True)
+        pats, dirs = sample_patterns(Xa, n_patterns, rng, return_directions=True, rs=rs)
         return pats, dirs @ rs.V, False, f"{n_patterns} sampled"
     dirs_in = None
     if isinstance(option, tuple):
@@ -509,6 +516,10 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
         h = (kb - ka) // 2
         return network_from_atoms(np.ldexp(U, h), np.ldexp(A, h), bias=bias, scalar=scalar)
 
+    # data that cannot fit even the leanest solver (first-order, n_patterns sampled patterns):
+    # a clear error before any work (the SVD, the patterns); the exact check follows below
+    check_memory(program_memory("first_order", n, Xa.shape[1], min(n, Xa.shape[1]), n_patterns, K),
+                 f"the convex program (n={n}, d={d}, {n_patterns} patterns)")
     rs = row_space(Xa)
     r = rs.rank
     pat_option = options.get("patterns", "auto")
@@ -519,7 +530,12 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
                                                  max_patterns, rng, K)
     requested = solver
     device = options.get("device")
-    large = solver == "auto" and K == 1 and not complete and n * len(pats) * r >= FO_MIN_WORK
+    # the interior-point methods hold (n, P, r)-sized arrays: above the memory budget (and
+    # IPM_MEMORY_FLOOR) the first-order method, whose memory is linear in n, is taken
+    # (docs/performance.md §8: n = 1e4, d = 10, 100 patterns: 773 MB resident with the IPM)
+    ipm_bytes = program_memory("pd" if isinstance(loss, SquaredLoss) else "barrier", n, d, r, len(pats), K)
+    large = solver == "auto" and K == 1 and not complete and (
+        n * len(pats) * r >= FO_MIN_WORK or ipm_bytes > max(memory_budget(n, d, len(pats)), IPM_MEMORY_FLOOR))
     if solver in ("auto", "ipm") and isinstance(loss, SquaredLoss) and not large and device is None:
         # the primal-dual method when all patterns fit its dense Newton system (an
         # explicit "ipm" always; it then works on a growing working set)
@@ -547,7 +563,14 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
                  f"{len(pats)} patterns)")
     fo = None
     if solver == "first_order" and r > 0 and len(pats) > 0:
+        # memory: the solver reads only rs.Xr; the scaled data are rebuilt exactly afterwards
+        # (ldexp by a power of two), so at most X_r, X_a and the masks are alive at a time
+        # (docs/performance.md §8)
+        Xa = None
         fo = _run_first_order(rs, Y, pats, loss, beta, tol, max_iter, options.get("init"), device)
+        Xa = np.ldexp(np.hstack([X_orig, np.ones((n, 1))]) if bias else X_orig, -ka)
+        if K == 1:  # below, only a complete pattern set needs rs.Xr: rebuilt then
+            rs = RowSpace(None, rs.V)
         res = WorkingSetResult(None, fo.z, fo.network_objective, fo.lower, fo.c, "first_order", fo.iterations,
                                fo.rounds, len(pats), fo.converged,
                                status={"stopped": "time_limit"}.get(fo.status, fo.status))
@@ -613,17 +636,26 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     # certificate over all networks: the network's own dual point
     # (past the time limit the proven spectral bound replaces a separate enumeration)
     full = complete_set(Xa, rs, pats, complete, 0 if out_of_time else enum_limit)
+    if full is not None and rs.Xr is None:
+        rs = RowSpace(Xa @ rs.V, rs.V)  # as row_space(Xa) computed it
     V = loss.dual_point(relu_layer_output(Xa, U, A), Y)  # (scaled units, as below; in row blocks)
     c, exact, c_how = global_constraint(Xa, rs, V, full, beta)
     if not exact and K == 1 and not out_of_time and oracle_time > 0:
         # no complete pattern set: the branch-and-bound oracle's proven bound on c(v) (never
         # above the spectral bound; docs/convex_program.md §11), a few seconds at most
         left = current_monitor().remaining()
-        ob = dual_constraint_bb(Xa, V[:, 0], time_limit=min(float(oracle_time), left), rtol=1e-9)
-        if ob.upper < c:
-            c, exact = float(ob.upper), bool(ob.exact)
-            c_how = ("exact" if ob.exact else "upper bound") + \
-                f": branch and bound over row signs ({ob.nodes} nodes{'' if ob.exact else ', time limit'})"
+        if ORACLE_BYTES_PER_ROW * n + Xa.nbytes + pats.nbytes > memory_budget(n, Xa.shape[1], len(pats)):
+            # large data: the search would hold ~1.7 kB per sample (and its first node alone
+            # takes longer than oracle_time there, without improving on the spectral bound:
+            # docs/performance.md §8); the proven spectral bound stays
+            c_how += (f"; branch and bound skipped (it needs ~{ORACLE_BYTES_PER_ROW * n / 2**20:.0f} MiB, "
+                      "above the memory budget)")
+        else:
+            ob = dual_constraint_bb(Xa, V[:, 0], time_limit=min(float(oracle_time), left), rtol=1e-9)
+            if ob.upper < c:
+                c, exact = float(ob.upper), bool(ob.exact)
+                c_how = ("exact" if ob.exact else "upper bound") + \
+                    f": branch and bound over row signs ({ob.nodes} nodes{'' if ob.exact else ', time limit'})"
     t_dual, lower = loss.best_scale(V, Y, np.inf if c <= 0 else beta / c)
     lower = float(lower) if np.isfinite(lower) else -np.inf
     dual = t_dual * V

@@ -22,6 +22,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from ...network import Network
+from ...progress import current as current_monitor
 from ...solution import Solution
 from .splines import EPS, group_data, min_norm_ramps
 from .certificate import dual_bound_two_layer, forward_pass, network_objective, penalized_sectors
@@ -295,7 +296,11 @@ def solve_penalized(x, y, X, Y, *, scalar, beta, loss, rtol, tol, max_iter=2000)
         tau = run(1e-4, None)
     rounds, tight = 0, False
     # rough rounds: relative barrier gap 1e-4, violations above 1e-3 beta; then a tight round
+    mon = current_monitor()
     while rounds < max_iter:
+        if mon.expired():  # solve(..., time_limit=): the current network, certified below
+            mon.stop("one-dimensional penalized-bias working set")
+            break
         V = w * (yb - inner.output())
         c0 = np.concatenate([[0], np.cumsum(V)])
         c1 = np.concatenate([[0], np.cumsum(V * u)])

@@ -26,6 +26,7 @@ from scipy.special import expit
 
 from ...losses import Loss, LogisticLoss
 from ...network import Network
+from ...progress import current as current_monitor
 from ...solution import Solution
 from .splines import Grouped, group_data, min_norm_ramps, ramps_network, ramp_slopes, spline_cost
 from .certificate import c_columns, dual_bound_two_layer, equalize_dual, forward_pass, network_objective
@@ -91,7 +92,11 @@ def _solve_logistic(x: np.ndarray, y: np.ndarray, beta: float, loss: Loss, *, to
     P = objective(K, g)
     D, vv, c = dual_bound_two_layer(x, Y, g[gr.inv][:, None], beta, loss)
     it, steps = 0, []
+    mon = current_monitor()
     while P - D > tol * abs(P) and it < max_iter:
+        if mon.expired():  # solve(..., time_limit=): the current spline, certified below
+            mon.stop("one-dimensional proximal Newton (logistic)")
+            break
         it += 1
         F = g[gr.inv]
         grad = loss.gradient(F[:, None], Y)[:, 0]
@@ -194,11 +199,26 @@ def _solve_hinge(x: np.ndarray, y: np.ndarray, beta: float, loss: Loss
                          shape=(n, N))
     b_ub = -np.ones(n)
     bounds = [(None, None)] * (p + m) + [(0, None)] * (n + 4 * m)
-    res = linprog(cost, A_ub=A_ub, b_ub=b_ub, A_eq=A_eq, b_eq=b_eq, bounds=bounds, method="highs")
+    mon = current_monitor()
+    left = mon.remaining()
+    opts = {"time_limit": max(left, 1e-3)} if np.isfinite(left) else {}
+    res = linprog(cost, A_ub=A_ub, b_ub=b_ub, A_eq=A_eq, b_eq=b_eq, bounds=bounds, method="highs",
+                  options=opts)
+    Y = y[:, None]
+    if res.status == 1 and mon.expired():
+        # solve(..., time_limit=): HiGHS stopped; its point (or the zero function) is certified
+        # by the exact dual constraint of its own residual, never by the unfinished multipliers
+        mon.stop("one-dimensional hinge linear program")
+        x_lp = res.x if res.x is not None and np.all(np.isfinite(res.x)) else np.zeros(N)
+        g = x_lp[og:og + p].copy()
+        D, vv, c = dual_bound_two_layer(x, Y, g[gr.inv][:, None], beta, loss)
+        P = _spline_objective(gr, g, y, beta, loss)
+        info = {"distinct_points": p, "lp_iterations": int(getattr(res, "nit", 0) or 0), "dual_constraint": c,
+                "stopped": "time_limit"}
+        return u, g, P, vv, D, info
     if res.status != 0:
         raise RuntimeError(f"the hinge-loss linear program failed: {res.message}")
     g = res.x[og:og + p].copy()
-    Y = y[:, None]
     P = _spline_objective(gr, g, y, beta, loss)
     # HiGHS marginals of A_ub x <= b_ub are <= 0 (d objective / d b); a_i = -marginal in [0, 1]
     a = np.clip(-res.ineqlin.marginals, 0.0, 1.0)
@@ -525,7 +545,11 @@ def solve_cross_entropy(x: np.ndarray, X: np.ndarray, Y: np.ndarray, *, scalar: 
             (Zr_ if sd == 0 else Zl_)[k] += z
         return Zr_, Zl_
 
+    mon = current_monitor()
     while P - D > tol * abs(P) and rounds < max_iter:
+        if mon.expired():  # solve(..., time_limit=): the current network, certified below
+            mon.stop("one-dimensional group Lasso (cross-entropy)")
+            break
         rounds += 1
         G = _ce_grouped_grad(fit(Zr, Zl, b), w, C)
         hr, hl = ops.adjoint(G)

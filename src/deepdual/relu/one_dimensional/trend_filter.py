@@ -28,6 +28,7 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
+from ...progress import current as current_monitor
 from .splines import EPS, Grouped, group_data, spline_cost
 from .certificate import c_two_layer, ramp_correlations, rounding_slack
 
@@ -139,7 +140,12 @@ def _mehrotra(system, *, mu0: float, max_iter: int, check=None) -> _IPMResult:
         neg = dv < 0
         return float(np.min(-v[neg] / dv[neg])) if np.any(neg) else np.inf
 
+    mon = current_monitor()
     for it in range(1, max_iter + 1):
+        if mon.expired():  # solve(..., time_limit=): only a warm start, stop it
+            mon.stop("one-dimensional interior-point start")
+            stopped = "time_limit"
+            break
         rd = system.Qmul(xi) - system.b + system.Rtmul(lp - lm)
         mu = (sp_ @ lp + sm @ lm) / (2 * m)
         delta = lp / sp_ + lm / sm
@@ -380,7 +386,11 @@ def _feature_sign(prob: _Problem, tau: float, K0: np.ndarray, theta0: np.ndarray
     single = False  # after a multi-point addition failed: add one violator at a time
     added = np.zeros(0, int)
     it, kkt = 0, False
+    mon = current_monitor()
     while it < max_iter:
+        if mon.expired():  # solve(..., time_limit=): the caller certifies the current iterate
+            mon.stop("one-dimensional active set")
+            break
         it += 1
         new = _refit(prob, K, theta, tau)
         old = on(cur, K)
@@ -593,7 +603,7 @@ def solve_two_layer(x: np.ndarray, y: np.ndarray, beta: float, *, skip: bool = F
     kkt_tol = min(0.1 * tol, 1e-3)
     sols = {0.0: _feature_sign(prob, 0.0, K0, th0, max_iter=max_iter, kkt_tol=kkt_tol)}
     best = sols[0.0]
-    if not skip:
+    if not skip and not current_monitor().expired():  # (time_limit: certify tau = 0's spline)
         dplus = _tau_slope_derivative(prob, best, +1)
         dminus = _tau_slope_derivative(prob, best, -1)
         if dplus > 0 or dminus < 0:
@@ -618,11 +628,17 @@ def solve_two_layer(x: np.ndarray, y: np.ndarray, beta: float, *, skip: bool = F
             else:
                 # Phi' is continuous and monotone on (0, beta): a root exists; 4 eps: machine precision
                 def dfun(t):
+                    if current_monitor().expired():
+                        raise _OutOfTime
                     return _tau_slope_derivative(prob, solve_at(t), sg)
 
                 lo, hi = (0.0, bp) if sg > 0 else (-bp, 0.0)
+                tau_star = None
                 try:
                     tau_star = brentq(dfun, lo, hi, xtol=4 * EPS * bp, rtol=4 * EPS, maxiter=200)
+                except _OutOfTime:  # time_limit: the best of the splines solved so far
+                    current_monitor().stop("one-dimensional slope search")
+                    best = sols[0.0]  # (certified by its own dual bound, like any spline)
                 except ValueError:
                     # J_tau can have several minimizers (degenerate data) and the one-sided
                     # derivative depends on which one the warm-started active set returns, so
@@ -631,7 +647,8 @@ def solve_two_layer(x: np.ndarray, y: np.ndarray, beta: float, *, skip: bool = F
                     # returned network is certified by its own exact dual gap either way.)
                     tau_star = hi if dfun(lo) > 0 and dfun(hi) > 0 else lo
                     info["tau_search"] = "endpoint (derivative of one sign at both ends)"
-                best = solve_at(tau_star)
+                if tau_star is not None:
+                    best = solve_at(tau_star)
     info.update(tau=best.tau * sy, active_set_iterations=best.iterations, kkt=best.kkt)
     # back to original units
     knots = best.spline.knots
@@ -643,6 +660,10 @@ def solve_two_layer(x: np.ndarray, y: np.ndarray, beta: float, *, skip: bool = F
     D = base.dual(gr.w * (gr.ybar - g))
     info["kinks"] = int(knots.size - 2)
     return _TwoLayerResult(tk, ck, g, gr, P, D, info)
+
+
+class _OutOfTime(Exception):
+    """Raised inside the slope search when the solve's time limit has passed."""
 
 
 def _trivial_fit(gr: Grouped, skip: bool) -> np.ndarray:

@@ -1,0 +1,151 @@
+"""Memory of the large path (issue 15, docs/performance.md §8).
+
+* outside the first-order solver, the traced peak of a default ``solve`` on the large path is
+  at most ``MEMORY_FACTOR`` (3) times X plus the activation masks, plus the constant
+  ``MEMORY_SLACK`` of the row-block temporaries (a property of blocked code, with a margin:
+  not a timing); the first-order solver's own peak stays within the estimate its memory
+  guard uses;
+* no n x n array: the peak of a solve with n >> d is far below 8 n^2 bytes;
+* X is validated without a copy when it already is C-contiguous float64 (a read-only view:
+  inputs are never modified);
+* the memory guard raises ``MemoryError`` with a clear message before any work starts.
+"""
+import tracemalloc
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import deepdual
+from deepdual._validation import check_matrix
+from deepdual.blocks import MEMORY_FACTOR, MEMORY_SLACK, memory_budget
+from deepdual.patterns import _first_unique_nonzero, row_space, sample_patterns, unique_rows
+from deepdual.relu.convex_program import first_order
+from deepdual.relu.convex_program import solver as convex_solver
+
+
+def _planted(n, d, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    y = np.maximum(X @ rng.standard_normal((d, 10)), 0.0) @ rng.standard_normal(10) + 0.1 * rng.standard_normal(n)
+    return X, y
+
+
+def test_peak_of_the_large_path_is_three_times_the_data(monkeypatch):
+    n, d = 20_000, 10
+    X, y = _planted(n, d)
+    real = convex_solver.solve_first_order
+    seen = {"outside": 0, "fo_above_entry": 0, "P": 0, "r": 0}
+
+    def measured(Xr, Y, pats, *args, **kwargs):
+        # the solver's own peak is measured (and checked) separately: reset around it
+        cur, peak = tracemalloc.get_traced_memory()
+        seen["outside"] = max(seen["outside"], peak)
+        tracemalloc.reset_peak()
+        res = real(Xr, Y, pats, *args, **kwargs)
+        seen["fo_above_entry"] = tracemalloc.get_traced_memory()[1] - cur
+        seen["P"], seen["r"] = len(pats), Xr.shape[1]
+        tracemalloc.reset_peak()
+        return res
+
+    monkeypatch.setattr(convex_solver, "solve_first_order", measured)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        sol = deepdual.solve(X, y, beta=0.01 * n, max_iter=3, progress=False)
+        seen["outside"] = max(seen["outside"], tracemalloc.get_traced_memory()[1])
+    finally:
+        tracemalloc.stop()
+    assert sol.info["solver"] == "first_order" and seen["P"] > 0
+    P = seen["P"]
+    data = X.nbytes + n * P
+    # what the solution keeps of the solver for a warm start (its sparse multipliers, up to
+    # 16 n P bytes: docs/performance.md §8) comes on top of the budget
+    kept = sol.info["multiplier_bytes"]
+    assert memory_budget(n, d, P) == MEMORY_FACTOR * data + MEMORY_SLACK
+    assert seen["outside"] - base <= memory_budget(n, d, P) + kept
+    # the first-order solver stays within (twice) the estimate its memory guard uses
+    assert seen["fo_above_entry"] <= 2 * first_order.first_order_memory(n, seen["r"], P)
+    assert np.isfinite(sol.objective) and sol.lower_bound <= sol.objective
+
+
+@pytest.mark.parametrize("options", [{"solver": "first_order"}, {"n_patterns": 10}])
+def test_no_n_by_n_array_when_n_is_much_larger_than_d(options):
+    # structure detection (rank one, whitened), pattern sampling, the solver (first-order, or
+    # the default interior-point method on a small pattern set), the rebuild and the
+    # certificate: nothing of size n^2 (one n x n float array is 512 MB here, the data 0.2 MB)
+    n, d = 8000, 3
+    X, y = _planted(n, d, seed=1)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        sol = deepdual.solve(X, y, beta=0.01 * n, max_iter=3, progress=False, oracle_time=0.5, **options)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * n * n / 4
+    assert sol.lower_bound <= sol.objective
+
+
+def test_validation_does_not_copy_float64_data():
+    X = np.random.default_rng(0).standard_normal((50, 3))
+    V = check_matrix(X, copy=False)
+    assert np.shares_memory(V, X) and not V.flags.writeable
+    assert X.flags.writeable  # the caller's array is unchanged
+    with pytest.raises(ValueError):
+        V[0, 0] = 1.0
+    # the default still returns a new array the caller may modify
+    C = check_matrix(X)
+    assert not np.shares_memory(C, X) and C.flags.writeable
+    # other layouts and dtypes are converted (a copy), never viewed
+    for other in (np.asfortranarray(X), X[:, ::2], X.astype(np.float32), X.tolist()):
+        W = check_matrix(other, copy=False)
+        assert W.dtype == np.float64 and not np.shares_memory(W, X)
+    with pytest.raises(ValueError, match="finite"):
+        check_matrix(np.array([[1.0, np.nan]]), copy=False)
+
+
+def test_solve_and_forward_leave_the_input_untouched():
+    X, y = _planted(300, 3, seed=2)
+    X0, y0 = X.copy(), y.copy()
+    sol = deepdual.solve(X, y, beta=3.0, progress=False)
+    F = sol.network.forward(X)
+    assert np.array_equal(X, X0) and np.array_equal(y, y0) and X.flags.writeable
+    assert F.shape == (300, 1) and F.flags.writeable
+
+
+def test_memory_guard_before_any_work(monkeypatch):
+    X, y = _planted(400, 4, seed=3)
+    monkeypatch.setattr(first_order, "available_memory", lambda: 10_000)
+
+    def no_work(*args, **kwargs):  # pragma: no cover - must not be reached
+        raise AssertionError("the SVD ran before the memory check")
+
+    monkeypatch.setattr(convex_solver, "row_space", no_work)
+    with pytest.raises(MemoryError, match=r"needs about .*GiB.*available.*n_patterns"):
+        deepdual.solve(X, y, beta=1.0, progress=False)
+
+
+@settings(max_examples=40, deadline=None)
+@given(P=st.integers(1, 30), n=st.integers(1, 40), dup=st.integers(0, 10), seed=st.integers(0, 10**6))
+def test_first_unique_nonzero_matches_unique_rows(P, n, dup, seed):
+    # the indices sample_patterns keeps: unique_rows without the all-False row, same order
+    rng = np.random.default_rng(seed)
+    D = rng.random((P, n)) < rng.uniform(0, 1)
+    if dup:
+        D = np.concatenate([D, D[rng.integers(0, P, dup)]])
+    U, idx = unique_rows(D, return_index=True)
+    keep = U.any(axis=1)
+    got = _first_unique_nonzero(D)
+    assert np.array_equal(got, idx[keep])
+    assert np.array_equal(D[got], U[keep])
+
+
+def test_sample_patterns_reuses_the_row_space():
+    X, _ = _planted(500, 4, seed=4)
+    rs = row_space(X)
+    a = sample_patterns(X, 30, 0, return_directions=True)
+    b = sample_patterns(X, 30, 0, return_directions=True, rs=rs)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    with pytest.raises(ValueError, match="rs"):
+        sample_patterns(X[:10], 5, 0, rs=rs)
