@@ -106,6 +106,8 @@ def run(args):
     loss = get_loss("squared")
     rows = []
     for name, X, y in datasets(args.quick):
+        if args.oracle_only is not None and not any(s in name for s in args.oracle_only.split(",")):
+            continue
         beta = 1.0
         t0 = time.perf_counter()
         sol = deepdual.solve(X, y, beta=beta, method="convex", patterns="sample", n_patterns=50, rng=0,
@@ -121,6 +123,8 @@ def run(args):
 
         spec = support_spectral_bound(X, v)
         r = dual_constraint_bb(X, v, time_limit=args.time, rtol=1e-9)
+        r_rows = dual_constraint_bb(X, v, time_limit=args.time, rtol=1e-9, method="rows") \
+            if X.shape[1] <= 4 and args.rows else None
 
         def at(t):
             ups = [h[2] for h in r.history if h[0] <= t]
@@ -132,7 +136,11 @@ def run(args):
                "oracle_exact": r.exact, "oracle_s": r.time_s, "nodes": r.nodes,
                "gap_1s": (obj - low(at(1.0))) / obj, "gap_5s": (obj - low(at(5.0))) / obj,
                "gap_end": (obj - low(r.upper)) / obj,
-               "gap_exact_c": (obj - low(r.lower)) / obj if r.exact else None}
+               "gap_exact_c": (obj - low(r.lower)) / obj if r.exact else None,
+               "load_average": os.getloadavg()}
+        if r_rows is not None:  # the row-sign search on the same v (the previous default for d <= 4)
+            row.update({"rows_c_end": r_rows.upper, "rows_exact": r_rows.exact, "rows_s": r_rows.time_s,
+                        "rows_gap_end": (obj - low(r_rows.upper)) / obj})
         if args.scip and ("PCA" not in name or X.shape[1] == 4):
             sb = scip_bound(X, v, args.time)
             if sb is not None:
@@ -142,17 +150,20 @@ def run(args):
         print(json.dumps(row), flush=True)
     cg = []
     if args.cg_time > 0:
-        for name, X, y in datasets(True):
-            if X.shape[1] > 4 or "d=4" in name and X.shape[0] > 500:
+        for name, X, y in datasets(False):
+            # the target: d <= 4, n <= 2000 (PCA projections and planted instances)
+            if X.shape[1] > 4 or X.shape[0] > 2000 or not (args.cg_only is None or any(
+                    s in name for s in args.cg_only.split(","))):
                 continue
             t0 = time.perf_counter()
             sol = deepdual.solve(X, y, beta=1.0, method="convex", strategy="column_generation",
-                                 time_limit=args.cg_time, rng=0, progress=False)
+                                 time_limit=args.cg_time, rng=0, progress=False, rtol=1e-4)
             res = {"instance": name, "n": X.shape[0], "d": X.shape[1], "objective": sol.objective,
                    "lower_bound": sol.lower_bound, "rel_gap": (sol.objective - sol.lower_bound) / abs(sol.objective),
                    "certified_1e-4": bool(sol.objective - sol.lower_bound <= 1e-4 * abs(sol.objective)),
                    "time_s": time.perf_counter() - t0, "rounds": sol.info.get("rounds"),
-                   "patterns": sol.info.get("patterns"), "status": sol.info.get("status")}
+                   "patterns": sol.info.get("patterns"), "status": sol.info.get("status"),
+                   "history": sol.info.get("history"), "load_average": os.getloadavg()}
             cg.append(res)
             print(json.dumps(res), flush=True)
     return rows, cg
@@ -160,13 +171,15 @@ def run(args):
 
 def table(rows, cg):
     out = ["| instance | n x d | objective | gap today (spectral) | gap oracle 1 s | 5 s | end | c(v) exact (time) "
-           "| gap SCIP |", "|---|---|---|---|---|---|---|---|---|"]
+           "| gap SCIP | row-sign search (end) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        ex = f"yes ({r['oracle_s']:.1f} s, {r['nodes']} nodes)" if r["oracle_exact"] else \
+        ex = f"yes ({r['oracle_s']:.1f} s, {r['nodes']} boxes/nodes)" if r["oracle_exact"] else \
             f"no ({r['nodes']} nodes; c in [{r['c_attained']:.4g}, {r['c_oracle_end']:.4g}])"
         sc = f"{r['gap_scip']:.3f}" if "gap_scip" in r else "–"
+        rw = (f"{r['rows_gap_end']:.3f}" + (f" (exact, {r['rows_s']:.1f} s)" if r["rows_exact"] else "")
+              if "rows_gap_end" in r else "–")
         out.append(f"| {r['instance']} | {r['n']}x{r['d']} | {r['objective']:.5g} | {r['gap_today']:.3f} | "
-                   f"{r['gap_1s']:.3f} | {r['gap_5s']:.3f} | {r['gap_end']:.3f} | {ex} | {sc} |")
+                   f"{r['gap_1s']:.3f} | {r['gap_5s']:.3f} | {r['gap_end']:.3f} | {ex} | {sc} | {rw} |")
     if cg:
         out += ["", "| column generation | n x d | objective | lower bound | rel. gap | time | rounds | patterns |"
                 " status |", "|---|---|---|---|---|---|---|---|---|"]
@@ -183,6 +196,10 @@ def main():
     ap.add_argument("--cg-time", type=float, default=120.0, help="column generation seconds per instance")
     ap.add_argument("--quick", action="store_true", help="PCA d = 2, 4, 10 only")
     ap.add_argument("--no-scip", dest="scip", action="store_false")
+    ap.add_argument("--no-rows", dest="rows", action="store_false",
+                    help="skip the row-sign search on d <= 4 (compared with the direction-space one)")
+    ap.add_argument("--oracle-only", default=None, help="comma-separated name parts: oracle rows to run")
+    ap.add_argument("--cg-only", default=None, help="comma-separated name parts: column generation rows to run")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "bench_oracle.json"))
     args = ap.parse_args()
     rows, cg = run(args)

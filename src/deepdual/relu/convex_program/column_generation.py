@@ -30,6 +30,10 @@ from .oracle import cell_ascent, dual_constraint_bb
 
 __all__ = ["column_generation"]
 
+#: a neuron counts as active (its pattern stays) when its size |alpha_j| ||u_j|| exceeds this
+#: fraction of the largest (interior-point iterates give every group a small positive size)
+ACTIVE_RTOL = 1e-3
+
 
 def column_generation(
     solve_patterns: Callable[..., Solution],
@@ -43,7 +47,10 @@ def column_generation(
     bias: bool,
     time_limit: float | None = None,
     n_initial: int = 20,
-    n_ascent: int = 50,
+    n_ascent: int = 25,
+    n_violators: int = 25,
+    keep_rounds: int | None = 3,
+    oracle_time: float = 0.5,
     rng: Any = None,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
@@ -66,6 +73,17 @@ def column_generation(
     n_ascent : int
         Random starts of cell ascent per round that found a violated cell (more violated
         patterns per round, fewer rounds).
+    n_violators : int
+        Most violated cells the oracle collects per round.
+    keep_rounds : int or None, default 3
+        Column deletion: a pattern that no neuron of the program's network has used (and
+        that was not added) in the last ``keep_rounds`` rounds leaves the set; the
+        network's own patterns always stay, so the restricted optimum never rises
+        (docs/convex_program.md §13).  ``None`` keeps every pattern.
+    oracle_time : float, default 0.5
+        Least seconds of the oracle per round (it runs for a quarter of the program's
+        solve time, or to an exact :math:`c(v)` if sooner, collecting violated cells; its
+        bound gives every round a proven lower bound by scaling).
     log : callable, optional
         Receives one line per round (time, patterns, objective, bound, gap).
 
@@ -96,23 +114,46 @@ def column_generation(
     def remaining() -> float | None:
         return None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - t0))
 
+    last_used: dict[bytes, int] = {p.tobytes(): 0 for p in pats}
     while True:
         rounds += 1
+        t_round = time.perf_counter()
         sol = solve_patterns(X, Y, scalar=scalar, beta=beta, depth=2, loss=loss, rtol=rtol, bias=bias,
                              patterns=(pats, dirs), polish=False, certify_max_patterns=0, oracle_time=0,
                              **options)
         if best_sol is None or sol.objective < best_sol.objective:
             best_sol = sol
+        if keep_rounds is not None:
+            # the network's neuron patterns (its pre-activations on the augmented data)
+            act_p, act_u = _neuron_patterns(sol, X, bias)
+            for p_, u_ in zip(act_p, act_u):
+                k_ = p_.tobytes()
+                if k_ not in last_used:
+                    u_in = interior_direction(Xa, p_.astype(float))
+                    if u_in is None:
+                        continue
+                    pats = np.vstack([pats, p_[None, :]])
+                    dirs = np.vstack([dirs, u_in[None, :]])
+                last_used[k_] = rounds
         if sol.lower_bound > best_low:
             best_low, best_dual = sol.lower_bound, sol.dual
         V = loss.dual_point(sol.network.forward(X), Y)
         v = V[:, 0]
         up = best_sol.objective
         # the lower bound that would certify: c(v) <= beta * (1 + slack)
-        rem = remaining()
-        res = dual_constraint_bb(Xa, v, time_limit=rem, rtol=1e-9, stop_above=beta * (1 + 1e-6),
-                                 stop_below=beta * (1 + 0.1 * rtol), collect_above=beta * (1 + 1e-9),
-                                 max_collect=50)
+        # the oracle bounds c(v) for a quarter of the program's time (at least oracle_time
+        # s; doubled while it neither proves the bound nor finds a violated cell)
+        t_prog = time.perf_counter() - t_round
+        budget = max(oracle_time, 0.25 * t_prog)
+        while True:
+            rem = remaining()
+            res = dual_constraint_bb(Xa, v, time_limit=budget if rem is None else min(rem, budget), rtol=1e-7,
+                                     stop_below=beta * (1 + 0.1 * rtol), collect_above=beta * (1 + 1e-9),
+                                     max_collect=n_violators)
+            if res.violators or res.exact or res.upper <= beta * (1 + 0.1 * rtol) or (
+                    time_limit is not None and remaining() <= 0):
+                break
+            budget *= 2
         t_dual, low = loss.best_scale(V, Y, np.inf if res.upper <= 0 else beta / res.upper)
         if np.isfinite(low) and low > best_low:
             best_low, best_dual = float(low), t_dual * V
@@ -162,6 +203,11 @@ def column_generation(
             break
         pats = np.vstack([pats, P_new[keep]])
         dirs = np.vstack([dirs, np.array(D_keep)])
+        if keep_rounds is not None:
+            for i in keep:
+                last_used[P_new[i].tobytes()] = rounds
+            stay = np.array([rounds - last_used.get(p.tobytes(), -10**9) < keep_rounds for p in pats])
+            pats, dirs = pats[stay], dirs[stay]
     info = dict(best_sol.info)
     info.update({
         "strategy": "column_generation",
@@ -179,3 +225,19 @@ def column_generation(
     method = "convex program (Pilanci & Ergen 2020), column generation with branch-and-bound pricing"
     return Solution(network=best_sol.network, objective=float(best_sol.objective), lower_bound=float(best_low),
                     method=method, rtol=rtol, dual=best_dual, info=info)
+
+
+def _neuron_patterns(sol: Solution, X: np.ndarray, bias: bool) -> tuple[np.ndarray, np.ndarray]:
+    r"""Activation patterns :math:`1[Xu_j + b_j \ge 0]` of the network's active neurons
+    (:math:`\|u_j\||\alpha_j|` above :math:`10^{-8}` of the largest; a two-layer network)."""
+    net = sol.network
+    W1 = np.asarray(net.weights[0][0], dtype=float)
+    H = X @ W1
+    U = W1.T
+    if bias and net.biases is not None and net.biases[0][0] is not None:
+        b = np.asarray(net.biases[0][0], dtype=float)
+        H = H + b[None, :]
+        U = np.hstack([U, b[:, None]])
+    size = np.linalg.norm(U, axis=1) * np.linalg.norm(np.asarray(net.weights[0][1], dtype=float), axis=1)
+    on = size > ACTIVE_RTOL * max(float(size.max(initial=0.0)), np.finfo(float).tiny)
+    return (H[:, on] >= 0).T, U[on]
