@@ -246,3 +246,23 @@ def test_dominated_second_layer_patterns_do_not_change_the_constraint(seed):
     fast = path_constraint(pset, v)
     assert fast.upper == pytest.approx(full.upper, rel=1e-9, abs=1e-12)
     assert fast.evaluated <= full.evaluated
+
+
+def test_deep_networks_get_a_proven_norm_bound():
+    """Depth >= 4 has no exact program here: certify uses ||X|| prod sqrt(m_l) max(||v+||, ||v-||),
+    which bounds v^T f / R for random sub-networks of those widths."""
+    from deepdual.relu.path_regularization.program import deep_norm_bound
+
+    X, y = data(6, 2)
+    rng = np.random.default_rng(1)
+    widths = [3, 2, 2]
+    for _ in range(30):
+        v = rng.standard_normal(6)
+        sub = [rng.standard_normal((2, 3)), rng.standard_normal((3, 2)), rng.standard_normal((2, 2)),
+               rng.standard_normal((2, 1))]
+        net = deepdual.Network([sub], "relu")
+        R = deepdual.objective(net, X, np.zeros(6), beta=1.0, regularization="path") - 0.5 * np.sum(net.predict(X) ** 2)
+        assert v @ net.predict(X) <= deep_norm_bound(X, v, widths) * R * (1 + 1e-9)
+    cert = deepdual.certify(net, X, y, beta=0.5, regularization="path")
+    assert not cert.exact_constraint and not cert.certified
+    assert cert.lower_bound <= cert.objective

@@ -18,7 +18,7 @@ import numpy as np
 from ...losses import Loss, SquaredLoss
 from ...network import Network
 from ...solution import Certificate
-from .program import norm_bound, path_constraint, path_widths, pattern_set
+from .program import deep_norm_bound, norm_bound, path_constraint, path_widths, pattern_set
 from .solver import path_objective
 
 __all__ = ["certify_path"]
@@ -27,13 +27,13 @@ __all__ = ["certify_path"]
 def certify_path(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float, loss: Loss, rtol: float,
                  max_patterns: int = 2000, max_blocks: int = 2_000_000, time_limit: float | None = None,
                  progress: Any = None) -> Certificate:
-    """Objective (path regularizer) and proven lower bound over networks of the same depth and widths
-    (module docstring).  Depth 2 or 3, one output, squared loss, no biases.  ``time_limit`` and
+    r"""Objective (path regularizer) and proven lower bound over networks of the same depth and widths
+    (module docstring).  Depth 2 or 3 (exact constraint over complete patterns); depth :math:`\ge 4`: the
+    proven bound :func:`deep_norm_bound` (loose).  One output, squared loss, no biases.  ``time_limit`` and
     ``progress`` (passed by the command line for every ReLU network) are not used: the enumeration
     always runs to completion (``max_blocks`` bounds its size)."""
-    if network.activation != "relu" or network.depth not in (2, 3):
-        raise ValueError("the path-regularized certificate covers ReLU networks of depth 2 or 3, got "
-                         f"activation={network.activation!r}, depth={network.depth}")
+    if network.activation != "relu":
+        raise ValueError(f"the path-regularized certificate covers ReLU networks, got activation={network.activation!r}")
     if network.has_biases:
         raise ValueError("the path-regularized certificate covers networks without biases")
     if not isinstance(loss, SquaredLoss):
@@ -43,6 +43,15 @@ def certify_path(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float,
     y = Y[:, 0]
     obj = path_objective(network, X, y, beta=beta)
     v = y - np.asarray(network.forward(X), float)[:, 0]
+    if network.depth >= 4:  # no exact program here: the proven layer-norm bound (docs/path_regularization.md §4)
+        widths = [max(sub[l].shape[1] for sub in network.weights) for l in range(network.depth - 1)]
+        cbar = deep_norm_bound(X, v, widths)
+        s = 1.0 if cbar <= beta else beta / cbar
+        lower = float(s * (v @ y) - 0.5 * s * s * (v @ v))
+        return Certificate(objective=obj, lower_bound=lower, exact_constraint=False, dual=(s * v)[:, None],
+                           method="upper bound: ||X||_2 prod_l sqrt(m_l) max(||v+||, ||v-||) (depth >= 4)",
+                           rtol=rtol, details={"constraint_upper": float(cbar), "regularization": "path",
+                                               "widths": tuple(widths)})
     m1, m2 = path_widths(network)
     outer = network.depth == 3
     pset, complete, how = pattern_set(X, m1, max_patterns=max_patterns)

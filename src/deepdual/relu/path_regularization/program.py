@@ -47,7 +47,7 @@ from ...network import Network
 from ...objective import path_norm, path_regularizer
 
 __all__ = ["path_norm", "path_regularizer", "PatternSet", "PathAtom", "ConstraintSearch",
-           "path_constraint", "norm_bound", "network_from_path_atoms", "path_widths", "pattern_set"]
+           "path_constraint", "norm_bound", "deep_norm_bound", "network_from_path_atoms", "path_widths", "pattern_set"]
 
 
 def path_widths(network: Network) -> tuple[int, int]:
@@ -284,6 +284,16 @@ def norm_bound(X: np.ndarray, v: np.ndarray, m1: int, *, outer_relu: bool = True
     xn = float(np.linalg.norm(X, 2)) * (1 + 1e-12) * np.sqrt(m1)
     if not outer_relu:
         return xn * float(np.linalg.norm(v))
+    return xn * max(float(np.linalg.norm(np.maximum(v, 0))), float(np.linalg.norm(np.maximum(-v, 0))))
+
+
+def deep_norm_bound(X: np.ndarray, v: np.ndarray, widths: list[int]) -> float:
+    r"""Proven bound for any depth :math:`L`: :math:`v^Tf_k \le \bar c\,\rho_k` with
+    :math:`\bar c = \|X\|_2\prod_{l=1}^{L-1}\sqrt{m_l}\,\max(\|v_+\|, \|v_-\|)` for every sub-network of
+    hidden widths at most ``widths`` :math:`= (m_1, \dots, m_{L-1})` (docs/path_regularization.md §4: with
+    unit incoming path norms a layer-:math:`l` neuron has norm at most :math:`\|X\|_2\prod_{i<l}\sqrt{m_i}`,
+    and a non-negative vector :math:`a` has :math:`|v^Ta| \le \max(\|v_+\|, \|v_-\|)\|a\|`)."""
+    xn = float(np.linalg.norm(X, 2)) * (1 + 1e-12) * float(np.sqrt(np.prod(np.asarray(widths, float))))
     return xn * max(float(np.linalg.norm(np.maximum(v, 0))), float(np.linalg.norm(np.maximum(-v, 0))))
 
 
