@@ -27,7 +27,8 @@ Weight decay, :math:`L \ge 3` [proven for at most two label parts; refuted for t
     which lets all parts share one path budget: it equals the claimed optimum when one
     part is active and the others' norms lie below the optimal residual, and is strictly
     smaller otherwise.  With three or more parts the per-part value is not always optimal
-    (a width-2 network beats it for the parts :math:`(1,+), (1,-), (2,+)`, docs/relu.md §2.3).
+    (width-2 trunks beat it for the parts :math:`(1,+), (1,-), (2,+)` from depth 3 and for three
+    one-hot classes from depth 5, docs/relu.md §2.3).
     ``certified`` reports which case holds;
     ``info["note"]`` explains.
 
@@ -416,7 +417,8 @@ def solve_whitened(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, d
             f"+ (beta L/2) s^(2/L) over {len(part_info)} label part(s) ({active} active), but the proven "
             "lower bound (all parts sharing one path budget) is smaller: optimality is not certified "
             "(proven for at most two label parts; with three or more the per-part value can be beaten, "
-            "e.g. parts (1,+), (1,-), (2,+) at depth 3-5, docs/relu.md §2.3). "
+            "e.g. parts (1,+), (1,-), (2,+) from depth 3 and three one-hot classes from depth 5, "
+            "docs/relu.md §2.3). "
             "formulation='norm_constrained' gives the paper's certified form"
         )
         sol.info["note"] = note
