@@ -69,6 +69,19 @@ def test_levels_are_nested(seed):
         assert r.upper >= ref
 
 
+def test_partial_lifting_is_valid_and_between():
+    """Lifting fewer rows (the rest linear or secant) stays a proof; lifting all is tightest here."""
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((12, 2))
+    v = rng.standard_normal(12)
+    ref = c_enumerated(X, v)
+    full = lifted_bound(X, v).upper
+    for k in (0, 2, 6):
+        part = lifted_bound(X, v, max_lifted=k).upper
+        assert part >= ref
+        assert part >= full - 1e-4 * full
+
+
 @pytest.mark.parametrize("max_iters", [1, 5, 25])
 @pytest.mark.parametrize("lift", ["all", "positive"])
 def test_early_stopped_solver_still_proves_a_bound(max_iters, lift):
@@ -81,8 +94,9 @@ def test_early_stopped_solver_still_proves_a_bound(max_iters, lift):
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10**6), n=st.integers(2, 9), d=st.integers(1, 3),
        dup=st.booleans(), integer=st.booleans(), rank_def=st.booleans(),
-       level=st.sampled_from(["shor", "partial", "dnn"]), iters=st.sampled_from([3, 40, 20000]))
-def test_property_valid_bound(seed, n, d, dup, integer, rank_def, level, iters):
+       level=st.sampled_from(["shor", "partial", "dnn"]), iters=st.sampled_from([3, 40, 20000]),
+       max_lifted=st.sampled_from([None, 0, 1, 3]))
+def test_property_valid_bound(seed, n, d, dup, integer, rank_def, level, iters, max_lifted):
     rng = np.random.default_rng(seed)
     if integer:     # ties: many rows on the same hyperplanes, parallel/anti-parallel rows
         X = rng.integers(-2, 3, size=(n, d)).astype(float)
@@ -93,23 +107,23 @@ def test_property_valid_bound(seed, n, d, dup, integer, rank_def, level, iters):
     if dup:
         X = np.vstack([X, X[: max(1, n // 2)]])
     v = rng.integers(-3, 4, size=len(X)).astype(float) if integer else rng.standard_normal(len(X))
-    check_valid(X, v, level=level, max_iters=iters)
+    check_valid(X, v, level=level, max_iters=iters, max_lifted=max_lifted)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10**6), scale=st.sampled_from([1e-3, 1.0, 10.0]),
-       level=st.sampled_from(["shor", "partial", "dnn"]), lift=st.sampled_from(["all", "positive"]))
-def test_repaired_bound_holds_for_arbitrary_multipliers(seed, scale, level, lift):
+       level=st.sampled_from(["shor", "partial", "dnn"]), lift=st.sampled_from(["all", "positive"]),
+       max_lifted=st.sampled_from([None, 0, 2]))
+def test_repaired_bound_holds_for_arbitrary_multipliers(seed, scale, level, lift, max_lifted):
     """The weak-duality repair is a proof for *any* multipliers, not only SCS's."""
     rng = np.random.default_rng(seed)
     n, d = 7, 2
     A = rng.standard_normal((n, d))
     A /= np.linalg.norm(A, axis=1, keepdims=True)
     v = rng.standard_normal(n)
-    prog = relaxation_program(A, v, level, lift)
+    prog = relaxation_program(A, v, level, lift, max_lifted)
     y = scale * rng.standard_normal(prog.A.shape[0])
-    lifted = (v != 0) if lift == "all" else (v > 0)
-    T = 2.0 + float(np.linalg.norm(A[lifted], 2)) ** 2 * (1 + 1e-9)
+    T = 2.0 + (float(np.linalg.norm(A[prog.lifted], 2)) ** 2 * (1 + 1e-9) if prog.lifted.any() else 0.0)
     bound, shift = repaired_dual_bound(prog, y, T)
     assert shift >= 0
     assert bound >= g_enumerated(A, v) - 1e-12
@@ -146,6 +160,10 @@ def test_inputs_not_modified_and_bad_input():
         lifted_bound(X, v, lift="some")
     with pytest.raises(ValueError, match="max_iters"):
         lifted_bound(X, v, max_iters=0)
+    with pytest.raises(ValueError, match="max_lifted"):
+        lifted_bound(X, v, max_lifted=-1)
+    with pytest.raises(TypeError, match="solver_options"):
+        lifted_bound(X, v, solver_options=[("eps_abs", 1.0)])
     with pytest.raises(ValueError, match="time_limit"):
         lifted_bound(X, v, time_limit=-1.0)
 

@@ -31,7 +31,7 @@ from deepdual.relu.convex_program.cells import merge_rows
 from deepdual.relu.convex_program.certificate import support_spectral_bound
 
 __all__ = ["LEVELS", "LIFTS", "LiftedBound", "RelaxationProgram", "SideBound", "lifted_bound",
-           "lifted_side_bound", "relaxation_program", "repaired_dual_bound"]
+           "lifted_rows", "lifted_side_bound", "relaxation_program", "repaired_dual_bound"]
 
 #: relaxation levels, cheapest first: ``"shor"`` (PSD, complementarity of the diagonal,
 #: linear constraints), ``"partial"`` (+ :math:`zz^T\ge0` and :math:`z(z-X_Pu)^T\ge0`),
@@ -141,20 +141,36 @@ class RelaxationProgram:
     y_bounds: np.ndarray  # 0 <= y_k <= y_bounds[k] at every true point
     x_max: float          # |x_k| <= x_max at every true point (for the coefficients' rounding)
     coef_pad: float       # absolute slack per row for coefficients that are sums of products
+    const: float = 0.0    # constant term of the objective (secants of positive rows not lifted)
+    extra_err: float = 0.0  # rounding bound of the secant terms (constant and linear)
+    lifted: np.ndarray | None = None  # mask of the lifted rows
 
 
-def relaxation_program(A: np.ndarray, v: np.ndarray, level: str, lift: str) -> RelaxationProgram:
+def lifted_rows(A: np.ndarray, v: np.ndarray, lift: str, max_lifted: int | None) -> np.ndarray:
+    r"""Mask of the rows that get a lifted variable: all non-zero (``"all"``) or positive
+    (``"positive"``) weights, at most ``max_lifted`` of them, largest :math:`|v_i|\|a_i\|` first."""
+    cand = (v != 0) if lift == "all" else (v > 0)
+    if max_lifted is not None and int(cand.sum()) > max_lifted:
+        w = np.where(cand, np.abs(v) * np.linalg.norm(A, axis=1), -np.inf)
+        keep = np.argsort(-w, kind="stable")[:max_lifted]
+        cand = np.zeros(len(v), dtype=bool)
+        cand[keep] = True
+    return cand
+
+
+def relaxation_program(A: np.ndarray, v: np.ndarray, level: str, lift: str,
+                       max_lifted: int | None = None) -> RelaxationProgram:
     """SCS data (min c^T x, Ax + s = b, s in K) of the relaxation of max_u sum v_i (a_i^T u)_+.
 
-    ``lift="all"``: every row gets a lifted z_i; ``"positive"``: only rows with v_i > 0, the
-    others are linear variables y_k >= max(0, a_k^T u) (cheaper, looser: they are charged at
-    the relaxation's mean u only)."""
-    if lift == "all":
-        P = np.flatnonzero(v != 0)
-        N = np.zeros(0, dtype=np.intp)
-    else:
-        P = np.flatnonzero(v > 0)
-        N = np.flatnonzero(v < 0)
+    Lifted rows (:func:`lifted_rows`) get a variable z_i in the lifted matrix.  The others: a
+    row with v_k < 0 is a linear variable y_k >= max(0, a_k^T u) (exact for one u, but charged
+    only at the relaxation's mean u); a row with v_k > 0 is replaced by its secant on
+    [-||a_k||, ||a_k||], v_k (a_k^T u + ||a_k||) / 2 >= v_k (a_k^T u)_+ (a constant plus a
+    linear term)."""
+    L = lifted_rows(A, v, lift, max_lifted)
+    P = np.flatnonzero(L)
+    N = np.flatnonzero(~L & (v < 0))
+    Q = np.flatnonzero(~L & (v > 0))
     AP, AN = A[P], A[N]
     p, q, r = len(P), len(N), A.shape[1]
     m = 1 + r + p
@@ -223,11 +239,18 @@ def relaxation_program(A: np.ndarray, v: np.ndarray, level: str, lift: str) -> R
     c = np.zeros(nx)
     c[sidx[0, Z]] = -v[P] / _SQ2                               # maximize sum v_i z_i
     c[n_svec:] = -v[N]                                          # ... + sum v_k y_k (v_k < 0)
+    const, extra_err = 0.0, 0.0
+    if len(Q):                                                  # ... + secants of the others
+        nq = np.linalg.norm(A[Q], axis=1)
+        const = float(v[Q] @ nq) / 2.0
+        c[sidx[0, U]] -= (A[Q].T @ v[Q]) / 2.0 / _SQ2
+        extra_err = (len(Q) + 4) * _EPS * float(np.abs(v[Q]) @ (nq + _SQ2 * np.abs(A[Q]).sum(axis=1)))
     cone = {"z": Az.shape[0], "l": Al.shape[0], "s": [m]}
     rmax = float(np.max(np.linalg.norm(A, axis=1))) if len(A) else 0.0
     x_max = _SQ2 * max(1.0, rmax * rmax) * (1 + 1e-9)
     coef_pad = (1.0 + rmax * rmax) * r * r
-    return RelaxationProgram(Amat, b, c, cone, m, n_svec, np.linalg.norm(AN, axis=1), x_max, coef_pad)
+    return RelaxationProgram(Amat, b, c, cone, m, n_svec, np.linalg.norm(AN, axis=1), x_max, coef_pad,
+                             const, extra_err * x_max, L)
 
 
 def _smat(x: np.ndarray, m: int, sidx: np.ndarray) -> np.ndarray:
@@ -285,7 +308,7 @@ def repaired_dual_bound(prog: RelaxationProgram, y: np.ndarray, trace_bound: flo
     # up to 3 eps * sum |A_ia A_jb| (<= coef_pad) for the sums of two products (level "dnn")
     coef_err = 8 * _EPS * prog.x_max * (float(np.abs(yp) @ (absA @ np.ones(absA.shape[1]) + prog.coef_pad))
                                         + float(np.abs(prog.c).sum()))
-    total = dual + dual_err + shift * trace_bound + lin_term + coef_err
+    total = dual + dual_err + shift * trace_bound + lin_term + coef_err + prog.const + prog.extra_err
     return float(total * (1 + 16 * _EPS) + 16 * _EPS * abs(total)), shift
 
 
@@ -298,9 +321,9 @@ def _spectral_upper(A: np.ndarray) -> float:
     return min(fro * (1 + 8 * _EPS * A.size), s + 32 * _EPS * (sum(A.shape)) * fro)
 
 
-def lifted_side_bound(A: np.ndarray, v: np.ndarray, *, level: str = "dnn", lift: str = "all", eps: float = 1e-7,
-                      max_iters: int = 20000, time_limit: float | None = None,
-                      verbose: bool = False) -> SideBound:
+def lifted_side_bound(A: np.ndarray, v: np.ndarray, *, level: str = "dnn", lift: str = "all",
+                      max_lifted: int | None = None, eps: float = 1e-7, max_iters: int = 20000, time_limit: float | None = None,
+                      verbose: bool = False, solver_options: dict | None = None) -> SideBound:
     r"""Proven upper bound on :math:`\max_{\|u\|\le1}\sum_iv_i(a_i^Tu)_+` by the lifted relaxation.
 
     ``A`` should have unit-norm rows (scale ``v`` instead); the bound is valid for any rows.
@@ -313,13 +336,14 @@ def lifted_side_bound(A: np.ndarray, v: np.ndarray, *, level: str = "dnn", lift:
     if not np.any(P):
         return SideBound(0.0, 0.0, "trivial", 0, time.perf_counter() - t0, 0, 0.0, 0.0)
     scs = _import_scs()
-    lifted = (v != 0) if lift == "all" else P
-    prog = relaxation_program(A, v, level, lift)
+    prog = relaxation_program(A, v, level, lift, max_lifted)
+    lifted = prog.lifted
     trace_bound = (2.0 + _spectral_upper(A[lifted]) ** 2) * (1 + 1e-12)
     settings: dict[str, Any] = {"eps_abs": eps, "eps_rel": eps, "max_iters": int(max_iters),
                                 "verbose": bool(verbose)}
     if time_limit is not None:
         settings["time_limit_secs"] = float(time_limit)
+    settings.update(solver_options or {})
     solver = scs.SCS({"A": prog.A, "b": prog.b, "c": prog.c}, prog.cone, **settings)
     sol = solver.solve()
     y = np.asarray(sol["y"], dtype=float)
@@ -329,8 +353,9 @@ def lifted_side_bound(A: np.ndarray, v: np.ndarray, *, level: str = "dnn", lift:
                      int(info.get("iter", 0)), time.perf_counter() - t0, int(lifted.sum()), shift, trace_bound)
 
 
-def lifted_bound(X: Any, v: Any, *, level: str = "dnn", lift: str = "all", eps: float = 1e-7, max_iters: int = 20000,
-                 time_limit: float | None = None, verbose: bool = False) -> LiftedBound:
+def lifted_bound(X: Any, v: Any, *, level: str = "dnn", lift: str = "all", max_lifted: int | None = None, eps: float = 1e-7, max_iters: int = 20000,
+                 time_limit: float | None = None, verbose: bool = False,
+                 solver_options: dict | None = None) -> LiftedBound:
     r"""Proven upper bound on :math:`c(v) = \max_{\|u\|\le1}|v^T(Xu)_+|` (docs/convex_program.md §16).
 
     Parameters
@@ -344,9 +369,15 @@ def lifted_bound(X: Any, v: Any, *, level: str = "dnn", lift: str = "all", eps: 
     lift : {"all", "positive"}
         Lift every row, or only the rows with positive weight (for each sign); the others are
         then linear, which is cheaper but much looser.
+    max_lifted : int, optional
+        Lift at most this many rows per sign (largest :math:`|v_i|\|x_i\|` first); the others
+        are linear (rows with negative weight) or replaced by their secant (positive weight).
+        Bounds the solver's cost (the lifted matrix has order 1 + rank + lifted rows).
     eps, max_iters, time_limit, verbose
         SCS's tolerances, iteration and time limits (per sign).  A loose or early-stopped
         solve still gives a proven (looser) bound.
+    solver_options : dict, optional
+        Further SCS settings (e.g. ``{"linear_solver": scs.LinearSolver.CPU_INDIRECT}``, ``{"acceleration_lookback": 0}``).
 
     Returns
     -------
@@ -371,6 +402,11 @@ def lifted_bound(X: Any, v: Any, *, level: str = "dnn", lift: str = "all", eps: 
         raise ValueError(f"eps must be > 0, got {eps!r}")
     if int(max_iters) < 1:
         raise ValueError(f"max_iters must be a positive integer, got {max_iters!r}")
+    if max_lifted is not None and (isinstance(max_lifted, bool) or not isinstance(max_lifted, (int, np.integer))
+                                   or max_lifted < 0):
+        raise ValueError(f"max_lifted must be a non-negative integer or None, got {max_lifted!r}")
+    if solver_options is not None and not isinstance(solver_options, dict):
+        raise TypeError(f"solver_options must be a dict or None, got {type(solver_options).__name__}")
     if time_limit is not None and not (time_limit > 0):
         raise ValueError(f"time_limit must be > 0 or None, got {time_limit!r}")
     t0 = time.perf_counter()
@@ -401,8 +437,8 @@ def lifted_bound(X: Any, v: Any, *, level: str = "dnn", lift: str = "all", eps: 
     sides = []
     best = 0.0
     for s in (1.0, -1.0):
-        sb = lifted_side_bound(An, s * vs, level=level, lift=lift, eps=eps, max_iters=max_iters,
-                               time_limit=time_limit, verbose=verbose)
+        sb = lifted_side_bound(An, s * vs, level=level, lift=lift, max_lifted=max_lifted, eps=eps, max_iters=max_iters,
+                               time_limit=time_limit, verbose=verbose, solver_options=solver_options)
         sides.append(sb)
         best = max(best, sb.upper)
     upper = best * qnorm + slack * (1.0 + 1e-6) + 8 * _EPS * best
