@@ -111,6 +111,11 @@ def test_bound_below_trained_networks_on_general_data():
     beta = 0.2
     best = best_of_restarts(X, y, beta=beta, depth=4, width=6, m=1, restarts=3, iters=400)
     assert two_part_bound(signed_parts(y), beta=beta, depth=4, x_norm=np.linalg.norm(X, 2)) <= best
+    # two classes (one-hot), depth 5
+    Y = np.zeros((8, 2))
+    Y[np.arange(8), np.arange(8) % 2] = 2.0
+    best2 = best_of_restarts(X, Y, beta=beta, depth=5, width=5, m=1, restarts=3, iters=400)
+    assert two_part_bound(np.linalg.norm(Y, axis=0), beta=beta, depth=5, x_norm=np.linalg.norm(X, 2)) <= best2
     # the depth-3 name is the same bound
     assert sign_split_bound(signed_parts(y), beta=beta, x_norm=2.0) == two_part_bound(
         signed_parts(y), beta=beta, depth=3, x_norm=2.0)
