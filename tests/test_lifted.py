@@ -1,5 +1,5 @@
 """Lifted (doubly non-negative) relaxation bound on the dual constraint c(v)
-(docs/convex_program.md §16): a proven upper bound, checked against complete enumeration of
+(docs/lifted.md): a proven upper bound, checked against complete enumeration of
 the hyperplane arrangement on random, tied, duplicated and rank-deficient data, with exact and
 early-stopped SCS solves and with arbitrary (garbage) dual multipliers."""
 

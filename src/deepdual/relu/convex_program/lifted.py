@@ -14,7 +14,7 @@ rows with :math:`v_i<0` are exact with linear variables :math:`y_i\ge0,\ y_i\ge 
 \operatorname{diag}(z(X_Pu)^T)`.  The relaxation is solved by SCS (optional extra
 ``deepdual[sdp]``), and its (inexact) dual multipliers are turned into a **proven** upper
 bound by weak duality with the PSD multiplier repaired by its most negative eigenvalue
-times an a-priori bound on :math:`\|m\|^2` (docs/convex_program.md §16).  Inexact or early
+times an a-priori bound on :math:`\|m\|^2` (docs/lifted.md).  Inexact or early
 stopped solves only loosen the bound.
 """
 
@@ -164,9 +164,10 @@ def relaxation_program(A: np.ndarray, v: np.ndarray, level: str, lift: str,
 
     Lifted rows (:func:`lifted_rows`) get a variable z_i in the lifted matrix.  The others: a
     row with v_k < 0 is a linear variable y_k >= max(0, a_k^T u) (exact for one u, but charged
-    only at the relaxation's mean u); a row with v_k > 0 is replaced by its secant on
+    only at the relaxation's mean u); the rows Q with v_k > 0 are replaced by their secants on
     [-||a_k||, ||a_k||], v_k (a_k^T u + ||a_k||) / 2 >= v_k (a_k^T u)_+ (a constant plus a
-    linear term)."""
+    linear term), or, when that is smaller in the worst case, by the constant
+    ||v_Q|| ||A_Q||_2 >= v_Q^T (A_Q u)_+ (docs/convex_program.md §4)."""
     L = lifted_rows(A, v, lift, max_lifted)
     P = np.flatnonzero(L)
     N = np.flatnonzero(~L & (v < 0))
@@ -240,8 +241,12 @@ def relaxation_program(A: np.ndarray, v: np.ndarray, level: str, lift: str,
     c[sidx[0, Z]] = -v[P] / _SQ2                               # maximize sum v_i z_i
     c[n_svec:] = -v[N]                                          # ... + sum v_k y_k (v_k < 0)
     const, extra_err = 0.0, 0.0
-    if len(Q):                                                  # ... + secants of the others
-        nq = np.linalg.norm(A[Q], axis=1)
+    spec_q = float(np.linalg.norm(v[Q])) * _spectral_upper(A[Q]) if len(Q) else 0.0
+    nq = np.linalg.norm(A[Q], axis=1)
+    secant_worst = float(v[Q] @ nq + np.linalg.norm(A[Q].T @ v[Q])) / 2.0
+    if len(Q) and spec_q < secant_worst:                        # ... + a constant for the others
+        const = spec_q * (1 + 8 * _EPS * len(Q))
+    elif len(Q):                                                # ... + secants of the others
         const = float(v[Q] @ nq) / 2.0
         c[sidx[0, U]] -= (A[Q].T @ v[Q]) / 2.0 / _SQ2
         extra_err = (len(Q) + 4) * _EPS * float(np.abs(v[Q]) @ (nq + _SQ2 * np.abs(A[Q]).sum(axis=1)))
@@ -273,7 +278,7 @@ def repaired_dual_bound(prog: RelaxationProgram, y: np.ndarray, trace_bound: flo
     .. math:: -c^Tx \le b'^Ty' + \max(0, -\lambda_{\min}(S))\,T
               + \sum_k \max(0, -r_{y_k})\,h_k
 
-    (docs/convex_program.md §16), evaluated with margins covering the rounding of the stored
+    (docs/lifted.md), evaluated with margins covering the rounding of the stored
     coefficients of :math:`A'` and :math:`c` (relative error at most :math:`2\epsilon` each,
     with :math:`|x_k|\le` ``x_max`` at true points), of :math:`r`, of :math:`b'^Ty'` and of the
     eigenvalue routine.  Returns (bound, shift).
@@ -356,7 +361,7 @@ def lifted_side_bound(A: np.ndarray, v: np.ndarray, *, level: str = "dnn", lift:
 def lifted_bound(X: Any, v: Any, *, level: str = "dnn", lift: str = "all", max_lifted: int | None = None, eps: float = 1e-7, max_iters: int = 20000,
                  time_limit: float | None = None, verbose: bool = False,
                  solver_options: dict | None = None) -> LiftedBound:
-    r"""Proven upper bound on :math:`c(v) = \max_{\|u\|\le1}|v^T(Xu)_+|` (docs/convex_program.md §16).
+    r"""Proven upper bound on :math:`c(v) = \max_{\|u\|\le1}|v^T(Xu)_+|` (docs/lifted.md).
 
     Parameters
     ----------
