@@ -287,3 +287,30 @@ def test_certify_needs_beta_when_the_file_has_none(capsys, tmp_path):
     code, out, err = run(capsys, "certify", net, data, "--beta", "1", "--json")
     assert code == 0, err
     assert json.loads(out)["loss"] == "squared"
+
+
+def test_solve_architecture_deep_narrow_round_trip(capsys, tmp_path):
+    """`--architecture deep_narrow` reaches the deep narrow Lasso solver, and `certify` of the
+    saved network uses its recorded l_L penalty (docs/one_dimensional.md §10)."""
+    rng = np.random.default_rng(0)
+    x = np.sort(rng.uniform(-2, 2, 25))
+    y = np.sin(2 * x) + 0.1 * rng.standard_normal(25)
+    data = tmp_path / "d1.npz"
+    np.savez(data, X=x[:, None], y=y)
+    out = tmp_path / "net.npz"
+    code, text, err = run(capsys, "solve", data, "--beta", "0.1", "--depth", "4", "--bias", "--architecture",
+                          "deep_narrow", "--json", "--out", out)
+    assert code == 0, err
+    d = json.loads(text)
+    sol = deepdual.solve(x[:, None], y, beta=0.1, depth=4, bias=True, architecture="deep_narrow")
+    assert d["objective"] == pytest.approx(sol.objective, rel=1e-12)
+    assert d["certified"] is True
+    code, text, err = run(capsys, "certify", out, data, "--json")
+    assert code == 0, err
+    c = json.loads(text)
+    assert c["objective"] == pytest.approx(sol.objective, rel=1e-9)
+    assert c["lower_bound"] <= c["objective"] * (1 + 1e-12)
+    assert c["lower_bound"] >= sol.lower_bound * (1 - 1e-6)
+    code, _, err = run(capsys, "solve", data, "--beta", "0.1", "--depth", "2", "--bias", "--architecture",
+                       "deep_narrow")
+    assert_one_line_error(code, err, "depth")

@@ -229,6 +229,8 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     seeded = {"random_state": args.seed} if args.activation == "relu" else {}
     if args.regularization == "path":  # docs/path_regularization.md
         seeded["regularization"] = "path"
+    if args.architecture is not None:  # 1-D deep networks (docs/one_dimensional.md §7, §10)
+        seeded["architecture"] = args.architecture
     sol = deepdual.solve(X, y, beta=args.beta, depth=args.depth, activation=args.activation, loss=args.loss,
                          bias=args.bias, method=args.method, rtol=args.rtol, progress=args.progress,
                          time_limit=args.time_limit, **seeded)
@@ -433,6 +435,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--regularization", default="weight_decay", choices=["weight_decay", "path"],
                    help="weight_decay (default) or path: path-regularized parallel networks, depth 2 or 3, "
                         "small data (docs/path_regularization.md)")
+    s.add_argument("--architecture", default=None, choices=["linear_on_data", "deep_narrow"],
+                   help="1-D data, depth >= 3, with --bias: linear_on_data (default; weight decay) or "
+                        "deep_narrow (sums of width-one ReLU chains with the l_L penalty of Zeger et al. 2024; "
+                        "docs/one_dimensional.md §10)")
     s.add_argument("--out", metavar="FILE", help="save the optimal network (.npz)")
     s.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     s.add_argument("--seed", type=_nonnegative_int, default=0,
