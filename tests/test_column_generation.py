@@ -35,6 +35,8 @@ def planted(seed, n, d, loss):
     (1, 15, 3, "squared", False),
     (2, 10, 2, "logistic", False),
     (3, 12, 2, "squared", True),
+    (4, 14, 4, "squared", False),      # d = 4: the direction-space oracle (docs/convex_program.md §11b)
+    (5, 14, 3, "squared", True),       # augmented data [X, 1]: d = 4
 ])
 def test_reaches_all_pattern_optimum(seed, n, d, loss, bias):
     X, y = planted(seed, n, d, loss)

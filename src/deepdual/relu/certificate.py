@@ -170,8 +170,8 @@ def _oracle_constraint(V0: np.ndarray, Xe: np.ndarray, Y: np.ndarray, cv: Constr
     pieces = recentred_pieces(Xe) if free_biases else None
     res = dual_constraint_bb(Xe, v, pieces=pieces, time_limit=time_limit, rtol=1e-9, log=log)
     what = "unpenalized hidden biases: max over data-point recentrings, " if free_biases else ""
-    how = (f"{what}exact: branch and bound over row signs ({res.nodes} nodes)" if res.exact else
-           f"{what}upper bound: branch and bound over row signs ({res.nodes} nodes, {res.status}, "
+    how = (f"{what}exact: branch and bound over {res.search} ({res.nodes} nodes)" if res.exact else
+           f"{what}upper bound: branch and bound over {res.search} ({res.nodes} nodes, {res.status}, "
            f"attained {res.lower:.6g})")
     if res.upper < cv.value:
         return ConstraintValue(float(res.upper), bool(res.exact), how)

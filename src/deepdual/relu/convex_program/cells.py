@@ -21,7 +21,9 @@ class OracleResult:
     ``piece`` with sign ``sign`` (so :math:`\text{sign}\cdot v^T(X_ku)_+ = \text{lower}`),
     ``pattern`` its activation pattern :math:`1[X_ku \ge 0]`.  ``violators`` lists
     ``(value, sign, piece, pattern, u)`` of distinct cells found with value above the
-    ``collect_above`` threshold, best first.  ``history`` holds ``(time_s, lower, upper)``.
+    ``collect_above`` threshold, best first.  ``history`` holds ``(time_s, lower, upper)``;
+    ``search`` names the tree (``"row signs"`` or ``"directions"``; ``nodes`` counts its
+    nodes or boxes).
     """
 
     upper: float
@@ -36,6 +38,7 @@ class OracleResult:
     status: str
     history: list = field(default_factory=list)
     violators: list = field(default_factory=list)
+    search: str = "row signs"
 
 
 def cell_ascent(X: np.ndarray, v: np.ndarray, u: np.ndarray, *, max_steps: int = 20

@@ -386,4 +386,4 @@ def dual_constraint_sphere(
     viol = sorted(violators.values(), key=lambda x: -x[0])[:max_collect]
     return OracleResult(upper=float(U), lower=float(L), u=u, sign=float(sgn), piece=int(k), pattern=pat,
                         exact=bool(exact), nodes=nodes, time_s=time.perf_counter() - t0, status=status,
-                        history=history, violators=viol)
+                        history=history, violators=viol, search="directions")
