@@ -337,7 +337,9 @@ def certify_relu(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float,
                     # any data, any depth (docs/relu.md §2.3, two-part theorem)
                     from .whitened.solver import two_part_bound
 
-                    split = two_part_bound(parts, beta=beta, depth=L, x_norm=xn * (1 + 1e-12))
+                    # ||X||_2 from an SVD carries a relative error of order max(n, d) eps
+                    x_up = xn * (1 + 8 * max(X.shape) * np.finfo(float).eps + 1e-12)
+                    split = two_part_bound(parts, beta=beta, depth=L, x_norm=x_up)
                     bounds["two-part split"] = split
                     if split > best[0]:
                         best = (split, f"two-part split bound over label parts (depth {L})", white, None)
