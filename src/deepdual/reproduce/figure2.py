@@ -13,10 +13,12 @@ Two objectives are reproduced:
 
 ``weight_decay`` (deepdual's convention)
     :math:`\tfrac12\|f(X) - Y\|_F^2 + \tfrac\beta2\sum_{j,l}\|W_{l,j}\|_F^2`.  At :math:`L = 2` the
-    closed form is certified optimal.  At :math:`L \ge 3` it attains the derived value
-    :math:`\sum_k \min_s \tfrac12(s - \sqrt{n_k})^2 + \tfrac{\beta L}{2}s^{2/L}`, but the proven lower
-    bound is smaller (``certified = False``): the experiment then tests the derived claim
-    against training.
+    closed form is certified optimal.  At :math:`L \ge 3` it attains the per-class value
+    :math:`\sum_k \min_s \tfrac12(s - \sqrt{n_k})^2 + \tfrac{\beta L}{2}s^{2/L}`, proven optimal
+    for at most two classes and *not* optimal in general with three or more (networks that
+    share chains between classes beat it, docs/relu.md §2.3); with ten classes the proven
+    lower bound is smaller (``certified = False``) and the curves compare training with that
+    value, not with the optimum.
 ``norm_constrained`` (the paper's form)
     only the last two layers are penalized and :math:`\|W_{l,j}\|_F \le 1` for
     :math:`l \le L-2`; the closed form is certified for every L.  Networks are trained by
