@@ -50,7 +50,7 @@ from scipy.optimize import minimize_scalar
 
 from .._validation import check_choice, check_options
 from ..bounds import max_budget, power_penalty_lower_bound
-from ..exact_centering import center_exactly
+from ..exact_centering import center_exactly, center_rows_and_columns_exactly
 from ..dual_constraint import (
     CONSTRAINT_MODES,
     DEFAULT_MAX_PATTERNS,
@@ -59,7 +59,7 @@ from ..dual_constraint import (
     relaxed_squared_bound,
     relu_constraint,
 )
-from ..losses import Loss, SquaredLoss
+from ..losses import CrossEntropyLoss, Loss, SquaredLoss
 from ..network import Network
 from ..objective import objective
 from ..solution import Certificate
@@ -257,7 +257,10 @@ def certify_relu(network: Network, X: np.ndarray, Y: np.ndarray, *, beta: float,
             # (beta/2)||b||^2 - <V^T 1, b> >= -||V^T 1||^2 / (2 beta)   (Fenchel--Young)
             quad = 1.0 / (2.0 * beta)
         else:
-            V0 = center_exactly(V0)  # <V, 1 b^T> = 0 for every b, exactly (deepdual.exact_centering)
+            # <V, 1 b^T> = 0 for every b, exactly (deepdual.exact_centering); the cross-entropy
+            # loss also needs zero row sums, exactly, after that centering
+            V0 = (center_rows_and_columns_exactly(V0) if isinstance(loss, CrossEntropyLoss)
+                  else center_exactly(V0))
     if free_biases:
         # unpenalized hidden biases: a neuron with u = 0 outputs a constant, so 1^T v = 0 is
         # needed (docs/convex_program.md §12); the output-bias term is then zero too
