@@ -290,7 +290,7 @@ def dual_constraint_sphere(
     def bound_boxes(tree: _Tree, face: np.ndarray, S: np.ndarray, r: np.ndarray, parent: np.ndarray) -> np.ndarray:
         nonlocal nodes
         n = max(len(tree.v), 1)
-        chunk = max(1, int(2e6 // n))
+        chunk = max(1, int(5e5 // n))  # (n, chunk) arrays of 4 MB: about 50 MB at the peak
         out = np.empty(len(face))
         for a in range(0, len(face), chunk):
             sl = slice(a, a + chunk)
