@@ -85,9 +85,8 @@ def run_random(time_limit):
     return rows
 
 
-def run_real(args):
+def run_real(args, rows, save=None):
     loss = get_loss("squared")
-    rows = []
     for name, X, y in real_instances(args.instances):
         beta = 1.0
         sol = deepdual.solve(X, y, beta=beta, method="convex", patterns="sample", n_patterns=50, rng=0,
@@ -102,7 +101,8 @@ def run_real(args):
 
         spec = support_spectral_bound(X, v)
         t0 = time.perf_counter()
-        lb = lifted_bound(X, v, level=args.level, max_lifted=args.max_lifted, time_limit=args.time)
+        lb = lifted_bound(X, v, level=args.level, max_lifted=None if args.max_lifted < 0 else args.max_lifted,
+                          time_limit=args.time)
         t_lift = time.perf_counter() - t0
         orc = dual_constraint_bb(X, v, time_limit=t_lift, rtol=1e-9)
         att = max(orc.lower, sampled_value(X, v))
@@ -115,6 +115,8 @@ def run_real(args):
                "gap_attained_c": gap(att), "load": os.getloadavg()[0]}
         rows.append(row)
         print(json.dumps(row), flush=True)
+        if save is not None:
+            save()
     return rows
 
 
@@ -123,18 +125,24 @@ def main():
     ap.add_argument("--instances", nargs="*", default=["diabetes", "diabetes:4", "wine:4", "wine",
                                                           "breast_cancer:4"])
     ap.add_argument("--level", default="dnn")
-    ap.add_argument("--max-lifted", type=int, default=60)
+    ap.add_argument("--max-lifted", type=int, default=-1, help="rows lifted per sign (-1: all)")
     ap.add_argument("--time", type=float, default=60.0, help="SCS time limit per sign (s)")
     ap.add_argument("--no-random", action="store_true")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "bench_lifted.json"))
     args = ap.parse_args()
     out = {"load_start": os.getloadavg()[0], "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    out["random"] = [] if args.no_random else run_random(args.time)
-    out["real"] = run_real(args)
-    out["load_end"] = os.getloadavg()[0]
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as fh:
-        json.dump(out, fh, indent=1)
+
+    def save():
+        out["load_end"] = os.getloadavg()[0]
+        with open(args.out, "w") as fh:
+            json.dump(out, fh, indent=1)
+
+    out["random"] = [] if args.no_random else run_random(args.time)
+    out["real"] = []
+    save()
+    run_real(args, out["real"], save)
+    save()
 
 
 if __name__ == "__main__":

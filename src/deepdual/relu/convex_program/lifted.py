@@ -58,7 +58,7 @@ class SideBound:
     """Bound on :math:`g(v) = \\max_{\\|u\\|\\le1}\\sum_iv_i(x_i^Tu)_+` for one sign."""
 
     upper: float                 # proven upper bound on g
-    solver_value: float          # SCS's (unproven) relaxation value
+    solver_value: float          # SCS's (unproven) relaxation value, with the secant constant
     status: str                  # SCS status string
     iterations: int
     time_s: float
@@ -354,7 +354,7 @@ def lifted_side_bound(A: np.ndarray, v: np.ndarray, *, level: str = "dnn", lift:
     y = np.asarray(sol["y"], dtype=float)
     upper, shift = repaired_dual_bound(prog, y, trace_bound)
     info = sol["info"]
-    return SideBound(upper, -float(info.get("pobj", np.nan)), str(info.get("status")),
+    return SideBound(upper, prog.const - float(info.get("pobj", np.nan)), str(info.get("status")),
                      int(info.get("iter", 0)), time.perf_counter() - t0, int(lifted.sum()), shift, trace_bound)
 
 
