@@ -327,7 +327,8 @@ def _spectral_upper(A: np.ndarray) -> float:
 
 
 def lifted_side_bound(A: np.ndarray, v: np.ndarray, *, level: str = "dnn", lift: str = "all",
-                      max_lifted: int | None = None, eps: float = 1e-7, max_iters: int = 20000, time_limit: float | None = None,
+                      max_lifted: int | None = None, eps: float = 1e-7, max_iters: int = 20000,
+                      time_limit: float | None = None,
                       verbose: bool = False, solver_options: dict | None = None) -> SideBound:
     r"""Proven upper bound on :math:`\max_{\|u\|\le1}\sum_iv_i(a_i^Tu)_+` by the lifted relaxation.
 
@@ -358,7 +359,8 @@ def lifted_side_bound(A: np.ndarray, v: np.ndarray, *, level: str = "dnn", lift:
                      int(info.get("iter", 0)), time.perf_counter() - t0, int(lifted.sum()), shift, trace_bound)
 
 
-def lifted_bound(X: Any, v: Any, *, level: str = "dnn", lift: str = "all", max_lifted: int | None = None, eps: float = 1e-7, max_iters: int = 20000,
+def lifted_bound(X: Any, v: Any, *, level: str = "dnn", lift: str = "all", max_lifted: int | None = None,
+                 eps: float = 1e-7, max_iters: int = 20000,
                  time_limit: float | None = None, verbose: bool = False,
                  solver_options: dict | None = None) -> LiftedBound:
     r"""Proven upper bound on :math:`c(v) = \max_{\|u\|\le1}|v^T(Xu)_+|` (docs/lifted.md).
@@ -382,7 +384,8 @@ def lifted_bound(X: Any, v: Any, *, level: str = "dnn", lift: str = "all", max_l
         SCS's tolerances, iteration and time limits (per sign).  A loose or early-stopped
         solve still gives a proven (looser) bound.
     solver_options : dict, optional
-        Further SCS settings (e.g. ``{"linear_solver": scs.LinearSolver.CPU_INDIRECT}``, ``{"acceleration_lookback": 0}``).
+        Further SCS settings, e.g. ``{"linear_solver": scs.LinearSolver.CPU_INDIRECT}`` or
+        ``{"acceleration_lookback": 0}``.
 
     Returns
     -------
