@@ -160,3 +160,89 @@ def test_memory_guard(monkeypatch):
         deepdual.solve(X, y, beta=1.0, n_patterns=20, rng=0)
     need = first_order.program_memory("first_order", 10**5, 50, 50, 100, 1)
     assert need < first_order.program_memory("pd", 10**5, 50, 50, 100, 1)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10**6), n=st.integers(5, 60), d=st.integers(2, 5))
+def test_project_cone_is_the_projection(seed, n, d):
+    # the projection onto K = {u : SXu >= 0} satisfies its optimality conditions: u in K,
+    # and (z - u)^T (w - u) <= 0 for every w in K (tested on the cone's generators via
+    # the dual: z - u = -X^T S mu with mu >= 0 and mu^T SXu = 0); checked against NNLS
+    from scipy.optimize import nnls
+
+    from deepdual.relu.convex_program.first_order import project_cone
+
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    mask = X @ rng.standard_normal(d) >= 0
+    z = rng.standard_normal(d)
+    u = project_cone(X, mask, z)
+    S = np.where(mask, 1.0, -1.0)
+    G = S[:, None] * X
+    # full NNLS of the dual: u* = z + G^T mu*, mu* = argmin_{mu >= 0} ||z + G^T mu||
+    mu, _ = nnls(G.T, -z, maxiter=100 * n)
+    ustar = z + G.T @ mu
+    assert u is not None
+    assert np.all(G @ u >= -1e-9 * np.linalg.norm(X, axis=1) * max(np.linalg.norm(u), 1e-300))
+    np.testing.assert_allclose(u, ustar, atol=1e-7 * (1 + np.linalg.norm(z)))
+
+
+def test_feasible_point_and_program_gap():
+    # the feasible point keeps every group in its cone; the sampled program's own gap
+    # brackets the IPM's optimum: lower <= optimum <= feasible objective
+    from deepdual.relu.convex_program.first_order import feasible_point, program_value
+
+    X, y, pats, dirs, beta = _program(n=60, d=3, P=8, seed=7)
+    rs = row_space(X)
+    ipm = deepdual.solve(X, y, beta=beta, patterns=(pats, dirs), polish=False, rtol=1e-10, solver="ipm")
+    opt = ipm.info["restricted_objective"]
+    res = solve_first_order(rs.Xr, y[:, None], pats, SquaredLoss(), beta, tol=1e-7, max_iter=40000)
+    assert res.lower <= opt * (1 + 1e-9)
+    assert res.program_upper >= opt * (1 - 1e-9)
+    assert res.program_gap >= -1e-9
+    # any point, projected, is feasible, and its objective is at least the optimum
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((2 * len(pats), rs.Xr.shape[1]))
+    u, changed = feasible_point(rs.Xr, pats, z)
+    assert changed > 0
+    for g in range(len(u)):
+        S = np.where(pats[g % len(pats)], 1.0, -1.0)
+        assert np.all(S * (rs.Xr @ u[g]) >= -1e-9 * np.abs(rs.Xr).sum(axis=1) * np.linalg.norm(u[g]))
+    assert program_value(rs.Xr, pats, y[:, None], SquaredLoss(), beta, u) >= opt * (1 - 1e-9)
+
+
+def test_time_limit_status():
+    # a callback returning True (as the time limit does) stops the solver with status
+    # "stopped"; through solve(), a tiny time limit gives status "time_limit"
+    X, y, pats, dirs, beta = _program(n=80, d=3, P=10, seed=8)
+    rs = row_space(X)
+    res = solve_first_order(rs.Xr, y[:, None], pats, SquaredLoss(), beta, tol=1e-12, max_iter=10**6,
+                            stop_check=lambda: True)
+    assert res.status == "stopped" and not res.converged
+    assert res.lower <= res.program_upper
+    sol = deepdual.solve(X, y, beta=beta, patterns=(pats, dirs), solver="first_order", time_limit=1e-9,
+                         progress=False)
+    assert sol.info["status"] == "time_limit"
+    assert sol.lower_bound <= sol.objective
+
+
+@pytest.mark.parametrize("seed", [2, 5])
+def test_projected_fista_agrees_with_interior_point_method(seed):
+    # FISTA with the cone projections in the prox (feasible iterates): the same optimum as
+    # the IPM to 1e-6, its proven bound below the IPM's optimum, its iterate feasible
+    from deepdual.relu.convex_program.first_order import solve_projected
+
+    X, y, pats, dirs, beta = _program(n=60, d=3, P=8, seed=seed)
+    ipm = deepdual.solve(X, y, beta=beta, patterns=(pats, dirs), polish=False, rtol=1e-10, solver="ipm")
+    opt = ipm.info["restricted_objective"]
+    rs = row_space(X)
+    res = solve_projected(rs.Xr, y[:, None], pats, SquaredLoss(), beta, tol=1e-6, max_iter=5000)
+    assert res.converged
+    assert res.lower <= opt * (1 + 1e-9)
+    assert abs(res.convex_objective - opt) <= 1e-6 * opt
+    assert res.max_violation <= 1e-9 * np.abs(rs.Xr).max() * np.abs(res.z).max()
+    # feasible: the rebuilt network's objective is the program's objective
+    assert res.network_objective == pytest.approx(res.convex_objective, rel=1e-9)
+    # warm start from the solution: converged at the first bound evaluation
+    again = solve_projected(rs.Xr, y[:, None], pats, SquaredLoss(), beta, tol=1e-6, max_iter=5000, z0=res.z)
+    assert again.converged and again.iterations < res.iterations

@@ -64,6 +64,7 @@ Found. Comput. Math. 15 (2015).
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +77,7 @@ from .groups import loss_curvature
 __all__ = [
     "FirstOrderResult", "solve_first_order", "first_order_memory", "available_memory", "check_memory",
     "resolve_device", "FO_BLOCK_ENTRIES", "cell_value", "program_memory", "FO_MIN_WORK",
+    "project_cone", "cone_projection", "feasible_point", "program_value", "solve_projected",
 ]
 
 #: ``solve(..., solver="auto")`` takes the first-order method for scalar outputs on sampled
@@ -95,6 +97,9 @@ FO_RHO0 = 10.0
 FO_ROUND_ITERS = 200
 #: the proven bound (one pass over the data) is evaluated every this many FISTA steps
 FO_CHECK_EVERY = 25
+#: the exact cell values (NNLS) and the feasible point of a check are skipped while they
+#: have taken more than this share of the solver's time (the cheap bounds are still valid)
+FO_EXPENSIVE_SHARE = 0.25
 #: safety factor on the power-iteration estimate of ||A||^2
 FO_LIPSCHITZ_SAFETY = 1.1
 
@@ -386,12 +391,20 @@ class FirstOrderResult:
     rounds: int
     converged: bool
     multiplier_bytes: int
+    #: per check: (steps, gap, seconds, network objective, best feasible objective, lower bound)
     history: list = field(default_factory=list)
     status: str = "optimal"  # "optimal" (gap below tol), "iteration_limit" or "stopped" (callback)
+    program_upper: float = np.inf  # objective of the best feasible point found (sampled program)
 
     @property
     def gap(self) -> float:
+        """Relative gap of the returned network's objective to the proven lower bound."""
         return (self.network_objective - self.lower) / max(abs(self.network_objective), np.finfo(float).tiny)
+
+    @property
+    def program_gap(self) -> float:
+        """The sampled program's own relative duality gap: feasible point vs proven bound."""
+        return (self.program_upper - self.lower) / max(abs(self.program_upper), np.finfo(float).tiny)
 
 
 # ============================================================================ cell values
@@ -436,6 +449,98 @@ def cell_value(Xr: np.ndarray, mask: np.ndarray, sv: np.ndarray, *, rounds: int 
         best = min(best, float(np.linalg.norm(u)))
         rows = rows[mu > 0] if np.any(mu > 0) else rows
     return best
+
+
+def project_cone(Xr: np.ndarray, mask: np.ndarray, z: np.ndarray, *, rounds: int = 50) -> np.ndarray | None:
+    r"""Euclidean projection of ``z`` onto the cone :math:`K = \{u : SXu \ge 0\}`,
+    :math:`S = 2D - I` (``mask`` the diagonal of :math:`D`), or ``None`` when constraint
+    generation did not finish in ``rounds`` rounds (the caller then uses :math:`u = 0 \in K`).
+
+    The projection is :math:`u = z + X^TS\mu` with :math:`\mu = \arg\min_{\mu\ge0}
+    \|z + X^TS\mu\|` (the dual of :math:`\min_{SXu\ge0}\frac12\|u - z\|^2`).  The NNLS
+    over all ``n`` rows is solved by constraint generation over rows (as in
+    :func:`cell_value`); it is returned only when :math:`SXu \ge -10^{-12}\|x_j\|\|u\|`
+    holds on every row, i.e. ``u`` is feasible up to rounding.
+    """
+    sg = np.where(mask, 1.0, -1.0)
+    u, _, _ = cone_projection(Xr, sg, np.linalg.norm(Xr, axis=1), np.asarray(z, dtype=float), rounds=rounds)
+    return u
+
+
+def cone_projection(Xr: np.ndarray, sg: np.ndarray, xn: np.ndarray, z: np.ndarray, *,
+                    rows0: np.ndarray | None = None, m0: np.ndarray | None = None,
+                    rounds: int = 50) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    r"""The projection of :func:`project_cone` with its multipliers: returns ``(u, rows,
+    mu)``, :math:`u = z + X_R^TS_R\mu` (``None`` if not finished), warm-started from the
+    rows ``rows0`` (e.g. those of the previous projection of the same cone); ``sg`` is the
+    diagonal of :math:`S`, ``xn`` the row norms of ``Xr``, ``m0`` optionally :math:`SXz`."""
+    from scipy.optimize import nnls
+
+    r = Xr.shape[1]
+    rows = np.zeros(0, dtype=np.intp) if rows0 is None else np.asarray(rows0, dtype=np.intp)
+    mu = np.zeros(len(rows))
+    u = z
+    for k in range(rounds):
+        m = (m0 if (k == 0 and m0 is not None) else sg * (Xr @ u))
+        viol = np.flatnonzero(m < -1e-12 * xn * np.linalg.norm(u))
+        if len(viol) == 0:
+            keep = mu > 0  # the rows that carry the projection (the next warm start)
+            return (u, rows[keep], mu[keep]) if k > 0 else (u, rows[:0], mu[:0])
+        kk = max(2 * r, 8)
+        sc = m[viol] / np.maximum(xn[viol], 1e-300)
+        worst = viol[np.argpartition(sc, kk)[:kk]] if len(viol) > kk else viol
+        rows = np.union1d(rows, worst)
+        B = Xr[rows].T * sg[rows][None, :]
+        try:
+            mu, _ = nnls(B, -z, maxiter=50 * max(1, len(rows)))
+        except RuntimeError:  # pragma: no cover - iteration limit
+            return None, rows, np.zeros(len(rows))
+        u = z + B @ mu  # (rows only grow within a call: no cycling)
+        if np.linalg.norm(u) <= 1e-12 * np.linalg.norm(z):  # z in the polar cone: the projection is 0
+            return np.zeros_like(z), rows, mu
+    return None, rows, mu
+
+
+def feasible_point(Xr: np.ndarray, pats: np.ndarray, z: np.ndarray, *, block: int = 4096) -> tuple[np.ndarray, int]:
+    r"""A feasible point of the sampled program near ``z`` (2P, r): every group outside its
+    cone :math:`K_{p_g}` replaced by its projection (:func:`project_cone`), or by 0 when the
+    projection did not finish.  Returns the point and the number of groups changed.
+
+    Its convex objective :math:`\ell(\sum_gs_gD_{p_g}Xu_g) + \beta\sum_g\|u_g\|` is then
+    the objective of a network whose neurons keep their patterns: an upper bound on the
+    sampled program's optimum (docs/convex_program.md §10).
+    """
+    P = len(pats)
+    n = Xr.shape[0]
+    u = np.array(z, dtype=float, copy=True)
+    act = np.flatnonzero(np.linalg.norm(u, axis=1) > 0)
+    if len(act) == 0:
+        return u, 0
+    xn = np.linalg.norm(Xr, axis=1)
+    bad = np.zeros(len(act), dtype=bool)
+    pa = act % P
+    for a in range(0, n, block):
+        M = Xr[a:a + block] @ u[act].T  # (rows, active groups)
+        S = np.where(pats[pa, a:a + block].T, 1.0, -1.0)
+        tolb = 1e-12 * xn[a:a + block, None] * np.linalg.norm(u[act], axis=1)[None, :]
+        bad |= np.any(S * M < -tolb, axis=0)
+    for g in act[bad]:
+        pu = project_cone(Xr, pats[g % P], u[g])
+        u[g] = 0.0 if pu is None else pu
+    return u, int(bad.sum())
+
+
+def program_value(Xr: np.ndarray, pats: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, z: np.ndarray, *,
+                  block: int = 4096) -> float:
+    r"""The sampled program's objective :math:`\ell(\sum_gs_gD_{p_g}Xz_g) + \beta\sum_g\|z_g\|`
+    (groups ``0..P-1`` sign +1, ``P..2P-1`` sign -1), in row blocks."""
+    P = len(pats)
+    n = Xr.shape[0]
+    F = np.empty((n, 1))
+    for a in range(0, n, block):
+        XZ = Xr[a:a + block] @ z.T
+        F[a:a + block, 0] = np.einsum("ij,ji->i", XZ[:, :P] - XZ[:, P:], pats[:, a:a + block])
+    return float(loss.value(F, Y)) + beta * float(np.linalg.norm(z, axis=1).sum())
 
 
 # ============================================================================ solver
@@ -531,8 +636,10 @@ def solve_first_order(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Los
                 g = g + ops.cat(MG - mup, -MG - mum).T @ Xb
         return val, g
 
-    def certify(zz: Any, update: bool) -> dict:
-        """The objectives at zz, the proven bound and (``update``) the multiplier update."""
+    def certify(zz: Any, update: bool, expensive: bool = True) -> dict:
+        """The objectives at zz, the proven bound and (``update``) the multiplier update;
+        ``expensive``: also the exact cell values and the feasible point (projection)."""
+        t_in = time.perf_counter()
         F = np.empty(n)
         Fr = np.empty(n)
         Ab = ops.zeros(2 * P, r)  # rows g: s_g X^T D_p v
@@ -573,6 +680,9 @@ def solve_first_order(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Los
         for g in np.argsort(-cheap):
             if cheap[g] <= c:
                 break
+            if not expensive:  # the cheap bounds are valid bounds on the cell values
+                c = float(cheap[g])
+                break
             p, sgn = (g, 1.0) if g < P else (g - P, -1.0)
             c = max(c, min(float(cheap[g]), cell_value(Xr, pats[p], sgn * V[:, 0])))
         lower = float(loss.best_scale(V, Y, np.inf if c <= 0 else beta / c)[1])
@@ -586,28 +696,44 @@ def solve_first_order(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Los
         out = dict(conv=conv, net=net, lower=lower, c=c, viol=float(np.sqrt(viol2)), viol_max=viol_max)
         if net < best["net"]:  # the best network seen (the iterates' networks are not monotone)
             best["net"], best["z"], best["cert"] = net, ops.get(zz).copy(), out
+        if expensive:
+            # a feasible point near zz: its objective bounds the sampled program's optimum
+            # from above (the program's own duality gap, against `lower`)
+            zf_, _ = feasible_point(Xr, pats, ops.get(zz))
+            up = program_value(Xr, pats, Y, loss, beta, zf_)
+            if up < best["upper"]:
+                best["upper"], best["zf"] = up, zf_
+        out["upper"] = best["upper"]
+        timing["expensive"] += time.perf_counter() - t_in if expensive else 0.0
         return out
 
     def gap(cert: dict) -> float:
-        """Relative gap between the rebuilt network's objective and the proven lower bound
-        of the program (negative when the network beats the program's optimum: its
-        neurons need not keep their patterns)."""
-        return (cert["net"] - cert["lower"]) / max(abs(cert["net"]), tiny)
+        """Relative gap between the better of the rebuilt network's objective and the
+        feasible point's objective, and the proven lower bound of the program (negative
+        when the network beats the program's optimum: its neurons need not keep their
+        patterns)."""
+        top = min(cert["net"], cert.get("upper", np.inf))
+        return (top - cert["lower"]) / max(abs(top), tiny)
 
-    best: dict = {"lower": -np.inf, "c": np.inf, "net": np.inf, "z": None, "cert": None}
+    best: dict = {"lower": -np.inf, "c": np.inf, "net": np.inf, "z": None, "cert": None, "upper": np.inf,
+                  "zf": None}
+    timing = {"start": time.perf_counter(), "expensive": 0.0}
+
     inner_tol = FO_INNER_TOL0 * beta
     viol_prev = np.inf
     used = rounds = 0
     converged = stopped = False
     history: list = []
     cert = certify(z, update=False)
-    history.append((0, gap(cert)))
+    history.append((0, gap(cert), 0.0, cert["net"], cert["upper"], cert["lower"]))
     if gap(cert) <= tol:
         converged = True
     def check(update: bool) -> tuple[dict, bool, bool]:
         """Proven bound at the current iterate: (certificate, converged, stopped by the callback)."""
-        cert = certify(z, update=update)
-        history.append((used, gap(cert)))
+        # (deterministic: the exact values at every check, so backends agree step by step)
+        cert = certify(z, update=update, expensive=True)
+        history.append((used, gap(cert), time.perf_counter() - timing["start"], cert["net"], cert["upper"],
+                        cert["lower"]))
         if gap(cert) <= tol:
             return cert, True, False
         return cert, False, bool(callback is not None and callback(used, cert["net"], cert["lower"], gap(cert)))
@@ -669,10 +795,225 @@ def solve_first_order(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Los
     if best["cert"] is not None and best["net"] < final["net"]:
         # return the best network seen, with the best (valid) bound
         zf, final = best["z"], {**best["cert"], "lower": best["lower"], "c": best["c"]}
+    if best["zf"] is not None and best["upper"] < final["net"]:
+        # the feasible point is better: its network keeps its patterns (objective = its
+        # convex objective, no violation)
+        zf, final = best["zf"], {**final, "net": best["upper"], "conv": best["upper"], "viol_max": 0.0}
+    final["upper"] = best["upper"]
     if gap(final) <= tol:
         converged = True
     return FirstOrderResult(z=zf, multipliers=lam, rho=float(rho), convex_objective=final["conv"],
                             network_objective=final["net"], lower=final["lower"], c=final["c"],
                             max_violation=final["viol_max"], iterations=used, rounds=rounds,
                             converged=converged, multiplier_bytes=lam.nbytes(), history=history,
-                            status="optimal" if converged else ("stopped" if stopped else "iteration_limit"))
+                            status="optimal" if converged else ("stopped" if stopped else "iteration_limit"),
+                            program_upper=float(best["upper"]))
+
+
+# ============================================================================ projected FISTA
+def solve_projected(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Loss, beta: float, *,
+                    tol: float, max_iter: int = 20000, z0: np.ndarray | None = None, rng: Any = 0,
+                    callback: Any = None, stop_check: Any = None,
+                    check_every: int = 10) -> FirstOrderResult:
+    r"""Solve the sampled program by accelerated proximal gradient with the cone constraints
+    in the proximal step (docs/convex_program.md §10).
+
+    For a closed convex cone :math:`K` the proximal map of :math:`\beta\|\cdot\| + \iota_K`
+    is the group soft-threshold of the projection,
+    :math:`\operatorname{prox}(w) = (1 - \beta/\|\Pi_K w\|)_+\,\Pi_K w` (write
+    :math:`u = te`, :math:`\|e\| = 1`: the best :math:`e \in K` is
+    :math:`\Pi_Kw/\|\Pi_Kw\|` by Moreau's decomposition, then :math:`t` solves a scalar
+    soft-threshold).  So FISTA (Beck & Teboulle 2009; backtracking on :math:`L`,
+    function-value restart) on :math:`\ell(Az) + \beta\sum_g\|z_g\| + \sum_g\iota_{K_{p_g}}(z_g)`
+    needs only :math:`\Pi_{K_p}` (:func:`cone_projection`: constraint generation over rows,
+    warm-started from the rows of the previous step) and keeps every iterate **feasible**:
+    its objective is an upper bound on the sampled program's optimum, and its network
+    (:math:`u_g = z_g/\sqrt{\|z_g\|}`) keeps its patterns.  Groups whose gradient step has
+    :math:`\|w_g\| \le \beta/L` are zero without a projection (:math:`\|\Pi_Kw\| \le \|w\|`).
+
+    The projection's multipliers give the proven bound: with :math:`\Pi_Kw_g = w_g +
+    X^TS\mu_g`, :math:`\|s_gX^TD_pv + X^TS(L\mu_g)\|` bounds the cell value (§4) and is
+    :math:`\beta` at a fixed point; the cells that could set the maximum get their exact
+    value (:func:`cell_value`).  Stops when the objective is within ``tol`` of the bound.
+    Arguments and result as :func:`solve_first_order` (``multipliers`` is ``None``).
+    """
+    n, r = Xr.shape
+    P = len(pats)
+    if Y.shape != (n, 1):
+        raise ValueError(f"the first-order solver takes scalar outputs, Y of shape ({n}, 1); got {Y.shape}")
+    ops = _Numpy()
+    prog = _Program(ops, Xr, pats, Y, loss)
+    Mt = prog.Mt
+    rng = np.random.default_rng(rng)
+    curv = loss_curvature(loss)
+    L = curv * 2.0 * prog.op_norm2(rng) * FO_LIPSCHITZ_SAFETY
+    L = max(L, np.finfo(float).tiny)
+    xn = np.linalg.norm(Xr, axis=1)
+    tiny = np.finfo(float).tiny
+    t_start = time.perf_counter()
+    timing = {"expensive": 0.0}
+    warm: dict = {}  # group -> (rows, mu) of its last projection
+
+    def forward(zz: np.ndarray) -> np.ndarray:
+        """F = sum_g s_g D_p X z_g over the nonzero groups (row blocks)."""
+        act = np.flatnonzero(np.any(zz != 0, axis=1))
+        F = np.zeros((n, 1))
+        if len(act) == 0:
+            return F
+        sgn = np.where(act < P, 1.0, -1.0)
+        pa = act % P
+        Z = zz[act].T * sgn[None, :]
+        for a, b in prog.blocks:
+            F[a:b, 0] = np.einsum("ij,ij->i", Xr[a:b] @ Z, Mt[a:b][:, pa])
+        return F
+
+    def grad(F: np.ndarray) -> np.ndarray:
+        """Gradient in z: rows g < P are X^T D_p l'(F), rows P.. their negatives."""
+        G = np.empty((P, r))
+        G[:] = 0.0
+        for a, b in prog.blocks:
+            gl = loss.gradient(F[a:b], Y[a:b])[:, 0]
+            G += (Mt[a:b] * gl[:, None]).T @ Xr[a:b]
+        return np.concatenate([G, -G])
+
+    def penalty(zz: np.ndarray) -> float:
+        return beta * float(np.linalg.norm(zz, axis=1).sum())
+
+    def prox(w: np.ndarray, Lc: float) -> np.ndarray:
+        """Group soft-threshold of the cone projection, group by group (warm rows)."""
+        out = np.zeros_like(w)
+        nw = np.linalg.norm(w, axis=1)
+        cand = np.flatnonzero(nw > beta / Lc)
+        if len(cand) == 0:
+            return out
+        # which candidates are already in their cone: one product over the rows
+        bad = np.zeros(len(cand), dtype=bool)
+        pc = cand % P
+        for a, b in prog.blocks:
+            S = 2.0 * Mt[a:b][:, pc] - 1.0
+            M = S * (Xr[a:b] @ w[cand].T)
+            bad |= np.any(M < -1e-12 * xn[a:b, None] * nw[cand][None, :], axis=0)
+        for j, g in enumerate(cand):
+            if bad[j]:
+                sg = np.where(pats[g % P], 1.0, -1.0)
+                rows0 = warm.get(g, (None, None))[0]
+                u, rows, mu = cone_projection(Xr, sg, xn, w[g], rows0=rows0)
+                if u is None:
+                    warm.pop(g, None)
+                    continue  # 0 is in the cone
+                warm[g] = (rows, mu * Lc)
+            else:
+                u = w[g]
+                warm[g] = (np.zeros(0, dtype=np.intp), np.zeros(0))
+            nu = float(np.linalg.norm(u))
+            if nu > beta / Lc:
+                out[g] = (1.0 - beta / (Lc * nu)) * u
+        for g in set(warm) - set(cand.tolist()):
+            warm.pop(g)
+        return out
+
+    best = {"lower": -np.inf, "c": np.inf}
+
+    def certify(zz: np.ndarray, F: np.ndarray, expensive: bool) -> dict:
+        t_in = time.perf_counter()
+        V = loss.dual_point(F, Y)
+        Ab = np.zeros((P, r))
+        for a, b in prog.blocks:
+            Ab += (Mt[a:b] * V[a:b]).T @ Xr[a:b]
+        Ab = np.concatenate([Ab, -Ab])  # s_g X^T D_p v
+        cheap = np.linalg.norm(Ab, axis=1)
+        for g, (rows, mu) in warm.items():
+            if len(rows):
+                sg = np.where(pats[g % P][rows], 1.0, -1.0)
+                cheap[g] = min(cheap[g], float(np.linalg.norm(Ab[g] + (Xr[rows].T * sg) @ mu)))
+        c = 0.0
+        for g in np.argsort(-cheap):
+            if cheap[g] <= c:
+                break
+            if not expensive:
+                c = float(cheap[g])
+                break
+            sgn = 1.0 if g < P else -1.0
+            c = max(c, min(float(cheap[g]), cell_value(Xr, pats[g % P], sgn * V[:, 0])))
+        lower = float(loss.best_scale(V, Y, np.inf if c <= 0 else beta / c)[1])
+        if lower > best["lower"]:
+            best["lower"], best["c"] = lower, c
+        if expensive:
+            timing["expensive"] += time.perf_counter() - t_in
+        return {"lower": best["lower"], "c": best["c"]}
+
+    def expensive_due() -> bool:
+        return timing["expensive"] <= FO_EXPENSIVE_SHARE * (time.perf_counter() - t_start)
+
+    z = np.zeros((2 * P, r)) if z0 is None else np.array(z0, dtype=float)
+    if z0 is not None:  # a warm start from another program: make it feasible first
+        z, _ = feasible_point(Xr, pats, z)
+    Fz = forward(z)
+    obj = float(loss.value(Fz, Y)) + penalty(z)
+    history: list = []
+    cert = certify(z, Fz, True)
+
+    def gap_of(o: float) -> float:
+        return (o - best["lower"]) / max(abs(o), tiny)
+
+    history.append((0, gap_of(obj), 0.0, obj, obj, best["lower"]))
+    converged = gap_of(obj) <= tol
+    stopped = False
+    used = 0
+    yv, Fy, t = z, Fz, 1.0
+    while not converged and used < max_iter:
+        used += 1
+        fy = float(loss.value(Fy, Y))
+        g = grad(Fy)
+        for _ in range(60):
+            zn = prox(yv - g / L, L)
+            step = zn - yv
+            Fn = forward(zn)
+            fn = float(loss.value(Fn, Y))
+            if fn <= fy + float(np.vdot(g, step)) + 0.5 * L * float(np.vdot(step, step)) + 1e-12 * abs(fy):
+                break
+            L *= 2.0
+        obj_n = fn + penalty(zn)
+        if obj_n > obj:  # adaptive restart (O'Donoghue & Candes 2015): from the last point
+            t, yv, Fy = 1.0, z, Fz
+        else:
+            t_new = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
+            mom = (t - 1.0) / t_new
+            yv = zn + mom * (zn - z)
+            Fy = Fn + mom * (Fn - Fz)  # A is linear: no pass over the data
+            t = t_new
+            z, Fz, obj = zn, Fn, obj_n
+            L *= 0.95
+        if stop_check is not None and stop_check():
+            stopped = True
+            break
+        if used % check_every == 0:
+            cert = certify(z, Fz, expensive_due())
+            gp = gap_of(obj)
+            history.append((used, gp, time.perf_counter() - t_start, obj, obj, best["lower"]))
+            if gp <= tol:
+                converged = True
+                break
+            if callback is not None and callback(used, obj, best["lower"], gp):
+                stopped = True
+                break
+    cert = certify(z, Fz, True)
+    if gap_of(obj) <= tol:
+        converged = True
+    # the iterate is feasible up to the projection's rounding: its network's objective
+    # (neurons keep their patterns) is its convex objective; recomputed for the report
+    Fr = np.zeros((n, 1))
+    for a, b in prog.blocks:
+        XZ = Xr[a:b] @ z.T
+        Fr[a:b, 0] = (np.maximum(XZ[:, :P], 0.0) - np.maximum(XZ[:, P:], 0.0)).sum(axis=1)
+    net = float(loss.value(Fr, Y)) + penalty(z)
+    viol = 0.0
+    for a, b in prog.blocks:
+        XZ = Xr[a:b] @ z.T
+        S2 = np.tile(2.0 * Mt[a:b] - 1.0, 2)
+        viol = max(viol, float(np.max(np.maximum(-S2 * XZ, 0.0), initial=0.0)))
+    return FirstOrderResult(z=z, multipliers=None, rho=0.0, convex_objective=obj, network_objective=net,
+                            lower=best["lower"], c=best["c"], max_violation=viol, iterations=used, rounds=1,
+                            converged=converged, multiplier_bytes=0, history=history,
+                            status="optimal" if converged else ("stopped" if stopped else "iteration_limit"),
+                            program_upper=obj)

@@ -137,7 +137,7 @@ from ...progress import current as current_monitor, monitoring
 from ...solution import Solution
 from .groups import Groups, has_hessian
 from .certificate import complete_set, global_constraint, gated_relaxation_dual
-from .first_order import FO_MIN_WORK, check_memory, program_memory, solve_first_order
+from .first_order import FO_MIN_WORK, check_memory, program_memory, solve_first_order, solve_projected
 from .working_set import IPM_MAX_COST, IPM_SMALL_COST, WorkingSetResult, ipm_cost, pd_all, solve_working_set
 from .rebuild import network_from_atoms, polish_network, prune_neurons
 from .scaling import check_scaled_problem, scale_exponents
@@ -286,6 +286,9 @@ def _pop_seed(options: dict) -> Any:
 #: wall time; the program's network alone was 495)
 FO_DEFAULT_TOL = 1e-4
 FO_DEFAULT_MAX_ITER = 500
+#: the numpy first-order method: "projected" (FISTA with the cone projections in the prox;
+#: feasible iterates) or "al" (the augmented Lagrangian; the torch backend always uses it)
+FO_METHOD = "projected"
 
 
 def _run_first_order(rs: Any, Y: np.ndarray, pats: np.ndarray, loss: Loss, beta: float, tol: float,
@@ -307,10 +310,16 @@ def _run_first_order(rs: Any, Y: np.ndarray, pats: np.ndarray, loss: Loss, beta:
     mon.stage("convex program (first_order)")
     # the monitor advances the bar to iteration `it`, shows the gap and returns True past
     # the time limit (the solver then stops with status "stopped")
-    res = solve_first_order(rs.Xr, Y, pats, loss, beta, tol=tol,
-                            max_iter=FO_DEFAULT_MAX_ITER if max_iter is None else max_iter, z0=z0,
-                            multipliers=lam0, rho=rho0, device=device, callback=mon,
-                            stop_check=mon.expired)
+    budget = FO_DEFAULT_MAX_ITER if max_iter is None else max_iter
+    if device is None and FO_METHOD == "projected":
+        # numpy: accelerated proximal gradient with the cone projections in the prox
+        # (feasible iterates; docs/convex_program.md §10 measures it against the AL)
+        res = solve_projected(rs.Xr, Y, pats, loss, beta, tol=tol, max_iter=budget, z0=z0, callback=mon,
+                              stop_check=mon.expired)
+    else:
+        res = solve_first_order(rs.Xr, Y, pats, loss, beta, tol=tol, max_iter=budget, z0=z0,
+                                multipliers=lam0, rho=rho0, device=device, callback=mon,
+                                stop_check=mon.expired)
     if res.status == "stopped":
         mon.stop("convex program (first_order)")  # solve() reports info["status"] = "time_limit"
     return res
