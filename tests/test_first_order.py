@@ -246,3 +246,21 @@ def test_projected_fista_agrees_with_interior_point_method(seed):
     # warm start from the solution: converged at the first bound evaluation
     again = solve_projected(rs.Xr, y[:, None], pats, SquaredLoss(), beta, tol=1e-6, max_iter=5000, z0=res.z)
     assert again.converged and again.iterations < res.iterations
+
+
+def test_solve_with_projected_method(monkeypatch):
+    # solve(..., solver="first_order") through the projected method: a feasible network
+    # (its objective is the program's), the program's proven bound below it
+    from deepdual.relu.convex_program import solver as cps
+
+    monkeypatch.setattr(cps, "FO_METHOD", "projected")
+    X, y, pats, dirs, beta = _program(n=80, d=3, P=10, seed=9)
+    sol = deepdual.solve(X, y, beta=beta, patterns=(pats, dirs), solver="first_order", polish=False,
+                         progress=False)
+    info = sol.info
+    assert info["solver"] == "first_order"
+    assert info["restricted_lower_bound"] <= info["restricted_objective"] * (1 + 1e-12)
+    assert info["max_violation"] <= 1e-9 * np.abs(X).max() * max(1.0, np.abs(y).max())
+    ipm = deepdual.solve(X, y, beta=beta, patterns=(pats, dirs), polish=False, rtol=1e-10, solver="ipm")
+    assert info["restricted_lower_bound"] <= ipm.info["restricted_objective"] * (1 + 1e-9)
+    assert sol.objective >= ipm.info["restricted_objective"] * (1 - 1e-9)  # feasible: not below the optimum

@@ -287,8 +287,10 @@ def _pop_seed(options: dict) -> Any:
 FO_DEFAULT_TOL = 1e-4
 FO_DEFAULT_MAX_ITER = 500
 #: the numpy first-order method: "projected" (FISTA with the cone projections in the prox;
-#: feasible iterates) or "al" (the augmented Lagrangian; the torch backend always uses it)
-FO_METHOD = "projected"
+#: feasible iterates; fewer steps at n = 2000, but its early projections were not yet timed
+#: at n >= 1e4, docs/performance.md §8) or "al" (the augmented Lagrangian, the default; the
+#: torch backend always uses it)
+FO_METHOD = "al"
 
 
 def _run_first_order(rs: Any, Y: np.ndarray, pats: np.ndarray, loss: Loss, beta: float, tol: float,
