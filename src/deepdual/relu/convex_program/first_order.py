@@ -636,9 +636,10 @@ def solve_first_order(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Los
                 g = g + ops.cat(MG - mup, -MG - mum).T @ Xb
         return val, g
 
-    def certify(zz: Any, update: bool, expensive: bool = True) -> dict:
+    def certify(zz: Any, update: bool, expensive: bool = True, project: bool = False) -> dict:
         """The objectives at zz, the proven bound and (``update``) the multiplier update;
-        ``expensive``: also the exact cell values and the feasible point (projection)."""
+        ``expensive``: also the exact cell values; ``project``: the feasible point (its
+        projections cost up to 2P NNLS: done at the end of each round and at the end)."""
         t_in = time.perf_counter()
         F = np.empty(n)
         Fr = np.empty(n)
@@ -696,7 +697,7 @@ def solve_first_order(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Los
         out = dict(conv=conv, net=net, lower=lower, c=c, viol=float(np.sqrt(viol2)), viol_max=viol_max)
         if net < best["net"]:  # the best network seen (the iterates' networks are not monotone)
             best["net"], best["z"], best["cert"] = net, ops.get(zz).copy(), out
-        if expensive:
+        if project:
             # a feasible point near zz: its objective bounds the sampled program's optimum
             # from above (the program's own duality gap, against `lower`)
             zf_, _ = feasible_point(Xr, pats, ops.get(zz))
@@ -731,7 +732,7 @@ def solve_first_order(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Los
     def check(update: bool) -> tuple[dict, bool, bool]:
         """Proven bound at the current iterate: (certificate, converged, stopped by the callback)."""
         # (deterministic: the exact values at every check, so backends agree step by step)
-        cert = certify(z, update=update, expensive=True)
+        cert = certify(z, update=update, expensive=True, project=update)
         history.append((used, gap(cert), time.perf_counter() - timing["start"], cert["net"], cert["upper"],
                         cert["lower"]))
         if gap(cert) <= tol:
@@ -790,7 +791,7 @@ def solve_first_order(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Los
             L += (FO_RHO_GROWTH - 1.0) * rho * xn2
             rho *= FO_RHO_GROWTH
         viol_prev = cert["viol"]
-    final = certify(z, update=False)
+    final = certify(z, update=False, project=True)
     zf = ops.get(z)
     if best["cert"] is not None and best["net"] < final["net"]:
         # return the best network seen, with the best (valid) bound
