@@ -84,8 +84,9 @@ __all__ = [
 #: pattern sets when n * P * r is at least this (docs/performance.md: the crossover with
 #: the interior-point methods)
 FO_MIN_WORK = 2e7
-#: row blocks hold about this many entries per (rows x 2P) temporary (4 MB in float64)
-FO_BLOCK_ENTRIES = 2**19
+#: row blocks hold about this many entries per (rows x 2P) temporary (1 MB in float64; 2**19
+#: left a constant 40-60 MB of temporaries, docs/performance.md §8)
+FO_BLOCK_ENTRIES = 2**17
 #: multiplier rounds: penalty growth when the violation fell by less than 4x (1: a fixed
 #: penalty, the fastest on the benchmark problems), factor tightening the subproblem
 #: tolerance, first subproblem tolerance (times beta), penalty relative to the balance of
@@ -501,7 +502,8 @@ def cone_projection(Xr: np.ndarray, sg: np.ndarray, xn: np.ndarray, z: np.ndarra
     return None, rows, mu
 
 
-def feasible_point(Xr: np.ndarray, pats: np.ndarray, z: np.ndarray, *, block: int = 4096) -> tuple[np.ndarray, int]:
+def feasible_point(Xr: np.ndarray, pats: np.ndarray, z: np.ndarray, *,
+                   block: int | None = None) -> tuple[np.ndarray, int]:
     r"""A feasible point of the sampled program near ``z`` (2P, r): every group outside its
     cone :math:`K_{p_g}` replaced by its projection (:func:`project_cone`), or by 0 when the
     projection did not finish.  Returns the point and the number of groups changed.
@@ -512,6 +514,7 @@ def feasible_point(Xr: np.ndarray, pats: np.ndarray, z: np.ndarray, *, block: in
     """
     P = len(pats)
     n = Xr.shape[0]
+    block = block or max(1, FO_BLOCK_ENTRIES // max(1, 2 * P))
     u = np.array(z, dtype=float, copy=True)
     act = np.flatnonzero(np.linalg.norm(u, axis=1) > 0)
     if len(act) == 0:
@@ -531,11 +534,12 @@ def feasible_point(Xr: np.ndarray, pats: np.ndarray, z: np.ndarray, *, block: in
 
 
 def program_value(Xr: np.ndarray, pats: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, z: np.ndarray, *,
-                  block: int = 4096) -> float:
+                  block: int | None = None) -> float:
     r"""The sampled program's objective :math:`\ell(\sum_gs_gD_{p_g}Xz_g) + \beta\sum_g\|z_g\|`
     (groups ``0..P-1`` sign +1, ``P..2P-1`` sign -1), in row blocks."""
     P = len(pats)
     n = Xr.shape[0]
+    block = block or max(1, FO_BLOCK_ENTRIES // max(1, 2 * P))
     F = np.empty((n, 1))
     for a in range(0, n, block):
         XZ = Xr[a:a + block] @ z.T
