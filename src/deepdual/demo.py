@@ -97,8 +97,9 @@ def run_demo(out: str | pathlib.Path, *, quick: bool = False, progress: bool = T
         part_b.append(row)
         say(f"    {L:>2}  {name:<20}  {sol.objective:>10.6f}  {sol.lower_bound:>11.6f}  {_yes(sol.certified):>9}  "
             f"{row['train_accuracy']:>9.3f}  {row['test_accuracy']:>8.3f}")
-    say("    depth 3, weight decay: the derived closed-form value is not certified (its proven lower bound is")
-    say("    smaller); in the paper's norm-constrained form (||W_1|| <= 1, last two layers penalized) it is.")
+    say("    depth 3, weight decay: the per-class closed-form value is not certified (its proven lower bound is")
+    say("    smaller; with three or more classes it need not be optimal, docs/relu.md §2.3); in the paper's")
+    say("    norm-constrained form (||W_1|| <= 1, last two layers penalized) it is certified.")
     say()
 
     # ------------------------------------------------------------------ (c)
