@@ -14,6 +14,23 @@ import pytest
 import deepdual
 
 
+def lbfgs_minimize(obj, params, iters, *, history_size=50):
+    """One float64 L-BFGS run (strong Wolfe line search, tight tolerances) of the scalar
+    torch function ``obj()`` over the tensors ``params``, updated in place."""
+    import torch
+
+    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=iters, history_size=history_size,
+                            tolerance_grad=1e-12, tolerance_change=1e-15, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        v = obj()
+        v.backward()
+        return v
+
+    opt.step(closure)
+
+
 def train_once(X, Y, *, beta, depth, activation="relu", width=8, m=1, seed=0, bias=False,
                loss="squared", iters=400, init_scale=1.0):
     """One L-BFGS run from a random init; returns a deepdual.Network."""
@@ -62,16 +79,7 @@ def train_once(X, Y, *, beta, depth, activation="relu", width=8, m=1, seed=0, bi
         reg = sum((W ** 2).sum() for layer in params for W in layer)
         return data + 0.5 * beta * reg
 
-    opt = torch.optim.LBFGS(flat, lr=1.0, max_iter=iters, history_size=50,
-                            tolerance_grad=1e-12, tolerance_change=1e-15, line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        v = obj()
-        v.backward()
-        return v
-
-    opt.step(closure)
+    lbfgs_minimize(obj, flat, iters)
     weights = [[W.detach().numpy().copy() for W in layer] for layer in params]
     bs = [[b.detach().numpy().copy() for b in bl] for bl in biases] if bias else None
     return deepdual.Network(weights, activation, biases=bs,

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 import deepdual
 from deepdual.relu.path_regularization.program import path_constraint, pattern_set
+from restarts import lbfgs_minimize
 
 
 def data(n, seed):
@@ -77,16 +78,7 @@ def train_path(X, y, *, beta, K, m1, seed, iters=300):
         paths = ((W1 ** 2).sum(1) * W2 ** 2).sum(1) * W3 ** 2
         return 0.5 * ((f - yt) ** 2).sum() + beta * torch.sqrt(paths.clamp_min(1e-300)).sum()
 
-    opt = torch.optim.LBFGS([W1, W2, W3], max_iter=iters, tolerance_grad=1e-12, tolerance_change=1e-15,
-                            line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        v = obj()
-        v.backward()
-        return v
-
-    opt.step(closure)
+    lbfgs_minimize(obj, [W1, W2, W3], iters, history_size=100)  # torch's default history
     subnets = [[W1[k].detach().numpy().copy(), W2[k].detach().numpy().copy()[:, None],
                 W3[k].detach().numpy().copy().reshape(1, 1)] for k in range(K)]
     net = deepdual.Network(subnets, "relu")

@@ -14,6 +14,7 @@ from hypothesis import given, settings, strategies as st
 import deepdual
 from deepdual.exact_centering import center_exactly
 from deepdual.relu.one_dimensional import reflections as R
+from restarts import lbfgs_minimize
 
 
 def _data(seed, n, ties=False):
@@ -152,16 +153,7 @@ def _train_deep_narrow(x, y, *, beta, depth, m, seed, iters=300):
         f = a @ W[:, depth - 1] + xi
         return 0.5 * ((f - yt) ** 2).sum() + beta / depth * (W.abs() ** depth).sum()
 
-    opt = torch.optim.LBFGS([W, B, xi], lr=1, max_iter=iters, history_size=50, tolerance_grad=1e-12,
-                            tolerance_change=1e-15, line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        v = obj()
-        v.backward()
-        return v
-
-    opt.step(closure)
+    lbfgs_minimize(obj, [W, B, xi], iters)
     Wn, Bn = W.detach().numpy(), B.detach().numpy()
     return deepdual.Network([[np.array([[Wn[j, l]]]) for l in range(depth)] for j in range(m)], "relu",
                             biases=[[np.array([Bn[j, l]]) for l in range(depth - 1)] for j in range(m)],

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 import deepdual
 from deepdual.relu.three_layer.constraint import FirstLayer, second_layer_constraint
 from deepdual.relu.three_layer.solver import nonnegative_lasso, three_layer_objective
+from restarts import lbfgs_minimize
 
 
 def data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -78,16 +79,7 @@ def train_three_layer(X, y, *, beta, K, m1, seed, iters=300):
         _, f = parts()
         return 0.5 * ((f - yt) ** 2).sum() + 0.5 * beta * ((w2 ** 2).sum() + (w3 ** 2).sum())
 
-    opt = torch.optim.LBFGS([V, w2, w3], lr=1, max_iter=iters, history_size=50, tolerance_grad=1e-12,
-                            tolerance_change=1e-15, line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        v = obj()
-        v.backward()
-        return v
-
-    opt.step(closure)
+    lbfgs_minimize(obj, [V, w2, w3], iters)
     W1, _ = parts()
     W1 = W1.detach().numpy()
     return deepdual.Network([[W1[k], w2.detach().numpy()[k][:, None], w3.detach().numpy()[[k]][:, None]]
