@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import nnls
 
-__all__ = ["OracleResult", "cell_ascent", "MergedRows", "merge_rows"]
+__all__ = ["OracleResult", "cell_ascent", "MergedRows", "merge_rows", "collect_violator"]
 
 
 @dataclass
@@ -109,3 +109,13 @@ def merge_rows(X: np.ndarray, v: np.ndarray) -> MergedRows:
     np.add.at(vm, inv, v[nz])
     idx[nz] = inv
     return MergedRows(U, vm, idx, np.linalg.norm(U, axis=1), X)
+
+
+def collect_violator(violators: dict, val: float, u: np.ndarray, Xfull: np.ndarray, s: float, k: int) -> None:
+    """Keep the direction ``u`` (value ``val``, sign ``s``, piece ``k``) as the violator of its
+    full-data activation pattern ``Xfull @ u >= 0`` when it beats the one already kept; both
+    searches of the oracle (row signs, directions) collect violating patterns this way."""
+    full = Xfull @ u >= 0
+    key = bytes([s > 0]) + int(k).to_bytes(4, "little") + np.packbits(full).tobytes()
+    if key not in violators or violators[key][0] < val:
+        violators[key] = (val, s, k, full, u.copy())

@@ -37,7 +37,7 @@ import numpy as np
 from scipy.optimize import Bounds, lsq_linear, minimize, nnls
 
 from ..._threads import SingleThreadedBLAS
-from .cells import MergedRows, OracleResult, cell_ascent, merge_rows
+from .cells import MergedRows, OracleResult, cell_ascent, collect_violator, merge_rows
 from .spherical import dual_constraint_sphere
 
 __all__ = ["OracleResult", "dual_constraint_bb", "cell_ascent", "recentred_pieces"]
@@ -359,10 +359,7 @@ def _bb(X: np.ndarray, v: np.ndarray, *, pieces: Any, time_limit: float | None, 
         if val > inc["val"]:
             inc.update(val=val, u=uu, side=side)
         if collect_above is not None and val > collect_above:
-            full = side.p.Xfull @ uu >= 0
-            key = bytes([side.s > 0]) + side.k.to_bytes(4, "little") + np.packbits(full).tobytes()
-            if key not in violators or violators[key][0] < val:
-                violators[key] = (val, side.s, side.k, full, uu.copy())
+            collect_violator(violators, val, uu, side.p.Xfull, side.s, side.k)
 
     def upper() -> float:
         top = -heap[0][0] if heap else 0.0

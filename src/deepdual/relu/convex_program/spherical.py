@@ -46,7 +46,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .cells import OracleResult, cell_ascent, merge_rows
+from .cells import OracleResult, cell_ascent, collect_violator, merge_rows
 
 __all__ = ["dual_constraint_sphere", "cap_bounds"]
 
@@ -266,10 +266,7 @@ def dual_constraint_sphere(
         if val > inc["val"]:
             inc.update(val=val, u=uu, tree=tree)
         if collect_above is not None and val > collect_above:
-            full = tree.Xfull @ uu >= 0
-            key = bytes([tree.s > 0]) + tree.k.to_bytes(4, "little") + np.packbits(full).tobytes()
-            if key not in violators or violators[key][0] < val:
-                violators[key] = (val, tree.s, tree.k, full, uu.copy())
+            collect_violator(violators, val, uu, tree.Xfull, tree.s, tree.k)
 
     def upper() -> float:
         top = max((t.top() for t in trees), default=0.0)
