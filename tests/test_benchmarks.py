@@ -101,3 +101,36 @@ def test_training_run_records_first_time_within_target():
     run = bench_torch._Run(torch, p, sol.lower_bound * (1 - 1e-6), optimizer="lbfgs", width=4, seed=0)
     bench_torch.race([run], cap=0.3)
     assert run.hit is None and run.stopped in ("cap", "ended")
+
+
+@pytest.mark.parametrize("d", [3, 6])
+def test_oracle_grid_bounds_are_proven_and_the_anytime_gap_never_grows(d):
+    """``benchmarks/bench_oracle_grid.py`` on a tiny instance (d = 3: direction-space search,
+    d = 6: row-sign search): every recorded lower bound is at or below the certified global
+    optimum (hence the objective), every recorded upper bound on c(v) is at or above the value
+    the oracle attained, and the oracle's anytime gap is non-increasing in time."""
+    import deepdual
+    bench_oracle_grid = pytest.importorskip("bench_oracle_grid")
+
+    rng = np.random.default_rng(d)
+    X = rng.standard_normal((40, d))
+    y = np.maximum(X @ rng.standard_normal(d), 0) - np.maximum(X @ rng.standard_normal(d), 0)
+    y = y + 0.1 * rng.standard_normal(40)
+    r = bench_oracle_grid.run_instance(f"tiny d={d}", X, y, budget=1.0, checkpoints=(0.05, 0.2, 0.5, 1.0))
+    assert r["checkpoints"] == [0.05, 0.2, 0.5, 1.0]
+    obj = r["objective"]
+    lows = [r["spectral"]["lower_bound"], *r["oracle"]["lower_bound"], *r.get("scip", {}).get("lower_bound", [])]
+    ups = [r["spectral"]["c"], *[c for c in r["oracle"]["c"] if c is not None],
+           *[c for c in r.get("scip", {}).get("c", []) if c is not None]]
+    assert all(lo <= obj * (1 + 1e-12) for lo in lows)
+    assert all(c >= r["oracle"]["c_attained"] * (1 - 1e-9) for c in ups)
+    if d == 3:  # small enough for the certified global optimum: weak duality against it
+        opt = deepdual.solve(X, y, beta=1.0, method="convex", strategy="column_generation", rtol=1e-6, rng=0)
+        assert opt.objective - opt.lower_bound <= 1e-5 * opt.objective
+        assert all(lo <= opt.objective * (1 + 1e-9) for lo in lows)
+    gaps = r["oracle"]["gap"]
+    assert all(0.0 <= g <= 1.0 for g in gaps)
+    assert all(b <= a + 1e-12 for a, b in zip(gaps, gaps[1:]))
+    trace = np.array(r["oracle"]["trace"])  # (time, attained, bound): the raw history
+    assert np.all(np.diff(trace[:, 0]) >= 0) and np.all(np.diff(trace[:, 2]) <= 1e-12 * trace[0, 2])
+    assert r["oracle"]["c_end"] <= min(c for c in r["oracle"]["c"] if c is not None) * (1 + 1e-12)
