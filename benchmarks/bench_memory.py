@@ -46,6 +46,9 @@ HERE = Path(__file__).resolve().parent
 # every module namespace that imported it
 STAGES = [
     ("deepdual._validation", "check_X_y"),
+    ("deepdual.estimators", "_DualNetBase._proven_zero"),
+    ("deepdual.estimators", "_DualNetBase._choose_patterns"),
+    ("deepdual.estimators", "solve"),
     ("deepdual.structures", "rank_one_factors"),
     ("deepdual.structures", "whitened_gram"),
     ("deepdual.patterns", "row_space"),
@@ -70,17 +73,36 @@ def _problem(n: int, d: int, seed: int = 0):
     return X, y
 
 
-def _install_stages(record: dict) -> None:
-    """Wrap the STAGES functions: per stage the largest traced peak above entry."""
+def _install_stages(record: dict, mode: str = "traced") -> None:
+    """Wrap the STAGES functions.  ``traced``: per stage the largest tracemalloc peak above
+    entry (and the traced memory live at entry).  ``rss``: per stage the largest rise of the
+    process's resident high-water mark (``ru_maxrss``) during the stage, with its value at
+    entry (above the baseline after allocating X is the caller's subtraction): a stage whose
+    rise is zero stayed below an earlier peak."""
     import functools
     import importlib
+    import resource
     import tracemalloc
 
     state = {"peak": 0}
 
+    def maxrss() -> int:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
     def wrap(name, fn):
         @functools.wraps(fn)
         def inner(*a, **k):
+            if mode == "rss":
+                hw0 = maxrss()
+                try:
+                    return fn(*a, **k)
+                finally:
+                    hw1 = maxrss()
+                    r = record.setdefault(name, {"calls": 0, "rss_rise_MB": 0.0, "rss_hw_at_entry_MB": 0.0})
+                    r["calls"] += 1
+                    if (hw1 - hw0) / 1e6 >= r["rss_rise_MB"]:
+                        r["rss_rise_MB"] = round((hw1 - hw0) / 1e6, 2)
+                        r["rss_hw_at_entry_MB"] = round(hw0 / 1e6, 2)
             cur0, pk = tracemalloc.get_traced_memory()
             state["peak"] = max(state["peak"], pk)
             tracemalloc.reset_peak()
@@ -99,6 +121,13 @@ def _install_stages(record: dict) -> None:
 
     for modname, name in STAGES:
         mod = importlib.import_module(modname)
+        if "." in name:  # a method: wrapped on its class
+            cls_name, meth = name.split(".")
+            cls = getattr(mod, cls_name)
+            fn = cls.__dict__[meth]
+            if not getattr(fn, "__wrapped_stage__", False):
+                setattr(cls, meth, wrap(name, fn))
+            continue
         fn = getattr(mod, name)
         if getattr(fn, "__wrapped_stage__", False):
             continue
@@ -149,11 +178,17 @@ def child(args: argparse.Namespace) -> dict:
         tracemalloc.stop()
         peak_bytes = peak - base
     else:
+        if args.stages:
+            _install_stages(stages, "rss")
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         t0 = time.perf_counter()
         sol = call(X, y)
         wall = time.perf_counter() - t0
         peak_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+        if args.stages:  # the high-water mark at entry, above the baseline
+            stages.pop("_state", None)
+            for s in stages.values():
+                s["rss_hw_at_entry_MB"] = round(s["rss_hw_at_entry_MB"] - base / 1e6, 2)
     P = int(sol.info.get("patterns", 0))
     data = X.nbytes + P * args.n
     return {"kind": args.kind, "n": args.n, "d": args.d, "mode": args.mode, "patterns": P,
@@ -173,7 +208,7 @@ def main(argv=None) -> int:
     ap.add_argument("--kinds", nargs="+", default=["solve", "fit"], choices=["solve", "fit"])
     ap.add_argument("--modes", nargs="+", default=["rss", "traced"], choices=["rss", "traced"])
     ap.add_argument("--max-iter", type=int, default=30, help="first-order steps (default 30)")
-    ap.add_argument("--stages", action="store_true", help="per-stage traced peaks (traced mode)")
+    ap.add_argument("--stages", action="store_true", help="per-stage peaks: traced above entry, or the rise of ru_maxrss (rss mode)")
     ap.add_argument("--fo-block-entries", type=int, default=None,
                     help="what-if: set first_order.FO_BLOCK_ENTRIES (entries per row-block temporary)")
     ap.add_argument("--quick", action="store_true", help="n = 1e4 only")
@@ -196,7 +231,7 @@ def main(argv=None) -> int:
                 for mode in args.modes:
                     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--kind", kind, "--mode", mode,
                            "--n", str(n), "--d", str(d), "--max-iter", str(args.max_iter)]
-                    if args.stages and mode == "traced":
+                    if args.stages:
                         cmd.append("--stages")
                     if args.fo_block_entries:
                         cmd += ["--fo-block-entries", str(args.fo_block_entries)]

@@ -8,7 +8,9 @@
 * no n x n array: the peak of a solve with n >> d is far below 8 n^2 bytes;
 * X is validated without a copy when it already is C-contiguous float64 (a read-only view:
   inputs are never modified);
-* the memory guard raises ``MemoryError`` with a clear message before any work starts.
+* the memory guard raises ``MemoryError`` with a clear message before any work starts;
+* ``DualNetRegressor.fit`` samples its patterns without (n, P) float arrays, frees its
+  (n, d + 1) bias-column copy before the solve, and chooses the same patterns as before.
 """
 import tracemalloc
 
@@ -52,7 +54,9 @@ def test_peak_of_the_large_path_is_three_times_the_data(monkeypatch):
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
-        sol = deepdual.solve(X, y, beta=0.01 * n, max_iter=3, progress=False)
+        # the first-order path explicitly: "auto" may take the Gram-reduced interior-point
+        # method at this size (docs/convex_program.md §10b), whose memory is not what this checks
+        sol = deepdual.solve(X, y, beta=0.01 * n, max_iter=3, progress=False, solver="first_order")
         seen["outside"] = max(seen["outside"], tracemalloc.get_traced_memory()[1])
     finally:
         tracemalloc.stop()
@@ -149,3 +153,84 @@ def test_sample_patterns_reuses_the_row_space():
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
     with pytest.raises(ValueError, match="rs"):
         sample_patterns(X[:10], 5, 0, rs=rs)
+
+
+class _ReachedSolve(Exception):
+    pass
+
+
+def _fit_until_solve(monkeypatch, X, y, **params):
+    """Fit a DualNetRegressor up to its call of ``solve`` (stubbed): the traced peak of the
+    estimator's own work (validation, zero-network test, pattern sampling), the traced memory
+    still live when ``solve`` is entered, and the options passed."""
+    from deepdual import DualNetRegressor
+    from deepdual import estimators
+
+    seen = {}
+
+    def stub(Xs, Ys, **opts):
+        cur, peak = tracemalloc.get_traced_memory()
+        seen.update(live=cur, peak=peak, opts=opts, X=Xs)
+        raise _ReachedSolve
+
+    monkeypatch.setattr(estimators, "solve", stub)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        with pytest.raises(_ReachedSolve):
+            DualNetRegressor(random_state=0, **params).fit(X, y)
+    finally:
+        tracemalloc.stop()
+    seen["live"] -= base
+    seen["peak"] -= base
+    return seen
+
+
+def test_fit_samples_patterns_without_n_by_P_float_arrays(monkeypatch):
+    # the estimator samples its patterns itself (for warm starts); their signs and margins
+    # are formed in row blocks: its peak stays below ONE (n, P) float array (it held two, and
+    # a structured copy of the masks for np.unique, before: docs/performance.md §8)
+    n, d, P = 20_000, 3, 100
+    X, y = _planted(n, d, seed=5)
+    seen = _fit_until_solve(monkeypatch, X, y, n_patterns=P)
+    pats, dirs = seen["opts"]["patterns"]
+    assert pats.shape[1] == n and len(pats) > P // 2
+    assert seen["peak"] < 8 * n * P
+
+
+def test_fit_frees_its_bias_column_copy_before_the_solve(monkeypatch):
+    # the (n, d + 1) data with the bias column are built once for the zero-network test and
+    # the sampling and are not alive when the solver (which builds its own) is entered; the
+    # caller's X is passed on without a copy
+    n, d = 20_000, 30
+    X, y = _planted(n, d, seed=6)
+    seen = _fit_until_solve(monkeypatch, X, y, n_patterns=20)
+    assert np.shares_memory(seen["X"], X)
+    assert seen["live"] < 8 * n * (d + 1)
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(5, 400), d=st.integers(1, 6), P=st.integers(1, 40), ties=st.booleans(),
+       seed=st.integers(0, 10**6))
+def test_fit_patterns_match_the_unblocked_formula(n, d, P, ties, seed):
+    # the blocked signs and margins choose the same patterns and directions as the direct
+    # formula: (X_a g > 0), min_i |x_i^T g| > 1e-9 |g| max_i |x_i|, np.unique over rows
+    from deepdual import DualNetRegressor
+
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    if ties:
+        X = np.round(X, 1)
+        X[: n // 3] = X[0]
+    Xa = np.hstack([X, np.ones((n, 1))])
+    opts = {"n_patterns": P, "rng": seed, "patterns": "sample"}
+    assert DualNetRegressor()._choose_patterns(Xa, 1, opts)
+    got_p, got_d = opts["patterns"]
+    _, dirs = sample_patterns(Xa, P, seed, return_directions=True)
+    Z = Xa @ dirs.T
+    keep = (np.abs(Z).min(axis=0) > 1e-9 * np.linalg.norm(dirs, axis=1) * np.linalg.norm(Xa, axis=1).max()) \
+        & (Z > 0).any(axis=0)
+    pats, dirs = (Z > 0).T[keep], dirs[keep]
+    _, first = np.unique(pats, axis=0, return_index=True)
+    first = np.sort(first)
+    assert np.array_equal(got_p, pats[first]) and np.array_equal(got_d, dirs[first])

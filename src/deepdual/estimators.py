@@ -205,7 +205,10 @@ class _DualNetBase(BaseEstimator):
                                  method=self.method, loss_name=loss, K=K)
         self._directions = None
         if method == "convex":
-            zero = self._proven_zero(X, Y, loss, beta, tol)
+            # one (n, d + 1) copy with the bias column, shared by the zero-network test and the
+            # pattern sampling and freed before the solve (docs/performance.md §8, memory)
+            Xa = _augmented(X, bias)
+            zero = self._proven_zero(Xa, Y, loss, beta, tol)
             if zero is not None:
                 # beta >= the proven upper end of beta_max: no solve needed (at alpha = 1
                 # on the benchmark sets a solve took 1-8 s per fit to find the same)
@@ -221,7 +224,8 @@ class _DualNetBase(BaseEstimator):
                 opts.setdefault("max_iter", int(self.max_iter))
             if self.device is not None:
                 opts.setdefault("device", self.device)
-            sampled = self._choose_patterns(X, K, opts)
+            sampled = self._choose_patterns(Xa, K, opts)
+            del Xa
             if sampled or K > 1:
                 opts.setdefault("max_iter", UPPER_BOUND_MAX_ITER)
         else:
@@ -234,14 +238,15 @@ class _DualNetBase(BaseEstimator):
             self._directions = np.vstack([self._directions, neuron_directions(sol.network, bias)])
         return sol
 
-    def _proven_zero(self, X: np.ndarray, Y: np.ndarray, loss: str, beta: float, tol: float
+    def _proven_zero(self, Xa: np.ndarray, Y: np.ndarray, loss: str, beta: float, tol: float
                      ) -> Solution | None:
         r"""The zero network with its certificate when :math:`\beta \ge
         \|X_a\|_2\max(\|v_+\|, \|v_-\|)` (vector outputs:
         :func:`deepdual.dual_constraint.c_spectral_bound`) for :math:`v = -\nabla\ell(0)`, the
         proven upper end of :func:`deepdual.beta_max`: then :math:`v` is dual feasible and its
         dual value :math:`-\ell^*(-v) = \ell(0)` proves the zero network optimal
-        (docs/regularization_path.md §1).  ``None`` otherwise."""
+        (docs/regularization_path.md §1); ``Xa`` is the data with the bias column when
+        ``bias``.  ``None`` otherwise."""
         from .dual_constraint import c_spectral_bound
         from .losses import get_loss
         from .relu.convex_program.solver import network_from_atoms
@@ -249,7 +254,6 @@ class _DualNetBase(BaseEstimator):
         lossf = get_loss(loss)
         T = lossf.check_labels(Y.reshape(len(Y), -1))
         V0 = lossf.dual_point(np.zeros_like(T), T)
-        Xa = _augmented(X, bool(self.bias))
         c = c_spectral_bound(V0, Xa)
         if not beta >= c:
             return None
@@ -264,31 +268,46 @@ class _DualNetBase(BaseEstimator):
                               "note": "the optimum is the zero network: beta is at least beta_max "
                                       "(see deepdual.beta_max)"})
 
-    def _choose_patterns(self, X: np.ndarray, K: int, opts: dict) -> bool:
+    def _choose_patterns(self, Xa: np.ndarray, K: int, opts: dict) -> bool:
         """Sample the activation patterns here (rather than in the solver) when the convex
         program would sample them, so that ``warm_start`` can reuse their directions.
-        Returns whether the pattern set is sampled (or user-supplied)."""
-        from .patterns import count_upper_bound, row_space, sample_patterns
+        ``Xa`` is the data with the bias column when ``bias``.  Returns whether the pattern
+        set is sampled (or user-supplied).
+
+        Memory: one ``row_space`` SVD, shared with the sampling; the signs and margins of
+        :math:`X_a g` are formed in row blocks (no (n, P) float array) and the duplicates
+        found on the packed masks (:func:`deepdual.patterns.unique_rows`)."""
+        from .blocks import row_blocks
+        from .patterns import count_upper_bound, row_space, sample_patterns, unique_rows
 
         if "patterns" in opts and not isinstance(opts["patterns"], str):
             return True
-        Xa = _augmented(X, bool(self.bias))
+        n = Xa.shape[0]
         how = opts.get("patterns", "auto")
-        if how == "exact" or (how == "auto" and count_upper_bound(Xa.shape[0], row_space(Xa).rank) * K
-                              <= opts.get("max_patterns", CONVEX_MAX_PATTERNS)):
-            return False  # all patterns: exact, nothing to warm-start
+        limit = opts.get("max_patterns", CONVEX_MAX_PATTERNS)
+        if how == "exact" or (how == "auto" and count_upper_bound(n, min(Xa.shape)) * K <= limit):
+            return False  # all patterns: exact, nothing to warm-start (the rank is at most min(n, d))
+        rs = row_space(Xa)
+        if how == "auto" and count_upper_bound(n, rs.rank) * K <= limit:
+            return False
         prev = getattr(self, "directions_", None) if self.warm_start else None
         if prev is not None and prev.shape[1] == Xa.shape[1]:
             dirs = prev
         else:
-            _, dirs = sample_patterns(Xa, int(opts["n_patterns"]), opts.get("rng"), return_directions=True)
-        pats = (Xa @ dirs.T > 0).T
+            _, dirs = sample_patterns(Xa, int(opts["n_patterns"]), opts.get("rng"), return_directions=True, rs=rs)
+        del rs
+        # patterns 1[X_a g > 0] and margins min_i |x_i^T g|, a block of rows at a time
+        pats = np.empty((len(dirs), n), dtype=bool)
+        margin = np.full(len(dirs), np.inf)
+        for rows in row_blocks(n, len(dirs)):
+            Z = Xa[rows] @ dirs.T
+            pats[:, rows] = (Z > 0).T
+            np.minimum(margin, np.abs(Z).min(axis=0, initial=np.inf), out=margin)
+            del Z
         # keep directions strictly inside a cell with a non-zero pattern (others would need an LP)
-        margin = np.abs(Xa @ dirs.T).min(axis=0) > 1e-9 * np.linalg.norm(dirs, axis=1) * \
-            np.linalg.norm(Xa, axis=1).max()
-        keep = margin & pats.any(axis=1)
+        keep = (margin > 1e-9 * np.linalg.norm(dirs, axis=1) * np.linalg.norm(Xa, axis=1).max()) & pats.any(axis=1)
         pats, dirs = pats[keep], dirs[keep]
-        _, first = np.unique(pats, axis=0, return_index=True)
+        _, first = unique_rows(pats, return_index=True)
         first = np.sort(first)
         opts["patterns"] = (pats[first], dirs[first])
         opts.pop("n_patterns", None)
