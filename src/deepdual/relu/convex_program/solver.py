@@ -138,6 +138,7 @@ from ...solution import Solution
 from .groups import Groups, has_hessian
 from .certificate import complete_set, global_constraint, gated_relaxation_dual
 from .first_order import FO_MIN_WORK, check_memory, program_memory, solve_first_order, solve_projected
+from .gram_ipm import GRAM_MAX_UNKNOWNS, gram_memory, solve_gram
 from .working_set import IPM_MAX_COST, IPM_SMALL_COST, WorkingSetResult, ipm_cost, pd_all, solve_working_set
 from .rebuild import network_from_atoms, polish_network, prune_neurons
 from .scaling import check_scaled_problem, scale_exponents
@@ -190,7 +191,7 @@ CONVEX_OPTIONS = (
     "tol", "progress", "polish", "strategy", "time_limit", "oracle_time", "device", "init",
 )
 STRATEGIES = ("patterns", "column_generation")
-SOLVERS = ("auto", "ipm", "barrier", "al", "first_order")
+SOLVERS = ("auto", "ipm", "barrier", "al", "first_order", "gram")
 
 #: number of sampled patterns when exact enumeration is too large
 DEFAULT_N_PATTERNS = 100
@@ -324,6 +325,28 @@ def _run_first_order(rs: Any, Y: np.ndarray, pats: np.ndarray, loss: Loss, beta:
                                 stop_check=mon.expired)
     if res.status == "stopped":
         mon.stop("convex program (first_order)")  # solve() reports info["status"] = "time_limit"
+    return res
+
+
+def _run_gram(rs: Any, Y: np.ndarray, pats: np.ndarray, dirs: np.ndarray | None, beta: float, tol: float,
+              max_iter: int | None, init: Any) -> Any:
+    """The Gram-reduced interior-point method (:mod:`~deepdual.relu.convex_program.gram_ipm`;
+    squared loss, scalar output), warm-started from the row working sets of ``init`` (a
+    previous :class:`Solution` of it on the same patterns, or its ``info["warm_start"]``)."""
+    rows0 = None
+    if init is not None:
+        state = init.info.get("warm_start") if isinstance(init, Solution) else init
+        if not isinstance(state, dict) or "patterns" not in state:
+            raise ValueError("`init` must be a Solution of the Gram-reduced solver or its info['warm_start'] dict")
+        if not np.array_equal(state["patterns"], pats):
+            raise ValueError("`init` was computed for other data or patterns")
+        mult = state.get("multipliers")
+        rows0 = mult.get("rows") if isinstance(mult, dict) else None
+    mon = current_monitor()
+    mon.stage("convex program (gram)")
+    res = solve_gram(rs.Xr, Y, pats, beta, tol=tol, interior=dirs, max_iter=max_iter, rows0=rows0)
+    if res.status == "stopped":
+        mon.stop("convex program (gram)")
     return res
 
 
@@ -552,6 +575,19 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
         # explicit "ipm" always; it then works on a growing working set)
         if solver == "ipm" or pd_all(len(pats), r, n, K):
             solver = "pd"
+    if solver == "gram" or (solver == "auto" and device is None and K == 1 and not complete):
+        # the Gram-reduced interior-point method (squared loss): its memory is (P r)^2, not
+        # n P r; "auto" takes it for large sampled programs when that fits the same budget
+        # as the interior-point methods (docs/convex_program.md §10b)
+        gram_ok = isinstance(loss, SquaredLoss) and len(pats) * r <= GRAM_MAX_UNKNOWNS
+        if solver == "gram" and not gram_ok:
+            raise ValueError(f"`solver`='gram' needs the squared loss and patterns x rank <= {GRAM_MAX_UNKNOWNS}; "
+                             f"got {loss!r}, {len(pats)} x {r}")
+        if solver == "gram" or (large and gram_ok and gram_memory(n, r, len(pats)) <= max(
+                memory_budget(n, d, len(pats)), IPM_MEMORY_FLOOR)):
+            solver, large = "gram", False
+    if solver == "gram" and (device is not None or K != 1):
+        raise ValueError("`solver`='gram' takes scalar outputs on numpy (device=None)")
     if device is not None or large:
         # large sampled programs (and device=): the first-order method, memory linear in n
         # (docs/convex_program.md §10)
@@ -567,13 +603,19 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     elif solver == "ipm":
         solver = "barrier"
 
-    if solver == "first_order" and "tol" not in options:
+    if (solver == "first_order" or (solver == "gram" and not complete)) and "tol" not in options:
         tol = max(tol, FO_DEFAULT_TOL)
     # a data set that does not fit: a clear error before the solve
-    check_memory(program_memory(solver, n, d, r, len(pats), K), f"the convex program ({solver}, n={n}, d={d}, "
-                 f"{len(pats)} patterns)")
+    need = (3 * 8 * n * (d + 1) + n * len(pats) + gram_memory(n, r, len(pats))) if solver == "gram" else \
+        program_memory(solver, n, d, r, len(pats), K)
+    check_memory(need, f"the convex program ({solver}, n={n}, d={d}, {len(pats)} patterns)")
     fo = None
-    if solver == "first_order" and r > 0 and len(pats) > 0:
+    if solver == "gram" and r > 0 and len(pats) > 0:
+        fo = _run_gram(rs, Y, pats, dirs, beta, tol, max_iter, options.get("init"))
+        res = WorkingSetResult(None, fo.z, fo.network_objective, fo.lower, fo.c, "gram", fo.iterations,
+                               fo.rounds, len(pats), fo.converged,
+                               status={"stopped": "time_limit"}.get(fo.status, fo.status))
+    elif solver == "first_order" and r > 0 and len(pats) > 0:
         # memory: the solver reads only rs.Xr; the scaled data are rebuilt exactly afterwards
         # (ldexp by a power of two), so at most X_r, X_a and the masks are alive at a time
         # (docs/performance.md §8)
