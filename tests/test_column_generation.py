@@ -75,3 +75,56 @@ def test_bad_options():
         deepdual.solve(X, y, beta=1.0, method="convex", oracle_time=-1.0)
     with pytest.raises(ValueError, match="K = 1|one output"):
         deepdual.solve(X, np.c_[y, y], beta=1.0, method="convex", strategy="column_generation")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_violated_cells_are_attained_cells(seed):
+    """Screening + cell ascent (a search): every cell returned is violated, attained at its
+    unit vector with its pattern, never above the exact c(v) of complete enumeration."""
+    from deepdual.relu.convex_program.cells import violated_cells
+    from test_oracle import c_enumerated
+
+    rng = np.random.default_rng(seed)
+    n, d = [(14, 2), (12, 3), (10, 4), (16, 3)][seed]
+    X = rng.standard_normal((n, d))
+    v = rng.standard_normal(n)
+    exact = c_enumerated(X, v)
+    above = 0.5 * exact
+    found = violated_cells(X, v, above, np.random.default_rng(0), n_directions=500, max_cells=5,
+                           seeds=np.vstack([np.zeros(d), rng.standard_normal((2, d))]))
+    assert found                                           # the maximum cell is above 0.5 c(v)
+    keys = set()
+    for val, s, pat, u in found:
+        assert val > above
+        assert np.linalg.norm(u) == pytest.approx(1.0)
+        assert s * float(v @ np.maximum(X @ u, 0.0)) == pytest.approx(val, rel=1e-12)
+        assert np.array_equal(pat, X @ u >= 0)
+        assert val <= exact * (1 + 1e-9)
+        keys.add((s, pat.tobytes()))
+    assert len(keys) == len(found)                          # distinct cells
+    assert sum(s > 0 for _, s, _, _ in found) <= 5 and sum(s < 0 for _, s, _, _ in found) <= 5
+
+
+@pytest.mark.parametrize("loss_name", ["squared", "logistic"])
+def test_certifying_constraint_is_the_threshold(loss_name):
+    """The largest c-bar whose weak-duality bound still reaches the target: at it the bound
+    reaches the target, 1e-6 above it the bound falls short."""
+    from deepdual.losses import get_loss
+    from deepdual.relu.convex_program.column_generation import certifying_constraint
+
+    rng = np.random.default_rng(1)
+    loss = get_loss(loss_name)
+    Y = np.sign(rng.standard_normal((30, 1)))
+    V = loss.dual_point(0.3 * rng.standard_normal((30, 1)), Y)
+    beta = 0.7
+
+    def low(c):
+        return loss.best_scale(V, Y, beta / c)[1]
+
+    best = loss.best_scale(V, Y, np.inf)[1]
+    for target in (0.5 * best, 0.9 * best, 0.999 * best):
+        c = certifying_constraint(loss, V, Y, beta, target)
+        assert np.isfinite(c) and c > 0
+        assert low(c) >= target
+        assert low(c * (1 + 1e-6)) < target
+    assert certifying_constraint(loss, V, Y, beta, best * 1.01 + 1e-9) == 0.0   # out of reach

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import nnls
 
-__all__ = ["OracleResult", "cell_ascent", "MergedRows", "merge_rows", "collect_violator"]
+__all__ = ["OracleResult", "cell_ascent", "MergedRows", "merge_rows", "collect_violator", "violated_cells"]
 
 
 @dataclass
@@ -119,3 +119,65 @@ def collect_violator(violators: dict, val: float, u: np.ndarray, Xfull: np.ndarr
     key = bytes([s > 0]) + int(k).to_bytes(4, "little") + np.packbits(full).tobytes()
     if key not in violators or violators[key][0] < val:
         violators[key] = (val, s, k, full, u.copy())
+
+
+def violated_cells(X: np.ndarray, v: np.ndarray, above: float, rng: np.random.Generator, *,
+                   n_directions: int = 10000, max_cells: int = 50, max_ascents: int | None = None,
+                   seeds: np.ndarray | None = None, block_entries: int = 2**20) -> list[tuple]:
+    r"""Cells whose value :math:`\max_{u\in K_D,\|u\|\le1}\pm v^TD Xu` exceeds ``above``,
+    found by screening directions and cell ascent (a *search*, never a bound).
+
+    :math:`f_\pm(u) = \pm v^T(Xu)_+` is evaluated at ``n_directions`` random unit vectors
+    (one matrix product per block of ``block_entries`` entries); from the best directions
+    of each sign, one per distinct starting pattern, and from every row of ``seeds`` (on
+    its larger side), :func:`cell_ascent` climbs to a local maximum over the cells (an
+    exact cell maximum).
+    Used by column generation to price many violated patterns at once
+    (``docs/convex_program.md`` §13); the oracle's proven bound is separate.
+
+    Returns
+    -------
+    list of ``(value, sign, pattern, u)``
+        Distinct violated cells (``sign * v^T(Xu)_+ = value > above`` at the unit vector
+        ``u``, ``pattern = Xu >= 0``), largest value first, at most ``max_cells`` per sign.
+    """
+    X = np.asarray(X, dtype=float)
+    v = np.asarray(v, dtype=float).reshape(-1)
+    n, d = X.shape
+    if n == 0 or d == 0 or not np.any(v):
+        return []
+    S = np.zeros((d, 0)) if seeds is None else np.asarray(seeds, dtype=float).reshape(-1, d).T
+    U = np.hstack([S, rng.standard_normal((d, max(int(n_directions), 0)))])
+    nrm = np.linalg.norm(U, axis=0)
+    n_seeds = int(np.count_nonzero(nrm[:S.shape[1]] > 0))
+    U = U[:, nrm > 0] / nrm[nrm > 0]
+    F = np.empty(U.shape[1])
+    step = max(1, block_entries // max(n, 1))
+    for a in range(0, U.shape[1], step):
+        F[a:a + step] = v @ np.maximum(X @ U[:, a:a + step], 0.0)
+    max_ascents = 4 * max_cells if max_ascents is None else max_ascents
+    found: dict[bytes, tuple] = {}
+
+    def climb(s: float, u0: np.ndarray) -> None:
+        val, u, pat = cell_ascent(X, s * v, u0)
+        if val > above:
+            key = bytes([s > 0]) + np.packbits(pat).tobytes()
+            if key not in found or found[key][0] < val:
+                found[key] = (val, s, pat, u)
+
+    for j in range(n_seeds):  # every seed climbs, on the side where it is larger
+        if F[j] != 0:
+            climb(float(np.sign(F[j])), U[:, j])
+    for s in (1.0, -1.0):
+        order = np.argsort(-s * F[n_seeds:])[:max_ascents] + n_seeds
+        starts: set[bytes] = set()
+        n_s = len(found)
+        for j in order:
+            if len(found) - n_s >= max_cells:
+                break
+            key0 = np.packbits(X @ U[:, j] >= 0).tobytes()
+            if key0 in starts:
+                continue
+            starts.add(key0)
+            climb(s, U[:, j])
+    return sorted(found.values(), key=lambda c: -c[0])
