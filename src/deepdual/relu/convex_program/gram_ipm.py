@@ -82,8 +82,10 @@ GRAM_ROWS_ADD = 2
 GRAM_MAX_ROUNDS = 12
 #: interior-point tolerance of the first round (the row set is still growing)
 GRAM_FIRST_TOL = 1e-3
-#: entries per row-block temporary of the passes over the data
-GRAM_BLOCK_ENTRIES = 2**20
+#: entries per row-block temporary of the passes over the data (2 MB), and of the blocks
+#: of F = [D_1X, ..., D_PX] in the Gram matrix's rank-k updates (at least 256 rows)
+GRAM_BLOCK_ENTRIES = 2**18
+GRAM_UPDATE_ENTRIES = 2**18
 
 
 def gram_memory(n: int, r: int, P: int, m: int | None = None) -> int:
@@ -94,13 +96,13 @@ def gram_memory(n: int, r: int, P: int, m: int | None = None) -> int:
     m = 8 * r + 64 if m is None else m
     G = 2 * P
     q = r + 1
-    return int(2 * 8 * Pr * Pr + 8 * GRAM_BLOCK_ENTRIES * 3 + 8 * P * m * r + 8 * 6 * G * m
+    return int(2 * 8 * Pr * Pr + 3 * 8 * max(GRAM_UPDATE_ENTRIES, 256 * Pr) + 8 * GRAM_BLOCK_ENTRIES * 4 + 8 * P * m * r + 8 * 6 * G * m
                + 8 * 8 * G * q * q + 8 * 4 * n + 8 * 3 * Pr * r)
 
 
 # ============================================================================ helpers
-def _blocks(n: int, width: int) -> list[tuple[int, int]]:
-    b = max(1, GRAM_BLOCK_ENTRIES // max(1, width))
+def _blocks(n: int, width: int, entries: int = GRAM_BLOCK_ENTRIES) -> list[tuple[int, int]]:
+    b = max(1, entries // max(1, width))
     return [(a, min(n, a + b)) for a in range(0, n, b)]
 
 
@@ -114,14 +116,18 @@ def gram_matrix(Xr: np.ndarray, pats: np.ndarray, y: np.ndarray) -> tuple[np.nda
     Pr = P * r
     Q = np.zeros((Pr, Pr), order="F")
     b = np.zeros(Pr)
-    for a, e in _blocks(n, Pr):
+    # blocks of at least 256 rows: each update reads and writes all of Q (memory traffic
+    # 16 (Pr)^2 bytes), so short updates would be bound by memory, not by flops
+    for a, e in _blocks(n, 1, max(256, GRAM_UPDATE_ENTRIES // Pr)):
         Fb = (pats[:, a:e].T[:, :, None] * Xr[a:e, None, :]).reshape(e - a, Pr)  # (rows, Pr)
         # C := Fb^T Fb + C on the upper triangle (Fb^T is Fortran-contiguous: no copy)
         Q = dsyrk(1.0, Fb.T, beta=1.0, c=Q, trans=0, lower=0, overwrite_c=1)
         b += Fb.T @ y[a:e]
-    iu = np.triu_indices(Pr, 1)
-    Q[(iu[1], iu[0])] = Q[iu]
-    return np.ascontiguousarray(Q), b
+    for c0 in range(0, Pr, 256):  # the lower triangle from the upper, in column blocks
+        c1 = min(Pr, c0 + 256)
+        Q[c1:, c0:c1] = Q[c0:c1, c1:].T
+        Q[c0:c1, c0:c1] = np.triu(Q[c0:c1, c0:c1]) + np.triu(Q[c0:c1, c0:c1], 1).T
+    return Q.T, b  # symmetric: the transpose is the C-ordered view of the same array
 
 
 def _soc_det(u: np.ndarray) -> np.ndarray:
@@ -698,7 +704,8 @@ def solve_gram(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, beta: float, *, 
             log(f"round {rounds}: {ipm.iters} iterations, restricted objective {f_ipm:.10g}, rows {A.shape[1]}, "
                 f"violating groups {sum(len(v) > 0 for v in viol)} ({len(grow)} to grow, {changed} projected), "
                 f"worst {worst.max(initial=0):.2e}, feasible {obj:.10g}, lower {low:.10g}, gap {gap:.2e}, "
-                f"nonzero groups {int(np.sum(np.linalg.norm(zf, axis=1) > 0))}, {time.perf_counter() - t0:.1f} s")
+                f"groups above 1e-6 max {int(np.sum(np.linalg.norm(zf, axis=1) > 1e-6 * np.linalg.norm(zf, axis=1).max()))}, "
+                f"{time.perf_counter() - t0:.1f} s")
         history.append((rounds, ipm.iters, A.shape[1], len(grow), time.perf_counter() - t0, best_obj, best_lower))
         if gap <= tol:
             break

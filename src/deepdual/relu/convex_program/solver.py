@@ -419,14 +419,20 @@ def solve_convex(
             Source of sampled patterns (either name).  ``None`` means the seed 0, so
             identical calls give identical results; the seed is stored in
             ``info["rng_seed"]``.
-        solver : {"auto", "ipm", "barrier", "al"}, default "auto"
+        solver : {"auto", "ipm", "barrier", "al", "first_order", "gram"}, default "auto"
             ``"ipm"``: primal–dual interior-point method for the squared loss (the
             barrier method for other losses); ``"barrier"``: primal log-barrier method
             (any loss with a Hessian); ``"al"``: augmented Lagrangian (first order,
-            large problems).  ``"auto"`` takes the primal–dual method for the squared
-            loss when all patterns fit its dense Newton system, else the barrier
-            method when the loss has a Hessian and the working set is small, else the
-            augmented Lagrangian.
+            large problems); ``"first_order"``: the first-order solver of large sampled
+            programs (memory linear in n); ``"gram"``: the Gram-reduced primal–dual
+            method with a row working set (squared loss, scalar output; per iteration
+            :math:`O((Pr)^3)` independent of n, memory :math:`O((Pr)^2)`,
+            docs/convex_program.md §10b).  ``"auto"`` takes the primal–dual method for
+            the squared loss when all patterns fit its dense Newton system, the Gram
+            method for large sampled squared-loss programs whose :math:`(Pr)^2` arrays fit
+            the memory budget, the first-order solver for other large sampled programs,
+            else the barrier method when the loss has a Hessian and the working set is
+            small, else the augmented Lagrangian.
         max_iter : int, optional
             Newton steps (``"ipm"``, ``"barrier"``, default 4000) or FISTA iterations (``"al"``, default
             20000) over all rounds.  ``info["status"]`` says why the solver stopped
@@ -603,7 +609,7 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     elif solver == "ipm":
         solver = "barrier"
 
-    if (solver == "first_order" or (solver == "gram" and not complete)) and "tol" not in options:
+    if solver == "first_order" and "tol" not in options:
         tol = max(tol, FO_DEFAULT_TOL)
     # a data set that does not fit: a clear error before the solve
     need = (3 * 8 * n * (d + 1) + n * len(pats) + gram_memory(n, r, len(pats))) if solver == "gram" else \
