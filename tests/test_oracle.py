@@ -4,6 +4,8 @@ zero-row data; anytime validity; hidden-bias pieces."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -169,6 +171,55 @@ def test_cap_bounds_are_bounds():
             a = delta[j] * rng.uniform(0, 1, 2000) ** (1 / max(d - 1, 1))
             P = np.cos(a)[:, None] * U0[j][None, :] + np.sin(a)[:, None] * E
             assert (np.maximum(P @ X.T, 0.0) @ v).max() <= bounds[j] + 1e-12
+
+
+def test_inherited_row_bounds_are_bounds_on_the_box():
+    """cap_bounds_rows (children inherit their parent's decided rows): on a parent cap with
+    all rows and then on child caps with only the parent's undecided rows, every bound lies
+    above f at points of its box; the sums carried equal the rows decided positive."""
+    from deepdual.relu.convex_program.spherical import cap_bounds, cap_bounds_rows
+
+    rng = np.random.default_rng(11)
+    for d in (2, 3, 4):
+        X = rng.standard_normal((60, d))
+        v = rng.standard_normal(60)
+        norms = np.linalg.norm(X, axis=1)
+        for _ in range(6):
+            # a box of the chart u ~ e_0 + sum_j s_j e_j (s in [c - r, c + r]^(d-1))
+            c, r = rng.uniform(-0.8, 0.8, d - 1), 10.0 ** rng.uniform(-3, -0.7)
+
+            def points(cc, rr, k):
+                P = np.hstack([np.ones((k, 1)), cc + rr * rng.uniform(-1, 1, (k, d - 1))])
+                return P / np.linalg.norm(P, axis=1, keepdims=True)
+
+            def cap_of(cc, rr):
+                u0 = points(cc, 0.0, 1)[0]
+                corners = np.array(list(itertools.product((-1.0, 1.0), repeat=d - 1)))
+                Pc = np.hstack([np.ones((len(corners), 1)), cc + rr * corners])
+                Pc /= np.linalg.norm(Pc, axis=1, keepdims=True)
+                return u0, float(np.arccos(np.clip(Pc @ u0, -1, 1)).max()) * (1 + 1e-9) + 1e-12
+
+            u0, delta = cap_of(c, r)
+            rows = np.arange(60)
+            bp, vp, bdec, und = cap_bounds_rows(X, v, norms, u0[None], np.array([delta]), np.zeros((1, d)),
+                                                np.zeros(60, dtype=np.int64), rows)
+            # with every row and nothing inherited it is the plain cap bound
+            assert bp[0] == pytest.approx(cap_bounds(X, v, norms, u0[None], np.array([delta]))[0][0], rel=1e-12)
+            tt = X @ u0
+            assert np.allclose(bdec[0], (v[~und & (tt > 0)])[None] @ X[~und & (tt > 0)])
+            kids = [c + 0.5 * r * np.array(o) for o in itertools.product((-1.0, 1.0), repeat=d - 1)]
+            caps = [cap_of(kc, r / 2) for kc in kids]
+            U0 = np.array([cp[0] for cp in caps])
+            dl = np.array([cp[1] for cp in caps])
+            ur = rows[und]
+            box = np.repeat(np.arange(len(kids)), len(ur))
+            bk, _, _, _ = cap_bounds_rows(X, v, norms, U0, dl, np.repeat(bdec, len(kids), axis=0), box,
+                                          np.tile(ur, len(kids)))
+            for j, kc in enumerate(kids):
+                P = points(kc, r / 2, 2000)
+                assert (np.maximum(P @ X.T, 0.0) @ v).max() <= bk[j] + 1e-12
+            P = points(c, r, 2000)
+            assert (np.maximum(P @ X.T, 0.0) @ v).max() <= bp[0] + 1e-12
 
 
 def test_bad_method():

@@ -48,7 +48,7 @@ import numpy as np
 
 from .cells import OracleResult, cell_ascent, collect_violator, merge_rows
 
-__all__ = ["dual_constraint_sphere", "cap_bounds"]
+__all__ = ["dual_constraint_sphere", "cap_bounds", "cap_bounds_rows"]
 
 _EPS = np.finfo(float).eps
 
@@ -156,6 +156,90 @@ def cap_bounds(X: np.ndarray, v: np.ndarray, norms: np.ndarray, U0: np.ndarray, 
     return best, vals
 
 
+def cap_bounds_rows(X: np.ndarray, v: np.ndarray, norms: np.ndarray, U0: np.ndarray, delta: np.ndarray,
+                    bdec: np.ndarray, box: np.ndarray, rows: np.ndarray, refine: int = 4
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    r"""Cap bounds of :func:`cap_bounds` for boxes that *inherit their parent's decided rows*
+    (``docs/convex_program.md`` §11b): a row positive (negative) on the parent's cap is
+    positive (negative) on the whole parent box, hence on the child box, where its term
+    :math:`v_i(x_i^Tu)_+` is exactly :math:`v_ix_i^Tu` (0).  Box ``j`` carries
+    ``bdec[j]`` :math:`= \sum_{\rm decided\ positive}v_ix_i` and the parent's undecided
+    rows (the pairs ``(box[l], rows[l])``, ``box`` sorted); only those are examined, so a
+    small box costs the few rows that cross it instead of all :math:`n`.  The bound holds
+    on the box (not on the whole cap): that is all the search needs.
+
+    Returns
+    -------
+    (bounds, values, bdec_new, undecided) :
+        ``bounds`` (m,) without the rounding slack; ``values`` :math:`f` at the centres
+        (in floating point: used only to pick points that are then evaluated exactly);
+        ``bdec_new`` (m, d) with the rows decided positive in this box added;
+        ``undecided`` (L,) bool, the pairs still undecided (the children's rows).
+    """
+    m = len(U0)
+    d = X.shape[1]
+    sdb = np.sin(np.minimum(delta, np.pi))
+    cdb = np.cos(np.minimum(delta, np.pi))
+    Xr = X[rows]
+    vr = v[rows]
+    nr = norms[rows]
+    t = np.einsum("ld,ld->l", Xr, U0[box])
+    C = t / nr
+    sd = sdb[box]
+    pos = C >= sd
+    und = (C > -sd) & ~pos
+    vals = np.einsum("md,md->m", bdec, U0) + np.bincount(box, vr * np.maximum(t, 0.0), minlength=m)
+    # the undecided pairs only: secant intervals of the row's t = x_i^T u on the cap
+    ui = np.flatnonzero(und)
+    bu, Cu, sdu, cdu = box[ui], C[ui], sd[ui], cdb[box[ui]]
+    nru, vu, Xu = nr[ui], vr[ui], Xr[ui]
+    Sn = np.sqrt(np.maximum(1.0 - Cu * Cu, 0.0))
+    h = np.where(Cu >= cdu, 1.0, Cu * cdu + Sn * sdu)
+    lo = np.where(Cu <= -cdu, -1.0, Cu * cdu - Sn * sdu)
+    h = (np.minimum(h, 1.0) + 1e-12) * nru
+    lo = (np.maximum(lo, -1.0) - 1e-12) * nru
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.clip(h / (h - lo), 0.0, 1.0)
+    frac = np.where(np.isfinite(frac), frac, 0.0)
+    vpos = vu > 0
+    kappa = np.bincount(bu, np.where(vpos, vu * frac * (-lo), 0.0), minlength=m)
+    pi = np.flatnonzero(pos)
+    bnew = bdec + _segment_sums(box[pi], Xr[pi] * vr[pi, None], m)
+    pu = np.flatnonzero(vpos)
+    Bpos = bnew + _segment_sums(bu[pu], Xu[pu] * (vu[pu] * frac[pu])[:, None], m)
+    ni = np.flatnonzero(~vpos)
+    bn, xn, vn = bu[ni], Xu[ni], vu[ni]
+    lam = frac[ni]
+    B = Bpos + _segment_sums(bn, xn * (vn * lam)[:, None], m)
+    best = _lin_cap(B.T, U0, sdb, cdb) + kappa
+    if refine > 0 and len(ni):
+        cols = np.unique(bn)
+        kneg = np.maximum(np.bincount(bn, minlength=m), 1)
+        inv2 = 1.0 / np.maximum((vn * nru[ni]) ** 2, 1e-300)
+        for _ in range(refine):
+            um = np.zeros((m, d))
+            um[cols] = _lin_argmax(B[cols].T, U0[cols], sdb[cols], cdb[cols])
+            g = vn * np.einsum("ld,ld->l", xn, um[bn])
+            bdot = np.einsum("md,md->m", B, U0)
+            perp = np.linalg.norm(B - U0 * bdot[:, None], axis=1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                scale = np.where(sdb > 0, perp / sdb, 0.0) / kneg
+            lam = np.clip(lam - g * inv2 * scale[bn], 0.0, 1.0)
+            B = Bpos + _segment_sums(bn, xn * (vn * lam)[:, None], m)
+            cand = _lin_cap(B[cols].T, U0[cols], sdb[cols], cdb[cols]) + kappa[cols]
+            best[cols] = np.minimum(best[cols], cand)
+    return best, vals, bnew, und
+
+
+def _segment_sums(box: np.ndarray, M: np.ndarray, m: int) -> np.ndarray:
+    """Row sums of ``M`` grouped by the sorted ``box`` ids, as an (m, d) array."""
+    out = np.zeros((m, M.shape[1]))
+    if len(box):
+        starts = np.flatnonzero(np.r_[True, box[1:] != box[:-1]])
+        out[box[starts]] = np.add.reduceat(M, starts, axis=0)
+    return out
+
+
 def _lin_cap(B: np.ndarray, U0: np.ndarray, sd: np.ndarray, cd: np.ndarray) -> np.ndarray:
     r""":math:`\max_{\angle(u,u_0)\le\delta}b^Tu` for the columns ``b`` of ``B``."""
     bu = np.einsum("dm,md->m", B, U0)
@@ -184,15 +268,43 @@ class _Tree:
         self.X, self.v, self.k, self.s, self.Xfull = X, v, k, s, Xfull
         self.norms = np.linalg.norm(X, axis=1)
         self.d = X.shape[1]
-        self.slack = 64 * _EPS * float(np.abs(v) @ self.norms) * (1 + X.shape[1]) + 1e-300
+        # rounding of b = sum_i w_i x_i (at most n terms, plus one addition per level of the
+        # inherited sums), of ||b|| and of the closed form: (d + 2)(n + 64) eps sum |v_i| ||x_i||
+        self.slack = (self.d + 2) * (len(v) + 64) * _EPS * float(np.abs(v) @ self.norms) + 1e-300
         self.face = np.zeros(0, dtype=np.intp)
         self.S = np.zeros((0, max(self.d - 1, 0)))
         self.r = np.zeros(0)
         self.b = np.zeros(0)
+        # inherited decided rows (cap_bounds_rows): per box sum_{decided positive} v_i x_i and
+        # its undecided rows, the segment pool[st : st + ln]
+        self.bdec = np.zeros((0, self.d))
+        self.st = np.zeros(0, dtype=np.int64)
+        self.ln = np.zeros(0, dtype=np.int64)
+        self.pool = np.arange(len(v), dtype=np.int64)
         self.root = True
         pos = v > 0
         self.spectral = (float(np.linalg.norm(X[pos], 2) * np.linalg.norm(v[pos])) * (1 + 1e-12) + self.slack
                          if np.any(pos) else 0.0)
+
+    def keep(self, mask: np.ndarray) -> None:
+        """Keep the boxes in ``mask`` (their row segments stay in the pool)."""
+        self.face, self.S, self.r, self.b = self.face[mask], self.S[mask], self.r[mask], self.b[mask]
+        self.bdec, self.st, self.ln = self.bdec[mask], self.st[mask], self.ln[mask]
+
+    def append(self, face, S, r, b, bdec, rows, lens) -> None:
+        """Add boxes whose undecided rows are ``rows`` (concatenated, ``lens`` each)."""
+        live = int(self.ln.sum())
+        if len(self.pool) > 4 * (live + len(rows)) + 10**6:  # compact the pool
+            self.pool, self.st = _gather(self.pool, self.st, self.ln)
+        st = len(self.pool) + np.cumsum(lens) - lens
+        self.pool = np.concatenate([self.pool, rows])
+        self.face = np.concatenate([self.face, face])
+        self.S = np.vstack([self.S, S])
+        self.r = np.concatenate([self.r, r])
+        self.b = np.concatenate([self.b, b])
+        self.bdec = np.vstack([self.bdec, bdec])
+        self.st = np.concatenate([self.st, st])
+        self.ln = np.concatenate([self.ln, lens])
 
     def top(self) -> float:
         if self.root:
@@ -210,6 +322,13 @@ class _Tree:
             r = np.full(len(S), 1.0 / grid)
         face = np.repeat(np.arange(2 * d), len(S))
         return face, np.tile(S, (2 * d, 1)), np.tile(r, 2 * d)
+
+
+def _gather(pool: np.ndarray, st: np.ndarray, ln: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The segments ``pool[st[j] : st[j] + ln[j]]`` concatenated, and their new starts."""
+    offs = np.cumsum(ln) - ln
+    idx = np.arange(int(ln.sum())) - np.repeat(offs, ln) + np.repeat(st, ln)
+    return pool[idx], offs
 
 
 def dual_constraint_sphere(
@@ -284,16 +403,29 @@ def dual_constraint_sphere(
             last_log = t
             log(t, nodes, int(sum(len(tr.b) + tr.root for tr in trees)), L, U)
 
-    def bound_boxes(tree: _Tree, face: np.ndarray, S: np.ndarray, r: np.ndarray, parent: np.ndarray) -> np.ndarray:
+    def bound_boxes(tree: _Tree, face: np.ndarray, S: np.ndarray, r: np.ndarray, parent: np.ndarray,
+                    bdec: np.ndarray, st: np.ndarray, ln: np.ndarray) -> tuple:
+        """Bounds of the boxes (inheriting ``bdec`` and the row segments ``st``, ``ln``), the
+        sums of their decided rows and their undecided rows (``rows``, ``lens``)."""
         nonlocal nodes
-        n = max(len(tree.v), 1)
-        chunk = max(1, int(5e5 // n))  # (n, chunk) arrays of 4 MB: about 50 MB at the peak
         out = np.empty(len(face))
-        for a in range(0, len(face), chunk):
-            sl = slice(a, a + chunk)
+        bnew = np.empty((len(face), d))
+        rows_out, lens_out = [], []
+        cum = np.cumsum(ln)
+        a = 0
+        while a < len(face):
+            # chunks of about 5e5 (box, row) pairs: arrays of 4 MB, about 60 MB at the peak
+            e = max(a + 1, int(np.searchsorted(cum, (cum[a - 1] if a else 0) + 500_000, side="right")))
+            sl = slice(a, e)
             U0, delta = _caps(face[sl], S[sl], r[sl], d)
-            b, vals = cap_bounds(tree.X, tree.v, tree.norms, U0, delta, refine=refine)
+            rows, _ = _gather(tree.pool, st[sl], ln[sl])
+            box = np.repeat(np.arange(e - a), ln[sl])
+            b, vals, bn, und = cap_bounds_rows(tree.X, tree.v, tree.norms, U0, delta, bdec[sl], box, rows,
+                                               refine=refine)
             out[sl] = np.minimum(b + tree.slack, parent[sl])
+            bnew[sl] = bn
+            rows_out.append(rows[und])
+            lens_out.append(np.bincount(box[und], minlength=e - a))
             j = int(np.argmax(vals))
             if vals[j] > inc["val"]:
                 offer(tree, U0[j], ascend=True)
@@ -303,15 +435,16 @@ def dual_constraint_sphere(
                 cand = cand[np.argsort(-vals[cand])][:max_collect - len(violators)]
                 for jj in cand:
                     offer(tree, U0[jj], ascend=True)
+            a = e
         nodes += len(face)
-        return out
+        return out, bnew, np.concatenate(rows_out), np.concatenate(lens_out)
 
     def prune(tree: _Tree) -> None:
         nonlocal closed_max
         keep = tree.b > inc["val"] * (1 + rtol)
         if not np.all(keep):
             closed_max = max(closed_max, float(tree.b[~keep].max()))
-            tree.face, tree.S, tree.r, tree.b = tree.face[keep], tree.S[keep], tree.r[keep], tree.b[keep]
+            tree.keep(keep)
 
     status = "optimal"
     record(force=True)
@@ -334,15 +467,20 @@ def dual_constraint_sphere(
         tree = max(trees, key=lambda t: t.top())
         if tree.root:
             face, S, r = tree.initial(4 if d <= 3 else 2)
-            b = bound_boxes(tree, face, S, r, np.full(len(face), tree.spectral))
+            m0 = len(face)
+            b, bn, rows, lens = bound_boxes(tree, face, S, r, np.full(m0, tree.spectral), np.zeros((m0, d)),
+                                            np.zeros(m0, dtype=np.int64), np.full(m0, len(tree.v), dtype=np.int64))
             tree.root = False
-            tree.face, tree.S, tree.r, tree.b = face, S, r, b
+            tree.pool = np.zeros(0, dtype=np.int64)
+            tree.append(face, S, r, b, bn, rows, lens)
             for t in trees:
                 if not t.root:
                     prune(t)
             record()
             continue
-        nb = batch if batch is not None else max(1, int(1e6 // (max(len(tree.v), 1) * children)))
+        # about 1e6 (box, row) pairs per step (the open boxes' mean number of undecided rows)
+        mean_rows = float(tree.ln.mean()) if len(tree.ln) else float(len(tree.v))
+        nb = batch if batch is not None else max(1, int(1e6 // (max(mean_rows, 1.0) * children)))
         nb = min(nb, len(tree.b))
         # the nb boxes with the largest bounds
         sel = np.argpartition(-tree.b, nb - 1)[:nb] if nb < len(tree.b) else np.arange(len(tree.b))
@@ -350,20 +488,20 @@ def dual_constraint_sphere(
             closed_max = max(closed_max, float(tree.b[sel].max()))
             rest = np.ones(len(tree.b), dtype=bool)
             rest[sel] = False
-            tree.face, tree.S, tree.r, tree.b = tree.face[rest], tree.S[rest], tree.r[rest], tree.b[rest]
+            tree.keep(rest)
             continue
         rest = np.ones(len(tree.b), dtype=bool)
         rest[sel] = False
         pf, pS, pr, pb = tree.face[sel], tree.S[sel], tree.r[sel], tree.b[sel]
+        pbd, pst, pln = tree.bdec[sel], tree.st[sel], tree.ln[sel]
         offs = np.array(list(itertools.product((-0.5, 0.5), repeat=d - 1)))
         cf = np.repeat(pf, children)
         cr = np.repeat(pr / 2, children)
         cS = (pS[:, None, :] + pr[:, None, None] * offs[None, :, :]).reshape(-1, d - 1)
-        cb = bound_boxes(tree, cf, cS, cr, np.repeat(pb, children))
-        tree.face = np.concatenate([tree.face[rest], cf])
-        tree.S = np.vstack([tree.S[rest], cS])
-        tree.r = np.concatenate([tree.r[rest], cr])
-        tree.b = np.concatenate([tree.b[rest], cb])
+        cb, cbd, crows, clens = bound_boxes(tree, cf, cS, cr, np.repeat(pb, children), np.repeat(pbd, children, axis=0),
+                                            np.repeat(pst, children), np.repeat(pln, children))
+        tree.keep(rest)
+        tree.append(cf, cS, cr, cb, cbd, crows, clens)
         for t in trees:
             if not t.root:
                 prune(t)
