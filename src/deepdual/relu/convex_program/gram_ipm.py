@@ -290,7 +290,9 @@ class GramSOCP:
         idx = np.arange(P)
         M4[idx, :, idx, :] += Kt
         try:
-            cf = cho_factor(M, check_finite=False, overwrite_a=True)
+            # (M is symmetric: its transpose is the Fortran-ordered view LAPACK factors in
+            # place; a C-ordered M would be copied)
+            cf = cho_factor(M.T, lower=False, check_finite=False, overwrite_a=True)
         except (LinAlgError, ValueError):
             return None
         del M, M4
