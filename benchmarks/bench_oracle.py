@@ -164,6 +164,11 @@ def run(args):
                    "time_s": time.perf_counter() - t0, "rounds": sol.info.get("rounds"),
                    "patterns": sol.info.get("patterns"), "status": sol.info.get("status"),
                    "history": sol.info.get("history"), "load_average": os.getloadavg()}
+            det = sol.info.get("rounds_detail") or []
+            # where the time went (docs/performance.md §16): program solves, screening, oracle
+            res["time_split_s"] = {k: float(sum(r_.get(k, 0.0) for r_ in det))
+                                   for k in ("program_s", "screen_s", "oracle_s")}
+            res["rounds_detail"] = det
             cg.append(res)
             print(json.dumps(res), flush=True)
     return rows, cg
