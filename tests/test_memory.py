@@ -234,3 +234,42 @@ def test_fit_patterns_match_the_unblocked_formula(n, d, P, ties, seed):
     _, first = np.unique(pats, axis=0, return_index=True)
     first = np.sort(first)
     assert np.array_equal(got_p, pats[first]) and np.array_equal(got_d, dirs[first])
+
+
+@pytest.mark.parametrize("shape", [(6000, 13), (20_000, 4), (3000, 60)])
+def test_row_space_lean_svd_agrees_with_numpy(shape):
+    # the tall-matrix path of row_space (LAPACK gesdd on one Fortran copy, through scipy) is
+    # the routine numpy.linalg.svd calls: the same singular values and vectors (bitwise on the
+    # machine of docs/performance.md §8; here to 1e-12, signs included, since numpy and scipy
+    # may ship different BLAS builds)
+    from deepdual.patterns import LEAN_SVD_ENTRIES, _right_singular
+
+    rng = np.random.default_rng(shape[0])
+    X = rng.standard_normal(shape)
+    X[:, -1] = 1.0  # a bias column, as the convex program appends
+    assert X.size >= LEAN_SVD_ENTRIES and shape[0] >= 2 * shape[1]
+    _, s0, Vt0 = np.linalg.svd(X, full_matrices=False)
+    s, Vt = _right_singular(X)
+    assert np.allclose(s, s0, rtol=1e-12, atol=0) and np.max(np.abs(Vt - Vt0)) <= 1e-12
+    rs = row_space(X)
+    assert rs.rank == shape[1] and np.allclose(rs.Xr, X @ Vt0.T, rtol=0, atol=1e-12 * np.abs(X).max() * shape[1])
+
+
+def test_row_space_of_tall_data_holds_two_copies_at_most():
+    # resident peak of row_space on tall data, in a fresh process: its SVD works on one
+    # Fortran copy plus LAPACK's U (numpy.linalg.svd held three (n, d) buffers: 3.0x X measured)
+    import subprocess
+    import sys
+
+    code = (
+        "import resource, numpy as np\n"
+        "from deepdual.patterns import row_space\n"
+        "X = np.random.default_rng(0).standard_normal((200_000, 12))\n"
+        "row_space(X[:100])\n"
+        "r0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
+        "rs = row_space(X)\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - r0) / X.nbytes)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**__import__("os").environ, "OPENBLAS_NUM_THREADS": "1"})
+    assert float(out.stdout.strip().splitlines()[-1]) <= 2.5

@@ -94,13 +94,37 @@ def row_space(X: np.ndarray, *, rtol: float | None = None) -> RowSpace:
     """
     X = np.asarray(X, dtype=float)
     n, d = X.shape
-    _, s, Vt = np.linalg.svd(X, full_matrices=False)
+    s, Vt = _right_singular(X)
     if s.size == 0 or s[0] == 0.0:
         return RowSpace(np.zeros((n, 0)), np.zeros((d, 0)))
     tol = (max(n, d) * _EPS if rtol is None else rtol) * s[0]
     r = int(np.sum(s > tol))
     V = Vt[:r].T.copy()
     return RowSpace(X @ V, V)
+
+
+#: tall matrices of at least this many entries take :func:`_right_singular`'s lean path
+LEAN_SVD_ENTRIES = 2**16
+
+
+def _right_singular(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Singular values and right singular vectors ``(s, Vt)`` of the thin SVD of ``X``
+    (LAPACK ``gesdd``, as ``numpy.linalg.svd(X, full_matrices=False)``).
+
+    Memory: for tall ``X`` (n >= 2d, at least :data:`LEAN_SVD_ENTRIES` entries) LAPACK
+    works on one Fortran-ordered copy that it may overwrite (scipy), and the left factor
+    is dropped on return: two (n, d) buffers besides ``X`` instead of numpy's three
+    (its linearized copy, LAPACK's U and the returned U; docs/performance.md §8).  Same
+    routine and arguments, so the same numbers (checked bitwise in tests/test_memory.py).
+    """
+    n, d = X.shape
+    if n >= 2 * d and n * d >= LEAN_SVD_ENTRIES:
+        from scipy.linalg import svd
+
+        _, s, Vt = svd(np.array(X, order="F"), full_matrices=False, overwrite_a=True, lapack_driver="gesdd")
+        return s, Vt
+    _, s, Vt = np.linalg.svd(X, full_matrices=False)
+    return s, Vt
 
 
 def count_upper_bound(n: int, r: int) -> int:
