@@ -180,4 +180,8 @@ def violated_cells(X: np.ndarray, v: np.ndarray, above: float, rng: np.random.Ge
                 continue
             starts.add(key0)
             climb(s, U[:, j])
-    return sorted(found.values(), key=lambda c: -c[0])
+    # at most max_cells per sign (seeds included): the largest values
+    out = []
+    for s in (1.0, -1.0):
+        out += sorted((c for c in found.values() if c[1] == s), key=lambda c: -c[0])[:max_cells]
+    return sorted(out, key=lambda c: -c[0])
