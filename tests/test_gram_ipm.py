@@ -206,3 +206,18 @@ def test_bad_input():
     with pytest.raises(ValueError, match="gram"):
         deepdual.solve(X, np.c_[y, y], beta=1.0, patterns="sample", n_patterns=5, solver="gram", progress=False)
     assert gram_ipm.GRAM_MAX_UNKNOWNS > 0
+
+
+def test_time_limit_keeps_a_feasible_point_and_a_proven_bound():
+    X, y = _data(17, 600, 5)
+    pats, dirs = sample_patterns(X, 40, 17, return_directions=True)
+    sol = deepdual.solve(X, y, beta=1.0, patterns=(pats, dirs), solver="gram", polish=False, tol=1e-12,
+                         time_limit=1e-3, progress=False)
+    info = sol.info
+    assert info["solver"] == "gram" and info["status"] == "time_limit"
+    assert info["max_violation"] <= 1e-10  # feasible on every row
+    assert info["restricted_lower_bound"] <= info["restricted_objective"]
+    full = deepdual.solve(X, y, beta=1.0, patterns=(pats, dirs), solver="gram", polish=False, tol=1e-9,
+                          progress=False)
+    assert info["restricted_lower_bound"] <= full.info["restricted_objective"] * (1 + 1e-9)
+    assert info["restricted_objective"] >= full.info["restricted_lower_bound"] * (1 - 1e-9)

@@ -64,7 +64,7 @@ from scipy.linalg.blas import dsyrk
 from ...losses import SquaredLoss
 from ...progress import current as current_monitor
 from .conic_ipm import soc_max_step, soc_nt_scaling
-from .first_order import FO_BLOCK_ENTRIES, FirstOrderResult, cell_value, feasible_point
+from .first_order import FirstOrderResult, cell_value, feasible_point
 from .groups import INTERIOR_MARGIN, interior_direction
 
 __all__ = ["GramSOCP", "gram_matrix", "solve_gram", "gram_memory", "GRAM_MAX_UNKNOWNS"]
@@ -96,8 +96,8 @@ def gram_memory(n: int, r: int, P: int, m: int | None = None) -> int:
     m = 8 * r + 64 if m is None else m
     G = 2 * P
     q = r + 1
-    return int(2 * 8 * Pr * Pr + 3 * 8 * max(GRAM_UPDATE_ENTRIES, 256 * Pr) + 8 * GRAM_BLOCK_ENTRIES * 4 + 8 * P * m * r + 8 * 6 * G * m
-               + 8 * 8 * G * q * q + 8 * 4 * n + 8 * 3 * Pr * r)
+    return int(2 * 8 * Pr * Pr + 3 * 8 * max(GRAM_UPDATE_ENTRIES, 256 * Pr) + 8 * GRAM_BLOCK_ENTRIES * 4
+               + 8 * P * m * r + 8 * 6 * G * m + 8 * 8 * G * q * q + 8 * 4 * n + 8 * 3 * Pr * r)
 
 
 # ============================================================================ helpers
@@ -703,10 +703,11 @@ def solve_gram(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, beta: float, *, 
         gap = (best_obj - best_lower) / max(abs(best_obj), _TINY)
         grow = [g for g in range(2 * P) if len(viol[g]) and not small[g]]
         if log is not None:
+            nzf = np.linalg.norm(zf, axis=1)
             log(f"round {rounds}: {ipm.iters} iterations, restricted objective {f_ipm:.10g}, rows {A.shape[1]}, "
                 f"violating groups {sum(len(v) > 0 for v in viol)} ({len(grow)} to grow, {changed} projected), "
                 f"worst {worst.max(initial=0):.2e}, feasible {obj:.10g}, lower {low:.10g}, gap {gap:.2e}, "
-                f"groups above 1e-6 max {int(np.sum(np.linalg.norm(zf, axis=1) > 1e-6 * np.linalg.norm(zf, axis=1).max()))}, "
+                f"groups above 1e-6 max {int(np.sum(nzf > 1e-6 * nzf.max()))}, "
                 f"{time.perf_counter() - t0:.1f} s")
         history.append((rounds, ipm.iters, A.shape[1], len(grow), time.perf_counter() - t0, best_obj, best_lower))
         if gap <= tol:
