@@ -63,65 +63,132 @@ def bound_at(trace: list[tuple[float, float]], t: float) -> float | None:
 def scip_trace(X: np.ndarray, v: np.ndarray, time_limit: float) -> dict | None:
     """SCIP's proven bound on ``max_{||u||<=1} s v^T(Xu)_+`` over time, for s = +1 and -1.
 
-    The big-M model of ``bench_oracle.scip_bound`` (binaries for the rows with s v_i > 0,
-    z_i >= x_i^T u, z_i >= 0, ||u||^2 <= 1), ``time_limit / 2`` seconds per sign.  Returns
-    per sign the list of ``(seconds since the model build started, dual bound, primal value)``
-    (dual bound ``inf`` before the first LP).  None if pyscipopt is not installed.
+    One forked child process per sign runs :func:`scip_trace_sign` with ``time_limit / 2``
+    seconds and streams every change of (dual bound, best value) to this process as it
+    happens: pyscipopt died with a heap error (``free(): invalid size``) on several of the
+    instances when run here with the event handler, and a crash then costs only the rest
+    of that sign's trace (flagged ``crashed``; the bounds recorded before it are SCIP's
+    proofs; a child that hangs is killed 30 s after its time limit).  A crashed sign is run
+    again without the event handler and its final bound (at ``time_limit / 2``) appended
+    (``rerun_without_trace``).  Returns per sign the list of ``(seconds since the model build started, proven bound
+    (running minimum of SCIP's dual bound; inf before the first LP), best value found)``;
+    None if pyscipopt is not installed.
     """
-    try:
-        from pyscipopt import SCIP_EVENTTYPE, Eventhdlr, Model, quicksum
-    except ImportError:
+    import importlib.util
+    import multiprocessing as mp
+
+    if importlib.util.find_spec("pyscipopt") is None:
         return None
+    ctx = mp.get_context("fork")
 
-    class Trace(Eventhdlr):
-        def __init__(self, t0: float, out: list):
-            super().__init__()
-            self.t0, self.out = t0, out
+    def one_run(sign: float, trace: bool) -> tuple[list, bool]:
+        recv, send = ctx.Pipe(duplex=False)
 
-        def eventinit(self):
-            for e in (SCIP_EVENTTYPE.LPSOLVED, SCIP_EVENTTYPE.NODESOLVED, SCIP_EVENTTYPE.BESTSOLFOUND):
-                self.model.catchEvent(e, self)
+        def child() -> None:
+            scip_trace_sign(X, sign * v, time_limit / 2, send.send, trace=trace)
+            send.send("end")
+            send.close()
 
-        def eventexec(self, event):
-            self.out.append((time.perf_counter() - self.t0, _finite(self.model.getDualbound()),
-                             max(0.0, float(self.model.getPrimalbound()))))
-
-    out = {}
-    for s in (1.0, -1.0):
-        t0 = time.perf_counter()
-        rows: list = [(0.0, np.inf, 0.0)]
-        vv = s * v
-        m = Model()
-        m.hideOutput()
-        d = X.shape[1]
-        u = [m.addVar(lb=-1, ub=1, name=f"u{j}") for j in range(d)]
-        obj = []
-        for i in range(X.shape[0]):
-            if vv[i] == 0:
+        p = ctx.Process(target=child)
+        p.start()
+        send.close()
+        rows: list = []
+        ended = False
+        deadline = time.perf_counter() + time_limit / 2 + 30.0  # a child that hangs is killed
+        while time.perf_counter() < deadline:
+            if not recv.poll(1.0):
+                if not p.is_alive():
+                    break
                 continue
-            t = quicksum(float(X[i, j]) * u[j] for j in range(d))
-            Mi = float(np.linalg.norm(X[i]))
-            zi = m.addVar(lb=0, ub=Mi)
-            m.addCons(zi >= t)
-            if vv[i] > 0:
-                b = m.addVar(vtype="B")
-                m.addCons(zi <= t + Mi * (1 - b))
-                m.addCons(zi <= Mi * b)
-            obj.append(float(vv[i]) * zi)
-        m.addCons(quicksum(uj * uj for uj in u) <= 1)
-        m.setObjective(quicksum(obj), "maximize")
-        m.includeEventhdlr(Trace(t0, rows), "trace", "proven bound over time")
-        m.setParam("limits/time", max(0.1, time_limit / 2 - (time.perf_counter() - t0)))
-        m.optimize()
-        rows.append((time.perf_counter() - t0, _finite(m.getDualbound()),
-                     max(0.0, float(m.getObjVal())) if m.getNSols() > 0 else 0.0))
-        # the proven bound is the running minimum (SCIP's dual bound never worsens; be safe)
+            try:
+                e = recv.recv()
+            except EOFError:
+                break
+            if e == "end":
+                ended = True
+                break
+            rows.append(e)
+        if p.is_alive() and not ended:
+            p.kill()
+        p.join()
+        return rows, ended
+
+    out: dict = {"crashed": [], "rerun_without_trace": []}
+    for s in (1.0, -1.0):
+        key = "plus" if s > 0 else "minus"
+        got, ended = one_run(s, True)
+        rows: list = [(0.0, np.inf, 0.0), *got]
+        if not ended:
+            out["crashed"].append(key)
+            # the same run without the event handler: only its final bound (at time_limit / 2)
+            fin, ok = one_run(s, False)
+            if ok and fin:
+                out["rerun_without_trace"].append(key)
+                rows.append(fin[-1])
         best, mono = np.inf, []
         for (tt, db, pv) in rows:
             best = min(best, db)
             mono.append((tt, best, pv))
-        out["plus" if s > 0 else "minus"] = mono
+        out[key] = mono
     return out
+
+
+def scip_trace_sign(X: np.ndarray, v: np.ndarray, time_limit: float, emit, trace: bool = True) -> None:
+    """SCIP on the big-M model of ``bench_oracle.scip_bound`` for ``max_{||u||<=1} v^T(Xu)_+``.
+
+    Binaries for the rows with v_i > 0, z_i >= x_i^T u, 0 <= z_i <= ||x_i|| (with
+    z_i <= x_i^T u + M_i (1 - b_i), z_i <= M_i b_i), ||u||^2 <= 1; ``time_limit`` seconds
+    including the model build.  ``emit((time, dual bound, best value))`` at every change
+    (after every LP, node and new solution; ``trace=False``: no event handler) and at the end.
+    """
+    from pyscipopt import SCIP_EVENTTYPE, Eventhdlr, Model, quicksum
+
+    events = (SCIP_EVENTTYPE.LPSOLVED, SCIP_EVENTTYPE.NODESOLVED, SCIP_EVENTTYPE.BESTSOLFOUND)
+    t0 = time.perf_counter()
+    last: list = [None]
+
+    class Trace(Eventhdlr):
+        def eventinit(self):
+            for e in events:
+                self.model.catchEvent(e, self)
+
+        def eventexit(self):
+            for e in events:
+                self.model.dropEvent(e, self)
+
+        def eventexec(self, event):
+            entry = (time.perf_counter() - t0, _finite(self.model.getDualbound()),
+                     max(0.0, float(self.model.getPrimalbound())))
+            if entry[1:] != last[0]:  # only changes
+                last[0] = entry[1:]
+                emit(entry)
+
+    m = Model()
+    m.hideOutput()
+    d = X.shape[1]
+    u = [m.addVar(lb=-1, ub=1, name=f"u{j}") for j in range(d)]
+    obj = []
+    for i in range(X.shape[0]):
+        if v[i] == 0:
+            continue
+        t = quicksum(float(X[i, j]) * u[j] for j in range(d))
+        Mi = float(np.linalg.norm(X[i]))
+        zi = m.addVar(lb=0, ub=Mi)
+        m.addCons(zi >= t)
+        if v[i] > 0:
+            b = m.addVar(vtype="B")
+            m.addCons(zi <= t + Mi * (1 - b))
+            m.addCons(zi <= Mi * b)
+        obj.append(float(v[i]) * zi)
+    m.addCons(quicksum(uj * uj for uj in u) <= 1)
+    m.setObjective(quicksum(obj), "maximize")
+    handler = Trace()  # kept referenced until the model is freed
+    if trace:
+        m.includeEventhdlr(handler, "trace", "proven bound over time")
+    m.setParam("limits/time", max(0.1, time_limit - (time.perf_counter() - t0)))
+    m.optimize()
+    emit((time.perf_counter() - t0, _finite(m.getDualbound()),
+          max(0.0, float(m.getObjVal())) if m.getNSols() > 0 else 0.0))
 
 
 def _finite(x: float) -> float:
@@ -130,7 +197,8 @@ def _finite(x: float) -> float:
 
 
 def run_instance(name: str, X: np.ndarray, y: np.ndarray, *, budget: float = 30.0,
-                 checkpoints: tuple = CHECKPOINTS, scip: bool = True, beta: float = 1.0) -> dict:
+                 checkpoints: tuple = CHECKPOINTS, scip: bool = True, oracle: bool = True,
+                 beta: float = 1.0) -> dict:
     """One instance: solve (sampled), then the three bounds on c(v) of its dual point over time."""
     loss = get_loss("squared")
     t0 = time.perf_counter()
@@ -151,7 +219,7 @@ def run_instance(name: str, X: np.ndarray, y: np.ndarray, *, budget: float = 30.
     ts = time.perf_counter()
     spec = float(support_spectral_bound(X, v))
     t_spec = time.perf_counter() - ts
-    r = dual_constraint_bb(X, v, time_limit=budget, rtol=1e-9)
+    r = dual_constraint_bb(X, v, time_limit=budget if oracle else 1e-9, rtol=1e-9)
     checks = [t for t in checkpoints if t <= budget * (1 + 1e-9)]
     o_c = [bound_at([(h[0], h[2]) for h in r.history], t) for t in checks]
     # the bound it ends with (the last history entry may be just after the last checkpoint)
@@ -177,7 +245,9 @@ def run_instance(name: str, X: np.ndarray, y: np.ndarray, *, budget: float = 30.
                            "c_attained": s_att,
                            "lower_bound": [low(c) for c in s_c], "gap": [(obj - low(c)) / obj for c in s_c],
                            "trace": {k: [[float(a), float(b) if np.isfinite(b) else None, float(p)]
-                                         for (a, b, p) in tr[k]] for k in tr}}
+                                         for (a, b, p) in tr[k]] for k in ("plus", "minus")}}
+            row["scip"]["crashed"] = tr["crashed"]
+            row["scip"]["rerun_without_trace"] = tr["rerun_without_trace"]
     row["load_average"] = os.getloadavg()
     return row
 
@@ -186,6 +256,9 @@ def table(rows: list[dict]) -> str:
     """Markdown table: relative gaps (today's, the oracle's and SCIP's at the checkpoints)."""
     if not rows:
         return ""
+    sets = ["wine", "diabetes", "breast_cancer", "digits", "planted"]
+    rows = sorted(rows, key=lambda r: (sets.index(r["instance"].split()[0]) if r["instance"].split()[0] in sets
+                                       else len(sets), r["d"], r["n"]))
     cks = rows[0]["checkpoints"]
     sc = [t for t in cks if t in (1.0, 5.0, 30.0)] or cks[-1:]
     head = ("| instance | n × d | objective | today | " + " | ".join(f"oracle {t:g} s" for t in cks)
@@ -196,7 +269,7 @@ def table(rows: list[dict]) -> str:
         cv = (f"exact {o['c_end']:.4g} ({o['time_s']:.1f} s)" if o["exact"]
               else f"in [{o['c_attained']:.4g}, {o['c_end']:.4g}]")
         s = r.get("scip")
-        sg = [f"{s['gap'][cks.index(t)]:.3f}" if s else "–" for t in sc]
+        sg = [f"{s['gap'][cks.index(t)]:.3f}" + ("†" if s.get("crashed") else "") if s else "–" for t in sc]
         out.append(f"| {r['instance']} | {r['n']} × {r['d']} | {r['objective']:.5g} | {r['spectral']['gap']:.3f} | "
                    + " | ".join(f"{g:.3f}" for g in o["gap"]) + f" | {cv} | " + " | ".join(sg)
                    + f" | {r['load_average'][0]:.1f} |")
@@ -204,41 +277,51 @@ def table(rows: list[dict]) -> str:
 
 
 def figure(rows: list[dict], path: Path = FIGURE) -> None:
-    """One panel per data set, log time axis, relative gap (log) per method and d."""
+    """One panel per data set, log time axis; the proven lower bound as a fraction of the
+    objective, D/P = 1 - relative gap (log axis: 1 is certified), per method and d."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     groups: dict[str, list[dict]] = {}
     for r in rows:
         groups.setdefault(r["instance"].split()[0], []).append(r)
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 4.2), squeeze=False)
+    fig, axes = plt.subplots(2, 3, figsize=(13, 8.5))
+    axes = axes.ravel()
     cmap = plt.get_cmap("viridis")
-    for ax, (g, rs) in zip(axes[0], groups.items()):
-        rs = sorted(rs, key=lambda r: r["d"])
+    floor = 1e-3
+    for ax, (g, rs) in zip(axes, groups.items()):
+        rs = sorted(rs, key=lambda r: (r["d"], r["n"]))
         for i, r in enumerate(rs):
             col = cmap(i / max(len(rs) - 1, 1))
-            lab = f"d={r['d']}" + (" (full)" if "PCA" not in r["instance"] else "")
-            if g == "planted":
-                lab = f"{r['n']}×{r['d']}"
+            lab = f"{r['n']}×{r['d']}" if g == "planted" else f"d={r['d']}" + (
+                " (all)" if "PCA" not in r["instance"] else "")
             cks = r["checkpoints"]
-            ax.plot(cks, np.maximum(r["oracle"]["gap"], 1e-4), "-o", color=col, ms=3, label=f"{lab} oracle")
+            ratio = lambda gaps: np.maximum(1.0 - np.asarray(gaps, dtype=float), floor)  # noqa: E731
+            ax.plot(cks, ratio(r["oracle"]["gap"]), "-o", color=col, ms=3, label=lab)
             if "scip" in r:
-                ax.plot(cks, np.maximum(r["scip"]["gap"], 1e-4), "--x", color=col, ms=3, alpha=0.8)
-            ax.plot(cks, [max(r["spectral"]["gap"], 1e-4)] * len(cks), ":", color=col, alpha=0.8)
+                ax.plot(cks, ratio(r["scip"]["gap"]), "--x", color=col, ms=3, alpha=0.8)
+            ax.plot(cks, ratio([r["spectral"]["gap"]] * len(cks)), ":", color=col, alpha=0.8)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_ylim(1e-3, 1.2)
+        ax.set_ylim(floor * 0.9, 1.1)
         ax.set_xlabel("time (s)")
+        ax.set_ylabel("proven lower bound / objective")
         ax.set_title(g)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=6, loc="lower left")
-    axes[0][0].set_ylabel("relative gap (P - D)/P  [solid: oracle, dashed: SCIP, dotted: spectral]")
-    fig.suptitle("Proven relative gap of the sampled network's certificate vs time (issue 16; 2-core shared machine)",
-                 fontsize=9)
+        ax.legend(fontsize=7, loc="lower right", ncol=2)
+    for ax in axes[len(groups):]:
+        ax.axis("off")
+    axes[-1].legend([Line2D([], [], ls="-", marker="o", color="k"), Line2D([], [], ls="--", marker="x", color="k"),
+                     Line2D([], [], ls=":", color="k")],
+                    ["oracle (dual_constraint_bb), anytime", "SCIP big-M, budget split over the two signs",
+                     "today: spectral bound"], loc="center", fontsize=9)
+    fig.suptitle("Proven lower bound of the sampled network's certificate as a fraction of its objective "
+                 "(1 - relative gap) vs time; issue 16, shared 2-core machine", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
@@ -304,6 +387,9 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="comma-separated name parts: instances to run")
     ap.add_argument("--no-scip", dest="scip", action="store_false")
     ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--redo-scip", default=None, metavar="NAME",
+                    help="with --resume: rerun SCIP on the rows whose name contains NAME ('missing': rows without)")
+    ap.add_argument("--resume", action="store_true", help="keep the instances already in --out, run the rest")
     ap.add_argument("--figure", action="store_true", help=f"also draw {FIGURE.relative_to(FIGURE.parents[1])}")
     ap.add_argument("--figure-only", action="store_true", help="redraw the figure from --out and print the table")
     ap.add_argument("--target-d10", type=float, default=None, metavar="SECONDS",
@@ -326,7 +412,25 @@ def main() -> None:
     inst.sort(key=lambda t: t[1].shape[0] * t[1].shape[1])
     rows: list[dict] = []
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if args.resume and Path(args.out).exists():
+        old = json.loads(Path(args.out).read_text())
+        rows, started = old["rows"], old["started_utc"] + " (resumed " + started + ")"
+    done = {r["instance"] for r in rows}
+    if args.redo_scip:  # SCIP again on the same dual points (the rows already in --out)
+        for nm, X, y in inst:
+            for i, r in enumerate(rows):
+                if r["instance"] == nm and (args.redo_scip == "missing" and "scip" not in r
+                                            or args.redo_scip != "missing" and args.redo_scip in nm):
+                    new = run_instance(nm, X, y, budget=args.time, scip=True, oracle=False)
+                    assert abs(new["objective"] - r["objective"]) <= 1e-9 * r["objective"], "not the same v"
+                    r["scip"], r["scip_load_average"] = new["scip"], new["load_average"]
+                    print(nm, "scip", [round(g, 3) for g in r["scip"]["gap"]], r["scip"]["crashed"], flush=True)
+                    Path(args.out).write_text(json.dumps({"args": vars(args), "started_utc": started,
+                                                          "rows": rows}, indent=1))
+        done = set(rows_done["instance"] for rows_done in rows)
     for nm, X, y in inst:
+        if nm in done:
+            continue
         rows.append(run_instance(nm, X, y, budget=args.time, scip=args.scip))
         r = rows[-1]
         print(f"{nm}: today {r['spectral']['gap']:.3f} oracle {[round(g, 3) for g in r['oracle']['gap']]} "
