@@ -26,6 +26,30 @@ matplotlib, a log-log plot of time vs n to ``docs/performance_large.png``.
 Run::
 
     python benchmarks/bench_large.py --n 2000 5000 10000 --d 10 50 --cap 120
+
+**Time vs n** (``--sweep``; issue 15's plot): per n (ascending; the largest last) deepdual's
+``solve(X, y, beta=1e-3 n)`` with *default options* (its own 100 sampled patterns, the
+default solver and step budget, the local polish) in a fresh subprocess (wall time,
+objective, traced peak and ru_maxrss); then, each given deepdual's wall time ``t``
+(at least ``--min-cap`` seconds):
+
+* pyscnn's augmented Lagrangian on the *same* patterns (``sample_patterns(X, 100, 0)``,
+  checked equal to the solve's) with a time cap of ``t``: it stops at its own tolerance or at
+  the cap (its outer stopping test is made to return at the cap, so the model of the last
+  iterate is returned); the objective of its network is reported (a network is always
+  feasible; it equals its convex objective only when its cone violation is zero);
+* Adam (same width, full batch) for ``t`` per learning rate: its objective at ``t`` (the
+  issue's "same wall time" comparison) and the first time its objective is at most
+  deepdual's (``None``: not within ``t``);
+* MLPRegressor (200 epochs).
+
+``docs/performance_large.png``: left, seconds vs n (log-log; hollow markers: stopped at
+the cap / did not reach deepdual's objective); right, each method's objective divided by
+deepdual's::
+
+    python benchmarks/bench_large.py --sweep --n 1000 3000 10000 30000 100000 --d 10
+    python benchmarks/bench_large.py --rerun-deepdual RESULT.json --json RERUN.json  # deepdual rows again
+    python benchmarks/bench_large.py --replot RERUN.json OTHER.json --note "..."     # the plot only
 """
 
 from __future__ import annotations
@@ -48,12 +72,7 @@ def make_problem(n: int, d: int, P: int, seed: int = 0):
     """Synthetic data, beta and sampled patterns (with directions), reproducible from the seed."""
     from deepdual.patterns import sample_patterns
 
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, d))
-    U = rng.standard_normal((d, 10))
-    a = rng.standard_normal(10)
-    y = np.maximum(X @ U, 0.0) @ a + 0.1 * rng.standard_normal(n)
-    beta = 1e-3 * n
+    X, y, beta = make_data(n, d, seed)
     pats, dirs = sample_patterns(X, P, seed + 1, return_directions=True)
     return X, y, beta, pats, dirs
 
@@ -111,6 +130,7 @@ def adam(X, y, beta, width: int, seconds: float, lrs) -> dict:
     import deepdual
     from deepdual.network import Network
 
+    torch.set_num_threads(1)  # as in adam_race (torch's own pool is not limited by OPENBLAS_NUM_THREADS)
     Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
     best = {"objective": np.inf}
     for lr in lrs:
@@ -147,6 +167,302 @@ def mlp(X, y, beta, width: int) -> dict:
     return {"time_s": t, "objective_with_unpenalized_biases": float(obj)}
 
 
+def sweep_child(n: int, d: int) -> dict:
+    """deepdual's ``solve`` with default options, measured in this (fresh) process."""
+    import resource
+    import tracemalloc
+
+    import deepdual
+    from deepdual.patterns import sample_patterns
+    from deepdual.relu.convex_program.solver import DEFAULT_N_PATTERNS, DEFAULT_SEED
+
+    X, y, beta = make_data(n, d)
+    files = _solver_files_sha1()  # as imported (about: read at import, hashed here)
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    sol = deepdual.solve(X, y, beta=beta, progress=False)
+    t = time.perf_counter() - t0
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    info = sol.info
+    P = int(info.get("patterns", 0))
+    # the patterns pyscnn gets: the solve's own (sampled with the default seed; checked)
+    used = (info.get("warm_start") or {}).get("patterns")
+    mine = sample_patterns(X, DEFAULT_N_PATTERNS, DEFAULT_SEED)
+    same = None if used is None else bool(np.array_equal(np.asarray(used), mine))
+    return {"time_s": t, "objective": sol.objective, "lower_bound": sol.lower_bound, "solver": info.get("solver"),
+            "restricted_lower_bound": info.get("restricted_lower_bound"), "restricted_gap": info.get("restricted_gap"),
+            "iterations": info.get("iterations"), "status": info.get("status"),
+            "width": int(sol.network.widths[0][1]), "objective_before_polish": info.get("objective_before_polish"),
+            "patterns": P, "same_patterns_as_pyscnn": same, "solver_files_sha1": files,
+            "peak_traced_bytes": int(peak), "ru_maxrss_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024,
+            "data_bytes": int(X.nbytes + P * n)}
+
+
+def _solver_files_sha1() -> dict:
+    """sha1 (first 10 hex digits) of the convex-program solver files as this process read
+    them: the working tree may change between rows while other work goes on."""
+    import hashlib
+
+    import deepdual.relu.convex_program as cp
+
+    root = Path(cp.__file__).parent
+    return {f.name: hashlib.sha1(f.read_bytes()).hexdigest()[:10]
+            for f in sorted(root.glob("*.py")) if f.name in ("solver.py", "gram_ipm.py", "first_order.py",
+                                                              "working_set.py")}
+
+
+def make_data(n: int, d: int, seed: int = 0):
+    """The synthetic data of :func:`make_problem` (same X, y, beta), without patterns."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    U = rng.standard_normal((d, 10))
+    a = rng.standard_normal(10)
+    y = np.maximum(X @ U, 0.0) @ a + 0.1 * rng.standard_normal(n)
+    return X, y, 1e-3 * n
+
+
+def pyscnn_capped(X, y, beta, pats, dirs, cap: float) -> dict:
+    """pyscnn's augmented Lagrangian on the given patterns, stopped at its tolerance or after
+    ``cap`` seconds (its outer termination test returns True once the cap is passed)."""
+    from bench_convex import run_pyscnn
+    import scnn.private.interface.solvers as iface
+
+    import deepdual
+
+    base = iface.ConstrainedHeuristic
+    state = {"deadline": None, "capped": False}
+
+    class Capped(base):  # type: ignore[misc, valid-type]
+        def __call__(self, *a, **k):
+            if state["deadline"] is None:
+                state["deadline"] = time.perf_counter() + cap
+            if time.perf_counter() > state["deadline"]:
+                state["capped"] = True
+                return True
+            return super().__call__(*a, **k)
+
+    iface.ConstrainedHeuristic = Capped
+    try:
+        net, tp, extra = run_pyscnn(X, y, beta, "squared", pats, dirs)
+    finally:
+        iface.ConstrainedHeuristic = base
+    return {"time_s": tp, "cap_s": cap, "stopped_at_cap": state["capped"],
+            "objective": float(deepdual.objective(net, X, y, beta=beta)), **extra}
+
+
+def adam_race(X, y, beta, width: int, seconds: float, lrs, target: float) -> dict:
+    """Full-batch Adam (PyTorch, float64) of ``width`` ReLU units for ``seconds`` per learning
+    rate: the objective at the end (best rate) and the first time the objective of an iterate
+    is at most ``target`` (best rate; ``None`` if none did)."""
+    import torch
+
+    # one thread, like every other method here: under load torch's default intra-op pool
+    # (2 threads on 2 cores) made a step ~12x slower (84 vs 7 ms at n = 1000, width 200)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _adam_race(torch, X, y, beta, width, seconds, lrs, target)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _adam_race(torch, X, y, beta, width, seconds, lrs, target) -> dict:
+    import deepdual
+    from deepdual.network import Network
+
+    Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
+    n = len(y)
+    out = {"objective": np.inf, "time_to_target_s": None, "per_lr": {}, "torch_threads": torch.get_num_threads()}
+    for lr in lrs:
+        g = torch.Generator().manual_seed(0)
+        U = (torch.randn(X.shape[1], width, generator=g, dtype=torch.float64) / np.sqrt(X.shape[1])).requires_grad_()
+        a = (torch.randn(width, generator=g, dtype=torch.float64) / np.sqrt(width)).requires_grad_()
+        opt = torch.optim.Adam([U, a], lr=lr)
+        hit = None
+        steps = 0
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            opt.zero_grad()
+            f = torch.relu(Xt @ U) @ a
+            # the sum objective of the current iterate; the optimizer sees it divided by n
+            value = 0.5 * ((f - yt) ** 2).sum() + 0.5 * beta * ((U ** 2).sum() + (a ** 2).sum())
+            if hit is None and float(value.detach()) <= target:
+                hit = time.perf_counter() - t0
+            (value / n).backward()
+            opt.step()
+            steps += 1
+        net = Network([[U.detach().numpy(), a.detach().numpy()[:, None]]], "relu", scalar_output=True)
+        val = float(deepdual.objective(net, X, y, beta=beta))
+        out["per_lr"][str(lr)] = {"objective": val, "steps": steps, "time_to_target_s": hit}
+        if np.isfinite(val) and val < out["objective"]:
+            out["objective"], out["lr"], out["steps"] = val, lr, steps
+        if hit is not None and (out["time_to_target_s"] is None or hit < out["time_to_target_s"]):
+            out["time_to_target_s"], out["lr_to_target"] = hit, lr
+    return out
+
+
+def sweep(args) -> dict:
+    """Time vs n: deepdual's default solve, pyscnn (capped), Adam and MLPRegressor."""
+    from deepdual._threads import SingleThreadedBLAS
+    from deepdual.patterns import sample_patterns
+    from deepdual.relu.convex_program.solver import DEFAULT_N_PATTERNS, DEFAULT_SEED
+
+    rows = []
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    path = Path(args.json) if args.json else HERE / "results" / f"bench_large-sweep-{stamp}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    for d in args.d:
+        for n in sorted(args.n):
+            row: dict = {"n": n, "d": d, "load_avg_before": os.getloadavg()}
+            out = subprocess.run([sys.executable, __file__, "--sweep-child", json.dumps([n, d])],
+                                 capture_output=True, text=True, env=env)
+            if out.returncode != 0:
+                row["deepdual_error"] = out.stderr.strip().splitlines()[-3:]
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+                continue
+            dd = row["deepdual"] = json.loads(out.stdout.strip().splitlines()[-1])
+            row["memory_ratio_traced"] = dd["peak_traced_bytes"] / max(dd["data_bytes"], 1)
+            X, y, beta = make_data(n, d)
+            budget = max(dd["time_s"], args.min_cap)
+            with SingleThreadedBLAS():
+                if not args.no_pyscnn:
+                    try:
+                        pats, dirs = sample_patterns(X, DEFAULT_N_PATTERNS, DEFAULT_SEED, return_directions=True)
+                        row["pyscnn"] = pyscnn_capped(X, y, beta, pats, dirs, budget)
+                        del pats, dirs
+                    except ImportError as exc:
+                        row["pyscnn"] = f"not installed ({exc})"
+                try:
+                    row["adam"] = adam_race(X, y, beta, max(dd["width"], 1), budget, args.lrs, dd["objective"])
+                except ImportError:
+                    row["adam"] = "torch not installed"
+                try:
+                    row["mlp"] = mlp(X, y, beta, max(dd["width"], 1))
+                except ImportError:
+                    row["mlp"] = "scikit-learn not installed"
+            row["load_avg_after"] = os.getloadavg()
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            # written after every row: a stopped run keeps what it measured
+            path.write_text(json.dumps({"argv": sys.argv[1:], "kind": "sweep", "rows": rows}, indent=1))
+    try:
+        plot_sweep(rows, Path(args.png) if args.png else HERE.parent / "docs" / "performance_large.png")
+    except ImportError:
+        pass
+    print(f"wrote {path}")
+    return {"rows": rows}
+
+
+#: where a method stopped by its cap (deepdual's time) is drawn, relative to the cap
+LATE = 1.3
+LATE_ADAM = 1.15
+
+
+def args_min_cap(row: dict) -> float:
+    """The budget pyscnn and Adam were given in ``row`` (deepdual's time, or the minimum cap)."""
+    p = row.get("pyscnn")
+    return float(p["cap_s"]) if isinstance(p, dict) else 0.0
+
+
+def rerun_deepdual(args) -> dict:
+    """deepdual's rows of a --sweep result again (pyscnn, Adam and MLPRegressor are kept: their
+    budget was the first run's time)."""
+    src = json.loads(Path(args.rerun_deepdual).read_text())
+    rows = src["rows"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    path = Path(args.json) if args.json else Path(args.rerun_deepdual).with_suffix(".rerun.json")
+    for row in sorted(rows, key=lambda r: (r["d"], r["n"])):
+        out = subprocess.run([sys.executable, __file__, "--sweep-child", json.dumps([row["n"], row["d"]])],
+                             capture_output=True, text=True, env=env)
+        if out.returncode != 0:
+            row["deepdual_rerun_error"] = out.stderr.strip().splitlines()[-3:]
+        else:
+            row.setdefault("deepdual_first_run", row.get("deepdual"))
+            row["deepdual"] = json.loads(out.stdout.strip().splitlines()[-1])
+            row["deepdual"]["load_avg"] = os.getloadavg()
+        print(json.dumps({"n": row["n"], "d": row["d"], "deepdual": row.get("deepdual")}), flush=True)
+        path.write_text(json.dumps({**src, "rerun_deepdual": time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
+                                    "rows": rows}, indent=1))
+    print(f"wrote {path}")
+    return {"rows": rows}
+
+
+def plot_sweep(rows, path: Path, note: str = "") -> None:
+    """Left: seconds vs n (log-log) per method; right: objective / deepdual's objective."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ds = sorted({r["d"] for r in rows if "deepdual" in r})
+    fig, axes = plt.subplots(1, 2, figsize=(12, 6))
+    styles = {10: "-", 50: "--"}
+    for d in ds:
+        rs = sorted((r for r in rows if r["d"] == d and "deepdual" in r), key=lambda r: r["n"])
+        ls = styles.get(d, "-.")
+        ns = np.array([r["n"] for r in rs])
+        t_dd = np.array([r["deepdual"]["time_s"] for r in rs])
+        ax = axes[0]
+        ax.loglog(ns, t_dd, "o" + ls, color="C0", label=f"deepdual solve (d={d})")
+        ps = [r for r in rs if isinstance(r.get("pyscnn"), dict)]
+        if ps:
+            ax.loglog([r["n"] for r in ps], [r["pyscnn"]["time_s"] * (LATE if r["pyscnn"]["stopped_at_cap"] else 1)
+                                             for r in ps], ls, color="C1", lw=0.8)
+            for r in ps:
+                capped = r["pyscnn"]["stopped_at_cap"]
+                t = r["pyscnn"]["time_s"]
+                if capped:  # not converged by the cap: drawn above it (its own time is longer)
+                    ax.loglog([r["n"], r["n"]], [t, LATE * t], ":", color="C1", lw=1)
+                ax.loglog(r["n"], LATE * t if capped else t, "s", color="C1", mfc="none" if capped else "C1")
+            ax.plot([], [], "s" + ls, color="C1", label=f"pyscnn AL, same patterns (d={d})")
+        ad = [r for r in rs if isinstance(r.get("adam"), dict)]
+        for r in ad:
+            hit = r["adam"]["time_to_target_s"]
+            t = max(r["deepdual"]["time_s"], args_min_cap(r))
+            if hit is None:
+                ax.loglog([r["n"], r["n"]], [t, LATE_ADAM * t], ":", color="C2", lw=1)
+            ax.loglog(r["n"], hit if hit is not None else LATE_ADAM * t, "^", color="C2",
+                      mfc="C2" if hit is not None else "none")
+        if ad:
+            ax.plot([], [], "^", color="C2", label=f"Adam, time to deepdual's objective (d={d})")
+        ml = [r for r in rs if isinstance(r.get("mlp"), dict)]
+        if ml:
+            ax.loglog([r["n"] for r in ml], [r["mlp"]["time_s"] for r in ml], "D" + ls, color="C3",
+                      label=f"MLPRegressor, 200 epochs (d={d})")
+        ax = axes[1]
+        obj = {r["n"]: r["deepdual"]["objective"] for r in rs}
+        if ps:
+            ax.semilogx([r["n"] for r in ps], [r["pyscnn"]["objective"] / obj[r["n"]] for r in ps], "s" + ls,
+                        color="C1", label=f"pyscnn at stop (d={d})")
+        if ad:
+            ax.semilogx([r["n"] for r in ad], [r["adam"]["objective"] / obj[r["n"]] for r in ad], "^" + ls,
+                        color="C2", label=f"Adam, deepdual's wall time (d={d})")
+        if ml:
+            ax.semilogx([r["n"] for r in ml], [r["mlp"]["objective_with_unpenalized_biases"] / obj[r["n"]]
+                                               for r in ml], "D" + ls, color="C3", label=f"MLPRegressor (d={d})")
+    axes[0].plot([], [], "o", color="grey", mfc="none",
+                 label=f"hollow, drawn {LATE_ADAM:g}-{LATE:g}x above the cap: not done within deepdual's time")
+    axes[0].set_xlabel("n (samples)")
+    axes[0].set_ylabel("seconds (one BLAS thread)")
+    axes[0].set_title("time vs n")
+    axes[0].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
+    axes[1].axhline(1.0, color="C0", lw=1, label="deepdual = 1")
+    axes[1].set_yscale("log")
+    axes[1].set_xlabel("n (samples)")
+    axes[1].set_ylabel("objective / deepdual's objective")
+    axes[1].set_title("objective (sum scale), relative to deepdual")
+    axes[1].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
+    if note:
+        import textwrap
+
+        fig.suptitle(textwrap.fill(note, 150), fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 0.96) if note else None)
+    fig.savefig(path, dpi=100)
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, nargs="+", default=[2000, 5000, 10000])
@@ -161,7 +477,29 @@ def main(argv=None) -> dict:
                     help="pyscnn's max_primal_iters and max_dual_iters (its defaults: 10000)")
     ap.add_argument("--json", type=str, default=None)
     ap.add_argument("--child", type=str, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--sweep", action="store_true",
+                    help="time vs n with deepdual's default solve (module docstring); pyscnn and Adam get its wall time")
+    ap.add_argument("--min-cap", type=float, default=5.0, help="--sweep: least seconds given to pyscnn and Adam")
+    ap.add_argument("--sweep-child", type=str, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--png", type=str, default=None, help="--sweep: plot file (default docs/performance_large.png)")
+    ap.add_argument("--replot", type=str, nargs="+", default=None, help="plot these --sweep result files (no runs)")
+    ap.add_argument("--note", type=str, default="", help="--replot: a line above the plot")
+    ap.add_argument("--rerun-deepdual", type=str, default=None,
+                    help="a --sweep result file: run only deepdual's rows again (e.g. after a solver change); "
+                         "the first run is kept as 'deepdual_first_run'; written to --json")
     args = ap.parse_args(argv)
+    if args.sweep_child:
+        n, d = json.loads(args.sweep_child)
+        print(json.dumps(sweep_child(n, d)))
+        return {}
+    if args.replot:
+        rows = [r for f in args.replot for r in json.loads(Path(f).read_text())["rows"]]
+        plot_sweep(rows, Path(args.png) if args.png else HERE.parent / "docs" / "performance_large.png", args.note)
+        return {"rows": rows}
+    if args.rerun_deepdual:
+        return rerun_deepdual(args)
+    if args.sweep:
+        return sweep(args)
     if args.child:
         n, d, P, cap, max_iter = json.loads(args.child)
         print(json.dumps(child(n, d, P, cap, max_iter)))

@@ -54,6 +54,7 @@ STAGES = [
     ("deepdual.patterns", "row_space"),
     ("deepdual.patterns", "sample_patterns"),
     ("deepdual.relu.convex_program.first_order", "solve_first_order"),
+    ("deepdual.relu.convex_program.gram_ipm", "solve_gram"),
     ("deepdual.relu.convex_program.rebuild", "prune_neurons"),
     ("deepdual.relu.convex_program.rebuild", "polish_network"),
     ("deepdual.objective", "objective"),
@@ -149,9 +150,10 @@ def child(args: argparse.Namespace) -> dict:
 
     def call(X, y):
         n = X.shape[0]
+        steps = {"max_iter": args.max_iter} if args.max_iter > 0 else {}  # 0: the default budget
         if args.kind == "solve":
-            return deepdual.solve(X, y, beta=0.01 * n, progress=False, max_iter=args.max_iter)
-        reg = DualNetRegressor(alpha=0.01, max_iter=args.max_iter, random_state=0)
+            return deepdual.solve(X, y, beta=0.01 * n, progress=False, **steps)
+        reg = DualNetRegressor(alpha=0.01, random_state=0, **steps)
         reg.fit(X, y)
         return reg.certificate_
 
@@ -207,7 +209,7 @@ def main(argv=None) -> int:
     ap.add_argument("--d", type=int, nargs="+", default=[10, 50])
     ap.add_argument("--kinds", nargs="+", default=["solve", "fit"], choices=["solve", "fit"])
     ap.add_argument("--modes", nargs="+", default=["rss", "traced"], choices=["rss", "traced"])
-    ap.add_argument("--max-iter", type=int, default=30, help="first-order steps (default 30)")
+    ap.add_argument("--max-iter", type=int, default=30, help="iteration budget of the solver (default 30; 0: its default)")
     ap.add_argument("--stages", action="store_true", help="per-stage peaks: traced above entry, or the rise of ru_maxrss (rss mode)")
     ap.add_argument("--fo-block-entries", type=int, default=None,
                     help="what-if: set first_order.FO_BLOCK_ENTRIES (entries per row-block temporary)")
