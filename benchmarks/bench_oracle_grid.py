@@ -49,6 +49,7 @@ from deepdual.relu.convex_program.oracle import dual_constraint_bb
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_oracle import datasets  # noqa: E402  (engineer C's instance list, shared)
 
+SCIP_START = "fork"  # "spawn" (a fresh interpreter) crashed on the same digits rows: SCIP's own fault
 CHECKPOINTS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_oracle_grid.json"
 FIGURE = Path(__file__).resolve().parents[1] / "docs" / "oracle_gap_time.png"
@@ -79,17 +80,11 @@ def scip_trace(X: np.ndarray, v: np.ndarray, time_limit: float) -> dict | None:
 
     if importlib.util.find_spec("pyscipopt") is None:
         return None
-    ctx = mp.get_context("fork")
+    ctx = mp.get_context(SCIP_START)
 
     def one_run(sign: float, trace: bool) -> tuple[list, bool]:
         recv, send = ctx.Pipe(duplex=False)
-
-        def child() -> None:
-            scip_trace_sign(X, sign * v, time_limit / 2, send.send, trace=trace)
-            send.send("end")
-            send.close()
-
-        p = ctx.Process(target=child)
+        p = ctx.Process(target=_scip_child, args=(X, sign * v, time_limit / 2, send, trace))
         p.start()
         send.close()
         rows: list = []
@@ -131,6 +126,12 @@ def scip_trace(X: np.ndarray, v: np.ndarray, time_limit: float) -> dict | None:
             mono.append((tt, best, pv))
         out[key] = mono
     return out
+
+
+def _scip_child(X: np.ndarray, v: np.ndarray, time_limit: float, conn, trace: bool) -> None:
+    scip_trace_sign(X, v, time_limit, conn.send, trace=trace)
+    conn.send("end")
+    conn.close()
 
 
 def scip_trace_sign(X: np.ndarray, v: np.ndarray, time_limit: float, emit, trace: bool = True) -> None:
