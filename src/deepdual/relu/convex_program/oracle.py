@@ -66,6 +66,15 @@ class _Side:
         # exact arithmetic by a few ulps of sum |w_i| ||x_i||
         self.slack = 64 * _EPS * float(np.abs(self.v) @ piece.norms) + 1e-300
 
+    def rounding(self, w: np.ndarray) -> float:
+        r"""Rounding slack of a bound evaluated at ``w``: each coordinate of :math:`X^Tw` is a
+        sum of :math:`n` products (recursive summation errs by at most
+        :math:`n\epsilon\sum_i|w_i||x_{ij}|`), so :math:`\|\Delta X^Tw\| \le
+        (n + 8)\epsilon\sum_i|w_i|\|x_i\|`; the sum of the :math:`n` terms
+        :math:`\varphi_i \le (|w_i| + |v_i|)\|x_i\|` errs by as much again; plus the fixed
+        slack of :math:`v` (the recentring)."""
+        return 2 * (self.n + 8) * _EPS * float((np.abs(w) + np.abs(self.v)) @ self.p.norms) + self.slack
+
     # intervals l <= x_i^T u <= h from the ball and the fixed rows (one at a time)
     def intervals(self, fixed: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         nr = self.p.norms
@@ -168,12 +177,12 @@ class _Side:
         w = np.where(free, astar, 0.0) if w0 is None else np.asarray(w0, dtype=float)
         w = np.clip(w, lb, ub)
         if w0 is not None:  # the parent's point is feasible here too: prune without solving
-            b0 = B(w) + self.slack
+            b0 = B(w) + self.rounding(w)
             if b0 <= prune_at:
                 return b0, w
         w = self._solve_subset(w, lb < ub, lb, ub, free, lo, hi, astar, maxiter)
         w = np.clip(w, lb, ub)
-        return B(w) + self.slack, w
+        return B(w) + self.rounding(w), w
 
     def _solve_subset(self, w: np.ndarray, A: np.ndarray, lb: np.ndarray, ub: np.ndarray, free: np.ndarray,
                       lo: np.ndarray, hi: np.ndarray, astar: np.ndarray, maxiter: int) -> np.ndarray:
@@ -255,7 +264,7 @@ class _Side:
                 w[var] = np.clip(res.x, lb[var], ub[var])
             except (ValueError, np.linalg.LinAlgError):  # pragma: no cover - keep the feasible start
                 pass
-        return float(np.linalg.norm(X.T @ w)) + extra + self.slack, w
+        return float(np.linalg.norm(X.T @ w)) + extra + self.rounding(w), w
 
 
 # ----------------------------------------------------------------------------- main

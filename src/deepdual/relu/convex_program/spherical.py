@@ -441,16 +441,19 @@ def dual_constraint_sphere(
 
     def prune(tree: _Tree) -> None:
         nonlocal closed_max
-        keep = tree.b > inc["val"] * (1 + rtol)
+        # (a bound within its own rounding slack of the incumbent cannot be refined further)
+        keep = tree.b > inc["val"] * (1 + rtol) + tree.slack
         if not np.all(keep):
             closed_max = max(closed_max, float(tree.b[~keep].max()))
             tree.keep(keep)
 
+    # exactness is to rtol plus the rounding slack of the bounds (docs/convex_program.md §11b)
+    slack_max = max((t.slack for t in trees), default=0.0)
     status = "optimal"
     record(force=True)
     while True:
         U, L = upper(), inc["val"]
-        if U - L <= rtol * U or not any(t.root or len(t.b) for t in trees):
+        if U - L <= rtol * U + slack_max or not any(t.root or len(t.b) for t in trees):
             break
         if stop_above is not None and L > stop_above and nodes >= min_nodes:
             status = "stopped: violation found"
@@ -507,7 +510,7 @@ def dual_constraint_sphere(
                 prune(t)
         record()
     U, L = upper(), inc["val"]
-    exact = U - L <= max(rtol, 1e-7) * U or U <= 0
+    exact = U - L <= max(rtol, 1e-7) * U + slack_max or U <= 0
     if status == "optimal" and not exact:
         status = "finished (bound and value differ by more than rtol)"
     record(force=True)
