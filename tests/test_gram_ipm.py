@@ -221,3 +221,14 @@ def test_time_limit_keeps_a_feasible_point_and_a_proven_bound():
                           progress=False)
     assert info["restricted_lower_bound"] <= full.info["restricted_objective"] * (1 + 1e-9)
     assert info["restricted_objective"] >= full.info["restricted_lower_bound"] * (1 - 1e-9)
+
+
+def test_first_order_warm_started_from_gram():
+    """The Gram method's solution warm-starts the first-order solver (its weights; the row
+    sets are not multipliers): it starts at the optimum and stays there."""
+    X, y = _data(18, 300, 4)
+    pats, dirs = sample_patterns(X, 20, 18, return_directions=True)
+    kw = dict(beta=1.0, patterns=(pats, dirs), progress=False, polish=False)
+    a = deepdual.solve(X, y, solver="gram", tol=1e-9, **kw)
+    b = deepdual.solve(X, y, solver="first_order", init=a, max_iter=50, **kw)
+    assert b.info["restricted_objective"] == pytest.approx(a.info["restricted_objective"], rel=1e-6)

@@ -309,6 +309,8 @@ def _run_first_order(rs: Any, Y: np.ndarray, pats: np.ndarray, loss: Loss, beta:
             raise ValueError(f"`init` was computed for other data or patterns: weights of shape {W0.shape}, "
                              f"expected ({2 * len(pats)}, {rs.V.shape[0]}) on the same patterns")
         z0, lam0, rho0 = W0 @ rs.V, state.get("multipliers"), state.get("rho")
+        if isinstance(lam0, dict):  # a solve of the Gram method (its row sets): weights only
+            lam0, rho0 = None, None
     mon = current_monitor()
     mon.stage("convex program (first_order)")
     # the monitor advances the bar to iteration `it`, shows the gap and returns True past
