@@ -273,3 +273,21 @@ def test_row_space_of_tall_data_holds_two_copies_at_most():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**__import__("os").environ, "OPENBLAS_NUM_THREADS": "1"})
     assert float(out.stdout.strip().splitlines()[-1]) <= 2.5
+
+
+def test_scaled_data_is_bitwise_the_hstack_ldexp():
+    """``scaled_data`` builds [X, 1] 2^-k in one array with the same bits as the two-copy
+    ``np.ldexp(np.hstack([X, 1]), -k)`` it replaces (ldexp by a power of two is exact)."""
+    from deepdual.relu.convex_program.solver import scaled_data
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((57, 4)) * np.exp(rng.uniform(-30, 30, size=(57, 4)))
+    X.setflags(write=False)
+    before = X.copy()
+    for k in (-7, 0, 5, 40):
+        for bias in (True, False):
+            ref = np.ldexp(np.hstack([X, np.ones((57, 1))]) if bias else X, -k)
+            got = scaled_data(X, bias, k)
+            assert got.shape == ref.shape and got.flags.writeable
+            assert np.array_equal(got.view(np.uint64), ref.view(np.uint64))
+    assert np.array_equal(X, before)

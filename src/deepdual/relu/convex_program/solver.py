@@ -361,6 +361,18 @@ def _int_option(options: dict, name: str, default: int | None, minimum: int) -> 
     return int(val)
 
 
+def scaled_data(X: np.ndarray, bias: bool, ka: int) -> np.ndarray:
+    r""":math:`[X, 1]\,2^{-k_a}` (or :math:`X2^{-k_a}` without ``bias``) built in one new
+    array: the same bits as ``np.ldexp(np.hstack([X, 1]), -ka)`` (``ldexp`` by a power of
+    two is exact elementwise) without the intermediate (n, d + 1) copy."""
+    n, d = X.shape
+    out = np.empty((n, d + int(bias)))
+    np.ldexp(X, -ka, out=out[:, :d])
+    if bias:
+        out[:, d] = np.ldexp(1.0, -ka)
+    return out
+
+
 def solve_convex(
     X: np.ndarray,
     Y: np.ndarray,
@@ -550,7 +562,9 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     # times this one (docs/convex_program.md §9); the network is mapped back exactly
     ka, kb = scale_exponents(Xa, Y, loss)
     X_orig, Y_orig, beta_orig = X, Y, beta
-    Xa, Y, beta = np.ldexp(Xa, -ka), np.ldexp(Y, -kb), float(np.ldexp(beta, -(ka + kb)))
+    # with a bias column Xa is this function's own copy: scaled in place (same bits, one copy)
+    Xa = np.ldexp(Xa, -ka, out=Xa) if bias else np.ldexp(Xa, -ka)
+    Y, beta = np.ldexp(Y, -kb), float(np.ldexp(beta, -(ka + kb)))
     check_scaled_problem(Y, beta, kb, loss)
 
     def to_net(U: np.ndarray, A: np.ndarray):
@@ -629,9 +643,9 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
         # (docs/performance.md §8)
         Xa = None
         fo = _run_first_order(rs, Y, pats, loss, beta, tol, max_iter, options.get("init"), device)
-        Xa = np.ldexp(np.hstack([X_orig, np.ones((n, 1))]) if bias else X_orig, -ka)
         if K == 1:  # below, only a complete pattern set needs rs.Xr: rebuilt then
             rs = RowSpace(None, rs.V)
+        Xa = scaled_data(X_orig, bias, ka)
         res = WorkingSetResult(None, fo.z, fo.network_objective, fo.lower, fo.c, "first_order", fo.iterations,
                                fo.rounds, len(pats), fo.converged,
                                status={"stopped": "time_limit"}.get(fo.status, fo.status))
