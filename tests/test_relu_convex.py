@@ -341,7 +341,7 @@ def test_sampled_patterns_network_at_most_program_optimum():
 def test_nesterov_todd_scaling_identities():
     # W lam = W^{-1} s (the scaled point), W^{-2} s = lam, the Jordan division inverts
     # the Jordan product, and the step to the boundary lands on the boundary
-    from deepdual.relu.convex_program.conic_ipm import _soc_apply_W, _soc_det, _soc_div, _soc_hessian, _soc_prod
+    from deepdual.relu.convex_program.conic_ipm import _soc_apply_W, soc_det, soc_div, _soc_hessian, soc_prod
     from deepdual.relu.convex_program.conic_ipm import soc_max_step, soc_nt_scaling
 
     rng = np.random.default_rng(30)
@@ -354,13 +354,13 @@ def test_nesterov_todd_scaling_identities():
     np.testing.assert_allclose(ell, _soc_apply_W(eta, v, s, inverse=True), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(np.einsum("gab,gb->ga", _soc_hessian(eta, wbar), s), lam, rtol=1e-9, atol=1e-12)
     d = rng.standard_normal((G, q))
-    np.testing.assert_allclose(_soc_prod(ell, _soc_div(ell, d, _soc_det(ell))), d, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(soc_prod(ell, soc_div(ell, d, soc_det(ell))), d, rtol=1e-9, atol=1e-12)
     dx = rng.standard_normal((G, q)) * 5
     a = soc_max_step(s, dx)
     assert np.isfinite(a) and a > 0
     on = s + a * dx
-    assert np.min(_soc_det(on)) == pytest.approx(0.0, abs=1e-9 * np.max(on[:, 0] ** 2))
-    assert np.all(_soc_det(s + 0.99 * a * dx) > 0) and np.all(s[:, 0] + 0.99 * a * dx[:, 0] > 0)
+    assert np.min(soc_det(on)) == pytest.approx(0.0, abs=1e-9 * np.max(on[:, 0] ** 2))
+    assert np.all(soc_det(s + 0.99 * a * dx) > 0) and np.all(s[:, 0] + 0.99 * a * dx[:, 0] > 0)
 
 
 @pytest.mark.parametrize("n,d,beta,bias", [(10, 2, 0.1, False), (12, 3, 0.4, False), (10, 2, 0.05, True)])

@@ -44,14 +44,15 @@ J. Nocedal and S. Wright, *Numerical Optimization*, 2nd ed., 2006, ch. 16 and 19
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
 from ...progress import current as current_monitor
 
-__all__ = ["GroupSOCQP", "soc_nt_scaling", "soc_max_step"]
+__all__ = ["GroupSOCQP", "soc_nt_scaling", "soc_max_step", "soc_det", "soc_prod", "soc_div", "bmv", "lin_max_step",
+           "mehrotra_step"]
 
 _TINY = np.finfo(float).tiny
 
@@ -62,7 +63,7 @@ def _jdot(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return u[:, 0] * v[:, 0] - np.einsum("gi,gi->g", u[:, 1:], v[:, 1:])
 
 
-def _soc_det(u: np.ndarray) -> np.ndarray:
+def soc_det(u: np.ndarray) -> np.ndarray:
     r""":math:`u^TJu = (u_0 - \|u_1\|)(u_0 + \|u_1\|)` (the factored form loses fewer digits)."""
     nu = np.linalg.norm(u[:, 1:], axis=1)
     return (u[:, 0] - nu) * (u[:, 0] + nu)
@@ -78,8 +79,8 @@ def soc_nt_scaling(s: np.ndarray, lam: np.ndarray) -> tuple[np.ndarray, np.ndarr
     :math:`W^2 = \eta^2(2\bar w\bar w^T - J)` and :math:`W^{-1}s = W\lambda`
     (Vandenberghe 2010, §4.2).  Returns ``(eta, wbar, v)``.
     """
-    ds = np.sqrt(np.maximum(_soc_det(s), _TINY))
-    dl = np.sqrt(np.maximum(_soc_det(lam), _TINY))
+    ds = np.sqrt(np.maximum(soc_det(s), _TINY))
+    dl = np.sqrt(np.maximum(soc_det(lam), _TINY))
     sb, lb = s / ds[:, None], lam / dl[:, None]
     gamma = np.sqrt(np.maximum(0.5 * (1.0 + np.einsum("gi,gi->g", sb, lb)), _TINY))
     lbJ = lb.copy()
@@ -113,7 +114,7 @@ def _soc_hessian(eta: np.ndarray, wbar: np.ndarray) -> np.ndarray:
     return (2.0 * Jw[:, :, None] * Jw[:, None, :] - J[None]) / (eta**2)[:, None, None]
 
 
-def _soc_prod(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+def soc_prod(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     r"""Jordan product :math:`u\circ v = (u^Tv,\ u_0v_1 + v_0u_1)`."""
     out = np.empty_like(u)
     out[:, 0] = np.einsum("gi,gi->g", u, v)
@@ -121,7 +122,7 @@ def _soc_prod(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return out
 
 
-def _soc_div(l: np.ndarray, d: np.ndarray, det: np.ndarray) -> np.ndarray:
+def soc_div(l: np.ndarray, d: np.ndarray, det: np.ndarray) -> np.ndarray:
     r"""Solve :math:`\ell\circ u = d` (``det`` = :math:`\ell^TJ\ell`):
     :math:`u_0 = (\ell_0d_0 - \ell_1^Td_1)/\det`, :math:`u_1 = (d_1 - u_0\ell_1)/\ell_0`."""
     u = np.empty_like(d)
@@ -135,8 +136,8 @@ def soc_max_step(x: np.ndarray, dx: np.ndarray, det: np.ndarray | None = None) -
     (``inf`` if unbounded): the smallest positive root of
     :math:`(x + \alpha dx)^TJ(x + \alpha dx) = 0` (the line leaves the cone through its
     boundary before it could reach :math:`-\mathcal{Q}`)."""
-    c = _soc_det(x) if det is None else det
-    a = _soc_det(dx)
+    c = soc_det(x) if det is None else det
+    a = soc_det(dx)
     b = 2.0 * _jdot(x, dx)
     disc = b * b - 4.0 * a * c
     ok = disc >= 0
@@ -150,17 +151,43 @@ def soc_max_step(x: np.ndarray, dx: np.ndarray, det: np.ndarray | None = None) -
     return float(roots.min()) if roots.size else np.inf
 
 
-def _bmv(M: np.ndarray, x: np.ndarray) -> np.ndarray:
+def bmv(M: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Batched matrix-vector products ``M[g] @ x[g]``."""
     return (M @ x[:, :, None])[:, :, 0]
 
 
-def _lin_max_step(x: np.ndarray, dx: np.ndarray) -> float:
+def lin_max_step(x: np.ndarray, dx: np.ndarray) -> float:
+    r"""Largest :math:`\alpha` with :math:`x + \alpha\,dx \ge 0` (``inf`` if unbounded)."""
     neg = dx < 0
     return float(np.min(-x[neg] / dx[neg])) if np.any(neg) else np.inf
 
 
 # ============================================================================ the program
+def mehrotra_step(direction: Callable[..., Any], ell_l: np.ndarray, ell_q: np.ndarray, mu: float,
+                  max_step: Callable[..., float], step_fraction: float) -> tuple[float, Any]:
+    r"""One Mehrotra predictor–corrector direction in the scaled variables.
+
+    ``direction(r_l, r_q)`` solves the scaled Newton equations for the complementarity
+    right-hand sides :math:`r_l` (linear cone) and :math:`r_q` (second-order cones) and
+    returns ``(dx, ds_l, dl_l, ds_q, dl_q)``; ``max_step`` is the largest step that keeps
+    the slacks and multipliers in their cones.  The predictor (affine scaling,
+    :math:`r = -\ell\circ\ell`) gives :math:`\sigma = (1 - \alpha_{aff})^3`; the corrector
+    adds :math:`\sigma\mu e` and Mehrotra's second-order term
+    :math:`-\Delta\tilde s_a\circ\Delta\tilde\lambda_a` (Vandenberghe 2010, §5).
+    Returns the step length ``min(1, step_fraction * max_step)`` and the corrected
+    direction."""
+    ll2 = soc_prod(ell_q, ell_q)
+    dx, dsl_, dll, dst, dlt = direction(-ell_l**2, -ll2)
+    a_aff = min(1.0, max_step(dsl_, dll, dst, dlt))
+    sigma = (1.0 - a_aff) ** 3
+    corr_l = dsl_ * dll
+    corr_q = soc_prod(dst, dlt)
+    e = np.zeros_like(ell_q)
+    e[:, 0] = 1.0
+    step = direction(-ell_l**2 + sigma * mu - corr_l, -ll2 + sigma * mu * e - corr_q)
+    return min(1.0, step_fraction * max_step(*step[1:])), step
+
+
 class GroupSOCQP:
     r"""Mehrotra predictor–corrector with Nesterov–Todd scaling for the program of the
     module docstring.
@@ -282,7 +309,7 @@ class GroupSOCQP:
         self.ll = mu / np.maximum(self.sl, np.quantile(self.sl, 0.25, axis=1)[:, None])
         Js = x.copy()
         Js[:, 1:] *= -1.0
-        self.lq = mu * Js / _soc_det(x)[:, None]  # mu s^{-1}
+        self.lq = mu * Js / soc_det(x)[:, None]  # mu s^{-1}
         self._rescale(np.ones(G), x, self.lq, first=True)
 
     def _rescale(self, scale: np.ndarray, s: np.ndarray, lam: np.ndarray, first: bool = False) -> None:
@@ -375,15 +402,15 @@ class GroupSOCQP:
         cf = cho_factor(Cap, check_finite=False)
 
         def once(b: np.ndarray) -> np.ndarray:
-            y0 = _bmv(Dinv, b)
+            y0 = bmv(Dinv, b)
             u = self.output(y0[:, 1:])
             w = cho_solve(cf, u, check_finite=False)
             c = np.zeros_like(b)
             c[:, 1:] = self.adjoint(w)
-            return y0 - _bmv(Dinv, c)
+            return y0 - bmv(Dinv, c)
 
         def apply(d: np.ndarray) -> np.ndarray:
-            out = _bmv(D, d)
+            out = bmv(D, d)
             out[:, 1:] += self.adjoint(self.output(d[:, 1:]))
             return out
 
@@ -493,7 +520,7 @@ class GroupSOCQP:
         dl = np.sqrt(sl / ll)  # W on the linear cone
         ell_l = np.sqrt(sl * ll)
         ell_q, W, Winv = self.ell_q, self.W, self.Winv
-        det_q = _soc_det(ell_q)
+        det_q = soc_det(ell_q)
         WinvT = Winv.transpose(0, 2, 1)
         D, R = self._blocks(WinvT, ll / sl)
         try:
@@ -505,38 +532,28 @@ class GroupSOCQP:
             # scaled Newton equations: ds~ + dl~ = q_s = ell^{-1} o d_s; dx from the
             # reduced system with right-hand side -r_x + C^T W^{-1} q_s
             wl = (dsl / ell_l) / dl
-            qq = _soc_div(ell_q, dsq, det_q)
-            rhs = _bmv(Winv, qq) - rx
+            qq = soc_div(ell_q, dsq, det_q)
+            rhs = bmv(Winv, qq) - rx
             rhs[:, 1:] += (self.SG * wl) @ self.XR
             dx = kkt(rhs)
             dsl_ = self.constraint(dx[:, 1:])
-            dst = _bmv(WinvT, dx)  # W^{-T} ds (ds = dx on the SOC)
+            dst = bmv(WinvT, dx)  # W^{-T} ds (ds = dx on the SOC)
             return dx, dsl_, wl - (ll / sl) * dsl_, dst, qq - dst
 
-        # predictor (affine scaling)
-        ll2 = _soc_prod(ell_q, ell_q)
-        dx, dsl_, dll, dst, dlt = direction(-ell_l**2, -ll2)
-        a_aff = min(1.0, self._max_step(dsl_, dll, dst, dlt))
-        sigma = (1.0 - a_aff) ** 3
-        # corrector with Mehrotra's second-order term ds~_a o dl~_a
-        corr_l = dsl_ * dll
-        corr_q = _soc_prod(dst, dlt)
-        e = np.zeros_like(ell_q)
-        e[:, 0] = 1.0
-        dx, dsl_, dll, dst, dlt = direction(-ell_l**2 + sigma * mu - corr_l, -ll2 + sigma * mu * e - corr_q)
-        a = min(1.0, self.step_fraction * self._max_step(dsl_, dll, dst, dlt))
+        a, (dx, dsl_, dll, dst, dlt) = mehrotra_step(direction, ell_l, ell_q, mu, self._max_step,
+                                                     self.step_fraction)
         if not a > 1e-12:
             return False
         self.x = self.x + a * dx
         self.sl = self.sl + a * dsl_
         self.ll = self.ll + a * dll
-        self.lq = self.lq + a * _bmv(Winv, dlt)
+        self.lq = self.lq + a * bmv(Winv, dlt)
         self._rescale(None, ell_q + a * dst, ell_q + a * dlt)
         return True
 
     def _max_step(self, dsl: np.ndarray, dll: np.ndarray, dst: np.ndarray, dlt: np.ndarray) -> float:
-        det = _soc_det(self.ell_q)
-        return min(_lin_max_step(self.sl, dsl), _lin_max_step(self.ll, dll),
+        det = soc_det(self.ell_q)
+        return min(lin_max_step(self.sl, dsl), lin_max_step(self.ll, dll),
                    soc_max_step(self.ell_q, dst, det), soc_max_step(self.ell_q, dlt, det))
 
     # ---------------------------------------------------------------- polish

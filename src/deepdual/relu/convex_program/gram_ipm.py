@@ -63,7 +63,7 @@ from scipy.linalg.blas import dsyrk
 
 from ...losses import SquaredLoss
 from ...progress import current as current_monitor
-from .conic_ipm import soc_max_step, soc_nt_scaling
+from .conic_ipm import bmv, lin_max_step, mehrotra_step, soc_det, soc_div, soc_max_step, soc_nt_scaling
 from .first_order import FirstOrderResult, cell_value, feasible_point
 from .groups import INTERIOR_MARGIN, interior_direction
 
@@ -128,34 +128,6 @@ def gram_matrix(Xr: np.ndarray, pats: np.ndarray, y: np.ndarray) -> tuple[np.nda
         Q[c1:, c0:c1] = Q[c0:c1, c1:].T
         Q[c0:c1, c0:c1] = np.triu(Q[c0:c1, c0:c1]) + np.triu(Q[c0:c1, c0:c1], 1).T
     return Q.T, b  # symmetric: the transpose is the C-ordered view of the same array
-
-
-def _soc_det(u: np.ndarray) -> np.ndarray:
-    nu = np.linalg.norm(u[:, 1:], axis=1)
-    return (u[:, 0] - nu) * (u[:, 0] + nu)
-
-
-def _soc_prod(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    out = np.empty_like(u)
-    out[:, 0] = np.einsum("gi,gi->g", u, v)
-    out[:, 1:] = u[:, :1] * v[:, 1:] + v[:, :1] * u[:, 1:]
-    return out
-
-
-def _soc_div(l: np.ndarray, d: np.ndarray, det: np.ndarray) -> np.ndarray:
-    u = np.empty_like(d)
-    u[:, 0] = (l[:, 0] * d[:, 0] - np.einsum("gi,gi->g", l[:, 1:], d[:, 1:])) / det
-    u[:, 1:] = (d[:, 1:] - u[:, :1] * l[:, 1:]) / l[:, :1]
-    return u
-
-
-def _bmv(M: np.ndarray, x: np.ndarray) -> np.ndarray:
-    return (M @ x[:, :, None])[:, :, 0]
-
-
-def _lin_max_step(x: np.ndarray, dx: np.ndarray) -> float:
-    neg = dx < 0
-    return float(np.min(-x[neg] / dx[neg])) if np.any(neg) else np.inf
 
 
 # ============================================================================ the method
@@ -233,7 +205,7 @@ class GramSOCP:
         self.ll = mu / np.maximum(self.sl, np.quantile(self.sl, 0.25, axis=1)[:, None])
         Js = x.copy()
         Js[:, 1:] *= -1.0
-        self.lq = mu * Js / _soc_det(x)[:, None]
+        self.lq = mu * Js / soc_det(x)[:, None]
         self._rescale(x, self.lq, first=True)
 
     def _rescale(self, s: np.ndarray, lam: np.ndarray, first: bool = False) -> None:
@@ -299,16 +271,16 @@ class GramSOCP:
 
         def once(h: np.ndarray) -> np.ndarray:
             hv, hw = h[:P], h[P:]
-            rhs = _bmv(Dw, _bmv(Sinv, hv)) - _bmv(Dv, _bmv(Sinv, hw))  # (P, q)
+            rhs = bmv(Dw, bmv(Sinv, hv)) - bmv(Dv, bmv(Sinv, hw))  # (P, q)
             rz = rhs[:, 1:] - ktz * (rhs[:, 0] / ktt)[:, None]
             dz = cho_solve(cf, rz.ravel(), check_finite=False).reshape(P, r)
             dt = (rhs[:, 0] - np.einsum("pi,pi->p", ktz, dz)) / ktt
             dlt = np.concatenate([dt[:, None], dz], axis=1)
-            xv = _bmv(Sinv, hv + hw + _bmv(Dw, dlt))
+            xv = bmv(Sinv, hv + hw + bmv(Dw, dlt))
             return np.concatenate([xv, xv - dlt])
 
         def apply(d: np.ndarray) -> np.ndarray:
-            out = _bmv(D, d)
+            out = bmv(D, d)
             Qd = (self.Q @ (d[:P, 1:] - d[P:, 1:]).ravel()).reshape(P, r)
             out[:P, 1:] += Qd
             out[P:, 1:] -= Qd
@@ -393,7 +365,7 @@ class GramSOCP:
         dl = np.sqrt(sl / ll)
         ell_l = np.sqrt(sl * ll)
         ell_q, Winv = self.ell_q, self.Winv
-        det_q = _soc_det(ell_q)
+        det_q = soc_det(ell_q)
         WinvT = Winv.transpose(0, 2, 1)
         kkt = self._factor(WinvT, ll / sl)
         if kkt is None:
@@ -401,42 +373,34 @@ class GramSOCP:
 
         def direction(dsl: np.ndarray, dsq: np.ndarray):
             wl = (dsl / ell_l) / dl
-            qq = _soc_div(ell_q, dsq, det_q)
-            rhs = _bmv(Winv, qq) - rx
+            qq = soc_div(ell_q, dsq, det_q)
+            rhs = bmv(Winv, qq) - rx
             rhs[:, 1:] += self.rows_adjoint(wl)
             rhs[~on] = 0.0
             dx = kkt(rhs)
             dx[~on] = 0.0
             dsl_ = self.constraint(dx[:, 1:])
-            dst = _bmv(WinvT, dx)
+            dst = bmv(WinvT, dx)
             out = [dx, dsl_, wl - (ll / sl) * dsl_, dst, qq - dst]
             for a in out[1:]:
                 a[~on] = 0.0
             return out
 
-        ll2 = _soc_prod(ell_q, ell_q)
-        dx, dsl_, dll, dst, dlt = direction(-ell_l**2, -ll2)
-        a_aff = min(1.0, self._max_step(dsl_, dll, dst, dlt))
-        sigma = (1.0 - a_aff) ** 3
-        corr_l = dsl_ * dll
-        corr_q = _soc_prod(dst, dlt)
-        e = np.zeros_like(ell_q)
-        e[:, 0] = 1.0
-        dx, dsl_, dll, dst, dlt = direction(-ell_l**2 + sigma * mu - corr_l, -ll2 + sigma * mu * e - corr_q)
-        a = min(1.0, self.step_fraction * self._max_step(dsl_, dll, dst, dlt))
+        a, (dx, dsl_, dll, dst, dlt) = mehrotra_step(direction, ell_l, ell_q, mu, self._max_step,
+                                                     self.step_fraction)
         if not a > 1e-12:
             return False
         self.x = self.x + a * dx
         self.sl = self.sl + a * dsl_
         self.ll = self.ll + a * dll
-        self.lq = self.lq + a * _bmv(Winv, dlt)
+        self.lq = self.lq + a * bmv(Winv, dlt)
         self._rescale(ell_q + a * dst, ell_q + a * dlt)
         return True
 
     def _max_step(self, dsl, dll, dst, dlt) -> float:
         on = self.on
-        det = _soc_det(self.ell_q[on])
-        return min(_lin_max_step(self.sl[on], dsl[on]), _lin_max_step(self.ll[on], dll[on]),
+        det = soc_det(self.ell_q[on])
+        return min(lin_max_step(self.sl[on], dsl[on]), lin_max_step(self.ll[on], dll[on]),
                    soc_max_step(self.ell_q[on], dst[on], det), soc_max_step(self.ell_q[on], dlt[on], det))
 
     @property
