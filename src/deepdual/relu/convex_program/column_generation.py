@@ -165,11 +165,26 @@ def column_generation(
     detail: list[dict[str, Any]] = []
     seeds = np.zeros((0, Xa.shape[1]))
     prog_tol = options.pop("tol", 0.5 * rtol)
+    # whether the Gram method was chosen here (not by the caller): it may then give way to the
+    # primal-dual method when its precision limit keeps the bound from certifying
+    gram_chosen = isinstance(loss, SquaredLoss) and "solver" not in options
     if isinstance(loss, SquaredLoss):
         # the Gram-reduced interior-point method (docs/convex_program.md §10b): at n = 442,
         # d = 4, 109 patterns 0.54 s where the default (the primal-dual method stalling
         # into the barrier method) took 4.2 s
         options.setdefault("solver", "gram")
+
+    def precision_limited() -> bool:
+        """The Gram method did not reach the tolerance it was given (its precision limit,
+        ~1e-6 relative on some programs): later rounds use the primal-dual method (with its
+        barrier fallback and crossover), which is slower but reaches MIN_PROGRAM_TOL.
+        Diabetes PCA-3, rtol 1e-6: stalled at a gap of 1.5e-4 before, certified after."""
+        nonlocal gram_chosen
+        if gram_chosen and options.get("solver") == "gram" and sol.info.get("restricted_converged") is False:
+            options["solver"] = "ipm"
+            gram_chosen = False
+            return True
+        return False
     # the oracle's exactness: finer than rtol (the bound's effect on the gap is ~ its error)
     oracle_rtol = min(1e-6, 0.01 * rtol)
     bound_budget, last_oracle = max(oracle_time, 1e-3), t0
@@ -265,10 +280,11 @@ def column_generation(
             current_monitor().stop("column generation")
             break
         if not new:
-            if c_cert < beta and prog_tol > MIN_PROGRAM_TOL:
+            if c_cert < beta and (prog_tol > MIN_PROGRAM_TOL or precision_limited()):
                 # no violated cell, but the program's own gap keeps the bound below rtol: solve
                 # it more accurately (the certifying bound c_cert is then above beta)
                 prog_tol = max(prog_tol * 0.1, MIN_PROGRAM_TOL)
+                precision_limited()
                 continue
             # the oracle proved c(v) <= its bound without finding a violated cell: the gap
             # left is the program's own tolerance (or the oracle's time ran out)
@@ -288,9 +304,10 @@ def column_generation(
                     keep.append(i)
                     D_keep.append(u_in)
         if not keep:
-            if prog_tol > MIN_PROGRAM_TOL:
+            if prog_tol > MIN_PROGRAM_TOL or precision_limited():
                 # the violated patterns are in the set already: the program's tolerance
                 prog_tol = max(prog_tol * 0.1, MIN_PROGRAM_TOL)
+                precision_limited()
                 continue
             status = "stalled: violated patterns already in the set"
             break
