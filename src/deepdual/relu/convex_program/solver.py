@@ -191,6 +191,12 @@ CONVEX_OPTIONS = (
     "tol", "progress", "polish", "strategy", "time_limit", "oracle_time", "device", "init",
 )
 STRATEGIES = ("patterns", "column_generation")
+#: ``solver="auto"`` takes the Gram-reduced method for large sampled programs only up to
+#: this rank: its exact sampled-program optimum is a poor start for the local polish at
+#: higher rank (n = 10^4, 100 patterns, planted data: d = 10: 244.55 in 8.4 s vs the
+#: first-order path's 244.37 in 21.6 s; d = 20: 12 668 vs 414; d = 50: 25 962 vs 507.6;
+#: docs/performance.md §8), so the first-order path stays the default there
+GRAM_AUTO_MAX_RANK = 10
 SOLVERS = ("auto", "ipm", "barrier", "al", "first_order", "gram")
 
 #: number of sampled patterns when exact enumeration is too large
@@ -443,8 +449,9 @@ def solve_convex(
             :math:`O((Pr)^3)` independent of n, memory :math:`O((Pr)^2)`,
             docs/convex_program.md §10b).  ``"auto"`` takes the primal–dual method for
             the squared loss when all patterns fit its dense Newton system, the Gram
-            method for large sampled squared-loss programs whose :math:`(Pr)^2` arrays fit
-            the memory budget, the first-order solver for other large sampled programs,
+            method for large sampled squared-loss programs of rank :math:`r \le 10`
+            (``GRAM_AUTO_MAX_RANK``) whose :math:`(Pr)^2` arrays fit the memory budget,
+            the first-order solver for other large sampled programs,
             else the barrier method when the loss has a Hessian and the working set is
             small, else the augmented Lagrangian.
         max_iter : int, optional
@@ -605,7 +612,7 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
         if solver == "gram" and not gram_ok:
             raise ValueError(f"`solver`='gram' needs the squared loss and patterns x rank <= {GRAM_MAX_UNKNOWNS}; "
                              f"got {loss!r}, {len(pats)} x {r}")
-        if solver == "gram" or (large and gram_ok and gram_memory(n, r, len(pats)) <= max(
+        if solver == "gram" or (large and gram_ok and r <= GRAM_AUTO_MAX_RANK and gram_memory(n, r, len(pats)) <= max(
                 memory_budget(n, d, len(pats)), IPM_MEMORY_FLOOR)):
             solver, large = "gram", False
     if solver == "gram" and (device is not None or K != 1):
