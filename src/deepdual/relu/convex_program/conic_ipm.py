@@ -52,7 +52,7 @@ from scipy.linalg import LinAlgError, cho_factor, cho_solve
 from ...progress import current as current_monitor
 
 __all__ = ["GroupSOCQP", "soc_nt_scaling", "soc_max_step", "soc_det", "soc_prod", "soc_div", "bmv", "lin_max_step",
-           "mehrotra_step"]
+           "mehrotra_step", "ipm_error"]
 
 _TINY = np.finfo(float).tiny
 
@@ -163,6 +163,13 @@ def lin_max_step(x: np.ndarray, dx: np.ndarray) -> float:
 
 
 # ============================================================================ the program
+def ipm_error(f: float, gap: float, res: float, beta: float) -> float:
+    r"""The interior-point methods' progress measure :math:`\max(\text{gap}/|f|,\
+    \text{res}/\beta)` (``inf`` when any of them is not finite): the best iterate by
+    this measure is the one kept."""
+    return max(gap / max(abs(f), _TINY), res / beta) if np.isfinite(f + gap + res) else np.inf
+
+
 def mehrotra_step(direction: Callable[..., Any], ell_l: np.ndarray, ell_q: np.ndarray, mu: float,
                   max_step: Callable[..., float], step_fraction: float) -> tuple[float, Any]:
     r"""One Mehrotra predictor–corrector direction in the scaled variables.
@@ -479,7 +486,7 @@ class GroupSOCQP:
         best, best_state, since = np.inf, None, 0
         while True:
             f, gap, res = self._measure()
-            err = max(gap / max(abs(f), _TINY), res / self.beta) if np.isfinite(f + gap + res) else np.inf
+            err = ipm_error(f, gap, res, self.beta)
             if err < best:
                 # improvement by at least 10 % resets the stall counter
                 since = 0 if err < 0.9 * best else since + 1
@@ -507,7 +514,7 @@ class GroupSOCQP:
                 break
         if best_state is not None and best < np.inf:
             f, gap, res = self._measure()
-            err = max(gap / max(abs(f), _TINY), res / self.beta) if np.isfinite(f + gap + res) else np.inf
+            err = ipm_error(f, gap, res, self.beta)
             if not err <= best:
                 self._restore(best_state)
         self.iters += used

@@ -63,7 +63,7 @@ from scipy.linalg.blas import dsyrk
 
 from ...losses import SquaredLoss
 from ...progress import current as current_monitor
-from .conic_ipm import bmv, lin_max_step, mehrotra_step, soc_det, soc_div, soc_max_step, soc_nt_scaling
+from .conic_ipm import bmv, ipm_error, lin_max_step, mehrotra_step, soc_det, soc_div, soc_max_step, soc_nt_scaling
 from .first_order import FirstOrderResult, cell_value, feasible_point
 from .groups import INTERIOR_MARGIN, interior_direction
 
@@ -333,7 +333,7 @@ class GramSOCP:
         self.stalled = False
         while True:
             f, gap, res = self._measure()
-            err = max(gap / max(abs(f), _TINY), res / self.beta) if np.isfinite(f + gap + res) else np.inf
+            err = ipm_error(f, gap, res, self.beta)
             if err < best:
                 since = 0 if err < 0.9 * best else since + 1
                 best, best_state = err, self._state()
@@ -352,7 +352,7 @@ class GramSOCP:
                 break
         if best_state is not None:
             f, gap, res = self._measure()
-            err = max(gap / max(abs(f), _TINY), res / self.beta) if np.isfinite(f + gap + res) else np.inf
+            err = ipm_error(f, gap, res, self.beta)
             if not err <= best:
                 self._restore(best_state)
         self.iters += used
