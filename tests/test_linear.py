@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import deepdual
@@ -610,6 +610,7 @@ _LOSS_LABELS = {
 @given(seed=st.integers(0, 10_000), depth=st.integers(2, 4),
        loss=st.sampled_from(["squared", "logistic", "hinge", "cross_entropy"]), K=st.integers(1, 3),
        log_beta=st.floats(-1.5, 0.5), log_scale=st.floats(-2.0, 2.0), bias=st.booleans())
+@example(seed=1983, depth=2, loss="hinge", K=1, log_beta=0.0, log_scale=0.0, bias=True)  # zero network at the kink
 def test_certify_reproduces_every_solver_certificate(seed, depth, loss, K, log_beta, log_scale, bias):
     # issue 14, item 11: a network that solve() certified must certify again (any loss, depth, scale)
     rng = np.random.default_rng(seed)
@@ -630,6 +631,36 @@ def test_certify_reproduces_every_solver_certificate(seed, depth, loss, K, log_b
     # unpenalized output bias: squared loss at any depth, logistic/hinge at depth 2
     bias = bias and (loss == "squared" or (loss in ("logistic", "hinge") and depth == 2))
     _round_trip(X, y, beta=10.0 ** log_beta, depth=depth, loss=loss, bias=bias)
+
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_certify_zero_hinge_network_with_output_bias(seed):
+    # a network whose end-to-end weight is zero: every sample of the majority class sits at the hinge kink,
+    # where the stationarity equations give no multipliers; the least-norm kink multipliers certify it
+    rng = np.random.default_rng(seed)
+    n, d = int(rng.integers(10, 40)), int(rng.integers(2, 5))
+    X = rng.standard_normal((n, d))
+    y = np.where(rng.random(n) < 0.75, 1.0, -1.0)
+    y[0], y[1] = 1.0, -1.0
+    majority = 1.0 if np.sum(y > 0) >= np.sum(y < 0) else -1.0
+    # the least ||X^T (a y)|| over the duals of the zero network (cvxpy, independent): a = 1 on the minority,
+    # a in [0, 1] on the majority with sum(a y) = 0; just above it the zero weight is optimal but the
+    # uniform multipliers of the smoothed-hinge duals are not feasible
+    a = cp.Variable(n)
+    minority = y != majority
+    cons = [a >= 0, a <= 1, a[minority] == 1, y @ a == 0]
+    cp.Problem(cp.Minimize(cp.norm(X.T @ cp.multiply(y, a))), cons).solve()
+    beta = 1.001 * float(np.linalg.norm(X.T @ (y * a.value))) + 1e-6
+    sol = deepdual.solve(X, y, beta=beta, depth=2, activation="linear", loss="hinge", bias=True)
+    zero = deepdual.Network([[np.zeros((d, 1)), np.zeros((1, 1))]], activation="linear",
+                            output_bias=np.array([majority]))
+    cert = deepdual.certify(zero, X, y, beta=beta, loss="hinge")
+    # the zero network predicting the majority label is optimal: loss 2 per minority sample
+    assert cert.objective == pytest.approx(2.0 * np.sum(y != majority), rel=1e-12)
+    assert cert.objective <= sol.objective * (1 + 1e-9) + 1e-9
+    assert cert.lower_bound <= sol.objective * (1 + 1e-12) + 1e-12
+    assert cert.certified, cert
 
 
 def _real(name, n_rows, standardize=True):

@@ -39,6 +39,7 @@ from ..projection import factorize, project_factored
 from ..solution import Certificate
 from .solver import (
     hinge_active_set,
+    hinge_min_norm_dual,
     nuclear_norm,
     schatten_power,
     SmoothedHinge,
@@ -108,6 +109,11 @@ def _dual_directions(loss: Loss, X: np.ndarray, F: np.ndarray, Y: np.ndarray, *,
                 _, _, Vk = hinge_active_set(X, Y, radius, F, tol, intercept, above=tol)
                 if Vk is not None:
                     dirs.append(Vk)
+        # a zero (or tiny) network: the kink multipliers of least ||X^T Lambda||
+        for tol in (1e-10, 1e-6):
+            Vm = hinge_min_norm_dual(X, Y, F, tol, intercept)
+            if Vm is not None:
+                dirs.append(Vm)
     if deep:
         V0 = loss.dual_point(np.zeros_like(F), Y)
         dirs.append(V0)

@@ -294,6 +294,48 @@ def hinge_active_set(X: np.ndarray, Y: np.ndarray, beta: float, F: np.ndarray, g
     return w[:, None], (None if b is None else np.array([b])), (a * y)[:, None]
 
 
+def hinge_min_norm_dual(X: np.ndarray, Y: np.ndarray, F: np.ndarray, tol: float,
+                        intercept: bool = False) -> np.ndarray | None:
+    r"""Hinge dual point whose kink multipliers minimize :math:`\|X^T\Lambda\|_2`.
+
+    With the margins :math:`z = y\circ F`, take :math:`a_i = 1` where :math:`z_i < 1 - \text{tol}`,
+    :math:`a_i = 0` where :math:`z_i > 1 + \text{tol}`, and on the kink rows :math:`I_0`
+
+    .. math:: a_0 \in \arg\min_{0 \le a_0 \le 1}\ \|c + Z_{I_0}^Ta_0\|_2^2
+              \quad(\text{and } y_{I_0}^Ta_0 = -y_{I_-}^T\mathbf 1 \text{ with an intercept}),
+
+    :math:`Z = \mathrm{diag}(y)X`, :math:`c = Z_{I_-}^T\mathbf 1`.  This is the dual of a network
+    whose end-to-end weight is zero (or tiny), where the stationarity equations of
+    :func:`hinge_active_set` degenerate (:math:`\rho = \beta/\|w\| = \infty`): there the optimal
+    dual is any :math:`\Lambda = a\circ y` with :math:`a` as above and
+    :math:`\|X^T\Lambda\| \le \beta`, and the minimum-norm one is feasible whenever any is.  The
+    intercept equation is imposed by a heavily weighted row of a bounded least-squares
+    problem (scipy's ``lsq_linear``); the caller's :func:`zero_sum_dual` makes it exact and
+    :func:`scaled_dual` scales into the feasible set, so the point gives a proven bound
+    whatever its accuracy.  Returns :math:`\Lambda` (n, 1) or ``None`` without kink rows.
+    """
+    from scipy.optimize import lsq_linear
+
+    y = Y[:, 0]
+    z = y * F[:, 0]
+    neg = z < 1.0 - tol
+    act = (z >= 1.0 - tol) & (z <= 1.0 + tol)
+    if not np.any(act):
+        return None
+    Z = X * y[:, None]
+    c = Z[neg].sum(axis=0) if np.any(neg) else np.zeros(X.shape[1])
+    A = Z[act].T  # (d, m)
+    rhs = -c
+    if intercept:
+        w = 1e3 * (1.0 + float(np.abs(A).max(initial=0.0)))
+        A = np.vstack([A, w * y[act][None, :]])
+        rhs = np.append(rhs, -w * float(np.sum(y[neg])))
+    res = lsq_linear(A, rhs, bounds=(0.0, 1.0), method="bvls" if A.shape[1] <= 500 else "trf")
+    a = neg.astype(float)
+    a[act] = np.clip(res.x, 0.0, 1.0)
+    return (a * y)[:, None]
+
+
 @dataclass
 class FistaResult:
     """Best primal iterate, best dual point and their values for ``l(XW + 1b) + beta ||W||_*``."""
