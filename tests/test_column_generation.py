@@ -132,10 +132,11 @@ def test_certifying_constraint_is_the_threshold(loss_name):
 
 def test_precision_limit_of_the_gram_method_gives_way_to_the_primal_dual_method():
     """Diabetes projected to 3 principal components, beta = 1, the default rtol (1e-6): the
-    Gram-reduced method stalls near 1e-6 relative, which kept column generation from
-    certifying (it stopped at a gap of 1.5e-4); later rounds now take the primal-dual method.
-    The result is certified, and its proven bound lies below the objective of an independent
-    run at rtol = 1e-4 (weak duality across runs)."""
+    Gram-reduced method used to stall near 1e-6 relative, which kept column generation from
+    certifying (it stopped at a gap of 1.5e-4); rounds that hit that limit take the
+    primal-dual method (with the row working sets kept between rounds the Gram method alone
+    may now reach it).  The result is certified, and its proven bound lies below the
+    objective of an independent run at rtol = 1e-4 (weak duality across runs)."""
     sk = pytest.importorskip("sklearn")
     from sklearn.datasets import load_diabetes
     from sklearn.decomposition import PCA
@@ -152,4 +153,28 @@ def test_precision_limit_of_the_gram_method_gives_way_to_the_primal_dual_method(
     assert fine.objective - fine.lower_bound <= 1e-6 * abs(fine.objective)
     assert fine.lower_bound <= coarse.objective and coarse.lower_bound <= fine.objective
     assert fine.objective <= coarse.objective * (1 + 1e-4)
-    assert any(r["solver"] != "gram" for r in fine.info["rounds_detail"])
+
+
+def test_interior_direction_rows_is_inside_and_centred():
+    """The row-generation interior direction of column generation: strictly inside the cone
+    on every row, at least half as well centred as the LP over all rows, None exactly when
+    that LP finds no interior."""
+    from deepdual.relu.convex_program.cells import violated_cells
+    from deepdual.relu.convex_program.column_generation import interior_direction_rows
+    from deepdual.relu.convex_program.groups import interior_direction
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((400, 4))
+    X[200:210] = X[:10]                       # duplicate rows
+    v = rng.standard_normal(400)
+    xn = np.linalg.norm(X, axis=1)
+    cells = violated_cells(X, v, 0.0, rng, n_directions=500, max_cells=15)
+    assert cells
+    for _, _, pat, u in cells:
+        z = interior_direction_rows(X, pat, u)
+        z0 = interior_direction(X, pat.astype(float))
+        assert (z is None) == (z0 is None)
+        if z is not None:
+            sg = np.where(pat, 1.0, -1.0)
+            m, m0 = (sg * (X @ z) / xn).min(), (sg * (X @ z0) / xn).min()
+            assert m > 0 and m >= 0.5 * m0 and np.linalg.norm(z) == pytest.approx(1.0)

@@ -155,6 +155,52 @@ def test_gram_matrix_matches_dense():
     np.testing.assert_allclose(b, F.T @ y, rtol=1e-12, atol=1e-12)
 
 
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10**6), n=st.integers(5, 300), d=st.integers(1, 5), steps=st.integers(1, 5))
+def test_incremental_gram_matches_from_scratch(seed, n, d, steps):
+    """GramState (column generation): after patterns are added, removed and reordered over
+    several calls, its Q and b equal gram_matrix's from scratch to rounding, and Q is
+    exactly symmetric."""
+    rng = np.random.default_rng(seed)
+    X, y = _data(seed, n, d, dup=min(3, n // 3))
+    Xr, pats, _ = _program(X, y, 1.0, 40, seed)
+    state = gram_ipm.GramState()
+    idx = rng.choice(len(pats), size=min(len(pats), 5), replace=False)
+    for _ in range(steps + 1):
+        Q, b = state.gram(Xr, pats[idx], y)
+        Q0, b0 = gram_matrix(Xr, pats[idx], y)
+        scale = max(1.0, float(np.abs(Q0).max()))
+        np.testing.assert_allclose(Q, Q0, rtol=0, atol=1e-12 * scale * n)
+        np.testing.assert_allclose(b, b0, rtol=0, atol=1e-12 * max(1.0, float(np.abs(b0).max())) * n)
+        assert np.array_equal(Q, Q.T)
+        keep = rng.permutation(idx)[: max(1, len(idx) - int(rng.integers(0, 3)))]
+        extra = rng.choice(len(pats), size=int(rng.integers(0, 6)), replace=True)
+        idx = np.unique(np.concatenate([keep, extra]))
+        idx = rng.permutation(idx)
+    assert state.computed + state.copied >= len(idx)
+    # other data reset the state
+    Q, b = state.gram(2.0 * Xr, pats[idx], y)
+    np.testing.assert_allclose(Q, gram_matrix(2.0 * Xr, pats[idx], y)[0], rtol=0, atol=1e-11 * n * max(1.0, np.abs(Q).max()))
+
+
+def test_state_solves_reach_the_cold_optimum():
+    """A sequence of solves with a GramState (incremental Q, kept row working sets) reaches
+    the same proven optimum as cold solves of the same pattern sets."""
+    X, y = _data(21, 500, 4)
+    Xr, pats, dirs = _program(X, y, 1.0, 60, 21)
+    state = gram_ipm.GramState()
+    rng = np.random.default_rng(0)
+    idx = np.arange(20)
+    for _ in range(3):
+        warm = solve_gram(Xr, y[:, None], pats[idx], 1.0, tol=1e-7, interior=dirs[idx], state=state)
+        cold = solve_gram(Xr, y[:, None], pats[idx], 1.0, tol=1e-7, interior=dirs[idx])
+        assert warm.converged and cold.converged
+        assert warm.convex_objective == pytest.approx(cold.convex_objective, rel=2e-7)
+        assert warm.lower <= cold.convex_objective and cold.lower <= warm.convex_objective
+        assert set(state.rows) == {p.tobytes() for p in pats[idx]}
+        idx = np.concatenate([rng.permutation(idx)[3:], np.setdiff1d(np.arange(len(pats)), idx)[:10]])
+
+
 def test_warm_start_rows():
     """A solve at a nearby beta started from the previous row working sets: the same
     optimum as a cold solve, in no more rounds."""

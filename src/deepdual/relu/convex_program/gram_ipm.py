@@ -67,7 +67,7 @@ from .conic_ipm import bmv, ipm_error, lin_max_step, mehrotra_step, soc_det, soc
 from .first_order import FirstOrderResult, cell_value, feasible_point
 from .groups import INTERIOR_MARGIN, interior_direction
 
-__all__ = ["GramSOCP", "gram_matrix", "solve_gram", "gram_memory", "GRAM_MAX_UNKNOWNS"]
+__all__ = ["GramSOCP", "GramState", "gram_matrix", "solve_gram", "gram_memory", "GRAM_MAX_UNKNOWNS"]
 
 _TINY = np.finfo(float).tiny
 
@@ -128,6 +128,76 @@ def gram_matrix(Xr: np.ndarray, pats: np.ndarray, y: np.ndarray) -> tuple[np.nda
         Q[c1:, c0:c1] = Q[c0:c1, c1:].T
         Q[c0:c1, c0:c1] = np.triu(Q[c0:c1, c0:c1]) + np.triu(Q[c0:c1, c0:c1], 1).T
     return Q.T, b  # symmetric: the transpose is the C-ordered view of the same array
+
+
+class GramState:
+    r"""What :func:`solve_gram` keeps between calls on the same data whose pattern set changes
+    (column generation, ``docs/convex_program.md`` §13): the Gram matrix and vector per
+    pattern and the final row working set of each pattern.
+
+    :meth:`gram` returns :math:`Q = F^TF`, :math:`b = F^Ty` for a new pattern list: blocks
+    :math:`X^TD_pD_qX` of two surviving patterns are copied, only the columns of the new
+    patterns are computed (against all patterns, :math:`n\,Pr\,P_{\rm new}r` flops instead
+    of :math:`n(Pr)^2/2`), rows and columns of removed patterns are dropped.  Different data
+    (``Xr``, ``y``) reset the state.
+    """
+
+    def __init__(self) -> None:
+        self.Xr: np.ndarray | None = None
+        self.y: np.ndarray | None = None
+        self.keys: list[bytes] = []
+        self.Q: np.ndarray | None = None
+        self.b: np.ndarray | None = None
+        #: pattern key -> its final working rows (indices into the data)
+        self.rows: dict[bytes, np.ndarray] = {}
+        #: Gram columns computed / copied (patterns), over all calls
+        self.computed = 0
+        self.copied = 0
+
+    def _same_data(self, Xr: np.ndarray, y: np.ndarray) -> bool:
+        return (self.Xr is not None and self.Xr.shape == Xr.shape and self.y.shape == y.shape
+                and np.array_equal(self.Xr, Xr) and np.array_equal(self.y, y))
+
+    def gram(self, Xr: np.ndarray, pats: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(Q, b)`` of :func:`gram_matrix` for ``pats``, updated from the last call's."""
+        n, r = Xr.shape
+        pats = np.ascontiguousarray(pats, dtype=bool)
+        if not self._same_data(Xr, y):
+            self.__init__()
+            self.Xr, self.y = Xr.copy(), np.array(y, dtype=float, copy=True)
+        keys = [p.tobytes() for p in pats]
+        P = len(keys)
+        Pr = P * r
+        pos = {k: i for i, k in enumerate(self.keys)}
+        old = np.array([pos.get(k, -1) for k in keys], dtype=np.intp)
+        surv = np.flatnonzero(old >= 0)
+        new = np.flatnonzero(old < 0)
+        ar = np.arange(r)
+        Q = np.empty((Pr, Pr))
+        b = np.empty(Pr)
+        if len(surv):
+            oc = (old[surv][:, None] * r + ar).ravel()
+            sc = (surv[:, None] * r + ar).ravel()
+            Q[np.ix_(sc, sc)] = self.Q[np.ix_(oc, oc)]
+            b[sc] = self.b[oc]
+        if len(new):
+            nc = (new[:, None] * r + ar).ravel()
+            C = np.zeros((Pr, len(nc)))
+            bn = np.zeros(len(nc))
+            for a, e in _blocks(n, 1, max(256, GRAM_UPDATE_ENTRIES // Pr)):
+                Fb = (pats[:, a:e].T[:, :, None] * Xr[a:e, None, :]).reshape(e - a, Pr)
+                Fn = Fb[:, nc]
+                C += Fb.T @ Fn
+                bn += Fn.T @ y[a:e]
+            Q[:, nc] = C
+            Q[nc, :] = C.T
+            Cn = C[nc]
+            Q[np.ix_(nc, nc)] = 0.5 * (Cn + Cn.T)
+            b[nc] = bn
+        self.keys, self.Q, self.b = keys, Q, b
+        self.computed += len(new)
+        self.copied += len(surv)
+        return Q, b
 
 
 # ============================================================================ the method
@@ -555,7 +625,7 @@ def solve_gram(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, beta: float, *, 
                interior: np.ndarray | None = None, max_iter: int | None = None,
                all_rows: bool | None = None, max_rounds: int = GRAM_MAX_ROUNDS,
                gram: tuple[np.ndarray, np.ndarray] | None = None, rows0: list | None = None,
-               log: Any = None) -> FirstOrderResult:
+               state: GramState | None = None, log: Any = None) -> FirstOrderResult:
     r"""Solve the squared-loss sampled program by the Gram-reduced interior-point method with
     a row working set (module docstring).
 
@@ -580,6 +650,11 @@ def solve_gram(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, beta: float, *, 
     rows0 : list of P index arrays, optional
         Rows to start the working sets with (warm start: ``result.multipliers["rows"]`` of a
         previous solve on the same data and patterns, e.g. along a path in ``beta``).
+    state : GramState, optional
+        Kept between calls on the same data with changing pattern sets (column generation):
+        the Gram matrix is updated incrementally (only the new patterns' columns are
+        computed) and surviving patterns start with their last working rows; updated on
+        return.
 
     Returns
     -------
@@ -612,6 +687,9 @@ def solve_gram(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, beta: float, *, 
         if u is not None and np.all(np.isfinite(u)):
             U[p], ok[p] = u / np.linalg.norm(u), True
     active = np.concatenate([ok, ok])
+    keys = [p.tobytes() for p in pats] if state is not None else None
+    if gram is None and state is not None:
+        gram = state.gram(Xr, pats, y)
     Q, b = gram_matrix(Xr, pats, y) if gram is None else gram
     if not np.all(ok):  # patterns fixed at 0 (no interior): decoupled from the others
         offc = np.repeat(~ok, r)
@@ -633,6 +711,8 @@ def solve_gram(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, beta: float, *, 
             rows = [np.union1d(j, np.asarray(j0, dtype=np.intp)) for j, j0 in zip(rows, rows0)]
             if any(len(j) and (j.min() < 0 or j.max() >= n) for j in rows):
                 raise ValueError(f"`rows0` must hold row indices in [0, {n})")
+        if state is not None:  # surviving patterns: their last working rows
+            rows = [j if k not in state.rows else np.union1d(j, state.rows[k]) for j, k in zip(rows, keys)]
     history: list = []
     used = rounds = 0
     status = "optimal"
@@ -704,6 +784,8 @@ def solve_gram(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, beta: float, *, 
         status = "optimal"
     lower, c = best_lower, best_c
     worst = np.array([viol_abs])
+    if state is not None:
+        state.rows = {k: j for k, j in zip(keys, last_rows)}
     return FirstOrderResult(z=z, multipliers={"rows": last_rows}, rho=0.0, convex_objective=obj, network_objective=net,
                             lower=lower, c=c, max_violation=float(worst.max(initial=0.0)), iterations=used,
                             rounds=rounds, converged=converged, multiplier_bytes=0, history=history,
