@@ -23,30 +23,63 @@ from ...network import Network
 from .groups import EPS
 
 
+#: the local polish's iteration budget: at least POLISH_MIN_ITER L-BFGS iterations, more
+#: while they cost at most POLISH_WORK multiply-adds (n d m per gradient), at most
+#: POLISH_MAX_ITER; it stops earlier when the objective fell by less than POLISH_PROGRESS_RTOL
+#: (relative) over the last POLISH_WINDOW iterations.  Measured (docs/performance.md §8,
+#: planted data, 100 sampled patterns, width 200): 500 iterations left the polish far from
+#: its local minimum at n = 10^3, d = 10 (39.7; 37.5 after 2000) and from the exact sampled
+#: optimum at n = 10^4, d = 20 (12 341; 412.9 after 3000)
+POLISH_MIN_ITER = 500
+POLISH_MAX_ITER = 3000
+POLISH_WORK = 1.5e11
+POLISH_WINDOW = 100
+POLISH_PROGRESS_RTOL = 1e-4
+
+
+def polish_budget(n: int, d1: int, m: int) -> int:
+    r"""Iterations of the local polish of a width-``m`` network on ``n`` samples of dimension
+    ``d1``: :math:`\min(\text{POLISH\_MAX\_ITER}, \max(\text{POLISH\_MIN\_ITER},
+    \text{POLISH\_WORK}/(n d_1 m)))`."""
+    work = max(1, n) * max(1, d1) * max(1, m)
+    return int(min(POLISH_MAX_ITER, max(POLISH_MIN_ITER, POLISH_WORK // work)))
+
+
 def polish_network(Xa: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, U: np.ndarray, A: np.ndarray, *,
-                   max_iter: int = 500) -> tuple[np.ndarray, np.ndarray]:
+                   max_iter: int | None = None, window: int = POLISH_WINDOW,
+                   progress_rtol: float = POLISH_PROGRESS_RTOL, stop_check: Any = None,
+                   history: list | None = None) -> tuple[np.ndarray, np.ndarray]:
     r"""Local descent (L-BFGS) on :math:`\ell((X_aU)_+A) + \frac\beta2(\|U\|_F^2 + \|A\|_F^2)`
     from ``(U, A)``.
 
-    Used for vector outputs, whose convex program is only an upper bound: the descent
-    keeps the network's width and can only lower the objective (the caller keeps the
-    better network).  The gradient is that of the network where it is differentiable
-    (ReLU derivative 1[z > 0]).
+    Used for vector outputs, whose convex program is only an upper bound, and for sampled
+    pattern sets: the descent keeps the network's width and can only lower the objective
+    (the best point evaluated is returned, never one above the start).  The gradient is that
+    of the network where it is differentiable (ReLU derivative 1[z > 0]).
+
+    Stops after ``max_iter`` iterations (default :func:`polish_budget`), when the objective
+    fell by less than ``progress_rtol`` (relative) over the last ``window`` iterations, when
+    L-BFGS-B converges, or when ``stop_check()`` returns True (a time limit).  ``history``,
+    if given, receives the objective after each iteration.
     """
     from scipy.optimize import minimize
 
     d1, m = U.shape
     K = A.shape[1]
+    n = Xa.shape[0]
+    if max_iter is None:
+        max_iter = polish_budget(n, d1, m)
 
     # rows in blocks of BLOCK_ENTRIES hidden activations: memory linear in n (the loss is a
     # sum over samples, so value and gradient add up block by block)
     step = max(1, BLOCK_ENTRIES // max(1, m))
+    best: list = [np.inf, None]  # the best point evaluated (L-BFGS-B's line search may end above it)
 
     def fg(x: np.ndarray) -> tuple[float, np.ndarray]:
         Uc, Ac = x[:d1 * m].reshape(d1, m), x[d1 * m:].reshape(m, K)
         f = 0.5 * beta * (float(np.vdot(Uc, Uc)) + float(np.vdot(Ac, Ac)))
         gA, gU = beta * Ac, beta * Uc
-        for a in range(0, Xa.shape[0], step):
+        for a in range(0, n, step):
             Xb = Xa[a:a + step]
             Z = Xb @ Uc
             H = np.maximum(Z, 0.0)
@@ -55,12 +88,34 @@ def polish_network(Xa: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, U: np
             f += loss.value(F, Y[a:a + step])
             gA = gA + H.T @ G
             gU = gU + Xb.T @ ((G @ Ac.T) * (Z > 0))
+        if f < best[0]:
+            best[0], best[1] = f, x.copy()
         return f, np.concatenate([gU.ravel(), gA.ravel()])
 
+    trace: list = [] if history is None else history
+
+    def callback(intermediate_result: Any) -> None:
+        trace.append(float(intermediate_result.fun))
+        k = len(trace)
+        if k > window and trace[k - 1 - window] - trace[-1] <= progress_rtol * abs(trace[-1]):
+            raise StopIteration
+        if stop_check is not None and stop_check():
+            raise StopIteration
+
     x0 = np.concatenate([U.ravel(), A.ravel()])
+    f0 = fg(x0)[0]
+    # L-BFGS-B's own tests are absolute (|f_k - f_k+1| / max(|f_k|, 1) <= ftol, gradient <=
+    # gtol): on the solver's scaled units (objectives << 1) they stopped the descent far from
+    # its minimum (n = 10^3, d = 10: 37.61 vs 37.55), so the objective is divided by its start
+    scale = 1.0 / f0 if np.isfinite(f0) and f0 > 0 else 1.0
+
+    def fg_scaled(x: np.ndarray) -> tuple[float, np.ndarray]:
+        f, g = fg(x)
+        return f * scale, g * scale
+
     with _SingleThreadedBLAS():  # L-BFGS-B's small BLAS calls: ~30x slower with threads
-        res = minimize(fg, x0, jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
-    x = res.x if res.fun <= fg(x0)[0] else x0
+        minimize(fg_scaled, x0, jac=True, method="L-BFGS-B", callback=callback, options={"maxiter": max_iter})
+    x = best[1] if best[0] <= f0 else x0
     return x[:d1 * m].reshape(d1, m), x[d1 * m:].reshape(m, K)
 
 
@@ -184,3 +239,106 @@ def prune_neurons(Xa: np.ndarray, U: np.ndarray, A: np.ndarray) -> tuple[np.ndar
     info["neurons_out"] = int(len(c))
     s = np.sqrt(c)
     return Ubar * s[None, :], Abar * s[:, None], info
+
+
+# ============================================================================ refinement
+#: first-order steps per refinement round (each round starts at the polished network)
+REFINE_STEPS = 100
+
+
+def network_patterns(Xa: np.ndarray, U: np.ndarray) -> np.ndarray:
+    r"""The activation patterns :math:`1[X_au_j \ge 0]` of the neurons, as a boolean (m, n)
+    array, computed in row blocks (no (n, m) float array)."""
+    n, m = Xa.shape[0], U.shape[1]
+    out = np.empty((m, n), dtype=bool)
+    step = max(1, BLOCK_ENTRIES // max(1, m))
+    for a in range(0, n, step):
+        out[:, a:a + step] = (Xa[a:a + step] @ U >= 0.0).T
+    return out
+
+
+def convexify(Xa: np.ndarray, V: np.ndarray, U: np.ndarray, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""The point of the convex program over the network's own patterns that represents the
+    network (scalar output, ``docs/convex_program.md`` §2): neuron :math:`j` with pattern
+    :math:`D_j = \operatorname{diag}(1[X_au_j \ge 0])` goes to the group of its pattern and
+    the sign of :math:`\alpha_j`, as :math:`z = V^Tu_j|\alpha_j|` (row-space coordinates).
+
+    Returns ``(patterns (P, n), z (2P, r))``, groups :math:`0..P-1` of sign +1 and
+    :math:`P..2P-1` of sign -1.  The point is feasible (:math:`(2D_j - I)X_au_j \ge 0` by
+    construction) and its program objective :math:`\ell(\sum_g s_gD_gX_az_g) + \beta\sum_g\|z_g\|`
+    is at most the network's balanced objective :math:`\ell + \beta\sum_j\|u_j\||\alpha_j|`
+    (neurons sharing a pattern and sign are summed into one group: triangle inequality;
+    :math:`\|V^Tu\| \le \|u\|`), which is at most its weight-decay objective.
+    """
+    from ...patterns import unique_rows
+
+    D = network_patterns(Xa, U)
+    pats = unique_rows(D)
+    # index of each neuron's pattern in `pats`: match on the packed bits
+    packed = np.packbits(pats, axis=1)
+    keys = {packed[i].tobytes(): i for i in range(len(pats))}
+    inverse = np.array([keys[row.tobytes()] for row in np.packbits(D, axis=1)], dtype=int)
+    P, r = len(pats), V.shape[1]
+    z = np.zeros((2 * P, r))
+    a = A[:, 0]
+    for j in range(U.shape[1]):
+        g = inverse[j] + (0 if a[j] >= 0 else P)
+        z[g] += (V.T @ U[:, j]) * abs(a[j])
+    return pats, z
+
+
+def refine_network(Xa: np.ndarray, V: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, U: np.ndarray,
+                   A: np.ndarray, *, rounds: int, steps: int = REFINE_STEPS, stop_check: Any = None,
+                   rtol: float = 1e-6) -> tuple[np.ndarray, np.ndarray, list]:
+    r"""Pattern refinement ("convexify the polished network"), scalar output.
+
+    Each round (``docs/convex_program.md`` §10c): the network's own activation patterns make
+    a new pattern set; the network is a feasible point of the convex program over it
+    (:func:`convexify`), so the program's optimum is at most the network's objective; the
+    first-order solver (``steps`` steps, warm-started there; it returns the best network
+    it saw, never worse than its start) improves it, the network is rebuilt
+    (:math:`u = Vz/\sqrt{\|z\|},\ \alpha = s\sqrt{\|z\|}`) and polished
+    (:func:`polish_network`).  A round is kept only when it lowers the objective, so the
+    objective never increases; the rounds stop after ``rounds``, when a round gains less than
+    ``rtol`` (relative), or when ``stop_check()`` is true.
+
+    Returns ``(U, A, history)``, ``history`` the weight-decay objective after each kept round
+    (its first entry the start's).
+    """
+    from .first_order import solve_first_order
+
+    def value(Uc: np.ndarray, Ac: np.ndarray) -> float:
+        f = 0.5 * beta * (float(np.vdot(Uc, Uc)) + float(np.vdot(Ac, Ac)))
+        step = max(1, BLOCK_ENTRIES // max(1, Uc.shape[1]))
+        for a in range(0, Xa.shape[0], step):
+            f += float(loss.value(np.maximum(Xa[a:a + step] @ Uc, 0.0) @ Ac, Y[a:a + step]))
+        return f
+
+    current = value(U, A)
+    history = [current]
+    if U.shape[1] == 0 or A.shape[1] != 1:
+        return U, A, history
+    Xr = Xa @ V
+    for _ in range(rounds):
+        if stop_check is not None and stop_check():
+            break
+        pats, z0 = convexify(Xa, V, U, A)
+        res = solve_first_order(Xr, Y, pats, loss, beta, tol=1e-12, max_iter=steps, z0=z0, stop_check=stop_check)
+        z = res.z
+        nrm = np.linalg.norm(z, axis=1)
+        act = np.flatnonzero(nrm > 0)
+        if len(act) == 0:
+            break
+        s = np.where(act < len(pats), 1.0, -1.0)
+        U1 = (V @ z[act].T) / np.sqrt(nrm[act])[None, :]
+        A1 = (s * np.sqrt(nrm[act]))[:, None]
+        U1, A1 = polish_network(Xa, Y, loss, beta, U1, A1, stop_check=stop_check)
+        new = value(U1, A1)
+        if not new < current:
+            break
+        gain = (current - new) / max(abs(current), np.finfo(float).tiny)
+        U, A, current = U1, A1, new
+        history.append(current)
+        if gain < rtol:
+            break
+    return U, A, history

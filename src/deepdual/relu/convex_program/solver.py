@@ -140,7 +140,7 @@ from .certificate import complete_set, global_constraint, gated_relaxation_dual
 from .first_order import FO_MIN_WORK, check_memory, program_memory, solve_first_order, solve_projected
 from .gram_ipm import GRAM_MAX_UNKNOWNS, GramState, gram_memory, solve_gram
 from .working_set import IPM_MAX_COST, IPM_SMALL_COST, WorkingSetResult, ipm_cost, pd_all, solve_working_set
-from .rebuild import network_from_atoms, polish_network, prune_neurons
+from .rebuild import network_from_atoms, polish_network, prune_neurons, refine_network
 from .scaling import check_scaled_problem, scale_exponents
 from .column_generation import column_generation
 from .oracle import dual_constraint_bb
@@ -188,7 +188,7 @@ __all__ = [
 
 CONVEX_OPTIONS = (
     "patterns", "n_patterns", "max_patterns", "certify_max_patterns", "rng", "random_state", "solver", "max_iter",
-    "tol", "progress", "polish", "strategy", "time_limit", "oracle_time", "device", "init",
+    "tol", "progress", "polish", "strategy", "time_limit", "oracle_time", "device", "init", "refine",
 )
 STRATEGIES = ("patterns", "column_generation")
 #: ``solver="auto"`` takes the Gram-reduced method for large sampled programs only up to
@@ -287,12 +287,14 @@ def _pop_seed(options: dict) -> Any:
 
 #: default relative gap and iteration budget of the first-order solver (when ``tol`` /
 #: ``max_iter`` are not given): on sampled pattern sets the program is an upper bound
-#: anyway and the global bound is the spectral one (docs/convex_program.md §10).  500 steps:
-#: the local polish does most of the work on large sampled sets (docs/performance.md §8,
-#: run 2: n = 2000, d = 10, 200 steps + polish gave 36.0 against Adam's 45.2 in the same
-#: wall time; the program's network alone was 495)
+#: anyway and the global bound is the spectral one (docs/convex_program.md §10).  100 steps:
+#: the local polish does most of the work on large sampled sets, and an early iterate (small
+#: neurons) is a *better* start for it than a later one or the exact sampled optimum, whose
+#: neurons are large and partly cancel (docs/performance.md §8, n = 10^4, planted data:
+#: d = 50: 100 steps + polish 447.5 in 43 s against 500 steps + polish 507.6 in 263 s;
+#: d = 20: 413.1 in 30 s against 413.6 in 63 s)
 FO_DEFAULT_TOL = 1e-4
-FO_DEFAULT_MAX_ITER = 500
+FO_DEFAULT_MAX_ITER = 100
 #: the numpy first-order method: "projected" (FISTA with the cone projections in the prox;
 #: feasible iterates; fewer steps at n = 2000, but its early projections were not yet timed
 #: at n >= 1e4, docs/performance.md §8) or "al" (the augmented Lagrangian, the default; the
@@ -489,7 +491,16 @@ def solve_convex(
             21.96 before, 7.58 after); the polished network is at most the program's
             optimum, so ``info["restricted_lower_bound"]`` still bounds it from below up
             to the program's gap.  On complete pattern sets the program is exact and
-            nothing is gained.
+            nothing is gained.  The polish runs until its objective falls by less than
+            1e-4 (relative) over 100 L-BFGS iterations, within an iteration budget
+            (:func:`~deepdual.relu.convex_program.rebuild.polish_budget`) and the time limit.
+        refine : int >= 0, default 0
+            Rounds of pattern refinement after the polish (scalar output;
+            :func:`~deepdual.relu.convex_program.rebuild.refine_network`): the polished
+            network's own patterns form a new program, warm-started at that network (a
+            feasible point), a few first-order steps, then the polish again; a round is
+            kept only if it lowers the objective (``info["refinement"]``: the objective at
+            the start and after each kept round).
 
     Returns
     -------
@@ -562,6 +573,7 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     polish = options.get("polish", "auto")
     if not (isinstance(polish, (bool, np.bool_)) or polish == "auto"):
         raise ValueError(f"`polish` must be 'auto', True or False, got {polish!r}")
+    refine = _int_option(options, "refine", 0, 0)
     rng, rng_seed = pattern_seed(options)
 
     t0 = time.perf_counter()
@@ -602,6 +614,13 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     ipm_bytes = program_memory("pd" if isinstance(loss, SquaredLoss) else "barrier", n, d, r, len(pats), K)
     large = solver == "auto" and K == 1 and not complete and (
         n * len(pats) * r >= FO_MIN_WORK or ipm_bytes > max(memory_budget(n, d, len(pats)), IPM_MEMORY_FLOOR))
+    # programs on patterns sampled here, of rank <= GRAM_AUTO_MAX_RANK: the Gram method at every
+    # n when it fits (the primal-dual method's exact optimum, faster: n = 1e3, d = 10, 100
+    # patterns: 4.2 s against 15.0 s; docs/performance.md §8)
+    large = large or (solver == "auto" and K == 1 and not complete and device is None and how.endswith(" sampled")
+                      and isinstance(loss, SquaredLoss) and r <= GRAM_AUTO_MAX_RANK
+                      and len(pats) * r <= GRAM_MAX_UNKNOWNS
+                      and gram_memory(n, r, len(pats)) <= max(memory_budget(n, d, len(pats)), IPM_MEMORY_FLOOR))
     if solver in ("auto", "ipm") and isinstance(loss, SquaredLoss) and not large and device is None:
         # the primal-dual method when all patterns fit its dense Newton system (an
         # explicit "ipm" always; it then works on a growing working set)
@@ -696,19 +715,30 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     net = to_net(U, A)
     value = objective(net, X_orig, Y_orig, beta=beta_orig, loss=loss, penalize_biases=bias)
 
-    polished = None
+    polished = refine_history = None
     if polish == "auto":
         polish = K > 1 or not complete
     out_of_time = current_monitor().expired()  # time_limit: no polish, no exact enumeration
     if polish and U.shape[1] > 0 and not out_of_time:
         # the program is an upper bound (vector outputs, sampled patterns): local descent
         # from its network, kept only if better
-        U2, A2 = polish_network(Xa, Y, loss, beta, U, A)
+        U2, A2 = polish_network(Xa, Y, loss, beta, U, A, stop_check=current_monitor().expired)
         net2 = to_net(U2, A2)
         value2 = objective(net2, X_orig, Y_orig, beta=beta_orig, loss=loss, penalize_biases=bias)
         if value2 < value:
             polished = float(value)
             net, value, U, A = net2, value2, U2, A2
+        if refine and K == 1 and not current_monitor().expired():
+            # pattern refinement: the polished network's own patterns, the program warm-started
+            # at it, polished again; each kept round lowers the objective (docs/convex_program.md §10c)
+            U3, A3, refine_history = refine_network(Xa, rs.V, Y, loss, beta, U, A, rounds=refine,
+                                                    stop_check=current_monitor().expired)
+            net3 = to_net(U3, A3)
+            value3 = objective(net3, X_orig, Y_orig, beta=beta_orig, loss=loss, penalize_biases=bias)
+            if value3 < value:
+                if polished is None:
+                    polished = float(value)
+                net, value, U, A = net3, value3, U3, A3
     zero_value = loss.value(np.zeros_like(Y_orig), Y_orig)
     if value >= zero_value:
         # the zero network is at least as good (beta near or above beta_max, where the
@@ -791,6 +821,9 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     }
     if polished is not None:
         info["objective_before_polish"] = polished
+    if refine_history is not None:
+        # weight-decay objective (caller's units) at the start and after each kept round
+        info["refinement"] = [float(np.ldexp(v, 2 * kb)) for v in refine_history]
     if rng_seed is not None:
         info["rng_seed"] = rng_seed
     if fo is not None:
