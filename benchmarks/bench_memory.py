@@ -151,9 +151,10 @@ def child(args: argparse.Namespace) -> dict:
     def call(X, y):
         n = X.shape[0]
         steps = {"max_iter": args.max_iter} if args.max_iter > 0 else {}  # 0: the default budget
+        chosen = {"solver": args.solver} if args.solver != "auto" else {}
         if args.kind == "solve":
-            return deepdual.solve(X, y, beta=0.01 * n, progress=False, **steps)
-        reg = DualNetRegressor(alpha=0.01, random_state=0, **steps)
+            return deepdual.solve(X, y, beta=0.01 * n, progress=False, **steps, **chosen)
+        reg = DualNetRegressor(alpha=0.01, random_state=0, solver_options=chosen or None, **steps)
         reg.fit(X, y)
         return reg.certificate_
 
@@ -197,7 +198,9 @@ def child(args: argparse.Namespace) -> dict:
             "X_MB": round(X.nbytes / 1e6, 3), "masks_MB": round(P * args.n / 1e6, 3),
             "peak_MB": round(peak_bytes / 1e6, 2), "ratio": round(peak_bytes / data, 2),
             "objective": float(sol.objective), "lower_bound": float(sol.lower_bound),
-            "solver": sol.info.get("solver"), "wall_s": round(wall, 2), "stages": stages}
+            "solver": sol.info.get("solver"), "wall_s": round(wall, 2),
+            "restricted_gap": sol.info.get("restricted_gap"), "dual_constraint_how": sol.info.get("dual_constraint_how"),
+            "stages": stages}
 
 
 def main(argv=None) -> int:
@@ -211,6 +214,8 @@ def main(argv=None) -> int:
     ap.add_argument("--modes", nargs="+", default=["rss", "traced"], choices=["rss", "traced"])
     ap.add_argument("--max-iter", type=int, default=30, help="iteration budget of the solver (default 30; 0: its default)")
     ap.add_argument("--stages", action="store_true", help="per-stage peaks: traced above entry, or the rise of ru_maxrss (rss mode)")
+    ap.add_argument("--solver", default="auto", choices=["auto", "first_order", "gram"],
+                    help="the convex program's solver (default: what solver='auto' picks)")
     ap.add_argument("--fo-block-entries", type=int, default=None,
                     help="what-if: set first_order.FO_BLOCK_ENTRIES (entries per row-block temporary)")
     ap.add_argument("--quick", action="store_true", help="n = 1e4 only")
@@ -232,7 +237,7 @@ def main(argv=None) -> int:
             for kind in args.kinds:
                 for mode in args.modes:
                     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--kind", kind, "--mode", mode,
-                           "--n", str(n), "--d", str(d), "--max-iter", str(args.max_iter)]
+                           "--n", str(n), "--d", str(d), "--max-iter", str(args.max_iter), "--solver", args.solver]
                     if args.stages:
                         cmd.append("--stages")
                     if args.fo_block_entries:
@@ -249,7 +254,7 @@ def main(argv=None) -> int:
                             print(f"    {name:22s} {s}", flush=True)
     import numpy as np
 
-    result = {"fo_block_entries": args.fo_block_entries, "machine": {"python": platform.python_version(), "numpy": np.__version__,
+    result = {"fo_block_entries": args.fo_block_entries, "solver": args.solver, "machine": {"python": platform.python_version(), "numpy": np.__version__,
                           "cpu_count": os.cpu_count(), "load_avg": os.getloadavg(), "threads": args.threads},
               "max_iter": args.max_iter, "rows": rows}
     stamp = time.strftime("%Y%m%dT%H%MZ", time.gmtime())

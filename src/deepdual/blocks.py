@@ -12,30 +12,71 @@ from collections.abc import Iterator
 
 import numpy as np
 
-__all__ = ["BLOCK_ENTRIES", "MEMORY_FACTOR", "MEMORY_SLACK", "memory_budget", "row_blocks", "relu_layer_output"]
+__all__ = ["BLOCK_ENTRIES", "MIN_BLOCK_ENTRIES", "BLOCK_DATA_FRACTION", "MEMORY_FACTOR", "MEMORY_FLOOR",
+           "data_bytes", "block_entries", "memory_budget", "row_norms", "row_blocks", "relu_layer_output"]
 
 #: entries of one (rows x width) float temporary (2 MB in float64); a few are alive at a
 #: time, so their total is a constant next to the data at large n (docs/performance.md §8)
 BLOCK_ENTRIES = 2**18
 
+#: a row-block temporary holds at most this share of the data (X plus the masks, in bytes):
+#: the solvers keep up to ~10 temporaries alive, so together they stay a fraction of the
+#: data at every n instead of a constant that exceeds small data (docs/performance.md §8)
+BLOCK_DATA_FRACTION = 1 / 32
+#: ... but at least this many entries (256 kB in float64): below it the per-block overhead
+#: costs time (first-order solver at n = 1e4, d = 10, 50 patterns: 2^15 entries as fast as
+#: 2^17, 2^14 ~10-20 % and 2^13 ~50 % more CPU time; docs/performance.md §8)
+MIN_BLOCK_ENTRIES = 2**15
+
 #: the large path's peak memory target, in sizes of X plus the activation masks (issue 15)
 MEMORY_FACTOR = 3
-#: bytes allowed on top of ``MEMORY_FACTOR`` times the data: row-block temporaries and
-#: small arrays, which do not grow with n
-MEMORY_SLACK = 16 * 2**20
+#: the budget is never below this many bytes: small problems (a few thousand samples) keep
+#: their optional extras (e.g. the branch-and-bound oracle after a sampled solve), whose
+#: memory does not shrink with the data; it is below 3x the data of every size of issue
+#: 15's target (n >= 1e4), so there the budget is exactly ``MEMORY_FACTOR`` times the data
+MEMORY_FLOOR = 4 * 2**20
+
+
+def data_bytes(n: int, d: int, n_patterns: int) -> int:
+    r"""Bytes of the data of issue 15's memory target: :math:`8nd + nP` (X in float64, one
+    boolean per pattern and sample)."""
+    return int(8 * n * d + n * n_patterns)
 
 
 def memory_budget(n: int, d: int, n_patterns: int) -> int:
     r"""Bytes a solve on ``n`` samples, ``d`` features and ``n_patterns`` activation masks
-    may hold at its peak: :data:`MEMORY_FACTOR` :math:`\times (8nd + nP)` plus
-    :data:`MEMORY_SLACK` (X in float64, one boolean per pattern and sample)."""
-    return int(MEMORY_FACTOR * (8 * n * d + n * n_patterns) + MEMORY_SLACK)
+    may hold at its peak: :math:`\max(` :data:`MEMORY_FACTOR` :math:`\times (8nd + nP),`
+    :data:`MEMORY_FLOOR` :math:`)` (X in float64, one boolean per pattern and sample).
+    Optional work that does not fit (e.g. the branch-and-bound oracle after the solve) is
+    skipped and the solution's ``info`` says so; the proven bound it would have tightened
+    stays proven."""
+    return int(max(MEMORY_FACTOR * data_bytes(n, d, n_patterns), MEMORY_FLOOR))
+
+
+def block_entries(n: int, d: int, n_patterns: int = 0, cap: int | None = None) -> int:
+    r"""Entries of one float64 row-block temporary for data of ``n`` samples, ``d`` features
+    and ``n_patterns`` masks: :data:`BLOCK_DATA_FRACTION` of :func:`data_bytes` (in float64
+    entries), clipped to [:data:`MIN_BLOCK_ENTRIES`, ``cap``] (``cap`` defaults to
+    :data:`BLOCK_ENTRIES`).  Smaller blocks change only the order of sums (and the time),
+    never a result's validity."""
+    top = BLOCK_ENTRIES if cap is None else int(cap)
+    want = int(BLOCK_DATA_FRACTION * data_bytes(n, d, n_patterns) / 8)
+    return max(1, min(top, max(MIN_BLOCK_ENTRIES, want)))
+
+
+def row_norms(X: np.ndarray) -> np.ndarray:
+    r""":math:`\|x_i\|` for every row of ``X`` (n,), without the (n, d) temporary of
+    ``numpy.linalg.norm(X, axis=1)`` (a full copy of the data: 4 MB at n = 1e4, d = 50)."""
+    X = np.asarray(X, dtype=float)
+    return np.sqrt(np.einsum("ij,ij->i", X, X))
 
 
 def row_blocks(n: int, width: int, entries: int | None = None) -> Iterator[slice]:
     """Slices ``a:b`` covering ``range(n)`` with ``(b - a) * width <= entries`` (at least one
-    row; ``entries`` defaults to :data:`BLOCK_ENTRIES`)."""
-    size = max(1, int(BLOCK_ENTRIES if entries is None else entries) // max(1, int(width)))
+    row).  ``entries`` defaults to ``block_entries(n, width)``: a block holds
+    :data:`BLOCK_DATA_FRACTION` of the whole (n, width) result, between
+    :data:`MIN_BLOCK_ENTRIES` and :data:`BLOCK_ENTRIES` entries."""
+    size = max(1, int(block_entries(n, width) if entries is None else entries) // max(1, int(width)))
     for a in range(0, int(n), size):
         yield slice(a, min(a + size, int(n)))
 
@@ -53,6 +94,6 @@ def relu_layer_output(X: np.ndarray, U: np.ndarray, A: np.ndarray) -> np.ndarray
     """
     n, K = X.shape[0], A.shape[1]
     out = np.empty((n, K), dtype=np.result_type(X, U, A, float))
-    for rows in row_blocks(n, U.shape[1]):
+    for rows in row_blocks(n, U.shape[1], block_entries(n, X.shape[1])):
         out[rows] = np.maximum(X[rows] @ U, 0.0) @ A
     return out

@@ -67,6 +67,7 @@ __all__ = [
     "enumerate_patterns",
     "sample_patterns",
     "unique_patterns",
+    "first_unique_nonzero",
 ]
 
 _EPS = np.finfo(float).eps
@@ -155,10 +156,12 @@ def format_count(count: int) -> str:
     return f"about {lead // 10}.{lead % 10}e+{e:02d}"
 
 
-def _first_unique_nonzero(D: np.ndarray) -> np.ndarray:
+def first_unique_nonzero(D: np.ndarray) -> np.ndarray:
     """Indices ``idx`` with ``D[idx]`` equal to ``unique_rows(D)`` without its all-False row
     (the first occurrence of each distinct non-zero row, in sorted order); ``D`` (P, n) bool,
-    P >= 1, n >= 1.  Works on the packed bits: no copy of ``D``."""
+    n >= 1.  Works on the packed bits: no copy of ``D``."""
+    if len(D) == 0:
+        return np.zeros(0, dtype=np.intp)
     packed = np.ascontiguousarray(np.packbits(D, axis=1))
     keys = packed.view(np.dtype((np.void, packed.shape[1])))[:, 0]
     _, idx = np.unique(keys, return_index=True)
@@ -443,7 +446,7 @@ def sample_patterns(X: Any, n_patterns: int, rng: Any = None, *, max_tries: int 
         dirs = np.concatenate([dirs, G], axis=0)
         # the first occurrence of each distinct non-zero pattern, in unique_rows' order;
         # one copy of the masks (the rows kept), never a sorted copy and a filtered copy
-        idx = _first_unique_nonzero(pats)
+        idx = first_unique_nonzero(pats)
         pats, dirs = pats[idx], dirs[idx]
         if len(pats) >= n_patterns:
             break

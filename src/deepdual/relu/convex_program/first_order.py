@@ -71,6 +71,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from ...blocks import block_entries, row_norms
 from ...losses import Loss
 from .groups import loss_curvature
 
@@ -323,7 +324,8 @@ class _Program:
         self.y = y  # (n, 1) numpy, host
         self.X = ops.put(Xr)
         self.Mt = ops.put_bool(pats.T)  # (n, P) masks, row blocks contiguous
-        size = max(1, FO_BLOCK_ENTRIES // max(1, 2 * self.P))
+        # blocks scale with the data (at most FO_BLOCK_ENTRIES entries per temporary)
+        size = max(1, block_entries(n, r, self.P, FO_BLOCK_ENTRIES) // max(1, 2 * self.P))
         self.blocks = [(a, min(a + size, n)) for a in range(0, n, size)]
 
     def block(self, a: int, b: int) -> tuple[Any, Any, Any]:
@@ -425,13 +427,13 @@ def cell_value(Xr: np.ndarray, mask: np.ndarray, sv: np.ndarray, *, rounds: int 
     """
     from scipy.optimize import nnls
 
-    a = Xr[mask].T @ sv[mask]
+    a = Xr.T @ np.where(mask, sv, 0.0)  # no copy of the masked rows
     best = float(np.linalg.norm(a))
     if best == 0.0:
         return 0.0
     r = Xr.shape[1]
     sg = np.where(mask, 1.0, -1.0)
-    xn = np.linalg.norm(Xr, axis=1)
+    xn = row_norms(Xr)
     rows = np.zeros(0, dtype=np.intp)
     u = a
     for _ in range(rounds):
@@ -464,7 +466,7 @@ def project_cone(Xr: np.ndarray, mask: np.ndarray, z: np.ndarray, *, rounds: int
     holds on every row, i.e. ``u`` is feasible up to rounding.
     """
     sg = np.where(mask, 1.0, -1.0)
-    u, _, _ = cone_projection(Xr, sg, np.linalg.norm(Xr, axis=1), np.asarray(z, dtype=float), rounds=rounds)
+    u, _, _ = cone_projection(Xr, sg, row_norms(Xr), np.asarray(z, dtype=float), rounds=rounds)
     return u
 
 
@@ -514,12 +516,12 @@ def feasible_point(Xr: np.ndarray, pats: np.ndarray, z: np.ndarray, *,
     """
     P = len(pats)
     n = Xr.shape[0]
-    block = block or max(1, FO_BLOCK_ENTRIES // max(1, 2 * P))
+    block = block or max(1, block_entries(n, Xr.shape[1], P, FO_BLOCK_ENTRIES) // max(1, 2 * P))
     u = np.array(z, dtype=float, copy=True)
     act = np.flatnonzero(np.linalg.norm(u, axis=1) > 0)
     if len(act) == 0:
         return u, 0
-    xn = np.linalg.norm(Xr, axis=1)
+    xn = row_norms(Xr)
     bad = np.zeros(len(act), dtype=bool)
     pa = act % P
     for a in range(0, n, block):
@@ -539,7 +541,7 @@ def program_value(Xr: np.ndarray, pats: np.ndarray, Y: np.ndarray, loss: Loss, b
     (groups ``0..P-1`` sign +1, ``P..2P-1`` sign -1), in row blocks."""
     P = len(pats)
     n = Xr.shape[0]
-    block = block or max(1, FO_BLOCK_ENTRIES // max(1, 2 * P))
+    block = block or max(1, block_entries(n, Xr.shape[1], P, FO_BLOCK_ENTRIES) // max(1, 2 * P))
     F = np.empty((n, 1))
     for a in range(0, n, block):
         XZ = Xr[a:a + block] @ z.T

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..._threads import SingleThreadedBLAS as _SingleThreadedBLAS
-from ...blocks import BLOCK_ENTRIES
+from ...blocks import BLOCK_ENTRIES, block_entries
 from ...losses import Loss
 from ...network import Network
 from .groups import EPS
@@ -70,9 +70,10 @@ def polish_network(Xa: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, U: np
     if max_iter is None:
         max_iter = polish_budget(n, d1, m)
 
-    # rows in blocks of BLOCK_ENTRIES hidden activations: memory linear in n (the loss is a
-    # sum over samples, so value and gradient add up block by block)
-    step = max(1, BLOCK_ENTRIES // max(1, m))
+    # rows in blocks of hidden activations scaled to the data (blocks.block_entries, at most
+    # BLOCK_ENTRIES): memory linear in n (the loss is a sum over samples, so value and
+    # gradient add up block by block)
+    step = max(1, block_entries(n, d1) // max(1, m))
     best: list = [np.inf, None]  # the best point evaluated (L-BFGS-B's line search may end above it)
 
     def fg(x: np.ndarray) -> tuple[float, np.ndarray]:

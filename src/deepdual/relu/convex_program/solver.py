@@ -131,8 +131,8 @@ from ..._validation import check_options, check_positive
 from ...blocks import memory_budget, relu_layer_output
 from ...losses import HingeLoss, Loss, SquaredLoss
 from ...objective import objective
-from ...patterns import (RowSpace, count_upper_bound, enumerate_patterns, format_count, row_space,
-                         sample_patterns, unique_patterns, unique_rows)
+from ...patterns import (RowSpace, count_upper_bound, enumerate_patterns, first_unique_nonzero, format_count,
+                         row_space, sample_patterns, unique_patterns)
 from ...progress import current as current_monitor, monitoring
 from ...solution import Solution
 from .groups import Groups, has_hessian
@@ -246,8 +246,13 @@ def _choose_patterns(Xa: np.ndarray, rs: Any, option: Any, n_patterns: int, max_
     if dirs_in is not None:
         # unique non-zero patterns, each with its direction (checked to lie strictly
         # inside its cell by the solver, which falls back to an LP otherwise)
-        _, first = unique_rows(arr, return_index=True)
-        first = np.sort(first[arr[first].any(axis=1)])
+        # (indices on the packed bits: no copy of the masks; none at all when they are
+        # already unique and non-zero, as the estimators pass them: a read-only view)
+        first = np.sort(first_unique_nonzero(arr))
+        if len(first) == len(arr):
+            view = arr.view()
+            view.flags.writeable = False
+            return view, dirs_in @ rs.V, False, "user-supplied"
         return arr[first], dirs_in[first] @ rs.V, False, "user-supplied"
     return unique_patterns(arr), None, False, "user-supplied"
 
