@@ -146,6 +146,16 @@ def test_thresholds_and_violators(method):
         assert val > 0.5 * ref
         assert s * float(v @ np.maximum(X @ u, 0.0)) == pytest.approx(val, rel=1e-12)
         assert np.array_equal(pat, X @ u >= 0)
+    # stop_above with min_collect: it stops only with that many violators (or exact), and
+    # its upper bound is still a proof
+    few = dual_constraint_bb(X, v, stop_above=0.5 * ref, collect_above=0.1 * ref, max_collect=50,
+                             method=method)
+    k = 4
+    res = dual_constraint_bb(X, v, stop_above=0.5 * ref, collect_above=0.1 * ref, min_collect=k,
+                             max_collect=50, method=method)
+    assert res.upper >= ref * (1 - 1e-12) and res.lower > 0.5 * ref
+    assert len(res.violators) >= k or res.exact
+    assert len(res.violators) >= len(few.violators)
 
 
 def test_cap_bounds_are_bounds():

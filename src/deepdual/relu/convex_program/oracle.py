@@ -281,6 +281,7 @@ def dual_constraint_bb(
     max_collect: int = 20,
     max_nodes: int | None = None,
     min_nodes: int = 0,
+    min_collect: int = 0,
     one_sided: bool = False,
     maxiter: int = 60,
     log: Callable[[float, int, int, float, float], None] | None = None,
@@ -304,8 +305,9 @@ def dual_constraint_bb(
         Stop when ``upper - lower <= rtol * upper`` (``exact``).
     stop_above, stop_below : float, optional
         Stop as soon as a feasible value exceeds ``stop_above`` (a violated constraint is
-        found; after at least ``min_nodes`` nodes, to collect more of them) or the proven
-        bound is at most ``stop_below`` (the constraint holds).
+        found; after at least ``min_nodes`` nodes and ``min_collect`` collected violators,
+        to collect more of them) or the proven bound is at most ``stop_below`` (the
+        constraint holds).
     collect_above : float, optional
         Record every distinct cell found with value above this (``violators``).
     one_sided : bool, default False
@@ -332,18 +334,19 @@ def dual_constraint_bb(
             return dual_constraint_sphere(X, v, pieces=pieces, time_limit=time_limit, rtol=rtol,
                                           stop_above=stop_above, stop_below=stop_below,
                                           collect_above=collect_above, max_collect=max_collect,
-                                          max_nodes=max_nodes, min_nodes=min_nodes, one_sided=one_sided,
-                                          log=log, log_every=log_every)
+                                          max_nodes=max_nodes, min_nodes=min_nodes, min_collect=min_collect,
+                                          one_sided=one_sided, log=log, log_every=log_every)
     with SingleThreadedBLAS():
         return _bb(X, v, pieces=pieces, time_limit=time_limit, rtol=rtol, stop_above=stop_above,
                    stop_below=stop_below, collect_above=collect_above, max_collect=max_collect,
-                   max_nodes=max_nodes, min_nodes=min_nodes, one_sided=one_sided, maxiter=maxiter, log=log,
-                   log_every=log_every)
+                   max_nodes=max_nodes, min_nodes=min_nodes, min_collect=min_collect, one_sided=one_sided,
+                   maxiter=maxiter, log=log, log_every=log_every)
 
 
 def _bb(X: np.ndarray, v: np.ndarray, *, pieces: Any, time_limit: float | None, rtol: float,
         stop_above: float | None, stop_below: float | None, collect_above: float | None, max_collect: int,
-        max_nodes: int | None, min_nodes: int, one_sided: bool, maxiter: int, log: Any, log_every: float) -> OracleResult:
+        max_nodes: int | None, min_nodes: int, one_sided: bool, maxiter: int, log: Any, log_every: float,
+        min_collect: int = 0) -> OracleResult:
     t0 = time.perf_counter()
     X = np.asarray(X, dtype=float)
     v = np.asarray(v, dtype=float).reshape(-1)
@@ -434,7 +437,7 @@ def _bb(X: np.ndarray, v: np.ndarray, *, pieces: Any, time_limit: float | None, 
         U, L = upper(), inc["val"]
         if U - L <= rtol * U:
             break
-        if stop_above is not None and L > stop_above and nodes >= min_nodes:
+        if stop_above is not None and L > stop_above and nodes >= min_nodes and len(violators) >= min_collect:
             status = "stopped: violation found"
             break
         if stop_below is not None and U <= stop_below:

@@ -344,6 +344,7 @@ def dual_constraint_sphere(
     max_collect: int = 20,
     max_nodes: int | None = None,
     min_nodes: int = 0,
+    min_collect: int = 0,
     one_sided: bool = False,
     log: Callable[[float, int, int, float, float], None] | None = None,
     log_every: float = 5.0,
@@ -455,7 +456,7 @@ def dual_constraint_sphere(
         U, L = upper(), inc["val"]
         if U - L <= rtol * U + slack_max or not any(t.root or len(t.b) for t in trees):
             break
-        if stop_above is not None and L > stop_above and nodes >= min_nodes:
+        if stop_above is not None and L > stop_above and nodes >= min_nodes and len(violators) >= min_collect:
             status = "stopped: violation found"
             break
         if stop_below is not None and U <= stop_below:
