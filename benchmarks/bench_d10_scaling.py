@@ -17,7 +17,9 @@ Parts (each writes ``benchmarks/results/bench_d10_scaling.json``, merged by part
   §15.3) on diabetes 442 × 10: a lower estimate of its residual term r_k (cell ascent from
   random directions: the split bound can never be below it) against β, k = 1..9.
 * ``net``: the network side at d = 10: the sampled convex program with many patterns
-  (``solver="gram"``) and the objective it reaches, against column generation's.
+  (``solver="gram"``) and the objective it reaches, against column generation's;
+* ``train``: direct training at d = 10 (PyTorch L-BFGS, wide networks, ``--train
+  width:seed:iters,...``), its objective and the attained c(v) of its dual point.
 
 One thread; run on the shared 2-core machine with the load recorded.
 """
@@ -186,9 +188,40 @@ def part_net(cap: float, n_patterns: int) -> dict:
     return row
 
 
+def part_train(width: int, seed: int, iters: int) -> dict:
+    """Direct training at d = 10: PyTorch float64 L-BFGS (``tests/restarts.train_once``), one run;
+    its objective, the attained c(v) of its dual point and the c_cert for a 1 % gap."""
+    from deepdual.relu.convex_program.column_generation import certifying_constraint
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    import torch
+    from restarts import train_once
+
+    torch.set_num_threads(1)
+    X, y = diabetes(10)
+    Y = y.reshape(-1, 1)
+    loss = get_loss("squared")
+    load0 = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    net = train_once(X, y, beta=1.0, depth=2, width=width, seed=seed, iters=iters)
+    P = float(deepdual.objective(net, X, y, beta=1.0))
+    t = time.perf_counter() - t0
+    V = loss.dual_point(np.asarray(net.forward(X)).reshape(-1, 1), Y)
+    VDIR.mkdir(parents=True, exist_ok=True)
+    np.save(VDIR / f"diabetes_10_lbfgs{width}_{seed}.npy", V[:, 0])
+    ca = attained(X, V[:, 0], 400)
+    row = {"width": width, "seed": seed, "iters": iters, "objective": P, "time_s": t, "c_attained": ca,
+           "c_cert_1pct": certifying_constraint(loss, V, Y, 1.0, 0.99 * P),
+           "D1": float(loss.best_scale(V, Y, 1.0)[1]),
+           "gap_at_c_attained": (P - float(loss.best_scale(V, Y, 1.0 / ca)[1])) / P,
+           "load": [load0, os.getloadavg()[0]]}
+    print("train", row, flush=True)
+    return row
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", required=True, choices=("cg", "oracle", "split", "net"))
+    ap.add_argument("--part", required=True, choices=("cg", "oracle", "split", "net", "train"))
     ap.add_argument("--name", default="diabetes")
     ap.add_argument("--d", default="2,3,4,5,6,7,8")
     ap.add_argument("--cg-time", type=float, default=120.0)
@@ -197,6 +230,7 @@ def main() -> None:
     ap.add_argument("--method", default="sphere,rows")
     ap.add_argument("--v-file", default=None)
     ap.add_argument("--n-patterns", default="1000")
+    ap.add_argument("--train", default="1000:0:6000", help="width:seed:iters,... for --part train")
     ap.add_argument("--sphere-max-d", type=int, default=None,
                     help="column generation's oracle uses the direction-space search up to this d (default: "
                          "oracle.SPHERE_MAX_D = 4); the results are keyed with a 'sphere<=D' suffix")
@@ -219,6 +253,10 @@ def main() -> None:
     elif args.part == "split":
         save("split", "diabetes 442x10 " + (Path(args.v_file).stem if args.v_file else "sampled"),
              part_split(args.v_file))
+    elif args.part == "train":
+        for spec in args.train.split(","):
+            w, sd, it = (int(a) for a in spec.split(":"))
+            save("train", f"lbfgs width {w} seed {sd} iters {it}", part_train(w, sd, it))
     else:
         for m in args.n_patterns.split(","):
             save("net", f"sampled {m}", part_net(args.cg_time, int(m)))
