@@ -74,6 +74,10 @@ def test_peak_of_the_large_path_is_three_times_the_data(monkeypatch):
     assert seen["outside"] - base <= memory_budget(n, d, P) + kept
     # the first-order solver stays within (twice) the estimate its memory guard uses
     assert seen["fo_above_entry"] <= 2 * first_order.first_order_memory(n, seen["r"], P)
+    # and apart from the multipliers it keeps, it holds no (n, P) float array and stays
+    # within 3x the data (row blocks of block_entries, a fraction of the data: 5.9 MB here;
+    # with the former fixed 1 MB blocks 12.5 MB, above 3 x 3.6 MB)
+    assert seen["fo_above_entry"] - kept < min(8 * n * P, MEMORY_FACTOR * data)
     assert np.isfinite(sol.objective) and sol.lower_bound <= sol.objective
 
 
