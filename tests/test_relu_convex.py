@@ -463,3 +463,20 @@ def test_patterns_with_directions_bad_input():
         deepdual.solve(X, y, beta=1.0, method="convex", patterns=(pats, dirs[:2]))
     with pytest.raises(ValueError, match="tuple"):
         deepdual.solve(X, y, beta=1.0, method="convex", patterns=(pats, dirs, dirs))
+
+
+def test_oracle_runs_after_a_sampled_solve_at_low_rank_beyond_the_strict_memory_budget():
+    # n = 3000, rank 3: the oracle's ~5 MB exceed 3x the data (~1.3 MB), but at low rank it is admitted
+    # (ORACLE_LOW_RANK_SLACK) because it changes the proven bound materially there
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((3000, 3))
+    y = np.maximum(X @ rng.standard_normal(3), 0) - np.maximum(X @ rng.standard_normal(3), 0) \
+        + 0.3 * rng.standard_normal(3000)
+    with_oracle = deepdual.solve(X, y, beta=1.0, progress=False)
+    spectral = deepdual.solve(X, y, beta=1.0, progress=False, oracle_time=0)
+    how = with_oracle.info["dual_constraint_how"]
+    assert "branch and bound over row signs" in how and "skipped" not in how, how
+    assert with_oracle.lower_bound <= with_oracle.objective * (1 + 1e-12)
+    # the same network's dual point, a smaller proven c(v): a larger bound
+    assert with_oracle.info["dual_constraint"] <= spectral.info["dual_constraint"] * (1 + 1e-12)
+    assert with_oracle.lower_bound > 10 * spectral.lower_bound

@@ -151,6 +151,12 @@ ORACLE_TIME = 2.0
 #: values, L-BFGS-B history, NNLS matrices): 1.4-1.6 kB measured at n = 1e4-1e5, d = 10-50
 #: (docs/performance.md §8); it runs only when that fits ``blocks.memory_budget``
 ORACLE_BYTES_PER_ROW = 1700
+#: ... but at rank <= ORACLE_LOW_RANK it may hold ORACLE_LOW_RANK_SLACK more than the budget:
+#: there its 2 s change the bound materially (n = 3000 planted data, beta = 1: rank 3
+#: 0.58 -> 108.3 against objective 135.2, rank 4 0.59 -> 2.29; rank 6, 8, 10: 0.54 -> 0.66,
+#: 0.533 -> 0.547, none), and such data are small (docs/performance.md §8)
+ORACLE_LOW_RANK = 5
+ORACLE_LOW_RANK_SLACK = 32 * 2**20
 #: ``solver="auto"`` keeps the interior-point methods (accurate sampled programs) while their
 #: estimated memory is below this, even above ``blocks.memory_budget`` (small data sets)
 IPM_MEMORY_FLOOR = 2**27
@@ -191,11 +197,12 @@ CONVEX_OPTIONS = (
     "tol", "progress", "polish", "strategy", "time_limit", "oracle_time", "device", "init", "refine",
 )
 STRATEGIES = ("patterns", "column_generation")
-#: ``solver="auto"`` takes the Gram-reduced method for large sampled programs only up to
-#: this rank: its exact sampled-program optimum is a poor start for the local polish at
-#: higher rank (n = 10^4, 100 patterns, planted data: d = 10: 244.55 in 8.4 s vs the
-#: first-order path's 244.37 in 21.6 s; d = 20: 12 668 vs 414; d = 50: 25 962 vs 507.6;
-#: docs/performance.md §8), so the first-order path stays the default there
+#: ``solver="auto"`` takes the Gram-reduced method for sampled programs only up to this
+#: rank: its exact sampled-program optimum is a slow start for the local polish at higher
+#: rank (its neurons are large and partly cancel; n = 10^4, d = 20, 100 patterns: 12 341
+#: after 500 polish iterations, 412.9 after 3 000, against 413.1 after 500 from the
+#: first-order method's 100th iterate; docs/convex_program.md §10c, docs/performance.md §8),
+#: so the first-order path stays the default there
 GRAM_AUTO_MAX_RANK = 10
 SOLVERS = ("auto", "ipm", "barrier", "al", "first_order", "gram")
 
@@ -764,7 +771,8 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
         # no complete pattern set: the branch-and-bound oracle's proven bound on c(v) (never
         # above the spectral bound; docs/convex_program.md §11), a few seconds at most
         left = current_monitor().remaining()
-        if ORACLE_BYTES_PER_ROW * n + Xa.nbytes + pats.nbytes > memory_budget(n, Xa.shape[1], len(pats)):
+        allowed = memory_budget(n, Xa.shape[1], len(pats)) + (ORACLE_LOW_RANK_SLACK if r <= ORACLE_LOW_RANK else 0)
+        if ORACLE_BYTES_PER_ROW * n + Xa.nbytes + pats.nbytes > allowed:
             # large data: the search would hold ~1.7 kB per sample (and its first node alone
             # takes longer than oracle_time there, without improving on the spectral bound:
             # docs/performance.md §8); the proven spectral bound stays
