@@ -10,8 +10,13 @@ Every measurement runs in a fresh subprocess (``--child``), which
 2. allocates X (standard normal, n x d) and y (a planted width-10 ReLU network plus noise);
 3. measures, in one of two modes,
 
-   * ``rss``: ``ru_maxrss`` after the call minus ``ru_maxrss`` after allocating X (the
-     process's resident peak above the data; includes LAPACK workspaces, allocator slack);
+   * ``rss``: the resident high-water mark after the call minus the resident size after
+     allocating X (the process's resident peak above the data; includes LAPACK workspaces,
+     allocator slack).  On Linux the high-water mark (``VmHWM``) is first reset to the
+     current resident size (``/proc/self/clear_refs``), so memory the warm-up and the data
+     generation touched and freed does not hide the call's peak; elsewhere ``ru_maxrss``
+     after the call minus ``ru_maxrss`` before it (a rise above an earlier, higher mark
+     then reads as 0);
    * ``traced``: the tracemalloc peak of the call above its start (numpy buffers, Python
      objects), optionally with a per-stage breakdown (``--stages``: peak above entry of the
      named functions, the traced memory live at their entry).
@@ -74,6 +79,36 @@ def _problem(n: int, d: int, seed: int = 0):
     return X, y
 
 
+def _status_kb(field: str) -> int | None:
+    """A ``/proc/self/status`` field in kB (Linux), or None."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _reset_high_water() -> bool:
+    """Reset the resident high-water mark to the current resident size (Linux >= 4.0)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return _status_kb("VmHWM") is not None
+    except OSError:
+        return False
+
+
+def _high_water() -> int:
+    """The resident high-water mark in bytes (``VmHWM``, else ``ru_maxrss``)."""
+    import resource
+
+    kb = _status_kb("VmHWM")
+    return 1024 * (kb if kb is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
 def _install_stages(record: dict, mode: str = "traced") -> None:
     """Wrap the STAGES functions.  ``traced``: per stage the largest tracemalloc peak above
     entry (and the traced memory live at entry).  ``rss``: per stage the largest rise of the
@@ -88,7 +123,7 @@ def _install_stages(record: dict, mode: str = "traced") -> None:
     state = {"peak": 0}
 
     def maxrss() -> int:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        return _high_water()
 
     def wrap(name, fn):
         @functools.wraps(fn)
@@ -183,15 +218,21 @@ def child(args: argparse.Namespace) -> dict:
     else:
         if args.stages:
             _install_stages(stages, "rss")
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        import gc
+
+        gc.collect()
+        reset = _reset_high_water()
+        base = 1024 * _status_kb("VmRSS") if reset else _high_water()
         t0 = time.perf_counter()
         sol = call(X, y)
         wall = time.perf_counter() - t0
-        peak_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+        peak_bytes = _high_water() - base
         if args.stages:  # the high-water mark at entry, above the baseline
             stages.pop("_state", None)
             for s in stages.values():
                 s["rss_hw_at_entry_MB"] = round(s["rss_hw_at_entry_MB"] - base / 1e6, 2)
+    baseline = ("tracemalloc" if args.mode == "traced" else
+                "VmRSS after resetting VmHWM" if reset else "ru_maxrss before the call")
     P = int(sol.info.get("patterns", 0))
     data = X.nbytes + P * args.n
     return {"kind": args.kind, "n": args.n, "d": args.d, "mode": args.mode, "patterns": P,
@@ -200,7 +241,7 @@ def child(args: argparse.Namespace) -> dict:
             "objective": float(sol.objective), "lower_bound": float(sol.lower_bound),
             "solver": sol.info.get("solver"), "wall_s": round(wall, 2),
             "restricted_gap": sol.info.get("restricted_gap"), "dual_constraint_how": sol.info.get("dual_constraint_how"),
-            "stages": stages}
+            "baseline": baseline, "stages": stages}
 
 
 def main(argv=None) -> int:
