@@ -29,8 +29,9 @@ Run::
 
 **Time vs n** (``--sweep``; issue 15's plot): per n (ascending; the largest last) deepdual's
 ``solve(X, y, beta=1e-3 n)`` with *default options* (its own 100 sampled patterns, the
-default solver and step budget, the local polish) in a fresh subprocess (wall time,
-objective, traced peak and ru_maxrss); then, each given deepdual's wall time ``t``
+default solver and step budget, the local polish; ``--options`` adds solve options, e.g.
+``'{"refine": 2}'``) in a fresh subprocess (wall time of an untraced run, objective; traced
+peak and ru_maxrss of a second, identical run); then, each given deepdual's wall time ``t``
 (at least ``--min-cap`` seconds):
 
 * pyscnn's augmented Lagrangian on the *same* patterns (``sample_patterns(X, 100, 0)``,
@@ -167,8 +168,9 @@ def mlp(X, y, beta, width: int) -> dict:
     return {"time_s": t, "objective_with_unpenalized_biases": float(obj)}
 
 
-def sweep_child(n: int, d: int) -> dict:
-    """deepdual's ``solve`` with default options, measured in this (fresh) process."""
+def sweep_child(n: int, d: int, options: dict | None = None) -> dict:
+    """deepdual's ``solve`` with default options (plus ``options``, e.g. ``{"refine": 2}``),
+    measured in this (fresh) process."""
     import resource
     import tracemalloc
 
@@ -178,12 +180,20 @@ def sweep_child(n: int, d: int) -> dict:
 
     X, y, beta = make_data(n, d)
     files = _solver_files_sha1()  # as imported (about: read at import, hashed here)
-    tracemalloc.start()
+    # the wall time untraced (tracemalloc slows allocation-heavy code: at n = 1e3, d = 10 the
+    # traced solve took ~1.5x longer, time that Adam was then given), then the same
+    # (deterministic) solve again under tracemalloc for its peak
     t0 = time.perf_counter()
-    sol = deepdual.solve(X, y, beta=beta, progress=False)
+    sol = deepdual.solve(X, y, beta=beta, progress=False, **(options or {}))
     t = time.perf_counter() - t0
+    tracemalloc.start()
+    t1 = time.perf_counter()
+    again = deepdual.solve(X, y, beta=beta, progress=False, **(options or {}))
+    t_traced = time.perf_counter() - t1
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
+    same_result = bool(again.objective == sol.objective)
+    del again
     info = sol.info
     P = int(info.get("patterns", 0))
     # the patterns pyscnn gets: the solve's own (sampled with the default seed; checked)
@@ -195,6 +205,8 @@ def sweep_child(n: int, d: int) -> dict:
             "iterations": info.get("iterations"), "status": info.get("status"),
             "width": int(sol.network.widths[0][1]), "objective_before_polish": info.get("objective_before_polish"),
             "patterns": P, "same_patterns_as_pyscnn": same, "solver_files_sha1": files,
+            "options": options or {}, "refinement": info.get("refinement"), "time_traced_s": t_traced,
+            "traced_run_same_objective": same_result,
             "peak_traced_bytes": int(peak), "ru_maxrss_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024,
             "data_bytes": int(X.nbytes + P * n)}
 
@@ -316,7 +328,7 @@ def sweep(args) -> dict:
     for d in args.d:
         for n in sorted(args.n):
             row: dict = {"n": n, "d": d, "load_avg_before": os.getloadavg()}
-            out = subprocess.run([sys.executable, __file__, "--sweep-child", json.dumps([n, d])],
+            out = subprocess.run([sys.executable, __file__, "--sweep-child", json.dumps([n, d, args.options])],
                                  capture_output=True, text=True, env=env)
             if out.returncode != 0:
                 row["deepdual_error"] = out.stderr.strip().splitlines()[-3:]
@@ -481,6 +493,8 @@ def main(argv=None) -> dict:
                     help="time vs n with deepdual's default solve (module docstring); pyscnn and Adam get its wall time")
     ap.add_argument("--min-cap", type=float, default=5.0, help="--sweep: least seconds given to pyscnn and Adam")
     ap.add_argument("--sweep-child", type=str, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--options", type=json.loads, default=None,
+                    help='--sweep: extra options of deepdual\'s solve, as JSON (e.g. \'{"refine": 2}\')')
     ap.add_argument("--png", type=str, default=None, help="--sweep: plot file (default docs/performance_large.png)")
     ap.add_argument("--replot", type=str, nargs="+", default=None, help="plot these --sweep result files (no runs)")
     ap.add_argument("--note", type=str, default="", help="--replot: a line above the plot")
@@ -489,8 +503,8 @@ def main(argv=None) -> dict:
                          "the first run is kept as 'deepdual_first_run'; written to --json")
     args = ap.parse_args(argv)
     if args.sweep_child:
-        n, d = json.loads(args.sweep_child)
-        print(json.dumps(sweep_child(n, d)))
+        n, d, *opts = json.loads(args.sweep_child)
+        print(json.dumps(sweep_child(n, d, *opts)))
         return {}
     if args.replot:
         rows = [r for f in args.replot for r in json.loads(Path(f).read_text())["rows"]]
