@@ -130,14 +130,17 @@ def test_convexify_is_a_feasible_point_no_worse_than_the_network(seed, n, d, m):
     assert balanced <= _value(X, y, beta, U, A) * (1 + 1e-12)
 
 
-def test_refinement_rounds_are_monotone():
+@pytest.mark.parametrize("exact_max", [0, 10**6])
+def test_refinement_rounds_are_monotone(exact_max):
+    # first-order rounds (exact_max = 0) and exact rounds (the Gram method)
     X, y = _data(150, 4, 11)
     beta = 0.3
     rs = row_space(X)
     rng = np.random.default_rng(12)
     U, A = rng.standard_normal((4, 6)), rng.standard_normal((6, 1))
     U, A = polish_network(X, y[:, None], SquaredLoss(), beta, U, A, max_iter=50)
-    U2, A2, hist = refine_network(X, rs.V, y[:, None], SquaredLoss(), beta, U, A, rounds=3, steps=30)
+    U2, A2, hist = refine_network(X, rs.V, y[:, None], SquaredLoss(), beta, U, A, rounds=3, steps=30,
+                                  exact_max_patterns=exact_max)
     assert hist[0] == pytest.approx(_value(X, y, beta, U, A), rel=1e-12)
     assert len(hist) >= 2  # a half-polished start: the first round gains
     assert all(b < a for a, b in zip(hist, hist[1:]))

@@ -258,14 +258,17 @@ def network_patterns(Xa: np.ndarray, U: np.ndarray) -> np.ndarray:
     return out
 
 
-def convexify(Xa: np.ndarray, V: np.ndarray, U: np.ndarray, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def convexify(Xa: np.ndarray, V: np.ndarray, U: np.ndarray, A: np.ndarray, *,
+              return_directions: bool = False) -> tuple[np.ndarray, ...]:
     r"""The point of the convex program over the network's own patterns that represents the
     network (scalar output, ``docs/convex_program.md`` §2): neuron :math:`j` with pattern
     :math:`D_j = \operatorname{diag}(1[X_au_j \ge 0])` goes to the group of its pattern and
     the sign of :math:`\alpha_j`, as :math:`z = V^Tu_j|\alpha_j|` (row-space coordinates).
 
     Returns ``(patterns (P, n), z (2P, r))``, groups :math:`0..P-1` of sign +1 and
-    :math:`P..2P-1` of sign -1.  The point is feasible (:math:`(2D_j - I)X_au_j \ge 0` by
+    :math:`P..2P-1` of sign -1; with ``return_directions`` also, per pattern, the row-space
+    direction :math:`V^Tu_j` of one of its neurons (P, r) (inside its cone; strictly inside
+    unless a sample lies on the neuron's kink).  The point is feasible (:math:`(2D_j - I)X_au_j \ge 0` by
     construction) and its program objective :math:`\ell(\sum_g s_gD_gX_az_g) + \beta\sum_g\|z_g\|`
     is at most the network's balanced objective :math:`\ell + \beta\sum_j\|u_j\||\alpha_j|`
     (neurons sharing a pattern and sign are summed into one group: triangle inequality;
@@ -282,15 +285,17 @@ def convexify(Xa: np.ndarray, V: np.ndarray, U: np.ndarray, A: np.ndarray) -> tu
     P, r = len(pats), V.shape[1]
     z = np.zeros((2 * P, r))
     a = A[:, 0]
+    dirs = np.zeros((P, r))
     for j in range(U.shape[1]):
         g = inverse[j] + (0 if a[j] >= 0 else P)
         z[g] += (V.T @ U[:, j]) * abs(a[j])
-    return pats, z
+        dirs[inverse[j]] = V.T @ U[:, j]
+    return (pats, z, dirs) if return_directions else (pats, z)
 
 
 def refine_network(Xa: np.ndarray, V: np.ndarray, Y: np.ndarray, loss: Loss, beta: float, U: np.ndarray,
                    A: np.ndarray, *, rounds: int, steps: int = REFINE_STEPS, stop_check: Any = None,
-                   rtol: float = 1e-6) -> tuple[np.ndarray, np.ndarray, list]:
+                   rtol: float = 1e-6, exact_max_patterns: int = 0) -> tuple[np.ndarray, np.ndarray, list]:
     r"""Pattern refinement ("convexify the polished network"), scalar output.
 
     Each round (``docs/convex_program.md`` §10c): the network's own activation patterns make
@@ -302,6 +307,12 @@ def refine_network(Xa: np.ndarray, V: np.ndarray, Y: np.ndarray, loss: Loss, bet
     (:func:`polish_network`).  A round is kept only when it lowers the objective, so the
     objective never increases; the rounds stop after ``rounds``, when a round gains less than
     ``rtol`` (relative), or when ``stop_check()`` is true.
+
+    Squared loss: a round whose pattern set has at most ``exact_max_patterns`` patterns solves
+    the program over them to its optimum by the Gram-reduced interior-point method
+    (:func:`~deepdual.relu.convex_program.gram_ipm.solve_gram`) instead of ``steps``
+    first-order steps (n = 10^3, d = 10: one round 37.559 -> 37.464 against 37.582 -> 37.579;
+    docs/convex_program.md §10c).
 
     Returns ``(U, A, history)``, ``history`` the weight-decay objective after each kept round
     (its first entry the start's).
@@ -323,8 +334,14 @@ def refine_network(Xa: np.ndarray, V: np.ndarray, Y: np.ndarray, loss: Loss, bet
     for _ in range(rounds):
         if stop_check is not None and stop_check():
             break
-        pats, z0 = convexify(Xa, V, U, A)
-        res = solve_first_order(Xr, Y, pats, loss, beta, tol=1e-12, max_iter=steps, z0=z0, stop_check=stop_check)
+        pats, z0, dirs = convexify(Xa, V, U, A, return_directions=True)
+        if len(pats) <= exact_max_patterns:
+            from .gram_ipm import solve_gram
+
+            res = solve_gram(Xr, Y, pats, beta, tol=1e-8, interior=dirs)
+        else:
+            res = solve_first_order(Xr, Y, pats, loss, beta, tol=1e-12, max_iter=steps, z0=z0,
+                                    stop_check=stop_check)
         z = res.z
         nrm = np.linalg.norm(z, axis=1)
         act = np.flatnonzero(nrm > 0)

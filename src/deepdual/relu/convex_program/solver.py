@@ -742,8 +742,17 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
             net, value, U, A = net2, value2, U2, A2
         if refine and K == 1 and not current_monitor().expired():
             # pattern refinement: the polished network's own patterns, the program warm-started
-            # at it, polished again; each kept round lowers the objective (docs/convex_program.md §10c)
+            # at it (or, squared loss at rank <= GRAM_AUTO_MAX_RANK, solved exactly by the Gram
+            # method), polished again; each kept round lowers the objective (docs/convex_program.md §10c)
+            # (exact rounds while their (P r)^2 matrices fit the interior-point budget)
+            exact_max = 0
+            if isinstance(loss, SquaredLoss) and r <= GRAM_AUTO_MAX_RANK:
+                exact_max = min(2 * U.shape[1], GRAM_MAX_UNKNOWNS // max(r, 1))
+                while exact_max > 0 and gram_memory(n, r, exact_max) > max(memory_budget(n, d, exact_max),
+                                                                             IPM_MEMORY_FLOOR):
+                    exact_max = int(exact_max * 0.9)
             U3, A3, refine_history = refine_network(Xa, rs.V, Y, loss, beta, U, A, rounds=refine,
+                                                    exact_max_patterns=exact_max,
                                                     stop_check=current_monitor().expired)
             net3 = to_net(U3, A3)
             value3 = objective(net3, X_orig, Y_orig, beta=beta_orig, loss=loss, penalize_biases=bias)
