@@ -165,9 +165,10 @@ def run(args):
                    "patterns": sol.info.get("patterns"), "status": sol.info.get("status"),
                    "history": sol.info.get("history"), "load_average": os.getloadavg()}
             det = sol.info.get("rounds_detail") or []
-            # where the time went (docs/performance.md §16): program solves, screening, oracle
+            # where the time went (docs/performance.md §16): program solves, screening, oracle,
+            # interior directions of new patterns
             res["time_split_s"] = {k: float(sum(r_.get(k, 0.0) for r_ in det))
-                                   for k in ("program_s", "screen_s", "oracle_s")}
+                                   for k in ("program_s", "screen_s", "oracle_s", "interior_s")}
             res["rounds_detail"] = det
             cg.append(res)
             print(json.dumps(res), flush=True)
