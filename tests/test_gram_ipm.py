@@ -180,7 +180,8 @@ def test_incremental_gram_matches_from_scratch(seed, n, d, steps):
     assert state.computed + state.copied >= len(idx)
     # other data reset the state
     Q, b = state.gram(2.0 * Xr, pats[idx], y)
-    np.testing.assert_allclose(Q, gram_matrix(2.0 * Xr, pats[idx], y)[0], rtol=0, atol=1e-11 * n * max(1.0, np.abs(Q).max()))
+    np.testing.assert_allclose(Q, gram_matrix(2.0 * Xr, pats[idx], y)[0], rtol=0,
+                               atol=1e-11 * n * max(1.0, np.abs(Q).max()))
 
 
 def test_state_solves_reach_the_cold_optimum():
