@@ -274,7 +274,7 @@ class _DualNetBase(BaseEstimator):
         ``Xa`` is the data with the bias column when ``bias``.  Returns whether the pattern
         set is sampled (or user-supplied).
 
-        Memory: one ``row_space`` SVD, shared with the sampling; the signs and margins of
+        Memory: one ``row_space`` SVD, shared with the sampling; the signs of
         :math:`X_a g` are formed in row blocks (no (n, P) float array) and the duplicates
         found on the packed masks (:func:`deepdual.patterns.unique_rows`)."""
         from .blocks import row_blocks
@@ -296,16 +296,16 @@ class _DualNetBase(BaseEstimator):
         else:
             _, dirs = sample_patterns(Xa, int(opts["n_patterns"]), opts.get("rng"), return_directions=True, rs=rs)
         del rs
-        # patterns 1[X_a g > 0] and margins min_i |x_i^T g|, a block of rows at a time
+        # patterns 1[X_a g > 0], a block of rows at a time
         pats = np.empty((len(dirs), n), dtype=bool)
-        margin = np.full(len(dirs), np.inf)
         for rows in row_blocks(n, len(dirs)):
             Z = Xa[rows] @ dirs.T
             pats[:, rows] = (Z > 0).T
-            np.minimum(margin, np.abs(Z).min(axis=0, initial=np.inf), out=margin)
             del Z
-        # keep directions strictly inside a cell with a non-zero pattern (others would need an LP)
-        keep = (margin > 1e-9 * np.linalg.norm(dirs, axis=1) * np.linalg.norm(Xa, axis=1).max()) & pats.any(axis=1)
+        # keep directions with a non-zero pattern; one on a cell boundary (a polished neuron at a
+        # kink) still names its pattern, and the solver replaces its direction by an interior
+        # point from an LP (it checks every supplied direction)
+        keep = pats.any(axis=1)
         pats, dirs = pats[keep], dirs[keep]
         _, first = unique_rows(pats, return_index=True)
         first = np.sort(first)
