@@ -395,3 +395,91 @@ def test_estimator_patterns_reach_the_solver_without_a_copy(monkeypatch):
     ddir = np.concatenate([dirs, dirs[:3], dirs[:1]])
     got2, _, _, _ = sv._choose_patterns(np.hstack([X, np.ones((2000, 1))]), rs, (dup, ddir), 20, 0, None)
     assert np.array_equal(got2, pats) and not np.shares_memory(got2, dup)
+
+
+# ---------------------------------------------------------------- spectral norm without a copy
+def _norm_input(kind, n, d, scale_exp, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    if kind == "ill":  # condition number up to 1e12
+        X *= np.logspace(0, -12, d)[None, :]
+    elif kind == "duplicate":  # a few rows repeated many times
+        X = np.tile(X[: max(1, n // 50)], (50, 1))[:n]
+        X = np.vstack([X, rng.standard_normal((n - X.shape[0], d))]) if X.shape[0] < n else X
+    elif kind == "rank_one":
+        X = np.outer(rng.standard_normal(n), rng.standard_normal(d))
+    elif kind == "spiky":  # one huge row, the rest tiny
+        X[0] *= 1e8
+    return np.ldexp(X, scale_exp)  # exact: scales by 2^e (1e-150 ~ 2^-498, 1e150 ~ 2^498)
+
+
+def _reference_norm(X, rows):
+    A = X[rows]
+    return float(np.linalg.norm(A, 2)) if A.size else 0.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(kind=st.sampled_from(["random", "ill", "duplicate", "rank_one", "spiky"]),
+       n=st.integers(8, 3000), d=st.integers(1, 12), scale_exp=st.sampled_from([0, -498, 498, -900, 900]),
+       frac=st.floats(0.05, 1.0), seed=st.integers(0, 2**16))
+def test_gram_spectral_norm_bound_is_a_tight_upper_bound(kind, n, d, scale_exp, frac, seed):
+    from deepdual import dual_constraint
+
+    X = _norm_input(kind, n, d, scale_exp, seed)
+    rows = np.random.default_rng(seed + 1).random(n) < frac
+    ref = _reference_norm(X, rows)
+    with pytest.MonkeyPatch.context() as mp:  # the Gram route at every size
+        mp.setattr(dual_constraint, "GRAM_NORM_MIN_ENTRIES", 1)
+        mp.setattr(dual_constraint, "GRAM_NORM_MIN_ROWS_PER_COL", 0)
+        X0 = X.copy()
+        got = dual_constraint.spectral_norm_bound(X, rows)
+        got_all = dual_constraint.spectral_norm_bound(X)
+    assert np.array_equal(X, X0)
+    # the reference SVD has its own rounding (a few ulps of sigma_max): 4 ulps of slack
+    assert got >= ref * (1 - 8 * np.finfo(float).eps)
+    assert got <= ref * (1 + 1e-9) or (ref == 0.0 and got == 0.0)
+    ref_all = _reference_norm(X, np.ones(n, dtype=bool))
+    assert ref_all * (1 - 8 * np.finfo(float).eps) <= got_all <= ref_all * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("scale_exp", [0, -498, 498])
+@pytest.mark.parametrize("kind", ["random", "ill", "duplicate"])
+def test_gram_spectral_norm_bound_over_many_blocks(kind, scale_exp):
+    from deepdual.dual_constraint import GRAM_NORM_MIN_ENTRIES, spectral_norm_bound
+
+    n, d = 40_000, 8
+    X = _norm_input(kind, n, d, scale_exp, 3)
+    rows = X[:, 0] > 0
+    assert rows.sum() * d >= GRAM_NORM_MIN_ENTRIES and len(list(row_blocks(n, d))) > 4  # the blocked route
+    ref = _reference_norm(X, rows)
+    got = spectral_norm_bound(X, rows)
+    assert ref * (1 - 8 * np.finfo(float).eps) <= got <= ref * (1 + 1e-9)
+
+
+def test_spectral_bounds_hold_no_copy_of_the_support_rows():
+    """support_spectral_bound (after the solve) and the estimator's zero-network check
+    (c_spectral_bound) bound the spectral norms through the blocked Gram matrix: no (n_S, d)
+    copy (here 4 MB) and no full SVD of X."""
+    from deepdual.dual_constraint import c_spectral_bound
+    from deepdual.relu.convex_program.certificate import support_spectral_bound
+
+    rng = np.random.default_rng(0)
+    n, d = 50_000, 20
+    X = rng.standard_normal((n, d))
+    v = rng.standard_normal(n)
+    copy_bytes = 8 * (n // 2) * d
+    tracemalloc.start()
+    try:
+        got = support_spectral_bound(X, v)
+        peak_support = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        c0 = c_spectral_bound(v, X)
+        peak_zero = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak_support < copy_bytes / 4 and peak_zero < copy_bytes / 4
+    ref = max(np.linalg.norm(X[v > 0], 2) * np.linalg.norm(v[v > 0]),
+              np.linalg.norm(X[v < 0], 2) * np.linalg.norm(v[v < 0]))
+    assert ref * (1 - 1e-14) <= got <= ref * (1 + 1e-9)
+    ref0 = np.linalg.norm(X, 2) * max(np.linalg.norm(np.maximum(v, 0)), np.linalg.norm(np.minimum(v, 0)))
+    assert ref0 * (1 - 1e-14) <= c0 <= ref0 * (1 + 1e-9)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import nnls
 
+from ...dual_constraint import spectral_norm_bound
 from ...losses import Loss
 from ...patterns import count_upper_bound, enumerate_patterns
 from .groups import loss_curvature
@@ -97,18 +98,22 @@ def support_spectral_bound(X: np.ndarray, v: np.ndarray) -> float:
 
     :math:`v^T(Xu)_+ \le v_+^T(X_{S_+}u)_+ \le \|v_+\|\,\|X_{S_+}\|_2` and likewise for
     :math:`-v`, with :math:`S_\pm` the supports of :math:`v_\pm` (a refinement of
-    :math:`\|X\|_2\max(\|v_+\|,\|v_-\|)`, docs/theory.md §2.8).
+    :math:`\|X\|_2\max(\|v_+\|,\|v_-\|)`, docs/theory.md §2.8).  The norms
+    :math:`\|X_{S_\pm}\|_2` are bounded by :func:`deepdual.dual_constraint.spectral_norm_bound`:
+    on many rows through the blocked :math:`d\times d` Gram matrix with a proven rounding
+    margin, never copying :math:`X_{S_\pm}` (docs/convex_program.md §4).
     """
     v = np.asarray(v, dtype=float).reshape(-1)
     out = 0.0
     for part in (v > 0, v < 0):
         if np.any(part):
-            out = max(out, spectral_norm_upper(X[part]) * float(np.linalg.norm(v[part])))
+            out = max(out, spectral_norm_bound(X, part) * float(np.linalg.norm(v[part])))
     return out
 
 
 def spectral_norm_upper(A: np.ndarray) -> float:
-    return 0.0 if A.size == 0 else float(np.linalg.norm(A, 2))
+    r"""Upper bound on :math:`\|A\|_2` (:func:`deepdual.dual_constraint.spectral_norm_bound`)."""
+    return spectral_norm_bound(A)
 
 
 def cell_spectral_values(Xr: np.ndarray, V: np.ndarray, pats: np.ndarray) -> np.ndarray:
@@ -177,8 +182,10 @@ def global_constraint(Xa: np.ndarray, rs: Any, V: np.ndarray, full: np.ndarray |
     1-Lipschitz), keeping every value a rigorous bound.
     """
     n, K = V.shape
-    s = np.linalg.svd(Xa, compute_uv=False)
-    dropped = (float(s[rs.rank]) if rs.rank < s.size else 0.0) * float(np.linalg.norm(V))
+    dropped = 0.0
+    if rs.rank < min(Xa.shape):  # singular values dropped by row_space (full rank: none, no SVD)
+        s = np.linalg.svd(Xa, compute_uv=False)
+        dropped = float(s[rs.rank]) * float(np.linalg.norm(V))
     Xr = rs.Xr
     if full is not None:
         if K == 1:
