@@ -64,37 +64,46 @@ def datasets(quick: bool):
     return out
 
 
+def bigm_model(X, v):
+    """SCIP's big-M model of max_{||u||<=1} v^T (Xu)_+ (pyscipopt ``Model``, not solved).
+
+    Binaries for the rows with v_i > 0, z_i >= x_i^T u, 0 <= z_i <= M_i = ||x_i|| (with
+    z_i <= x_i^T u + M_i (1 - b_i), z_i <= M_i b_i), ||u||^2 <= 1.
+    """
+    from pyscipopt import Model, quicksum
+
+    m = Model()
+    m.hideOutput()
+    d = X.shape[1]
+    u = [m.addVar(lb=-1, ub=1, name=f"u{j}") for j in range(d)]
+    obj = []
+    for i in range(X.shape[0]):
+        if v[i] == 0:
+            continue
+        t = quicksum(float(X[i, j]) * u[j] for j in range(d))
+        Mi = float(np.linalg.norm(X[i]))
+        zi = m.addVar(lb=0, ub=Mi)
+        m.addCons(zi >= t)
+        if v[i] > 0:
+            b = m.addVar(vtype="B")
+            m.addCons(zi <= t + Mi * (1 - b))
+            m.addCons(zi <= Mi * b)
+        obj.append(float(v[i]) * zi)
+    m.addCons(quicksum(uj * uj for uj in u) <= 1)
+    m.setObjective(quicksum(obj), "maximize")
+    return m
+
+
 def scip_bound(X, v, time_limit):
     """SCIP on the big-M model of max_{||u||<=1} s v^T (Xu)_+ for s = +-1: max of its proven bounds."""
     try:
-        from pyscipopt import Model, quicksum
+        import pyscipopt  # noqa: F401
     except ImportError:
         return None
     best_dual, best_primal = 0.0, 0.0
     for s in (1.0, -1.0):
-        vv = s * v
-        m = Model()
-        m.hideOutput()
+        m = bigm_model(X, s * v)
         m.setParam("limits/time", time_limit / 2)
-        d = X.shape[1]
-        u = [m.addVar(lb=-1, ub=1, name=f"u{j}") for j in range(d)]
-        z = []
-        obj = []
-        for i in range(X.shape[0]):
-            if vv[i] == 0:
-                continue
-            t = quicksum(float(X[i, j]) * u[j] for j in range(d))
-            Mi = float(np.linalg.norm(X[i]))
-            zi = m.addVar(lb=0, ub=Mi)
-            m.addCons(zi >= t)
-            if vv[i] > 0:
-                b = m.addVar(vtype="B")
-                m.addCons(zi <= t + Mi * (1 - b))
-                m.addCons(zi <= Mi * b)
-            z.append(zi)
-            obj.append(float(vv[i]) * zi)
-        m.addCons(quicksum(uj * uj for uj in u) <= 1)
-        m.setObjective(quicksum(obj), "maximize")
         m.optimize()
         best_dual = max(best_dual, float(m.getDualbound()))
         if m.getNSols() > 0:

@@ -47,7 +47,7 @@ from deepdual.relu.convex_program.certificate import support_spectral_bound
 from deepdual.relu.convex_program.oracle import dual_constraint_bb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_oracle import datasets  # noqa: E402  (engineer C's instance list, shared)
+from bench_oracle import bigm_model, datasets  # noqa: E402  (engineer C's instance list, shared)
 
 SCIP_START = "fork"  # "spawn" (a fresh interpreter) crashed on the same digits rows: SCIP's own fault
 CHECKPOINTS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
@@ -142,7 +142,7 @@ def scip_trace_sign(X: np.ndarray, v: np.ndarray, time_limit: float, emit, trace
     including the model build.  ``emit((time, dual bound, best value))`` at every change
     (after every LP, node and new solution; ``trace=False``: no event handler) and at the end.
     """
-    from pyscipopt import SCIP_EVENTTYPE, Eventhdlr, Model, quicksum
+    from pyscipopt import SCIP_EVENTTYPE, Eventhdlr
 
     events = (SCIP_EVENTTYPE.LPSOLVED, SCIP_EVENTTYPE.NODESOLVED, SCIP_EVENTTYPE.BESTSOLFOUND)
     t0 = time.perf_counter()
@@ -164,25 +164,7 @@ def scip_trace_sign(X: np.ndarray, v: np.ndarray, time_limit: float, emit, trace
                 last[0] = entry[1:]
                 emit(entry)
 
-    m = Model()
-    m.hideOutput()
-    d = X.shape[1]
-    u = [m.addVar(lb=-1, ub=1, name=f"u{j}") for j in range(d)]
-    obj = []
-    for i in range(X.shape[0]):
-        if v[i] == 0:
-            continue
-        t = quicksum(float(X[i, j]) * u[j] for j in range(d))
-        Mi = float(np.linalg.norm(X[i]))
-        zi = m.addVar(lb=0, ub=Mi)
-        m.addCons(zi >= t)
-        if v[i] > 0:
-            b = m.addVar(vtype="B")
-            m.addCons(zi <= t + Mi * (1 - b))
-            m.addCons(zi <= Mi * b)
-        obj.append(float(v[i]) * zi)
-    m.addCons(quicksum(uj * uj for uj in u) <= 1)
-    m.setObjective(quicksum(obj), "maximize")
+    m = bigm_model(X, v)
     handler = Trace()  # kept referenced until the model is freed
     if trace:
         m.includeEventhdlr(handler, "trace", "proven bound over time")

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..._threads import SingleThreadedBLAS as _SingleThreadedBLAS
-from ...blocks import BLOCK_ENTRIES, block_entries
+from ...blocks import BLOCK_ENTRIES, block_entries, relu_layer_output
 from ...losses import Loss
 from ...network import Network
 from .groups import EPS
@@ -320,11 +320,8 @@ def refine_network(Xa: np.ndarray, V: np.ndarray, Y: np.ndarray, loss: Loss, bet
     from .first_order import solve_first_order
 
     def value(Uc: np.ndarray, Ac: np.ndarray) -> float:
-        f = 0.5 * beta * (float(np.vdot(Uc, Uc)) + float(np.vdot(Ac, Ac)))
-        step = max(1, BLOCK_ENTRIES // max(1, Uc.shape[1]))
-        for a in range(0, Xa.shape[0], step):
-            f += float(loss.value(np.maximum(Xa[a:a + step] @ Uc, 0.0) @ Ac, Y[a:a + step]))
-        return f
+        penalty = 0.5 * beta * (float(np.vdot(Uc, Uc)) + float(np.vdot(Ac, Ac)))
+        return penalty + float(loss.value(relu_layer_output(Xa, Uc, Ac), Y))
 
     current = value(U, A)
     history = [current]

@@ -161,6 +161,12 @@ ORACLE_LOW_RANK_SLACK = 32 * 2**20
 #: estimated memory is below this, even above ``blocks.memory_budget`` (small data sets)
 IPM_MEMORY_FLOOR = 2**27
 
+
+def gram_fits(n: int, d: int, r: int, n_patterns: int) -> bool:
+    """Whether the Gram method's matrices for ``n_patterns`` patterns of rank ``r`` fit the
+    interior-point memory budget, ``max(blocks.memory_budget, IPM_MEMORY_FLOOR)``."""
+    return gram_memory(n, r, n_patterns) <= max(memory_budget(n, d, n_patterns), IPM_MEMORY_FLOOR)
+
 # names defined in the sibling modules, importable from here (the public API, the helpers
 # tests/test_relu_convex.py and benchmarks/bench_convex.py import, and the inner solvers)
 from .groups import (  # noqa: F401
@@ -631,8 +637,7 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     # patterns: 4.2 s against 15.0 s; docs/performance.md §8)
     large = large or (solver == "auto" and K == 1 and not complete and device is None and how.endswith(" sampled")
                       and isinstance(loss, SquaredLoss) and r <= GRAM_AUTO_MAX_RANK
-                      and len(pats) * r <= GRAM_MAX_UNKNOWNS
-                      and gram_memory(n, r, len(pats)) <= max(memory_budget(n, d, len(pats)), IPM_MEMORY_FLOOR))
+                      and len(pats) * r <= GRAM_MAX_UNKNOWNS and gram_fits(n, d, r, len(pats)))
     if solver in ("auto", "ipm") and isinstance(loss, SquaredLoss) and not large and device is None:
         # the primal-dual method when all patterns fit its dense Newton system (an
         # explicit "ipm" always; it then works on a growing working set)
@@ -646,8 +651,7 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
         if solver == "gram" and not gram_ok:
             raise ValueError(f"`solver`='gram' needs the squared loss and patterns x rank <= {GRAM_MAX_UNKNOWNS}; "
                              f"got {loss!r}, {len(pats)} x {r}")
-        if solver == "gram" or (large and gram_ok and r <= GRAM_AUTO_MAX_RANK and gram_memory(n, r, len(pats)) <= max(
-                memory_budget(n, d, len(pats)), IPM_MEMORY_FLOOR)):
+        if solver == "gram" or (large and gram_ok and r <= GRAM_AUTO_MAX_RANK and gram_fits(n, d, r, len(pats))):
             solver, large = "gram", False
     if solver == "gram" and (device is not None or K != 1):
         raise ValueError("`solver`='gram' takes scalar outputs on numpy (device=None)")
@@ -748,8 +752,7 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
             exact_max = 0
             if isinstance(loss, SquaredLoss) and r <= GRAM_AUTO_MAX_RANK:
                 exact_max = min(2 * U.shape[1], GRAM_MAX_UNKNOWNS // max(r, 1))
-                while exact_max > 0 and gram_memory(n, r, exact_max) > max(memory_budget(n, d, exact_max),
-                                                                             IPM_MEMORY_FLOOR):
+                while exact_max > 0 and not gram_fits(n, d, r, exact_max):
                     exact_max = int(exact_max * 0.9)
             U3, A3, refine_history = refine_network(Xa, rs.V, Y, loss, beta, U, A, rounds=refine,
                                                     exact_max_patterns=exact_max,
