@@ -44,13 +44,23 @@ peak and ru_maxrss of a second, identical run); then, each given deepdual's wall
   deepdual's (``None``: not within ``t``);
 * MLPRegressor (200 epochs).
 
-``docs/performance_large.png``: left, seconds vs n (log-log; hollow markers: stopped at
-the cap / did not reach deepdual's objective); right, each method's objective divided by
-deepdual's::
+``docs/performance_large.png``: one row of panels per d; left, seconds vs n (log-log;
+hollow markers: stopped at the cap / did not reach deepdual's objective); right, each
+method's objective divided by deepdual's.  Each row records the git commit (and uncommitted
+changes under src/), the load average before and after, and the seconds deepdual spent in
+each stage (``TIME_STAGES``: pattern sampling, the convex solver, the polish, the
+certificate and oracle; inclusive wall times of the untraced run).  ``--no-traced`` skips
+the second, traced run (no memory peak; a row then costs about 5x deepdual's time)::
 
     python benchmarks/bench_large.py --sweep --n 1000 3000 10000 30000 100000 --d 10
     python benchmarks/bench_large.py --rerun-deepdual RESULT.json --json RERUN.json  # deepdual rows again
     python benchmarks/bench_large.py --replot RERUN.json OTHER.json --note "..."     # the plot only
+
+**Breakdown** (``--breakdown N D``): ``solve(X, y, beta=1e-3 N)`` and
+``DualNetRegressor(alpha=1e-3).fit(X, y)`` with default options on the same data, each in a
+fresh single-threaded process, with the seconds per stage::
+
+    python benchmarks/bench_large.py --breakdown 100000 50 --kinds solve fit
 """
 
 from __future__ import annotations
@@ -168,9 +178,84 @@ def mlp(X, y, beta, width: int) -> dict:
     return {"time_s": t, "objective_with_unpenalized_biases": float(obj)}
 
 
-def sweep_child(n: int, d: int, options: dict | None = None) -> dict:
+#: functions whose wall time (inclusive: a stage called inside another counts in both) the
+#: sweep and ``--breakdown`` report: (module, name), wrapped in every deepdual module that
+#: imported them (as ``bench_memory.STAGES``)
+TIME_STAGES = [
+    ("deepdual.estimators", "_DualNetBase._proven_zero"),
+    ("deepdual.estimators", "_DualNetBase._choose_patterns"),
+    ("deepdual.patterns", "row_space"),
+    ("deepdual.patterns", "sample_patterns"),
+    ("deepdual.relu.convex_program.first_order", "solve_first_order"),
+    ("deepdual.relu.convex_program.gram_ipm", "solve_gram"),
+    ("deepdual.relu.convex_program.rebuild", "prune_neurons"),
+    ("deepdual.relu.convex_program.rebuild", "polish_network"),
+    ("deepdual.relu.convex_program.certificate", "global_constraint"),
+    ("deepdual.relu.convex_program.oracle", "dual_constraint_bb"),
+]
+
+
+def install_timers(record: dict) -> None:
+    """Wrap the :data:`TIME_STAGES` functions: per stage the number of calls and the wall
+    seconds spent inside them (outermost calls only, so recursion is not counted twice)."""
+    import functools
+    import importlib
+
+    def wrap(name, fn):
+        depth = [0]
+
+        @functools.wraps(fn)
+        def inner(*a, **k):
+            depth[0] += 1
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                depth[0] -= 1
+                r = record.setdefault(name, {"calls": 0, "seconds": 0.0})
+                r["calls"] += 1
+                if depth[0] == 0:
+                    r["seconds"] += time.perf_counter() - t0
+        inner.__timed_stage__ = True
+        return inner
+
+    for modname, name in TIME_STAGES:
+        try:
+            mod = importlib.import_module(modname)
+        except ImportError:  # pragma: no cover - a module of another version of the tree
+            continue
+        if "." in name:
+            cls_name, meth = name.split(".")
+            cls = getattr(mod, cls_name, None)
+            fn = None if cls is None else cls.__dict__.get(meth)
+            if fn is not None and not getattr(fn, "__timed_stage__", False):
+                setattr(cls, meth, wrap(name, fn))
+            continue
+        fn = getattr(mod, name, None)
+        if fn is None or getattr(fn, "__timed_stage__", False):
+            continue
+        w = wrap(name, fn)
+        for m in list(sys.modules.values()):
+            if getattr(m, "__name__", "").startswith("deepdual") and getattr(m, name, None) is fn:
+                setattr(m, name, w)
+
+
+def git_commit() -> dict:
+    """The commit of the working tree and whether deepdual's sources differ from it."""
+    root = HERE.parent
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "src"], capture_output=True,
+                               text=True).stdout.split("\n")
+        return {"commit": head, "src_changes_uncommitted": [ln for ln in dirty if ln.strip()]}
+    except OSError:  # pragma: no cover
+        return {"commit": None}
+
+
+def sweep_child(n: int, d: int, options: dict | None = None, traced: bool = True) -> dict:
     """deepdual's ``solve`` with default options (plus ``options``, e.g. ``{"refine": 2}``),
-    measured in this (fresh) process."""
+    measured in this (fresh) process; ``traced=False`` skips the second, traced run."""
     import resource
     import tracemalloc
 
@@ -183,17 +268,22 @@ def sweep_child(n: int, d: int, options: dict | None = None) -> dict:
     # the wall time untraced (tracemalloc slows allocation-heavy code: at n = 1e3, d = 10 the
     # traced solve took ~1.5x longer, time that Adam was then given), then the same
     # (deterministic) solve again under tracemalloc for its peak
+    stages: dict = {}
+    install_timers(stages)
     t0 = time.perf_counter()
     sol = deepdual.solve(X, y, beta=beta, progress=False, **(options or {}))
     t = time.perf_counter() - t0
-    tracemalloc.start()
-    t1 = time.perf_counter()
-    again = deepdual.solve(X, y, beta=beta, progress=False, **(options or {}))
-    t_traced = time.perf_counter() - t1
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    same_result = bool(again.objective == sol.objective)
-    del again
+    stages = {k: dict(v) for k, v in stages.items()}  # the untraced run's (the traced run adds to the timers' dict)
+    t_traced, peak, same_result = None, None, None
+    if traced:
+        tracemalloc.start()
+        t1 = time.perf_counter()
+        again = deepdual.solve(X, y, beta=beta, progress=False, **(options or {}))
+        t_traced = time.perf_counter() - t1
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        same_result = bool(again.objective == sol.objective)
+        del again
     info = sol.info
     P = int(info.get("patterns", 0))
     # the patterns pyscnn gets: the solve's own (sampled with the default seed; checked)
@@ -206,9 +296,57 @@ def sweep_child(n: int, d: int, options: dict | None = None) -> dict:
             "width": int(sol.network.widths[0][1]), "objective_before_polish": info.get("objective_before_polish"),
             "patterns": P, "same_patterns_as_pyscnn": same, "solver_files_sha1": files,
             "options": options or {}, "refinement": info.get("refinement"), "time_traced_s": t_traced,
-            "traced_run_same_objective": same_result,
-            "peak_traced_bytes": int(peak), "ru_maxrss_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024,
+            "traced_run_same_objective": same_result, "stage_seconds": stages,
+            "peak_traced_bytes": None if peak is None else int(peak),
+            "ru_maxrss_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024,
             "data_bytes": int(X.nbytes + P * n)}
+
+
+def breakdown_child(n: int, d: int, kind: str) -> dict:
+    """``solve(X, y, beta=1e-3 n)`` or ``DualNetRegressor(alpha=1e-3).fit(X, y)`` with default
+    options on the sweep's data, in this (fresh) process: wall time and the seconds of each
+    :data:`TIME_STAGES` stage (the same beta: the estimator's beta is n alpha)."""
+    import deepdual
+
+    X, y, beta = make_data(n, d)
+    stages: dict = {}
+    install_timers(stages)
+    t0 = time.perf_counter()
+    if kind == "solve":
+        sol = deepdual.solve(X, y, beta=beta, progress=False)
+        info, obj = sol.info, sol.objective
+    else:
+        from deepdual.estimators import DualNetRegressor
+
+        est = DualNetRegressor(alpha=beta / n).fit(X, y)
+        sol = est.certificate_
+        info, obj = sol.info, sol.objective
+    t = time.perf_counter() - t0
+    return {"kind": kind, "n": n, "d": d, "time_s": t, "objective": obj, "lower_bound": sol.lower_bound,
+            "solver": info.get("solver"), "iterations": info.get("iterations"), "status": info.get("status"),
+            "restricted_gap": info.get("restricted_gap"), "stage_seconds": stages,
+            "solver_files_sha1": _solver_files_sha1()}
+
+
+def breakdown(args) -> dict:
+    """``--breakdown N D``: ``solve`` then ``fit``, each in a fresh single-threaded process."""
+    n, d = args.breakdown
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    rows = []
+    path = Path(args.json) if args.json else HERE / "results" / f"bench_large-breakdown-n{n}-d{d}.json"
+    for kind in args.kinds:
+        row: dict = {"load_avg_before": os.getloadavg(), **git_commit()}
+        out = subprocess.run([sys.executable, __file__, "--breakdown-child", json.dumps([n, d, kind])],
+                             capture_output=True, text=True, env=env)
+        if out.returncode != 0:
+            row["error"] = out.stderr.strip().splitlines()[-3:]
+        else:
+            row.update(json.loads(out.stdout.strip().splitlines()[-1]))
+        row["load_avg_after"] = os.getloadavg()
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        path.write_text(json.dumps({"argv": sys.argv[1:], "kind": "breakdown", "rows": rows}, indent=1))
+    return {"rows": rows}
 
 
 def _solver_files_sha1() -> dict:
@@ -328,7 +466,9 @@ def sweep(args) -> dict:
     for d in args.d:
         for n in sorted(args.n):
             row: dict = {"n": n, "d": d, "load_avg_before": os.getloadavg()}
-            out = subprocess.run([sys.executable, __file__, "--sweep-child", json.dumps([n, d, args.options])],
+            row.update(git_commit())
+            out = subprocess.run([sys.executable, __file__, "--sweep-child",
+                                  json.dumps([n, d, args.options, not args.no_traced])],
                                  capture_output=True, text=True, env=env)
             if out.returncode != 0:
                 row["deepdual_error"] = out.stderr.strip().splitlines()[-3:]
@@ -336,7 +476,8 @@ def sweep(args) -> dict:
                 print(json.dumps(row), flush=True)
                 continue
             dd = row["deepdual"] = json.loads(out.stdout.strip().splitlines()[-1])
-            row["memory_ratio_traced"] = dd["peak_traced_bytes"] / max(dd["data_bytes"], 1)
+            if dd["peak_traced_bytes"] is not None:
+                row["memory_ratio_traced"] = dd["peak_traced_bytes"] / max(dd["data_bytes"], 1)
             X, y, beta = make_data(n, d)
             budget = max(dd["time_s"], args.min_cap)
             with SingleThreadedBLAS():
@@ -360,6 +501,7 @@ def sweep(args) -> dict:
             print(json.dumps(row), flush=True)
             # written after every row: a stopped run keeps what it measured
             path.write_text(json.dumps({"argv": sys.argv[1:], "kind": "sweep", "rows": rows}, indent=1))
+            row["commit_after"] = git_commit()
     try:
         plot_sweep(rows, Path(args.png) if args.png else HERE.parent / "docs" / "performance_large.png")
     except ImportError:
@@ -403,76 +545,75 @@ def rerun_deepdual(args) -> dict:
 
 
 def plot_sweep(rows, path: Path, note: str = "") -> None:
-    """Left: seconds vs n (log-log) per method; right: objective / deepdual's objective."""
+    """One row of panels per d: left, seconds vs n (log-log) per method; right, each
+    method's objective divided by deepdual's (the same n)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     ds = sorted({r["d"] for r in rows if "deepdual" in r})
-    fig, axes = plt.subplots(1, 2, figsize=(12, 6))
-    styles = {10: "-", 50: "--"}
-    for d in ds:
+    fig, axes = plt.subplots(len(ds), 2, figsize=(13, 5.2 * len(ds)), squeeze=False)
+    for (ax_t, ax_o), d in zip(axes, ds):
         rs = sorted((r for r in rows if r["d"] == d and "deepdual" in r), key=lambda r: r["n"])
-        ls = styles.get(d, "-.")
         ns = np.array([r["n"] for r in rs])
-        t_dd = np.array([r["deepdual"]["time_s"] for r in rs])
-        ax = axes[0]
-        ax.loglog(ns, t_dd, "o" + ls, color="C0", label=f"deepdual solve (d={d})")
+        ax_t.loglog(ns, [r["deepdual"]["time_s"] for r in rs], "o-", color="C0", label="deepdual solve (defaults)")
+        for r in rs:  # the solver "auto" took, next to each point
+            ax_t.annotate(str(r["deepdual"].get("solver", "")), (r["n"], r["deepdual"]["time_s"]), fontsize=6,
+                          color="C0", textcoords="offset points", xytext=(4, -9))
         ps = [r for r in rs if isinstance(r.get("pyscnn"), dict)]
         if ps:
-            ax.loglog([r["n"] for r in ps], [r["pyscnn"]["time_s"] * (LATE if r["pyscnn"]["stopped_at_cap"] else 1)
-                                             for r in ps], ls, color="C1", lw=0.8)
+            ax_t.loglog([r["n"] for r in ps], [r["pyscnn"]["time_s"] * (LATE if r["pyscnn"]["stopped_at_cap"] else 1)
+                                               for r in ps], "-", color="C1", lw=0.8)
             for r in ps:
                 capped = r["pyscnn"]["stopped_at_cap"]
                 t = r["pyscnn"]["time_s"]
                 if capped:  # not converged by the cap: drawn above it (its own time is longer)
-                    ax.loglog([r["n"], r["n"]], [t, LATE * t], ":", color="C1", lw=1)
-                ax.loglog(r["n"], LATE * t if capped else t, "s", color="C1", mfc="none" if capped else "C1")
-            ax.plot([], [], "s" + ls, color="C1", label=f"pyscnn AL, same patterns (d={d})")
+                    ax_t.loglog([r["n"], r["n"]], [t, LATE * t], ":", color="C1", lw=1)
+                ax_t.loglog(r["n"], LATE * t if capped else t, "s", color="C1", mfc="none" if capped else "C1")
+            ax_t.plot([], [], "s-", color="C1", label="pyscnn AL, same patterns, capped at deepdual's time")
         ad = [r for r in rs if isinstance(r.get("adam"), dict)]
         for r in ad:
             hit = r["adam"]["time_to_target_s"]
             t = max(r["deepdual"]["time_s"], args_min_cap(r))
             if hit is None:
-                ax.loglog([r["n"], r["n"]], [t, LATE_ADAM * t], ":", color="C2", lw=1)
-            ax.loglog(r["n"], hit if hit is not None else LATE_ADAM * t, "^", color="C2",
-                      mfc="C2" if hit is not None else "none")
+                ax_t.loglog([r["n"], r["n"]], [t, LATE_ADAM * t], ":", color="C2", lw=1)
+            ax_t.loglog(r["n"], hit if hit is not None else LATE_ADAM * t, "^", color="C2",
+                        mfc="C2" if hit is not None else "none")
         if ad:
-            ax.plot([], [], "^", color="C2", label=f"Adam, time to deepdual's objective (d={d})")
+            ax_t.plot([], [], "^", color="C2", label="Adam (best rate), time to deepdual's objective")
         ml = [r for r in rs if isinstance(r.get("mlp"), dict)]
         if ml:
-            ax.loglog([r["n"] for r in ml], [r["mlp"]["time_s"] for r in ml], "D" + ls, color="C3",
-                      label=f"MLPRegressor, 200 epochs (d={d})")
-        ax = axes[1]
+            ax_t.loglog([r["n"] for r in ml], [r["mlp"]["time_s"] for r in ml], "D-", color="C3",
+                        label="MLPRegressor, 200 epochs")
+        ax_t.plot([], [], "o", color="grey", mfc="none",
+                  label=f"hollow, drawn {LATE_ADAM:g}-{LATE:g}x above the cap: not done within deepdual's time")
+        ax_t.set_xlabel("n (samples)")
+        ax_t.set_ylabel("seconds (one BLAS / torch thread)")
+        ax_t.set_title(f"d = {d}: time vs n")
+        ax_t.legend(fontsize=7, loc="best")
         obj = {r["n"]: r["deepdual"]["objective"] for r in rs}
+        ax_o.axhline(1.0, color="C0", lw=1, label="deepdual = 1")
         if ps:
-            ax.semilogx([r["n"] for r in ps], [r["pyscnn"]["objective"] / obj[r["n"]] for r in ps], "s" + ls,
-                        color="C1", label=f"pyscnn at stop (d={d})")
+            ax_o.semilogx([r["n"] for r in ps], [r["pyscnn"]["objective"] / obj[r["n"]] for r in ps], "s-",
+                          color="C1", label="pyscnn at deepdual's time")
         if ad:
-            ax.semilogx([r["n"] for r in ad], [r["adam"]["objective"] / obj[r["n"]] for r in ad], "^" + ls,
-                        color="C2", label=f"Adam, deepdual's wall time (d={d})")
+            ax_o.semilogx([r["n"] for r in ad], [r["adam"]["objective"] / obj[r["n"]] for r in ad], "^-",
+                          color="C2", label="Adam at deepdual's time (best of its rates)")
         if ml:
-            ax.semilogx([r["n"] for r in ml], [r["mlp"]["objective_with_unpenalized_biases"] / obj[r["n"]]
-                                               for r in ml], "D" + ls, color="C3", label=f"MLPRegressor (d={d})")
-    axes[0].plot([], [], "o", color="grey", mfc="none",
-                 label=f"hollow, drawn {LATE_ADAM:g}-{LATE:g}x above the cap: not done within deepdual's time")
-    axes[0].set_xlabel("n (samples)")
-    axes[0].set_ylabel("seconds (one BLAS thread)")
-    axes[0].set_title("time vs n")
-    axes[0].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
-    axes[1].axhline(1.0, color="C0", lw=1, label="deepdual = 1")
-    axes[1].set_yscale("log")
-    axes[1].set_xlabel("n (samples)")
-    axes[1].set_ylabel("objective / deepdual's objective")
-    axes[1].set_title("objective (sum scale), relative to deepdual")
-    axes[1].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
+            ax_o.semilogx([r["n"] for r in ml], [r["mlp"]["objective_with_unpenalized_biases"] / obj[r["n"]]
+                                                 for r in ml], "D-", color="C3", label="MLPRegressor (with biases)")
+        ax_o.set_yscale("log")
+        ax_o.set_xlabel("n (samples)")
+        ax_o.set_ylabel("objective / deepdual's objective")
+        ax_o.set_title(f"d = {d}: objective (sum scale), relative to deepdual")
+        ax_o.legend(fontsize=7, loc="best")
     if note:
         import textwrap
 
-        fig.suptitle(textwrap.fill(note, 150), fontsize=8)
-    fig.tight_layout(rect=(0, 0, 1, 0.96) if note else None)
-    fig.savefig(path, dpi=100)
+        fig.suptitle(textwrap.fill(note, 160), fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 0.97) if note else None)
+    fig.savefig(path, dpi=90)
 
 
 def main(argv=None) -> dict:
@@ -501,11 +642,23 @@ def main(argv=None) -> dict:
     ap.add_argument("--rerun-deepdual", type=str, default=None,
                     help="a --sweep result file: run only deepdual's rows again (e.g. after a solver change); "
                          "the first run is kept as 'deepdual_first_run'; written to --json")
+    ap.add_argument("--no-traced", action="store_true",
+                    help="--sweep: skip the second, traced run of each deepdual row (no traced peak)")
+    ap.add_argument("--breakdown", type=int, nargs=2, default=None, metavar=("N", "D"),
+                    help="solve and fit with default options at N x D: wall time per stage (TIME_STAGES)")
+    ap.add_argument("--kinds", nargs="+", default=["solve", "fit"], choices=["solve", "fit"],
+                    help="--breakdown: which calls")
+    ap.add_argument("--breakdown-child", type=str, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.sweep_child:
         n, d, *opts = json.loads(args.sweep_child)
         print(json.dumps(sweep_child(n, d, *opts)))
         return {}
+    if args.breakdown_child:
+        print(json.dumps(breakdown_child(*json.loads(args.breakdown_child))))
+        return {}
+    if args.breakdown:
+        return breakdown(args)
     if args.replot:
         rows = [r for f in args.replot for r in json.loads(Path(f).read_text())["rows"]]
         plot_sweep(rows, Path(args.png) if args.png else HERE.parent / "docs" / "performance_large.png", args.note)

@@ -130,7 +130,8 @@ def run_pyscnn_limited(X, y, beta, pats, dirs, rs, iters: int, seconds: float) -
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--configs", nargs="+", default=["10000:10:50", "10000:50:100", "100000:50:100"],
-                    help="n:d:P")
+                    help="n:d:P, optionally n:d:P:BUDGETS[:CAP] (pyscnn iteration budgets, comma-separated, and "
+                         "its seconds for this problem; default --pyscnn-iters, --pyscnn-cap)")
     ap.add_argument("--tol", type=float, default=1e-4)
     ap.add_argument("--ref-tol", type=float, default=1e-7)
     ap.add_argument("--no-ref", action="store_true", help="skip the reference solve (best known = deepdual's)")
@@ -155,11 +156,17 @@ def main(argv=None) -> dict:
     rows = []
     stamp = time.strftime("%Y%m%dT%H%MZ", time.gmtime())
     out = Path(args.out) / f"bench_sampled_program-{args.tag or stamp}.json"
+    from bench_large import git_commit
+
     for cfg in args.configs:
-        n, d, P = (int(v) for v in cfg.split(":"))
+        # n:d:P, optionally :budgets (comma-separated pyscnn iterations) and :cap (seconds)
+        parts = cfg.split(":")
+        n, d, P = (int(v) for v in parts[:3])
+        budgets = [int(v) for v in parts[3].split(",")] if len(parts) > 3 and parts[3] else args.pyscnn_iters
+        cap = float(parts[4]) if len(parts) > 4 else args.pyscnn_cap
         X, y, beta, pats, dirs = make_problem(n, d, P)
         row = {"n": n, "d": d, "P": P, "beta": beta, "data_bytes": int(X.nbytes + pats.size),
-               "load_start": os.getloadavg()}
+               "load_start": os.getloadavg(), "pyscnn_budgets": budgets, "pyscnn_cap_s": cap, **git_commit()}
         print(f"== n={n} d={d} P={P}", flush=True)
         dd = run_deepdual(X, y, beta, pats, dirs, args.tol)
         dd["peak_over_data"] = dd["peak_traced_bytes"] / row["data_bytes"]
@@ -174,15 +181,15 @@ def main(argv=None) -> dict:
         if not args.no_pyscnn:
             rs = row_space(X)
             runs, spent, hit = [], 0.0, None
-            for it in args.pyscnn_iters:
+            for it in budgets:
                 if runs:
                     # a run from scratch with `it` iterations, predicted from the last one's time
                     # per iteration: skipped when it would overrun the cap
                     pred = runs[-1]["time_s"] / runs[-1]["iters"] * it
-                    if spent + pred > args.pyscnn_cap:
+                    if spent + pred > cap:
                         row["pyscnn_skipped"] = f"{it} iterations: predicted {pred:.0f} s > cap - spent"
                         break
-                pr = run_pyscnn_limited(X, y, beta, pats, dirs, rs, it, args.pyscnn_cap - spent)
+                pr = run_pyscnn_limited(X, y, beta, pats, dirs, rs, it, cap - spent)
                 spent += pr["time_s"]
                 runs.append(pr)
                 print("pyscnn", pr, flush=True)
@@ -200,11 +207,17 @@ def main(argv=None) -> dict:
             row["speedup_vs_pyscnn"] = None if hit is None else hit["time_s"] / dd["time_s"]
             # a run from scratch that did not reach the target: pyscnn needs longer than that
             row["speedup_vs_pyscnn_at_least"] = row["pyscnn_time_lower_s"] / dd["time_s"]
+            # a run killed at the cap returned nothing within that time (no point at all)
+            killed = [r["time_s"] for r in runs if r.get("killed")]
+            row["pyscnn_no_result_within_s"] = max(killed) if killed else None
+            if killed and hit is None:
+                row["speedup_vs_pyscnn_at_least_no_result"] = max(killed) / dd["time_s"]
         row["best_known"] = best
         row["best_lower_bound"] = lower
         row["deepdual_within_target_of_best"] = bool(dd["objective"] <= best * (1 + args.tol))
         row["deepdual_rel_above_best"] = (dd["objective"] - best) / abs(best)
         row["load_end"] = os.getloadavg()
+        row["commit_end"] = git_commit()
         rows.append(row)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"rows": rows, "args": vars(args)}, indent=1, default=float))
