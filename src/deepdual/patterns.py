@@ -56,12 +56,13 @@ from typing import Any
 
 import numpy as np
 
-from .blocks import row_blocks
+from .blocks import block_entries, row_blocks
 from ._validation import as_rng, check_matrix
 
 __all__ = [
     "RowSpace",
     "row_space",
+    "triangular_factor",
     "count_upper_bound",
     "format_count",
     "enumerate_patterns",
@@ -108,21 +109,57 @@ def row_space(X: np.ndarray, *, rtol: float | None = None) -> RowSpace:
 LEAN_SVD_ENTRIES = 2**16
 
 
-def _right_singular(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Singular values and right singular vectors ``(s, Vt)`` of the thin SVD of ``X``
-    (LAPACK ``gesdd``, as ``numpy.linalg.svd(X, full_matrices=False)``).
+def triangular_factor(X: np.ndarray, rows: int | None = None) -> np.ndarray:
+    r"""The triangular factor :math:`R` (d, d) of a QR factorization :math:`X = QR` of a tall
+    ``X`` (n >= d), computed a block of rows at a time without copying ``X``.
 
-    Memory: for tall ``X`` (n >= 2d, at least :data:`LEAN_SVD_ENTRIES` entries) LAPACK
-    works on one Fortran-ordered copy that it may overwrite (scipy), and the left factor
-    is dropped on return: two (n, d) buffers besides ``X`` instead of numpy's three
-    (its linearized copy, LAPACK's U and the returned U; docs/performance.md §8).  Same
-    routine and arguments, so the same numbers (checked bitwise in tests/test_memory.py).
+    Sequential TSQR (Demmel, Grigori, Hoemmen & Langou, SIAM J. Sci. Comput. 34, 2012):
+    :math:`R_1 = \operatorname{qr}(X_1)`, :math:`R_k = \operatorname{qr}([R_{k-1}; X_k])`.
+    Each step is a Householder QR (LAPACK ``geqrf``) of a :math:`(d + b) 	imes d` buffer, so
+    :math:`X^TX = R_k^TR_k` holds exactly for the rows seen (in exact arithmetic) and the
+    result is backward stable as a QR of ``X`` itself: the singular values and right
+    singular vectors of :math:`R` are those of :math:`X` up to rounding of the size of
+    ``X``'s own SVD (no Gram matrix is formed: the condition number is not squared).
+    Memory: one buffer of ``rows + d`` rows (``rows`` defaults to
+    :func:`deepdual.blocks.block_entries` / d, at least 4d) instead of an (n, d) copy.
+    """
+    from scipy.linalg import qr
+
+    X = np.asarray(X, dtype=float)
+    n, d = X.shape
+    if n < d:
+        raise ValueError(f"`X` must have at least as many rows as columns, got shape {X.shape}")
+    if rows is None:
+        rows = block_entries(n, d) // max(d, 1)
+    rows = max(int(rows), 4 * d, 1)
+    buf = np.empty((d + rows, d), order="F")
+    R = None
+    for a in range(0, n, rows):
+        blk = X[a:a + rows]
+        k = 0 if R is None else d
+        m = k + len(blk)
+        # the last block: a buffer of its own size (a row slice of `buf` is not Fortran-contiguous)
+        W = buf if m == buf.shape[0] else np.empty((m, d), order="F")
+        if k:
+            W[:d] = R
+        W[k:m] = blk
+        _, R = qr(W, mode="raw", overwrite_a=True, check_finite=False)
+        R = R[:d]
+    return np.zeros((d, d)) if R is None else np.ascontiguousarray(R)
+
+
+def _right_singular(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""Singular values and right singular vectors ``(s, Vt)`` of the thin SVD of ``X``.
+
+    Memory: for tall ``X`` (n >= 2d, at least :data:`LEAN_SVD_ENTRIES` entries) the SVD of
+    the d x d triangular factor of :func:`triangular_factor` (blocked QR, no (n, d) copy;
+    :math:`X = QR = (QU)\Sigma V^T`), so besides ``X`` only one row block is alive (numpy's
+    ``svd`` held three (n, d) buffers, LAPACK ``gesdd`` on one Fortran copy two;
+    docs/performance.md §8).  Otherwise ``numpy.linalg.svd``.
     """
     n, d = X.shape
     if n >= 2 * d and n * d >= LEAN_SVD_ENTRIES:
-        from scipy.linalg import svd
-
-        _, s, Vt = svd(np.array(X, order="F"), full_matrices=False, overwrite_a=True, lapack_driver="gesdd")
+        _, s, Vt = np.linalg.svd(triangular_factor(X))
         return s, Vt
     _, s, Vt = np.linalg.svd(X, full_matrices=False)
     return s, Vt

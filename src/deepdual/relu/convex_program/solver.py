@@ -158,14 +158,39 @@ ORACLE_BYTES_PER_ROW = 1700
 ORACLE_LOW_RANK = 5
 ORACLE_LOW_RANK_SLACK = 32 * 2**20
 #: ``solver="auto"`` keeps the interior-point methods (accurate sampled programs) while their
-#: estimated memory is below this, even above ``blocks.memory_budget`` (small data sets)
+#: estimated memory is below this, even above ``blocks.memory_budget``, on small data sets
+#: (at most ``IPM_FLOOR_MAX_SAMPLES`` samples; see :func:`ipm_allowance`)
 IPM_MEMORY_FLOOR = 2**27
+#: ... "small": at most this many samples.  There the absolute memory is small and the
+#: interior-point methods' exact sampled optimum is worth it; above it (issue 15's sizes,
+#: n >= 1e4) ``solver="auto"`` keeps the 3x target of ``blocks.memory_budget`` strictly
+#: (docs/performance.md §8)
+IPM_FLOOR_MAX_SAMPLES = 5000
+
+
+def ipm_allowance(n: int, d: int, n_patterns: int) -> int:
+    r"""Bytes the interior-point methods (primal-dual, barrier, Gram-reduced) may hold when
+    ``solver="auto"`` chooses them: ``blocks.memory_budget(n, d, P)`` (3x X plus the masks),
+    raised to :data:`IPM_MEMORY_FLOOR` (128 MiB) only when :math:`n \le`
+    :data:`IPM_FLOOR_MAX_SAMPLES`.  An explicit ``solver=`` is not limited by it."""
+    budget = memory_budget(n, d, n_patterns)
+    return max(budget, IPM_MEMORY_FLOOR) if n <= IPM_FLOOR_MAX_SAMPLES else budget
+
+
+def gram_path_memory(n: int, d: int, r: int, n_patterns: int) -> int:
+    r"""Estimated peak bytes of a ``solve`` that takes the Gram method, above the caller's
+    data: the scaled copy of X with the bias column (:math:`8n(d+1)`), X in row-space
+    coordinates (:math:`8nr`), the masks (:math:`nP`) and the method's own working memory
+    (:func:`~deepdual.relu.convex_program.gram_ipm.gram_memory`: two :math:`(Pr)^2`
+    matrices, update blocks, vectors of length n)."""
+    return int(8 * n * (d + 1) + 8 * n * r + n * n_patterns + gram_memory(n, r, n_patterns))
 
 
 def gram_fits(n: int, d: int, r: int, n_patterns: int) -> bool:
-    """Whether the Gram method's matrices for ``n_patterns`` patterns of rank ``r`` fit the
-    interior-point memory budget, ``max(blocks.memory_budget, IPM_MEMORY_FLOOR)``."""
-    return gram_memory(n, r, n_patterns) <= max(memory_budget(n, d, n_patterns), IPM_MEMORY_FLOOR)
+    """Whether a solve by the Gram method on ``n_patterns`` patterns of rank ``r``
+    (:func:`gram_path_memory`) fits :func:`ipm_allowance`: the 3x memory budget of issue
+    15 above :data:`IPM_FLOOR_MAX_SAMPLES` samples, at least :data:`IPM_MEMORY_FLOOR` below."""
+    return gram_path_memory(n, d, r, n_patterns) <= ipm_allowance(n, d, n_patterns)
 
 # names defined in the sibling modules, importable from here (the public API, the helpers
 # tests/test_relu_convex.py and benchmarks/bench_convex.py import, and the inner solvers)
@@ -473,7 +498,10 @@ def solve_convex(
             docs/convex_program.md §10b).  ``"auto"`` takes the primal–dual method for
             the squared loss when all patterns fit its dense Newton system, the Gram
             method for large sampled squared-loss programs of rank :math:`r \le 10`
-            (``GRAM_AUTO_MAX_RANK``) whose :math:`(Pr)^2` arrays fit the memory budget,
+            (``GRAM_AUTO_MAX_RANK``) whose path (its :math:`(Pr)^2` matrices, the copies
+            of X and the masks: ``gram_path_memory``) fits ``ipm_allowance`` — 3x (X plus
+            the masks), ``blocks.memory_budget``, and never less than 128 MiB
+            (``IPM_MEMORY_FLOOR``) on at most 5 000 samples (``IPM_FLOOR_MAX_SAMPLES``) —
             the first-order solver for other large sampled programs,
             else the barrier method when the loss has a Hessian and the working set is
             small, else the augmented Lagrangian.
@@ -626,12 +654,12 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
                                                  max_patterns, rng, K)
     requested = solver
     device = options.get("device")
-    # the interior-point methods hold (n, P, r)-sized arrays: above the memory budget (and
-    # IPM_MEMORY_FLOOR) the first-order method, whose memory is linear in n, is taken
+    # the interior-point methods hold (n, P, r)-sized arrays: above ipm_allowance (the 3x
+    # budget; IPM_MEMORY_FLOOR on small data) the first-order method, linear in n, is taken
     # (docs/performance.md §8: n = 1e4, d = 10, 100 patterns: 773 MB resident with the IPM)
     ipm_bytes = program_memory("pd" if isinstance(loss, SquaredLoss) else "barrier", n, d, r, len(pats), K)
     large = solver == "auto" and K == 1 and not complete and (
-        n * len(pats) * r >= FO_MIN_WORK or ipm_bytes > max(memory_budget(n, d, len(pats)), IPM_MEMORY_FLOOR))
+        n * len(pats) * r >= FO_MIN_WORK or ipm_bytes > ipm_allowance(n, d, len(pats)))
     # programs on patterns sampled here, of rank <= GRAM_AUTO_MAX_RANK: the Gram method at every
     # n when it fits (the primal-dual method's exact optimum, faster: n = 1e3, d = 10, 100
     # patterns: 4.2 s against 15.0 s; docs/performance.md §8)
