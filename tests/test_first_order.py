@@ -264,3 +264,21 @@ def test_solve_with_projected_method(monkeypatch):
     ipm = deepdual.solve(X, y, beta=beta, patterns=(pats, dirs), polish=False, rtol=1e-10, solver="ipm")
     assert info["restricted_lower_bound"] <= ipm.info["restricted_objective"] * (1 + 1e-9)
     assert sol.objective >= ipm.info["restricted_objective"] * (1 - 1e-9)  # feasible: not below the optimum
+
+
+@pytest.mark.parametrize("max_iter", [first_order.FO_CHECK_EVERY * 2, first_order.FO_CHECK_EVERY * 2 + 7])
+def test_each_iterate_is_certified_once_and_bounds_bracket_the_optimum(max_iter):
+    # the bound checks evaluate each iterate once (the last step's check is the round's
+    # closing check, and the final feasible point is not recomputed for the same iterate):
+    # strictly increasing step counts in the history; the bounds stay proven: the lower bound
+    # is at most the sampled program's optimum and the feasible objective at least it
+    X, y, pats, dirs, beta = _program(n=60, d=3, P=8, seed=11)
+    rs = row_space(X)
+    ipm = deepdual.solve(X, y, beta=beta, patterns=(pats, dirs), polish=False, rtol=1e-10, solver="ipm")
+    opt = ipm.info["restricted_objective"]
+    res = solve_first_order(rs.Xr, y[:, None], pats, SquaredLoss(), beta, tol=1e-12, max_iter=max_iter)
+    steps = [h[0] for h in res.history]
+    assert steps == sorted(set(steps))
+    assert steps[-1] == max_iter and res.iterations == max_iter
+    assert res.lower <= opt * (1 + 1e-9)
+    assert res.program_upper >= opt * (1 - 1e-9)

@@ -172,3 +172,35 @@ def test_refinement_on_a_complete_pattern_set_keeps_the_cvxpy_optimum():
     assert sol.objective == pytest.approx(prob.value, rel=1e-6)
     assert sol.lower_bound <= prob.value * (1 + 1e-7)
     assert sol.certified
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 10**6), n=st.integers(1, 400), d=st.integers(1, 5), m=st.integers(1, 400),
+       K=st.sampled_from([1, 3]), beta=st.floats(1e-3, 10.0))
+def test_weight_decay_objective_value_and_gradient(seed, n, d, m, K, beta):
+    # the polish's objective in row blocks (several blocks with a shorter last one when
+    # n * m is large: the block temporaries are reused across blocks and evaluations) is
+    # the weight-decay objective, and its gradient matches central differences of it
+    from deepdual.losses import get_loss
+
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    loss = get_loss("squared") if K == 1 else get_loss("cross_entropy")
+    Y = rng.standard_normal((n, 1)) if K == 1 else np.eye(K)[rng.integers(0, K, n)]
+    fg = rebuild.weight_decay_objective(X, Y, loss, beta, d, m)
+    for _ in range(2):  # a second evaluation reuses the buffers
+        x = rng.standard_normal(d * m + m * K)
+        U, A = x[:d * m].reshape(d, m), x[d * m:].reshape(m, K)
+        f, g = fg(x)
+        H = np.maximum(X @ U, 0.0)
+        want = float(loss.value(H @ A, Y)) + 0.5 * beta * (float(np.sum(U ** 2)) + float(np.sum(A ** 2)))
+        assert f == pytest.approx(want, rel=1e-12, abs=1e-12)
+        # central differences along random directions (the ReLU is smooth away from its kinks:
+        # a step far smaller than every |x_i^T u_j|)
+        Z = np.abs(X @ U)
+        h = 1e-3 * max(float(Z[Z > 0].min(initial=1.0)), 1e-12) / max(1.0, float(np.abs(X).max()))
+        for _ in range(3):
+            e = rng.standard_normal(len(x))
+            e /= np.linalg.norm(e)
+            num = (fg(x + h * e)[0] - fg(x - h * e)[0]) / (2 * h)
+            assert float(g @ e) == pytest.approx(num, rel=1e-5, abs=1e-6 * (1 + abs(f)))

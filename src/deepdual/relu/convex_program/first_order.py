@@ -441,7 +441,9 @@ def cell_value(Xr: np.ndarray, mask: np.ndarray, sv: np.ndarray, *, rounds: int 
         viol = np.flatnonzero(m < -1e-12 * xn * np.linalg.norm(u))
         if len(viol) == 0:
             break
-        worst = viol[np.argsort(m[viol] / np.maximum(xn[viol], 1e-300))[:max(r, 4)]]
+        kk = max(r, 4)  # the kk most violated rows (a partial sort: the set is what matters)
+        sc = m[viol] / np.maximum(xn[viol], 1e-300)
+        worst = viol[np.argpartition(sc, kk)[:kk]] if len(viol) > kk else viol
         rows = np.union1d(rows, worst)
         B = Xr[rows].T * sg[rows][None, :]
         try:
@@ -681,8 +683,21 @@ def solve_first_order(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Los
         free = ops.get(ops.rownorm(Ab))
         cheap = np.minimum(free, np.minimum(ops.get(ops.rownorm(Ab + Q)), ops.get(ops.rownorm(Ab + Q0))))
         V = loss.dual_point(F[:, None], Y)
+        pen = beta * float(np.sum(ops.get(ops.rownorm(zz))))
+        conv = float(loss.value(F[:, None], Y)) + pen
+        net = float(loss.value(Fr[:, None], Y)) + pen
+        if expensive == "auto":
+            # the exact values only when they could close the gap: with c = 0 (the best
+            # scale of v, a bound no c(v) can beat) the gap stays above tol otherwise, and the
+            # cheap bounds are valid bounds (the iterates never depend on the bound)
+            top = min(net, best["upper"])
+            reach = max(float(loss.best_scale(V, Y, np.inf)[1]), best["lower"])
+            expensive = bool(top - reach <= tol * max(abs(top), tiny))
         # exact cell values (constraint-generation NNLS) in decreasing order of the cheap
-        # bounds, while a cell could still raise the maximum
+        # bounds, while a cell could still raise the maximum; kept for the next check of the
+        # same iterate (a round's closing check and the final one share the last iterate)
+        if exact["z"] is not zz:
+            exact["z"], exact["values"] = zz, {}
         c = 0.0
         for g in np.argsort(-cheap):
             if cheap[g] <= c:
@@ -690,16 +705,15 @@ def solve_first_order(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Los
             if not expensive:  # the cheap bounds are valid bounds on the cell values
                 c = float(cheap[g])
                 break
-            p, sgn = (g, 1.0) if g < P else (g - P, -1.0)
-            c = max(c, min(float(cheap[g]), cell_value(Xr, pats[p], sgn * V[:, 0])))
+            if g not in exact["values"]:
+                p, sgn = (g, 1.0) if g < P else (g - P, -1.0)
+                exact["values"][g] = cell_value(Xr, pats[p], sgn * V[:, 0])
+            c = max(c, min(float(cheap[g]), exact["values"][g]))
         lower = float(loss.best_scale(V, Y, np.inf if c <= 0 else beta / c)[1])
         # every bound is valid for the same program: keep the best one found
         if lower > best["lower"]:
             best["lower"], best["c"] = lower, c
         lower, c = best["lower"], best["c"]
-        pen = beta * float(np.sum(ops.get(ops.rownorm(zz))))
-        conv = float(loss.value(F[:, None], Y)) + pen
-        net = float(loss.value(Fr[:, None], Y)) + pen
         out = dict(conv=conv, net=net, lower=lower, c=c, viol=float(np.sqrt(viol2)), viol_max=viol_max)
         if net < best["net"]:  # the best network seen (the iterates' networks are not monotone)
             best["net"], best["z"], best["cert"] = net, ops.get(zz).copy(), out
@@ -725,6 +739,8 @@ def solve_first_order(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Los
     best: dict = {"lower": -np.inf, "c": np.inf, "net": np.inf, "z": None, "cert": None, "upper": np.inf,
                   "zf": None}
     timing = {"start": time.perf_counter(), "expensive": 0.0}
+    projected = {"at": -1}  # the step count of the last check that computed the feasible point
+    exact: dict = {"z": None, "values": {}}  # the exact cell values of the iterate last checked
 
     inner_tol = FO_INNER_TOL0 * beta
     viol_prev = np.inf
@@ -737,8 +753,11 @@ def solve_first_order(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Los
         converged = True
     def check(update: bool) -> tuple[dict, bool, bool]:
         """Proven bound at the current iterate: (certificate, converged, stopped by the callback)."""
-        # (deterministic: the exact values at every check, so backends agree step by step)
-        cert = certify(z, update=update, expensive=True, project=update)
+        # (deterministic: the exact values at every closing check, and at the checks within
+        # a round whenever they could close the gap, so backends agree step by step)
+        cert = certify(z, update=update, expensive=True if update else "auto", project=update)
+        if update:
+            projected["at"] = used
         history.append((used, gap(cert), time.perf_counter() - timing["start"], cert["net"], cert["upper"],
                         cert["lower"]))
         if gap(cert) <= tol:
@@ -783,7 +802,9 @@ def solve_first_order(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Los
             if stop_check is not None and stop_check():
                 stopped = True
                 break
-            if it % FO_CHECK_EVERY == 0:
+            if it % FO_CHECK_EVERY == 0 and used < max_iter:
+                # (at the last step the round's closing check below evaluates the same
+                # iterate: the same bound and objectives, plus the multiplier update)
                 cert, converged, stopped = check(update=False)
                 if converged or stopped:
                     break
@@ -797,7 +818,8 @@ def solve_first_order(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Los
             L += (FO_RHO_GROWTH - 1.0) * rho * xn2
             rho *= FO_RHO_GROWTH
         viol_prev = cert["viol"]
-    final = certify(z, update=False, project=True)
+    # the feasible point of this iterate is already known when the last check projected it
+    final = certify(z, update=False, project=projected["at"] != used)
     zf = ops.get(z)
     if best["cert"] is not None and best["net"] < final["net"]:
         # return the best network seen, with the best (valid) bound
