@@ -12,9 +12,10 @@ Every measurement runs in a fresh subprocess (``--child``), which
 
    * ``rss``: the resident high-water mark after the call minus the resident size after
      allocating X (the process's resident peak above the data; includes LAPACK workspaces,
-     allocator slack).  On Linux the high-water mark (``VmHWM``) is first reset to the
-     current resident size (``/proc/self/clear_refs``), so memory the warm-up and the data
-     generation touched and freed does not hide the call's peak; elsewhere ``ru_maxrss``
+     allocator slack).  On Linux the allocator's free memory is first returned to the OS
+     (glibc ``malloc_trim(0)``; ``--no-trim`` skips it) and the high-water mark (``VmHWM``)
+     reset to the current resident size (``/proc/self/clear_refs``), so memory the warm-up
+     and the data generation touched and freed does not hide the call's peak; elsewhere ``ru_maxrss``
      after the call minus ``ru_maxrss`` before it (a rise above an earlier, higher mark
      then reads as 0);
    * ``traced``: the tracemalloc peak of the call above its start (numpy buffers, Python
@@ -98,6 +99,21 @@ def _reset_high_water() -> bool:
             fh.write("5")
         return _status_kb("VmHWM") is not None
     except OSError:
+        return False
+
+
+def _release_free_memory() -> bool:
+    """Return the allocator's free memory to the OS (glibc ``malloc_trim(0)``: the top of
+    the heap and, since glibc 2.8, free pages inside it), so that memory the warm-up and the
+    data generation freed is not resident at the baseline: the call's allocations then touch
+    new pages and raise the high-water mark instead of silently reusing resident free pages
+    (without it a 5-8 MB first-order solve at n = 1e4 read 0.4 MB)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        return True
+    except (OSError, AttributeError):
         return False
 
 
@@ -221,6 +237,7 @@ def child(args: argparse.Namespace) -> dict:
         import gc
 
         gc.collect()
+        trimmed = _release_free_memory() if args.trim else False
         reset = _reset_high_water()
         base = 1024 * _status_kb("VmRSS") if reset else _high_water()
         t0 = time.perf_counter()
@@ -232,7 +249,8 @@ def child(args: argparse.Namespace) -> dict:
             for s in stages.values():
                 s["rss_hw_at_entry_MB"] = round(s["rss_hw_at_entry_MB"] - base / 1e6, 2)
     baseline = ("tracemalloc" if args.mode == "traced" else
-                "VmRSS after resetting VmHWM" if reset else "ru_maxrss before the call")
+                ("VmRSS after resetting VmHWM" if reset else "ru_maxrss before the call")
+                + (" (free memory returned by malloc_trim first)" if args.mode == "rss" and trimmed else ""))
     P = int(sol.info.get("patterns", 0))
     data = X.nbytes + P * args.n
     return {"kind": args.kind, "n": args.n, "d": args.d, "mode": args.mode, "patterns": P,
@@ -259,6 +277,9 @@ def main(argv=None) -> int:
                     help="the convex program's solver (default: what solver='auto' picks)")
     ap.add_argument("--fo-block-entries", type=int, default=None,
                     help="what-if: set first_order.FO_BLOCK_ENTRIES (entries per row-block temporary)")
+    ap.add_argument("--no-trim", dest="trim", action="store_false",
+                    help="rss mode: do not return free memory to the OS before the baseline (the protocol "
+                         "before 2026-12-06 14:00 UTC; freed pages of the warm-up then hide part of the peak)")
     ap.add_argument("--quick", action="store_true", help="n = 1e4 only")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None, help="result file (default benchmarks/results/bench_memory-<time>.json)")
@@ -281,6 +302,8 @@ def main(argv=None) -> int:
                            "--n", str(n), "--d", str(d), "--max-iter", str(args.max_iter), "--solver", args.solver]
                     if args.stages:
                         cmd.append("--stages")
+                    if not args.trim:
+                        cmd.append("--no-trim")
                     if args.fo_block_entries:
                         cmd += ["--fo-block-entries", str(args.fo_block_entries)]
                     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -295,7 +318,7 @@ def main(argv=None) -> int:
                             print(f"    {name:22s} {s}", flush=True)
     import numpy as np
 
-    result = {"fo_block_entries": args.fo_block_entries, "solver": args.solver, "machine": {"python": platform.python_version(), "numpy": np.__version__,
+    result = {"fo_block_entries": args.fo_block_entries, "solver": args.solver, "trim": args.trim, "machine": {"python": platform.python_version(), "numpy": np.__version__,
                           "cpu_count": os.cpu_count(), "load_avg": os.getloadavg(), "threads": args.threads},
               "max_iter": args.max_iter, "rows": rows}
     stamp = time.strftime("%Y%m%dT%H%MZ", time.gmtime())

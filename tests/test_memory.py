@@ -386,6 +386,17 @@ def test_first_order_working_memory_scales_with_the_data():
     data = X.nbytes + pats.nbytes
     assert peak - res.multiplier_bytes < 8 * n * len(pats)
     assert peak - res.multiplier_bytes < 3 * data
+    # the sampled masks are Fortran-ordered, so the solver views their (n, P) transpose (no
+    # copy), and its row-block temporaries are reused in place: apart from the multipliers
+    # its working memory is below X + masks (1.15x measured; 2.4x with the copy)
+    assert pats.flags.f_contiguous
+    assert peak - res.multiplier_bytes < 1.5 * data
+    # the multipliers: single precision with 16-bit indices, at most 6 bytes per non-zero
+    # (and never above the dense float32 block, 4 bytes per entry)
+    nnz = sum(0 if s is None else (np.count_nonzero(s) if isinstance(s, np.ndarray) else len(s[1]))
+              for s in res.multipliers.data)
+    assert res.multiplier_bytes <= min(6 * nnz + 8 * 2 * n * len(pats) // 2**16 + 8 * len(res.multipliers.data),
+                                       4 * 2 * n * len(pats))
     assert np.isfinite(res.lower) and res.lower <= res.network_objective * (1 + 1e-12)
 
 
@@ -564,3 +575,61 @@ def test_auto_takes_first_order_when_the_gram_path_does_not_fit(monkeypatch):
     # the Gram method solves the sampled program (its proven gap is tiny), the first-order
     # method's objective is an upper bound of the same program: never below its proven bound
     assert large.info["restricted_objective"] >= small.info["restricted_lower_bound"] * (1 - 1e-9)
+
+
+def test_first_order_warm_start_leaves_the_given_multipliers_untouched():
+    # a warm start reads the previous solve's multipliers; its block-by-block update works on
+    # a new list, so the earlier result (e.g. a Solution's info["warm_start"]) is unchanged
+    from deepdual.losses import SquaredLoss
+
+    X, rs, pats, Y = _fo_problem(3000, 4, 20)
+    first = first_order.solve_first_order(rs.Xr, Y, pats, SquaredLoss(), 0.5, tol=1e-6, max_iter=30)
+    kept = list(first.multipliers.data)
+    values = [None if s is None else first.multipliers.ops.unpack(s, (0, 0)).copy() for s in kept]
+    second = first_order.solve_first_order(rs.Xr, Y, pats, SquaredLoss(), 0.4, tol=1e-6, max_iter=30,
+                                           z0=first.z, multipliers=first.multipliers, rho=first.rho)
+    assert second.multipliers is not first.multipliers
+    assert all(a is b for a, b in zip(first.multipliers.data, kept))
+    for s, v in zip(first.multipliers.data, values):
+        assert (s is None and v is None) or np.array_equal(first.multipliers.ops.unpack(s, (0, 0)), v)
+    assert second.lower <= second.network_objective * (1 + 1e-12)
+
+
+def _numpy_ops():
+    from deepdual.losses import SquaredLoss
+
+    X, rs, pats, Y = _fo_problem(50, 2, 3)
+    return first_order.solve_first_order(rs.Xr, Y, pats, SquaredLoss(), 1.0, tol=1e-3, max_iter=1).multipliers.ops
+
+
+@settings(max_examples=30, deadline=None)
+@given(rows=st.integers(1, 700), G=st.integers(1, 400), dens=st.floats(0.0, 1.0), seed=st.integers(0, 2**31 - 1))
+def test_multiplier_storage_round_trips_in_single_precision(rows, G, dens, seed):
+    # pack/unpack of a non-negative block: exactly its float32 rounding (so >= 0, as every
+    # bound computed from the multipliers requires), in at most min(6 nnz, 4 size) bytes
+    rng = np.random.default_rng(seed)
+    a = np.where(rng.random((rows, G)) < dens, rng.exponential(size=(rows, G)) * 10.0 ** rng.integers(-30, 30), 0.0)
+    ops = _numpy_ops()  # the numpy backend's storage, as the solver uses it
+    stored = ops.pack(a)
+    got = ops.unpack(stored, a.shape)
+    if not np.any(a):
+        assert stored is None and got is None
+        return
+    assert got.dtype == np.float64 and got.shape == a.shape
+    assert np.array_equal(got, a.astype(np.float32).astype(float)) and np.all(got >= 0)
+    assert ops.stored_bytes(stored) <= min(6 * np.count_nonzero(a) + 8 * (a.size // 2**16 + 1), 4 * a.size)
+
+
+@settings(max_examples=40, deadline=None)
+@given(P=st.integers(1, 40), n=st.integers(1, 3000), seed=st.integers(0, 2**31 - 1))
+def test_mask_rows_and_packed_rows_agree_with_numpy(P, n, seed):
+    from deepdual.patterns import mask_rows, packed_rows
+
+    rng = np.random.default_rng(seed)
+    D = rng.random((P, n)) < rng.random()
+    idx = rng.permutation(P)[:rng.integers(0, P + 1)]
+    M = mask_rows(D, idx)
+    assert M.flags.f_contiguous and np.array_equal(M, D[idx])
+    for arr in (D, np.asfortranarray(D), M):
+        assert np.array_equal(packed_rows(arr), np.packbits(arr, axis=1))
+    assert np.array_equal(first_unique_nonzero(np.asfortranarray(D)), first_unique_nonzero(D))

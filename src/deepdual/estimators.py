@@ -276,9 +276,11 @@ class _DualNetBase(BaseEstimator):
 
         Memory: one ``row_space`` SVD, shared with the sampling; the signs of
         :math:`X_a g` are formed in row blocks (no (n, P) float array) and the duplicates
-        found on the packed masks (:func:`deepdual.patterns.unique_rows`)."""
+        found on the packed masks (:func:`deepdual.patterns.first_unique_nonzero`); the masks
+        the solver receives are Fortran-ordered (:func:`deepdual.patterns.mask_rows`), so the
+        first-order solver's (n, P) view of them is not a copy."""
         from .blocks import row_blocks
-        from .patterns import count_upper_bound, row_space, sample_patterns, unique_rows
+        from .patterns import count_upper_bound, first_unique_nonzero, mask_rows, row_space, sample_patterns
 
         if "patterns" in opts and not isinstance(opts["patterns"], str):
             return True
@@ -296,8 +298,10 @@ class _DualNetBase(BaseEstimator):
         else:
             _, dirs = sample_patterns(Xa, int(opts["n_patterns"]), opts.get("rng"), return_directions=True, rs=rs)
         del rs
-        # patterns 1[X_a g > 0], a block of rows at a time
-        pats = np.empty((len(dirs), n), dtype=bool)
+        # patterns 1[X_a g > 0], a block of rows at a time (Fortran order: each block of
+        # rows is a contiguous (rows, P) slab, and the first-order solver views the (n, P)
+        # transpose instead of copying it)
+        pats = np.empty((len(dirs), n), dtype=bool, order="F")
         for rows in row_blocks(n, len(dirs)):
             Z = Xa[rows] @ dirs.T
             pats[:, rows] = (Z > 0).T
@@ -305,13 +309,12 @@ class _DualNetBase(BaseEstimator):
         # keep directions with a non-zero pattern; one on a cell boundary (a polished neuron at a
         # kink) still names its pattern, and the solver replaces its direction by an interior
         # point from an LP (it checks every supplied direction)
-        keep = pats.any(axis=1)
-        pats, dirs = pats[keep], dirs[keep]
-        _, first = unique_rows(pats, return_index=True)
-        first = np.sort(first)
-        opts["patterns"] = (pats[first], dirs[first])
+        first = np.sort(first_unique_nonzero(pats))  # no copy of the masks
+        opts["patterns"] = (mask_rows(pats, first), dirs[first])
+        del pats
+        dirs = dirs[first]
         opts.pop("n_patterns", None)
-        self._directions = dirs[first]
+        self._directions = dirs
         return True
 
     def _finish(self, sol: Solution) -> None:

@@ -69,6 +69,8 @@ __all__ = [
     "sample_patterns",
     "unique_patterns",
     "first_unique_nonzero",
+    "mask_rows",
+    "packed_rows",
 ]
 
 _EPS = np.finfo(float).eps
@@ -193,13 +195,29 @@ def format_count(count: int) -> str:
     return f"about {lead // 10}.{lead % 10}e+{e:02d}"
 
 
+def packed_rows(D: np.ndarray) -> np.ndarray:
+    """``np.packbits(D, axis=1)`` (C-contiguous) for boolean masks ``D`` (P, n).  Fortran-ordered
+    masks (:func:`mask_rows`) are packed a block of samples at a time from a small contiguous
+    copy (``packbits`` across strided rows is ~30x slower); the bytes are the same."""
+    D = np.asarray(D, dtype=bool)
+    P, n = D.shape
+    if D.flags.c_contiguous or not D.flags.f_contiguous:
+        return np.ascontiguousarray(np.packbits(D, axis=1))
+    out = np.empty((P, (n + 7) // 8), dtype=np.uint8)
+    step = max(8, (2**15 // max(P, 1)) // 8 * 8)  # a multiple of 8 samples: whole bytes per block
+    for a in range(0, n, step):
+        b = min(a + step, n)
+        out[:, a // 8:(b + 7) // 8] = np.packbits(np.ascontiguousarray(D[:, a:b]), axis=1)
+    return out
+
+
 def first_unique_nonzero(D: np.ndarray) -> np.ndarray:
     """Indices ``idx`` with ``D[idx]`` equal to ``unique_rows(D)`` without its all-False row
     (the first occurrence of each distinct non-zero row, in sorted order); ``D`` (P, n) bool,
     n >= 1.  Works on the packed bits: no copy of ``D``."""
     if len(D) == 0:
         return np.zeros(0, dtype=np.intp)
-    packed = np.ascontiguousarray(np.packbits(D, axis=1))
+    packed = packed_rows(D)
     keys = packed.view(np.dtype((np.void, packed.shape[1])))[:, 0]
     _, idx = np.unique(keys, return_index=True)
     return idx[packed[idx].any(axis=1)]
@@ -217,7 +235,7 @@ def unique_rows(D: np.ndarray, *, return_index: bool = False) -> Any:
     D = np.asarray(D, dtype=bool)
     if D.ndim != 2 or D.shape[0] == 0 or D.shape[1] == 0:
         return np.unique(D, axis=0, return_index=return_index)
-    packed = np.ascontiguousarray(np.packbits(D, axis=1))
+    packed = packed_rows(D)
     keys = packed.view(np.dtype((np.void, packed.shape[1])))[:, 0]
     _, idx = np.unique(keys, return_index=True)  # stable: the first occurrence of each row
     return (D[idx], idx) if return_index else D[idx]
@@ -470,7 +488,10 @@ def sample_patterns(X: Any, n_patterns: int, rng: Any = None, *, max_tries: int 
         return empty if return_directions else empty[0]
     pats = np.zeros((0, n), dtype=bool)
     dirs = np.zeros((0, rs.rank))
-    for _ in range(max_tries):
+    idx = np.zeros(0, dtype=np.intp)
+    for k in range(max_tries):
+        if k:  # the rows kept of the previous batches (one copy of the masks)
+            pats, dirs = pats[idx], dirs[idx]
         G = gen.standard_normal((int(n_patterns), rs.rank))
         new = np.empty((len(G), n), dtype=bool)
         for rows in row_blocks(n, len(G)):  # no (n, n_patterns) float array whole
@@ -482,13 +503,24 @@ def sample_patterns(X: Any, n_patterns: int, rng: Any = None, *, max_tries: int 
         del new
         dirs = np.concatenate([dirs, G], axis=0)
         # the first occurrence of each distinct non-zero pattern, in unique_rows' order;
-        # one copy of the masks (the rows kept), never a sorted copy and a filtered copy
+        # never a sorted copy and a filtered copy
         idx = first_unique_nonzero(pats)
-        pats, dirs = pats[idx], dirs[idx]
-        if len(pats) >= n_patterns:
+        if len(idx) >= n_patterns:
             break
-    if len(pats) > n_patterns:
-        pick = np.sort(gen.permutation(len(pats))[:n_patterns])
-        pats, dirs = pats[pick], dirs[pick]
-    dirs = dirs @ rs.V.T
-    return (pats, dirs) if return_directions else pats
+    if len(idx) > n_patterns:
+        idx = idx[np.sort(gen.permutation(len(idx))[:n_patterns])]
+    return (mask_rows(pats, idx), dirs[idx] @ rs.V.T) if return_directions else mask_rows(pats, idx)
+
+
+def mask_rows(D: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    r"""``D[idx]`` for boolean masks ``D`` (P, n), in Fortran order: the (n, P) transpose the
+    first-order solver works on (its row blocks of all patterns) is then a view, not a copy
+    of the masks (docs/performance.md §8).  Rows read as before (``D[idx][p]`` is a strided
+    view); the values are those of ``D[idx]``.  Copied a block of samples at a time (small
+    blocks stay in cache: as fast as one transposing copy, without its (P, n) temporary)."""
+    idx = np.asarray(idx, dtype=np.intp)
+    n = D.shape[1]
+    out = np.empty((len(idx), n), dtype=bool, order="F")
+    for cols in row_blocks(n, max(1, len(idx))):
+        out[:, cols] = D[idx, cols]
+    return out

@@ -25,8 +25,10 @@ update :math:`\lambda_g \leftarrow (\lambda_g - \rho S_{p_g}Xz_g)_+`.
 **Memory.**  Nothing of size :math:`n\times n` or :math:`n\cdot P\cdot d` is formed: the
 operators are applied in blocks of rows from ``X`` (n, r) and the boolean masks (n, P).
 The multipliers (:math:`n \times 2P`, mostly zero: a multiplier is positive only on rows
-where the cone constraint was pushed against) are kept block by block in compressed
-sparse rows (dense when that is smaller).
+where the cone constraint was pushed against) are kept block by block as their non-zeros
+in single precision with 16-bit flat indices (dense float32 when that is smaller; 6 bytes
+per non-zero instead of 12 in CSR), replaced block by block at each update; the row blocks'
+temporaries are reused in place (docs/performance.md §8).
 
 **The proven bound of the sampled program.**  For any :math:`\mu \ge 0` (conic duality,
 Moreau; ``docs/convex_program.md`` §4)
@@ -69,7 +71,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from ...blocks import block_entries, row_norms
 from ...losses import Loss
@@ -219,25 +220,42 @@ class _Numpy:
         return rng.standard_normal(shape)
 
     def pack(self, a: np.ndarray) -> Any:
-        """Compressed storage of a non-negative block (CSR when smaller, else dense)."""
-        nnz = int(np.count_nonzero(a))
-        if nnz == 0:
+        """Compressed storage of a non-negative block of multipliers, in single precision:
+        ``(shape, flat indices mod 2^16 (uint16), start of each 2^16-chunk, values)``,
+        6 bytes per non-zero, or the dense float32 block when that is smaller (4 bytes per
+        entry).  The rounding only perturbs the multiplier estimate of the augmented
+        Lagrangian (relative 6e-8); every bound computed from it stays proven, since any
+        multiplier vector >= 0 gives one (docs/convex_program.md §10; memory:
+        docs/performance.md §8)."""
+        flat = np.ascontiguousarray(a).reshape(-1)
+        idx = np.flatnonzero(flat)
+        if len(idx) == 0:
             return None
-        if 12 * nnz < 8 * a.size:
-            return sp.csr_matrix(a)
-        return a
+        if 6 * len(idx) >= 4 * flat.size:
+            return a.astype(np.float32)
+        # the flat indices mod 2^16, and where each 2^16-chunk of the block starts among them
+        starts = np.searchsorted(idx, np.arange(0, flat.size, 2**16))
+        return (a.shape, idx.astype(np.uint16), starts, flat[idx].astype(np.float32))
 
     def unpack(self, stored: Any, shape: tuple[int, int]) -> np.ndarray | None:
         if stored is None:
             return None
-        return stored.toarray() if sp.issparse(stored) else stored
+        if isinstance(stored, np.ndarray):
+            return stored.astype(float)
+        shp, low, starts, vals = stored
+        idx = low.astype(np.intp)
+        for c in range(1, len(starts)):
+            idx[starts[c]:] += 2**16
+        out = np.zeros(int(shp[0]) * int(shp[1]))
+        out[idx] = vals
+        return out.reshape(shp)
 
     def stored_bytes(self, stored: Any) -> int:
         if stored is None:
             return 0
-        if sp.issparse(stored):
-            return int(stored.data.nbytes + stored.indices.nbytes + stored.indptr.nbytes)
-        return int(stored.nbytes)
+        if isinstance(stored, np.ndarray):
+            return int(stored.nbytes)
+        return int(stored[1].nbytes + stored[2].nbytes + stored[3].nbytes)
 
 
 class _Torch(_Numpy):
@@ -253,7 +271,8 @@ class _Torch(_Numpy):
         return self.torch.as_tensor(np.ascontiguousarray(a, dtype=float), device=self.device)
 
     def put_bool(self, a: np.ndarray) -> Any:
-        return self.torch.as_tensor(np.ascontiguousarray(a, dtype=bool), device=self.device)
+        # (a copy: the masks may be a read-only view, which torch would share on the CPU)
+        return self.torch.as_tensor(np.array(a, dtype=bool, order="C"), device=self.device)
 
     def get(self, a: Any) -> np.ndarray:
         return a.detach().cpu().numpy().astype(float) if hasattr(a, "detach") else np.asarray(a, dtype=float)
@@ -361,7 +380,7 @@ class _Program:
 
 @dataclass
 class _Multipliers:
-    """Multipliers (n, 2P) stored per row block (sparse when smaller)."""
+    """Multipliers (n, 2P) stored per row block (compressed: ``_Numpy.pack``)."""
 
     ops: _Numpy
     blocks: list
@@ -526,11 +545,15 @@ def feasible_point(Xr: np.ndarray, pats: np.ndarray, z: np.ndarray, *,
     xn = row_norms(Xr)
     bad = np.zeros(len(act), dtype=bool)
     pa = act % P
+    un = np.linalg.norm(u[act], axis=1)[None, :]
     for a in range(0, n, block):
         M = Xr[a:a + block] @ u[act].T  # (rows, active groups)
-        S = np.where(pats[pa, a:a + block].T, 1.0, -1.0)
-        tolb = 1e-12 * xn[a:a + block, None] * np.linalg.norm(u[act], axis=1)[None, :]
-        bad |= np.any(S * M < -tolb, axis=0)
+        tolb = 1e-12 * xn[a:a + block, None] * un
+        # S M < -tol with S = 2D - 1 = +-1, without the float S and S M: M < -tol where the
+        # mask is on, M > tol where it is off (exact: the products by +-1 are exact)
+        on = pats[pa, a:a + block].T
+        bad |= np.any(np.where(on, M < -tolb, M > tolb), axis=0)
+        del M, tolb, on
     for g in act[bad]:
         pu = project_cone(Xr, pats[g % P], u[g])
         u[g] = 0.0 if pu is None else pu
@@ -615,6 +638,8 @@ def solve_first_order(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Los
         else _Multipliers(ops, prog.blocks)
     if lam.ops is not ops:
         lam = _Multipliers(ops, prog.blocks)
+    # the caller's warm start is never modified: a new list of its (immutable) stored blocks
+    lam = _Multipliers(ops, prog.blocks, list(lam.data))
     tiny = np.finfo(float).tiny
 
     def smooth(zz: Any, want_grad: bool) -> tuple[float, Any]:
@@ -629,19 +654,27 @@ def solve_first_order(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Los
             F = ops.get(ops.rowsum(Mb * (XZp - XZm)))[:, None]
             val += float(loss.value(F, Y[a:b]))
             lb = lam.get(i)
-            # mu = (lam - rho S X z)_+ for the + and - groups (no (rows, 2P) concatenation)
-            mup = (-rho) * (Sb * XZp)
-            mum = (-rho) * (Sb * XZm)
+            # mu = (lam - rho S X z)_+ for the + and - groups, formed in place of XZ (spent):
+            # the same bits as (-rho) * (S * XZ) + lam, and no further (rows, 2P) temporaries
+            # (memory: docs/performance.md §8)
+            XZp *= Sb
+            XZm *= Sb
+            XZ *= -rho
             if lb is not None:
-                mup += lb[:, :P]
-                mum += lb[:, P:]
-            mup, mum = ops.relu(mup), ops.relu(mum)
+                XZ += lb
+            del lb, XZp, XZm
+            mu = ops.relu(XZ)
+            del XZ
+            mup, mum = mu[:, :P], mu[:, P:]
             val += 0.5 / rho * (ops.sumsq(mup) + ops.sumsq(mum))
             if want_grad:
                 MG = Mb * ops.put(loss.gradient(F, Y[a:b]))
                 mup *= Sb
                 mum *= Sb
-                g = g + ops.cat(MG - mup, -MG - mum).T @ Xb
+                mup -= MG
+                mum += MG
+                mu *= -1.0  # [MG - S mu_+, -MG - S mu_-], exactly
+                g = g + mu.T @ Xb
         return val, g
 
     def certify(zz: Any, update: bool, expensive: bool = True, project: bool = False) -> dict:
@@ -656,30 +689,38 @@ def solve_first_order(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Los
         Q0 = ops.zeros(2 * P, r)  # the same with mu = current multipliers
         viol2 = 0.0
         viol_max = 0.0
-        new = []
         for i, (a, b) in enumerate(prog.blocks):
+            # (memory: the (rows, 2P) temporaries are reused in place or freed as soon as
+            # they are spent, and the multipliers are replaced block by block: never two
+            # copies of them; docs/performance.md §8)
             Xb, Mb, Sb = prog.block(a, b)
             XZ = Xb @ zz.T
             Fb = ops.rowsum(Mb * (XZ[:, :P] - XZ[:, P:]))
             Frb = ops.rowsum(ops.relu(XZ[:, :P]) - ops.relu(XZ[:, P:]))
             F[a:b], Fr[a:b] = ops.get(Fb), ops.get(Frb)
             vb = ops.put(loss.dual_point(F[a:b, None], Y[a:b]))
+            Mv = Mb * vb
+            Ab = Ab + ops.cat(Mv, -Mv).T @ Xb
+            del Mv, Mb, Fb, Frb
             S2 = ops.cat(Sb, Sb)
-            C = S2 * XZ
-            lb = lam.get(i)
-            mu = ops.relu((lb if lb is not None else 0.0) - rho * C)
+            C = XZ
+            C *= S2  # S X z, in place (XZ is spent)
             neg = ops.relu(-C)
             viol2 += ops.sumsq(neg)
             viol_max = max(viol_max, ops.amax(neg))
-            Mv = Mb * vb
-            Ab = Ab + ops.cat(Mv, -Mv).T @ Xb
-            Q = Q + (S2 * mu).T @ Xb
+            del neg
+            lb = lam.get(i)
+            C *= -rho  # mu = (lam - rho S X z)_+, the same bits as relu(lam - rho * C)
             if lb is not None:
+                C += lb
                 Q0 = Q0 + (S2 * lb).T @ Xb
+            del lb
+            mu = ops.relu(C)
+            del C, XZ
+            Q = Q + (S2 * mu).T @ Xb
             if update:
-                new.append(ops.pack(mu))
-        if update:
-            lam.data = new
+                lam.data[i] = ops.pack(mu)
+            del mu, S2
         free = ops.get(ops.rownorm(Ab))
         cheap = np.minimum(free, np.minimum(ops.get(ops.rownorm(Ab + Q)), ops.get(ops.rownorm(Ab + Q0))))
         V = loss.dual_point(F[:, None], Y)
