@@ -633,3 +633,5 @@ def test_mask_rows_and_packed_rows_agree_with_numpy(P, n, seed):
     for arr in (D, np.asfortranarray(D), M):
         assert np.array_equal(packed_rows(arr), np.packbits(arr, axis=1))
     assert np.array_equal(first_unique_nonzero(np.asfortranarray(D)), first_unique_nonzero(D))
+    F = np.asfortranarray(D)
+    assert mask_rows(F, np.arange(P)) is F  # all rows in order: no copy

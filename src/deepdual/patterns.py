@@ -493,7 +493,7 @@ def sample_patterns(X: Any, n_patterns: int, rng: Any = None, *, max_tries: int 
         if k:  # the rows kept of the previous batches (one copy of the masks)
             pats, dirs = pats[idx], dirs[idx]
         G = gen.standard_normal((int(n_patterns), rs.rank))
-        new = np.empty((len(G), n), dtype=bool)
+        new = np.empty((len(G), n), dtype=bool, order="F")  # (see mask_rows)
         for rows in row_blocks(n, len(G)):  # no (n, n_patterns) float array whole
             new[:, rows] = (rs.Xr[rows] @ G.T >= 0).T
         if len(pats):
@@ -509,7 +509,8 @@ def sample_patterns(X: Any, n_patterns: int, rng: Any = None, *, max_tries: int 
             break
     if len(idx) > n_patterns:
         idx = idx[np.sort(gen.permutation(len(idx))[:n_patterns])]
-    return (mask_rows(pats, idx), dirs[idx] @ rs.V.T) if return_directions else mask_rows(pats, idx)
+    pats = mask_rows(pats, idx)
+    return (pats, dirs[idx] @ rs.V.T) if return_directions else pats
 
 
 def mask_rows(D: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -517,9 +518,12 @@ def mask_rows(D: np.ndarray, idx: np.ndarray) -> np.ndarray:
     first-order solver works on (its row blocks of all patterns) is then a view, not a copy
     of the masks (docs/performance.md §8).  Rows read as before (``D[idx][p]`` is a strided
     view); the values are those of ``D[idx]``.  Copied a block of samples at a time (small
-    blocks stay in cache: as fast as one transposing copy, without its (P, n) temporary)."""
+    blocks stay in cache: as fast as one transposing copy, without its (P, n) temporary).
+    Fortran-ordered ``D`` with ``idx`` all its rows in order is returned itself."""
     idx = np.asarray(idx, dtype=np.intp)
     n = D.shape[1]
+    if D.flags.f_contiguous and np.array_equal(idx, np.arange(D.shape[0])):
+        return D  # all rows, in order: already the result (no copy)
     out = np.empty((len(idx), n), dtype=bool, order="F")
     for cols in row_blocks(n, max(1, len(idx))):
         out[:, cols] = D[idx, cols]
