@@ -149,6 +149,18 @@ def test_cell_value_matches_nnls(seed, n, d):
         got = cell_value(X, mask, s * v)
         assert got >= exact - 1e-9 * (1 + exact)
         assert got <= exact + 1e-7 * (1 + exact)
+        # with its direction (and the row norms given): the same value, and a unit vector inside
+        # the cell whose value a^T e bounds the cell value from below, for this v and any other
+        val, e = cell_value(X, mask, s * v, xn=np.linalg.norm(X, axis=1), direction=True)
+        assert val == got
+        if e is not None:
+            S = np.where(mask, 1.0, -1.0)
+            assert np.linalg.norm(e) == pytest.approx(1.0)
+            assert np.all(S * (X @ e) >= -1e-9 * np.linalg.norm(X, axis=1))
+            for w in (s * v, rng.standard_normal(n)):
+                a = X.T @ np.where(mask, w, 0.0)
+                assert float(a @ e) <= cone_value(X, mask.astype(float), w) + 1e-7 * (1 + np.linalg.norm(a))
+            assert float(X.T @ np.where(mask, s * v, 0.0) @ e) == pytest.approx(exact, rel=1e-6, abs=1e-7)
 
 
 def test_memory_guard(monkeypatch):

@@ -430,7 +430,8 @@ class FirstOrderResult:
 
 
 # ============================================================================ cell values
-def cell_value(Xr: np.ndarray, mask: np.ndarray, sv: np.ndarray, *, rounds: int = 30) -> float:
+def cell_value(Xr: np.ndarray, mask: np.ndarray, sv: np.ndarray, *, rounds: int = 30,
+               xn: np.ndarray | None = None, direction: bool = False) -> Any:
     r"""Upper bound, exact at convergence, on :math:`\max_{u\in K,\|u\|\le1} s\,v^TDXu`
     (:math:`K = \{u : (2D - I)Xu \ge 0\}`, ``sv`` = :math:`s\,v`) in O(nr) work per round.
 
@@ -443,22 +444,31 @@ def cell_value(Xr: np.ndarray, mask: np.ndarray, sv: np.ndarray, *, rounds: int 
     optimality condition of the full NNLS) and the most violated rows join.  The value
     returned is :math:`\|a + X^TS\mu\|` of the last (clipped) :math:`\mu`, never below the
     maximum, whatever the number of rounds.
+
+    ``xn``: the row norms of ``Xr`` when the caller has them (one pass over the data less).
+    With ``direction`` returns ``(value, e)``: ``e`` the unit residual
+    :math:`u/\|u\|` when the last round found no violated row (then :math:`e \in K` up to
+    the test's 1e-12 relative slack, so :math:`a'^Te` is at most the cell value for any
+    other :math:`a'`: a lower bound), else ``None``.
     """
     from scipy.optimize import nnls
 
     a = Xr.T @ np.where(mask, sv, 0.0)  # no copy of the masked rows
     best = float(np.linalg.norm(a))
     if best == 0.0:
-        return 0.0
+        return (0.0, None) if direction else 0.0
     r = Xr.shape[1]
     sg = np.where(mask, 1.0, -1.0)
-    xn = row_norms(Xr)
+    xn = row_norms(Xr) if xn is None else xn
     rows = np.zeros(0, dtype=np.intp)
     u = a
+    inside = None
     for _ in range(rounds):
         m = sg * (Xr @ u)
-        viol = np.flatnonzero(m < -1e-12 * xn * np.linalg.norm(u))
+        nu = np.linalg.norm(u)
+        viol = np.flatnonzero(m < -1e-12 * xn * nu)
         if len(viol) == 0:
+            inside = u / nu if nu > 0 else None
             break
         kk = max(r, 4)  # the kk most violated rows (a partial sort: the set is what matters)
         sc = m[viol] / np.maximum(xn[viol], 1e-300)
@@ -472,7 +482,7 @@ def cell_value(Xr: np.ndarray, mask: np.ndarray, sv: np.ndarray, *, rounds: int 
         u = a + B @ np.maximum(mu, 0.0)
         best = min(best, float(np.linalg.norm(u)))
         rows = rows[mu > 0] if np.any(mu > 0) else rows
-    return best
+    return (best, inside) if direction else best
 
 
 def project_cone(Xr: np.ndarray, mask: np.ndarray, z: np.ndarray, *, rounds: int = 50) -> np.ndarray | None:
@@ -728,11 +738,18 @@ def solve_first_order(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Los
         conv = float(loss.value(F[:, None], Y)) + pen
         net = float(loss.value(Fr[:, None], Y)) + pen
         if expensive == "auto":
-            # the exact values only when they could close the gap: with c = 0 (the best
-            # scale of v, a bound no c(v) can beat) the gap stays above tol otherwise, and the
-            # cheap bounds are valid bounds (the iterates never depend on the bound)
+            # the exact values only when they could close the gap.  c(v) is at least
+            # a_g^T e_g for a unit direction e_g inside cell g (a_g = row g of Ab): those of
+            # the cells computed at earlier checks (cell_value's last residual); so the bound
+            # the exact values could give is at most best_scale(v, beta / c_low) (beta / 0:
+            # the best scale of v).  When that leaves the gap above tol the cheap bounds,
+            # which are valid, serve (the iterates never depend on the bound)
+            c_low = 0.0
+            if inner_dirs:
+                Abn = ops.get(Ab)
+                c_low = max(float(Abn[g] @ e) for g, e in inner_dirs.items())
             top = min(net, best["upper"])
-            reach = max(float(loss.best_scale(V, Y, np.inf)[1]), best["lower"])
+            reach = max(float(loss.best_scale(V, Y, np.inf if c_low <= 0 else beta / c_low)[1]), best["lower"])
             expensive = bool(top - reach <= tol * max(abs(top), tiny))
         # exact cell values (constraint-generation NNLS) in decreasing order of the cheap
         # bounds, while a cell could still raise the maximum; kept for the next check of the
@@ -748,7 +765,9 @@ def solve_first_order(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Los
                 break
             if g not in exact["values"]:
                 p, sgn = (g, 1.0) if g < P else (g - P, -1.0)
-                exact["values"][g] = cell_value(Xr, pats[p], sgn * V[:, 0])
+                exact["values"][g], e = cell_value(Xr, pats[p], sgn * V[:, 0], xn=xn_rows, direction=True)
+                if e is not None:
+                    inner_dirs[g] = e
             c = max(c, min(float(cheap[g]), exact["values"][g]))
         lower = float(loss.best_scale(V, Y, np.inf if c <= 0 else beta / c)[1])
         # every bound is valid for the same program: keep the best one found
@@ -782,6 +801,8 @@ def solve_first_order(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Los
     timing = {"start": time.perf_counter(), "expensive": 0.0}
     projected = {"at": -1}  # the step count of the last check that computed the feasible point
     exact: dict = {"z": None, "values": {}}  # the exact cell values of the iterate last checked
+    inner_dirs: dict = {}  # group -> a unit direction inside its cell (cell_value's last residual)
+    xn_rows = row_norms(Xr)  # (n,) row norms, shared by the cell values
 
     inner_tol = FO_INNER_TOL0 * beta
     viol_prev = np.inf
