@@ -166,7 +166,7 @@ def _spectral_norm(A: np.ndarray) -> float:
 
 #: row selections of at least this many entries (and at least :data:`GRAM_NORM_MIN_ROWS_PER_COL`
 #: rows per column) take the Gram route of :func:`spectral_norm_bound`; smaller ones the SVD
-GRAM_NORM_MIN_ENTRIES = 2**14
+GRAM_NORM_MIN_ENTRIES = 2**17
 #: ... and at least this many rows per column (tall data, where the Gram matrix is small)
 GRAM_NORM_MIN_ROWS_PER_COL = 4
 #: generous constant of the symmetric eigensolver's backward error, ``c d u ||G||_F``

@@ -700,6 +700,11 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
 
     if solver == "first_order" and "tol" not in options:
         tol = max(tol, FO_DEFAULT_TOL)
+    if solver != "first_order" and not pats.flags.c_contiguous:
+        # sampled masks come Fortran-ordered (the first-order solver views their (n, P)
+        # transpose; patterns.mask_rows); the other methods read pattern rows: C order, as
+        # before (same sums, same results; their own arrays dwarf this copy)
+        pats = np.ascontiguousarray(pats)
     # a data set that does not fit: a clear error before the solve
     need = (3 * 8 * n * (d + 1) + n * len(pats) + gram_memory(n, r, len(pats))) if solver == "gram" else \
         program_memory(solver, n, d, r, len(pats), K)
