@@ -635,3 +635,28 @@ def test_mask_rows_and_packed_rows_agree_with_numpy(P, n, seed):
     assert np.array_equal(first_unique_nonzero(np.asfortranarray(D)), first_unique_nonzero(D))
     F = np.asfortranarray(D)
     assert mask_rows(F, np.arange(P)) is F  # all rows in order: no copy
+
+
+def test_default_path_at_a_mid_size_instance_stays_within_three_times_the_data():
+    # solve() with default options (but a short step budget) at n = 12 000, d = 10, 100
+    # sampled patterns: "auto" takes the first-order method (the Gram method's (Pr)^2 path
+    # does not fit 3 (X + masks) above IPM_FLOOR_MAX_SAMPLES), and the whole call's traced
+    # peak, multipliers, polish and certificate included, stays within 3 (X + masks)
+    # (2.5x measured).  One (n, P) float64 array alone would be 8nP = 4.4x the data, so none
+    # is ever alive.
+    n, d = 12_000, 10
+    X, y = _planted(n, d, seed=21)
+    deepdual.solve(X[:300], y[:300], beta=3.0, progress=False)  # lazy imports outside the trace
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        sol = deepdual.solve(X, y, beta=0.01 * n, progress=False, max_iter=25)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    P = sol.info["patterns"]
+    data = X.nbytes + n * P
+    assert sol.info["solver"] == "first_order" and P == 100
+    assert 8 * n * P > MEMORY_FACTOR * data
+    assert peak <= MEMORY_FACTOR * data
+    assert sol.lower_bound <= sol.objective
