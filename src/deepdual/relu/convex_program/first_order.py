@@ -737,6 +737,7 @@ def solve_first_order(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Los
         pen = beta * float(np.sum(ops.get(ops.rownorm(zz))))
         conv = float(loss.value(F[:, None], Y)) + pen
         net = float(loss.value(Fr[:, None], Y)) + pen
+        lazy = expensive == "auto"
         if expensive == "auto":
             # the exact values only when they could close the gap.  c(v) is at least
             # a_g^T e_g for a unit direction e_g inside cell g (a_g = row g of Ab): those of
@@ -744,30 +745,39 @@ def solve_first_order(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Los
             # the exact values could give is at most best_scale(v, beta / c_low) (beta / 0:
             # the best scale of v).  When that leaves the gap above tol the cheap bounds,
             # which are valid, serve (the iterates never depend on the bound)
-            c_low = 0.0
-            if inner_dirs:
-                Abn = ops.get(Ab)
-                c_low = max(float(Abn[g] @ e) for g, e in inner_dirs.items())
+            Abn = ops.get(Ab)
+            c_low = max((float(Abn[g] @ e) for g, e in inner_dirs.items()), default=0.0)
             top = min(net, best["upper"])
-            reach = max(float(loss.best_scale(V, Y, np.inf if c_low <= 0 else beta / c_low)[1]), best["lower"])
-            expensive = bool(top - reach <= tol * max(abs(top), tiny))
+
+            def hopeless(c_lo: float) -> bool:
+                """Whether c(v) >= c_lo proves that no bound at this iterate closes the gap."""
+                reach = max(float(loss.best_scale(V, Y, np.inf if c_lo <= 0 else beta / c_lo)[1]), best["lower"])
+                return bool(top - reach > tol * max(abs(top), tiny))
+
+            expensive = not hopeless(c_low)
         # exact cell values (constraint-generation NNLS) in decreasing order of the cheap
         # bounds, while a cell could still raise the maximum; kept for the next check of the
         # same iterate (a round's closing check and the final one share the last iterate)
         if exact["z"] is not zz:
             exact["z"], exact["values"] = zz, {}
         c = 0.0
-        for g in np.argsort(-cheap):
+        order = np.argsort(-cheap)
+        for k, g in enumerate(order):
             if cheap[g] <= c:
                 break
             if not expensive:  # the cheap bounds are valid bounds on the cell values
-                c = float(cheap[g])
+                c = max(c, float(cheap[g]))
                 break
             if g not in exact["values"]:
                 p, sgn = (g, 1.0) if g < P else (g - P, -1.0)
                 exact["values"][g], e = cell_value(Xr, pats[p], sgn * V[:, 0], xn=xn_rows, direction=True)
                 if e is not None:
                     inner_dirs[g] = e
+                    if lazy and hopeless(max(c_low, float(Abn[g] @ e))):
+                        # (a check that only tests convergence, "auto") this cell's interior
+                        # direction already proves the gap stays open: the remaining cells
+                        # keep their cheap bounds (the largest is the next one's)
+                        expensive = False
             c = max(c, min(float(cheap[g]), exact["values"][g]))
         lower = float(loss.best_scale(V, Y, np.inf if c <= 0 else beta / c)[1])
         # every bound is valid for the same program: keep the best one found
@@ -809,7 +819,7 @@ def solve_first_order(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Los
     used = rounds = 0
     converged = stopped = False
     history: list = []
-    cert = certify(z, update=False)
+    cert = certify(z, update=False, expensive="auto")  # (the zero iterate: only its convergence matters)
     history.append((0, gap(cert), 0.0, cert["net"], cert["upper"], cert["lower"]))
     if gap(cert) <= tol:
         converged = True
