@@ -131,7 +131,8 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--configs", nargs="+", default=["10000:10:50", "10000:50:100", "100000:50:100"],
                     help="n:d:P, optionally n:d:P:BUDGETS[:CAP] (pyscnn iteration budgets, comma-separated, and "
-                         "its seconds for this problem; default --pyscnn-iters, --pyscnn-cap)")
+                         "its seconds for this problem, or xF: F times deepdual's time; default --pyscnn-iters, "
+                         "--pyscnn-cap)")
     ap.add_argument("--tol", type=float, default=1e-4)
     ap.add_argument("--ref-tol", type=float, default=1e-7)
     ap.add_argument("--no-ref", action="store_true", help="skip the reference solve (best known = deepdual's)")
@@ -163,7 +164,9 @@ def main(argv=None) -> dict:
         parts = cfg.split(":")
         n, d, P = (int(v) for v in parts[:3])
         budgets = [int(v) for v in parts[3].split(",")] if len(parts) > 3 and parts[3] else args.pyscnn_iters
-        cap = float(parts[4]) if len(parts) > 4 else args.pyscnn_cap
+        # CAP: seconds, or xF: F times deepdual's time on this problem (set after its run)
+        cap_spec = parts[4] if len(parts) > 4 else str(args.pyscnn_cap)
+        cap = None if cap_spec.startswith("x") else float(cap_spec)
         X, y, beta, pats, dirs = make_problem(n, d, P)
         row = {"n": n, "d": d, "P": P, "beta": beta, "data_bytes": int(X.nbytes + pats.size),
                "load_start": os.getloadavg(), "pyscnn_budgets": budgets, "pyscnn_cap_s": cap, **git_commit()}
@@ -171,6 +174,9 @@ def main(argv=None) -> dict:
         dd = run_deepdual(X, y, beta, pats, dirs, args.tol)
         dd["peak_over_data"] = dd["peak_traced_bytes"] / row["data_bytes"]
         row["deepdual"] = dd
+        if cap is None:
+            cap = float(cap_spec[1:]) * dd["time_s"]
+            row["pyscnn_cap_s"] = cap
         print("deepdual", dd, flush=True)
         best, lower = dd["objective"], dd["lower_bound"]
         if not args.no_ref:
