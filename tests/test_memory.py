@@ -232,7 +232,7 @@ def test_fit_patterns_match_the_unblocked_formula(n, d, P, ties, seed):
         X[: n // 3] = X[0]
     Xa = np.hstack([X, np.ones((n, 1))])
     opts = {"n_patterns": P, "rng": seed, "patterns": "sample"}
-    assert DualNetRegressor()._choose_patterns(Xa, 1, opts)
+    assert DualNetRegressor()._choose_patterns(X, True, 1, opts)  # the ones column added block by block
     got_p, got_d = opts["patterns"]
     _, dirs = sample_patterns(Xa, P, seed, return_directions=True)
     Z = Xa @ dirs.T
@@ -660,3 +660,27 @@ def test_default_path_at_a_mid_size_instance_stays_within_three_times_the_data()
     assert 8 * n * P > MEMORY_FACTOR * data
     assert peak <= MEMORY_FACTOR * data
     assert sol.lower_bound <= sol.objective
+
+
+@settings(max_examples=20, deadline=None)
+@given(n=st.sampled_from([40, 3000, 9000]), d=st.integers(1, 12), P=st.integers(1, 30), seed=st.integers(0, 10**6))
+def test_row_space_with_ones_column_is_that_of_the_augmented_copy(n, d, P, seed):
+    # the bias column added a block of rows at a time gives the same row space (same bits:
+    # the same QR buffers, the same products row by row) and the same sampled patterns as
+    # the (n, d + 1) copy, also without forming X_r whole
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)) * np.exp(rng.uniform(-3, 3, d))
+    Xa = np.hstack([X, np.ones((n, 1))])
+    ref, got = row_space(Xa), row_space(X, ones_column=True)
+    assert np.array_equal(ref.V, got.V)
+    np.testing.assert_allclose(got.Xr, ref.Xr, rtol=0, atol=1e-12 * np.abs(ref.Xr).max())
+    lean = row_space(X, ones_column=True, with_Xr=False)
+    assert lean.Xr is None and np.array_equal(lean.V, ref.V)
+    a = sample_patterns(Xa, P, seed, return_directions=True, rs=ref)
+    b = sample_patterns(X, P, seed, return_directions=True, rs=lean, ones_column=True)
+    assert np.array_equal(a[1], b[1]) and a[1].shape[1] == d + 1
+    # the signs agree wherever the margin is above the rounding of the products
+    margin = np.abs(Xa @ a[1].T).T > 1e-12 * np.abs(Xa).sum(axis=1) * np.abs(a[1]).sum(axis=1)[:, None]
+    assert np.array_equal(a[0][margin], b[0][margin])
+    with pytest.raises(ValueError, match="rs"):
+        sample_patterns(X, P, seed, rs=ref)  # d + 1 columns in rs, but no ones column asked for

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 import numpy as np
 
 __all__ = ["BLOCK_ENTRIES", "MIN_BLOCK_ENTRIES", "BLOCK_DATA_FRACTION", "MEMORY_FACTOR", "MEMORY_FLOOR",
-           "data_bytes", "block_entries", "memory_budget", "row_norms", "row_blocks", "relu_layer_output"]
+           "data_bytes", "block_entries", "memory_budget", "row_norms", "row_blocks", "rows_with_ones",
+           "relu_layer_output"]
 
 #: entries of one (rows x width) float temporary (2 MB in float64); a few are alive at a
 #: time, so their total is a constant next to the data at large n (docs/performance.md §8)
@@ -79,6 +80,20 @@ def row_blocks(n: int, width: int, entries: int | None = None) -> Iterator[slice
     size = max(1, int(block_entries(n, width) if entries is None else entries) // max(1, int(width)))
     for a in range(0, int(n), size):
         yield slice(a, min(a + size, int(n)))
+
+
+def rows_with_ones(X: np.ndarray, rows: slice, ones_column: bool = True) -> np.ndarray:
+    r"""The rows ``X[rows]`` of :math:`[X\ \mathbf 1]` (a column of ones appended when
+    ``ones_column``): a (b, d + 1) temporary with the same values as the rows of
+    ``np.hstack([X, np.ones((n, 1))])``, so products with it are those of the whole augmented
+    matrix's rows, without its (n, d + 1) copy (docs/performance.md §8)."""
+    if not ones_column:
+        return X[rows]
+    blk = X[rows]
+    out = np.empty((blk.shape[0], blk.shape[1] + 1), dtype=np.result_type(blk, float))
+    out[:, :-1] = blk
+    out[:, -1] = 1.0
+    return out
 
 
 def relu_layer_output(X: np.ndarray, U: np.ndarray, A: np.ndarray) -> np.ndarray:

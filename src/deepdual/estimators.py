@@ -205,10 +205,12 @@ class _DualNetBase(BaseEstimator):
                                  method=self.method, loss_name=loss, K=K)
         self._directions = None
         if method == "convex":
-            # one (n, d + 1) copy with the bias column, shared by the zero-network test and the
-            # pattern sampling and freed before the solve (docs/performance.md §8, memory)
+            # the zero-network test's (n, d + 1) copy with the bias column is freed before the
+            # patterns are sampled: those see the bias column a block of rows at a time
+            # (docs/performance.md §8, memory)
             Xa = _augmented(X, bias)
             zero = self._proven_zero(Xa, Y, loss, beta, tol)
+            del Xa
             if zero is not None:
                 # beta >= the proven upper end of beta_max: no solve needed (at alpha = 1
                 # on the benchmark sets a solve took 1-8 s per fit to find the same)
@@ -224,8 +226,7 @@ class _DualNetBase(BaseEstimator):
                 opts.setdefault("max_iter", int(self.max_iter))
             if self.device is not None:
                 opts.setdefault("device", self.device)
-            sampled = self._choose_patterns(Xa, K, opts)
-            del Xa
+            sampled = self._choose_patterns(X, bias, K, opts)
             if sampled or K > 1:
                 opts.setdefault("max_iter", UPPER_BOUND_MAX_ITER)
         else:
@@ -268,42 +269,45 @@ class _DualNetBase(BaseEstimator):
                               "note": "the optimum is the zero network: beta is at least beta_max "
                                       "(see deepdual.beta_max)"})
 
-    def _choose_patterns(self, Xa: np.ndarray, K: int, opts: dict) -> bool:
+    def _choose_patterns(self, X: np.ndarray, bias: bool, K: int, opts: dict) -> bool:
         """Sample the activation patterns here (rather than in the solver) when the convex
         program would sample them, so that ``warm_start`` can reuse their directions.
-        ``Xa`` is the data with the bias column when ``bias``.  Returns whether the pattern
-        set is sampled (or user-supplied).
+        The patterns are those of ``X_a = [X, 1]`` when ``bias``, else of ``X``.
+        Returns whether the pattern set is sampled (or user-supplied).
 
-        Memory: one ``row_space`` SVD, shared with the sampling; the signs of
-        :math:`X_a g` are formed in row blocks (no (n, P) float array) and the duplicates
-        found on the packed masks (:func:`deepdual.patterns.first_unique_nonzero`); the masks
-        the solver receives are Fortran-ordered (:func:`deepdual.patterns.mask_rows`), so the
-        first-order solver's (n, P) view of them is not a copy."""
-        from .blocks import row_blocks
+        Memory: no copy of ``X`` or ``X_a``: the row space's blocked QR and the products
+        :math:`X_a g` read ``X`` a block of rows at a time with the ones column added
+        (:func:`deepdual.blocks.rows_with_ones`; the same values as the augmented copy), and
+        :math:`X_r = X_aV` is never formed whole (``row_space(..., with_Xr=False)``); the
+        duplicates are found on the packed masks (:func:`deepdual.patterns.first_unique_nonzero`);
+        the masks the solver receives are Fortran-ordered (:func:`deepdual.patterns.mask_rows`),
+        so the first-order solver's (n, P) view of them is not a copy."""
+        from .blocks import row_blocks, rows_with_ones
         from .patterns import count_upper_bound, first_unique_nonzero, mask_rows, row_space, sample_patterns
 
         if "patterns" in opts and not isinstance(opts["patterns"], str):
             return True
-        n = Xa.shape[0]
+        n, da = X.shape[0], X.shape[1] + int(bias)
         how = opts.get("patterns", "auto")
         limit = opts.get("max_patterns", CONVEX_MAX_PATTERNS)
-        if how == "exact" or (how == "auto" and count_upper_bound(n, min(Xa.shape)) * K <= limit):
+        if how == "exact" or (how == "auto" and count_upper_bound(n, min(n, da)) * K <= limit):
             return False  # all patterns: exact, nothing to warm-start (the rank is at most min(n, d))
-        rs = row_space(Xa)
+        rs = row_space(X, ones_column=bias, with_Xr=False)
         if how == "auto" and count_upper_bound(n, rs.rank) * K <= limit:
             return False
         prev = getattr(self, "directions_", None) if self.warm_start else None
-        if prev is not None and prev.shape[1] == Xa.shape[1]:
+        if prev is not None and prev.shape[1] == da:
             dirs = prev
         else:
-            _, dirs = sample_patterns(Xa, int(opts["n_patterns"]), opts.get("rng"), return_directions=True, rs=rs)
+            _, dirs = sample_patterns(X, int(opts["n_patterns"]), opts.get("rng"), return_directions=True, rs=rs,
+                                      ones_column=bias)
         del rs
         # patterns 1[X_a g > 0], a block of rows at a time (Fortran order: each block of
         # rows is a contiguous (rows, P) slab, and the first-order solver views the (n, P)
         # transpose instead of copying it)
         pats = np.empty((len(dirs), n), dtype=bool, order="F")
         for rows in row_blocks(n, len(dirs)):
-            Z = Xa[rows] @ dirs.T
+            Z = rows_with_ones(X, rows, bias) @ dirs.T
             pats[:, rows] = (Z > 0).T
             del Z
         # keep directions with a non-zero pattern; one on a cell boundary (a polished neuron at a

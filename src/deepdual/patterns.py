@@ -56,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from .blocks import block_entries, row_blocks
+from .blocks import block_entries, row_blocks, rows_with_ones
 from ._validation import as_rng, check_matrix
 
 __all__ = [
@@ -89,29 +89,44 @@ class RowSpace:
         return self.V.shape[1]
 
 
-def row_space(X: np.ndarray, *, rtol: float | None = None) -> RowSpace:
+def row_space(X: np.ndarray, *, rtol: float | None = None, ones_column: bool = False,
+              with_Xr: bool = True) -> RowSpace:
     r"""Reduce ``X`` to its row space.
 
     A singular value counts as zero below ``max(n, d) * eps * s_max`` (the LAPACK
     rank threshold; the smallest singular value a rounding error can create), or
     ``rtol * s_max`` when given.
+
+    With ``ones_column`` the row space of :math:`[X\ \mathbf 1]` (the data with a bias
+    column, ``V`` of shape (d + 1, r)), computed a block of rows at a time without its
+    (n, d + 1) copy: the same values as ``row_space(np.hstack([X, ones]))``.  With
+    ``with_Xr=False`` the factor :math:`X_r` (n, r) is not formed (``RowSpace.Xr`` is
+    ``None``; :func:`sample_patterns` then forms its rows block by block).
     """
     X = np.asarray(X, dtype=float)
     n, d = X.shape
-    s, Vt = _right_singular(X)
+    da = d + int(bool(ones_column))
+    s, Vt = _right_singular(X, bool(ones_column))
     if s.size == 0 or s[0] == 0.0:
-        return RowSpace(np.zeros((n, 0)), np.zeros((d, 0)))
-    tol = (max(n, d) * _EPS if rtol is None else rtol) * s[0]
+        return RowSpace(np.zeros((n, 0)) if with_Xr else None, np.zeros((da, 0)))
+    tol = (max(n, da) * _EPS if rtol is None else rtol) * s[0]
     r = int(np.sum(s > tol))
     V = Vt[:r].T.copy()
-    return RowSpace(X @ V, V)
+    if not with_Xr:
+        return RowSpace(None, V)
+    if not ones_column:
+        return RowSpace(X @ V, V)
+    Xr = np.empty((n, r))
+    for rows in row_blocks(n, da, block_entries(n, da)):
+        Xr[rows] = rows_with_ones(X, rows) @ V
+    return RowSpace(Xr, V)
 
 
 #: tall matrices of at least this many entries take :func:`_right_singular`'s lean path
 LEAN_SVD_ENTRIES = 2**16
 
 
-def triangular_factor(X: np.ndarray, rows: int | None = None) -> np.ndarray:
+def triangular_factor(X: np.ndarray, rows: int | None = None, ones_column: bool = False) -> np.ndarray:
     r"""The triangular factor :math:`R` (d, d) of a QR factorization :math:`X = QR` of a tall
     ``X`` (n >= d), computed a block of rows at a time without copying ``X``.
 
@@ -124,11 +139,15 @@ def triangular_factor(X: np.ndarray, rows: int | None = None) -> np.ndarray:
     ``X``'s own SVD (no Gram matrix is formed: the condition number is not squared).
     Memory: one buffer of ``rows + d`` rows (``rows`` defaults to
     :func:`deepdual.blocks.block_entries` / d, at least 4d) instead of an (n, d) copy.
+    With ``ones_column`` the factor of :math:`[X\ \mathbf 1]` (d + 1, d + 1), the ones
+    written into each block's buffer (the same buffers, hence the same result, as for the
+    augmented copy).
     """
     from scipy.linalg import qr
 
     X = np.asarray(X, dtype=float)
     n, d = X.shape
+    d0, d = d, d + int(bool(ones_column))
     if n < d:
         raise ValueError(f"`X` must have at least as many rows as columns, got shape {X.shape}")
     if rows is None:
@@ -144,13 +163,15 @@ def triangular_factor(X: np.ndarray, rows: int | None = None) -> np.ndarray:
         W = buf if m == buf.shape[0] else np.empty((m, d), order="F")
         if k:
             W[:d] = R
-        W[k:m] = blk
+        W[k:m, :d0] = blk
+        if d > d0:
+            W[k:m, d0] = 1.0
         _, R = qr(W, mode="raw", overwrite_a=True, check_finite=False)
         R = R[:d]
     return np.zeros((d, d)) if R is None else np.ascontiguousarray(R)
 
 
-def _right_singular(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _right_singular(X: np.ndarray, ones_column: bool = False) -> tuple[np.ndarray, np.ndarray]:
     r"""Singular values and right singular vectors ``(s, Vt)`` of the thin SVD of ``X``.
 
     Memory: for tall ``X`` (n >= 2d, at least :data:`LEAN_SVD_ENTRIES` entries) the SVD of
@@ -160,10 +181,11 @@ def _right_singular(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     docs/performance.md §8).  Otherwise ``numpy.linalg.svd``.
     """
     n, d = X.shape
+    d += int(ones_column)
     if n >= 2 * d and n * d >= LEAN_SVD_ENTRIES:
-        _, s, Vt = np.linalg.svd(triangular_factor(X))
+        _, s, Vt = np.linalg.svd(triangular_factor(X, ones_column=ones_column))
         return s, Vt
-    _, s, Vt = np.linalg.svd(X, full_matrices=False)
+    _, s, Vt = np.linalg.svd(np.hstack([X, np.ones((n, 1))]) if ones_column else X, full_matrices=False)
     return s, Vt
 
 
@@ -446,7 +468,8 @@ def enumerate_patterns(X: Any, *, max_patterns: int | None = None, return_direct
 
 
 def sample_patterns(X: Any, n_patterns: int, rng: Any = None, *, max_tries: int = 20,
-                    return_directions: bool = False, rs: RowSpace | None = None):
+                    return_directions: bool = False, rs: RowSpace | None = None,
+                    ones_column: bool = False):
     r"""Distinct patterns :math:`1[Xg \ge 0]` for Gaussian :math:`g` in the row space of ``X``.
 
     Draws batches of ``n_patterns`` directions until ``n_patterns`` distinct non-zero
@@ -463,7 +486,12 @@ def sample_patterns(X: Any, n_patterns: int, rng: Any = None, *, max_tries: int 
     return_directions : bool, default False
         Also return the direction :math:`g` (d,) that produced each pattern.
     rs : RowSpace, optional
-        ``row_space(X)`` when the caller already has it (it is not computed again).
+        ``row_space(X)`` when the caller already has it (it is not computed again); its
+        ``Xr`` may be ``None`` (``row_space(..., with_Xr=False)``): its rows are then formed
+        a block at a time.
+    ones_column : bool, default False
+        Patterns of :math:`[X\ \mathbf 1]` (the data with a bias column, not copied); the
+        directions then have d + 1 entries.
 
     Returns
     -------
@@ -479,10 +507,13 @@ def sample_patterns(X: Any, n_patterns: int, rng: Any = None, *, max_tries: int 
         raise ValueError(f"`n_patterns` must be an integer >= 1, got {n_patterns!r}")
     gen = as_rng(0 if rng is None else rng)
     n, d = X.shape
+    d += int(bool(ones_column))
     if rs is None:
-        rs = row_space(X)
-    elif rs.Xr.shape[0] != n or rs.V.shape[0] != d:
-        raise ValueError(f"`rs` is the row space of a {rs.Xr.shape[0]}x{rs.V.shape[0]} matrix, not of `X` ({n}x{d})")
+        rs = row_space(X, ones_column=ones_column)
+    elif (rs.Xr is not None and rs.Xr.shape[0] != n) or rs.V.shape[0] != d:
+        raise ValueError(f"`rs` is the row space of a matrix with {rs.V.shape[0]} columns"
+                         + (f" and {rs.Xr.shape[0]} rows" if rs.Xr is not None else "")
+                         + f", not of `X` ({n}x{d}{' with the ones column' if ones_column else ''})")
     if rs.rank == 0:
         empty = (np.zeros((0, n), dtype=bool), np.zeros((0, d)))
         return empty if return_directions else empty[0]
@@ -495,7 +526,9 @@ def sample_patterns(X: Any, n_patterns: int, rng: Any = None, *, max_tries: int 
         G = gen.standard_normal((int(n_patterns), rs.rank))
         new = np.empty((len(G), n), dtype=bool, order="F")  # (see mask_rows)
         for rows in row_blocks(n, len(G)):  # no (n, n_patterns) float array whole
-            new[:, rows] = (rs.Xr[rows] @ G.T >= 0).T
+            Xr = rs.Xr[rows] if rs.Xr is not None else rows_with_ones(X, rows, bool(ones_column)) @ rs.V
+            new[:, rows] = (Xr @ G.T >= 0).T
+            del Xr
         if len(pats):
             pats = np.concatenate([pats, new], axis=0)
         else:  # the first batch: no copy
