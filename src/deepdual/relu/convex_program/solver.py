@@ -644,7 +644,9 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     # a clear error before any work (the SVD, the patterns); the exact check follows below
     check_memory(program_memory("first_order", n, Xa.shape[1], min(n, Xa.shape[1]), n_patterns, K),
                  f"the convex program (n={n}, d={d}, {n_patterns} patterns)")
-    rs = row_space(Xa)
+    # X_r = X_a V is formed after the patterns: not alive while they are sampled (the sampling
+    # forms its rows a block at a time; docs/performance.md §8, memory)
+    rs = row_space(Xa, with_Xr=False)
     r = rs.rank
     pat_option = options.get("patterns", "auto")
     if options.get("init") is not None and "patterns" not in options:  # warm start: the same patterns
@@ -652,6 +654,7 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
         pat_option = state["patterns"] if isinstance(state, dict) and "patterns" in state else pat_option
     pats, dirs, complete, how = _choose_patterns(Xa, rs, pat_option, n_patterns,
                                                  max_patterns, rng, K)
+    rs = RowSpace(Xa @ rs.V, rs.V)  # as row_space(Xa) computed it
     requested = solver
     device = options.get("device")
     # the interior-point methods hold (n, P, r)-sized arrays: above ipm_allowance (the 3x
