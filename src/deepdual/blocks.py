@@ -24,10 +24,13 @@ BLOCK_ENTRIES = 2**18
 #: the solvers keep up to ~10 temporaries alive, so together they stay a fraction of the
 #: data at every n instead of a constant that exceeds small data (docs/performance.md §8)
 BLOCK_DATA_FRACTION = 1 / 32
-#: ... but at least this many entries (256 kB in float64): below it the per-block overhead
+#: ... but at least this many entries (128 kB in float64): below it the per-block overhead
 #: costs time (first-order solver at n = 1e4, d = 10, 50 patterns: 2^15 entries as fast as
-#: 2^17, 2^14 ~10-20 % and 2^13 ~50 % more CPU time; docs/performance.md §8)
-MIN_BLOCK_ENTRIES = 2**15
+#: 2^17, 2^14 ~10-20 % and 2^13 ~50 % more CPU time).  2^14, not 2^15: it binds only for
+#: small data (n (d + P) / 32 < 2^14 entries, solves of seconds), where the blocks' share
+#: is largest; it keeps n = 1e4, d = 10 within 3 (X + masks) (default solve at d = 10:
+#: ~17 % more CPU time; docs/performance.md §8)
+MIN_BLOCK_ENTRIES = 2**14
 
 #: the large path's peak memory target, in sizes of X plus the activation masks (issue 15)
 MEMORY_FACTOR = 3
