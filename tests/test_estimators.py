@@ -251,3 +251,24 @@ def test_multiclass_budget_on_wine():
     obj = deepdual.objective(clf.network_, X, y, beta=clf.beta_, loss="cross_entropy", penalize_biases=True)
     assert obj == pytest.approx(clf.certificate_.objective, rel=1e-10)
     assert clf.certificate_.lower_bound <= obj
+
+
+def test_large_sampled_fit_uses_the_first_order_default_budget():
+    # above IPM_FLOOR_MAX_SAMPLES the estimator leaves the iteration budget to the solver's
+    # first-order default (an early iterate polishes as well, docs/performance.md §8); an
+    # explicit max_iter still rules, and the proven bound stays below the objective
+    from deepdual.relu.convex_program.solver import FO_DEFAULT_MAX_ITER, IPM_FLOOR_MAX_SAMPLES
+
+    rng = np.random.default_rng(3)
+    n = IPM_FLOOR_MAX_SAMPLES + 1000
+    X = rng.standard_normal((n, 4))
+    y = np.maximum(X @ rng.standard_normal(4), 0) - np.maximum(X @ rng.standard_normal(4), 0)
+    y = y + 0.1 * rng.standard_normal(n)
+    m = DualNetRegressor(alpha=1e-4, n_patterns=20, random_state=0).fit(X, y)
+    info = m.certificate_.info
+    assert info["solver"] == "first_order"
+    assert info["iterations"] <= FO_DEFAULT_MAX_ITER
+    assert m.certificate_.lower_bound <= m.certificate_.objective
+    m2 = DualNetRegressor(alpha=1e-4, n_patterns=20, random_state=0, max_iter=FO_DEFAULT_MAX_ITER + 50).fit(X, y)
+    assert m2.certificate_.info["iterations"] <= FO_DEFAULT_MAX_ITER + 50
+    assert m2.certificate_.lower_bound <= m2.certificate_.objective
