@@ -62,7 +62,6 @@ from ._validation import as_rng, check_matrix
 __all__ = [
     "RowSpace",
     "row_space",
-    "signed_columns",
     "triangular_factor",
     "count_upper_bound",
     "format_count",
@@ -103,10 +102,6 @@ def row_space(X: np.ndarray, *, rtol: float | None = None, ones_column: bool = F
     (n, d + 1) copy: the same values as ``row_space(np.hstack([X, ones]))``.  With
     ``with_Xr=False`` the factor :math:`X_r` (n, r) is not formed (``RowSpace.Xr`` is
     ``None``; :func:`sample_patterns` then forms its rows block by block).
-
-    The sign of each column of ``V`` (a right singular vector, defined up to sign) is fixed
-    by :func:`signed_columns`, so that ``V``, and the patterns sampled from a seed, do not
-    depend on the LAPACK route that computed it.
     """
     X = np.asarray(X, dtype=float)
     n, d = X.shape
@@ -116,7 +111,7 @@ def row_space(X: np.ndarray, *, rtol: float | None = None, ones_column: bool = F
         return RowSpace(np.zeros((n, 0)) if with_Xr else None, np.zeros((da, 0)))
     tol = (max(n, da) * _EPS if rtol is None else rtol) * s[0]
     r = int(np.sum(s > tol))
-    V = signed_columns(Vt[:r].T.copy())
+    V = Vt[:r].T.copy()
     if not with_Xr:
         return RowSpace(None, V)
     if not ones_column:
@@ -125,20 +120,6 @@ def row_space(X: np.ndarray, *, rtol: float | None = None, ones_column: bool = F
     for rows in row_blocks(n, da, block_entries(n, da)):
         Xr[rows] = rows_with_ones(X, rows) @ V
     return RowSpace(Xr, V)
-
-
-def signed_columns(V: np.ndarray) -> np.ndarray:
-    r"""``V`` with each column's sign fixed: its entry of largest magnitude is positive (the
-    first such entry when several have the same magnitude).  Singular vectors are defined
-    only up to sign, and different LAPACK routes (the SVD of ``X`` or of its QR factor
-    :math:`R`) return different signs; with this convention the same ``X`` gives the same
-    ``V`` up to rounding (unless two entries of a column have nearly equal magnitude and
-    opposite signs).  Modified in place and returned."""
-    if V.size:
-        j = np.argmax(np.abs(V), axis=0)
-        flip = V[j, np.arange(V.shape[1])] < 0
-        V[:, flip] *= -1.0
-    return V
 
 
 #: tall matrices of at least this many entries take :func:`_right_singular`'s lean path
