@@ -132,7 +132,7 @@ def triangular_factor(X: np.ndarray, rows: int | None = None, ones_column: bool 
 
     Sequential TSQR (Demmel, Grigori, Hoemmen & Langou, SIAM J. Sci. Comput. 34, 2012):
     :math:`R_1 = \operatorname{qr}(X_1)`, :math:`R_k = \operatorname{qr}([R_{k-1}; X_k])`.
-    Each step is a Householder QR (LAPACK ``geqrf``) of a :math:`(d + b) 	imes d` buffer, so
+    Each step is a Householder QR (LAPACK ``geqrf``) of a :math:`(d + b) \times d` buffer, so
     :math:`X^TX = R_k^TR_k` holds exactly for the rows seen (in exact arithmetic) and the
     result is backward stable as a QR of ``X`` itself: the singular values and right
     singular vectors of :math:`R` are those of :math:`X` up to rounding of the size of
