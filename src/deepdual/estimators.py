@@ -81,11 +81,11 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
     ) from exc
 
 from .api import solve
+from .losses import get_loss
 from .path import resolved_method
 from .solution import Solution
-from .relu.convex_program.first_order import FO_MIN_WORK
 from .relu.convex_program.solver import CONVEX_OPTIONS, DEFAULT_MAX_PATTERNS as CONVEX_MAX_PATTERNS
-from .relu.convex_program.solver import IPM_FLOOR_MAX_SAMPLES
+from .relu.convex_program.solver import first_order_by_size
 
 __all__ = ["DualNetRegressor", "DualNetClassifier", "DEFAULT_ALPHA"]
 
@@ -109,18 +109,6 @@ UPPER_BOUND_MAX_ITER = 300
 
 #: fewest sampled patterns for vector outputs (see ``_DualNetBase._solve``)
 VECTOR_MIN_PATTERNS = 10
-
-
-def _first_order_size(n: int, r: int, n_patterns: int) -> bool:
-    """True when ``solve`` takes its first-order method for a scalar program of this size
-    (above ``IPM_FLOOR_MAX_SAMPLES`` samples or ``FO_MIN_WORK`` = n P r).  The estimator
-    then leaves ``max_iter`` to the solver's own default (``FO_DEFAULT_MAX_ITER`` = 100
-    steps) instead of :data:`UPPER_BOUND_MAX_ITER`: an early iterate is the better start
-    for the local descent.  Measured on bench_memory's planted data, alpha = 1e-3, one BLAS
-    thread (docs/performance.md §8): n = 1e4, d = 10: 10.8 s -> 6.0 s, objective 283.81 ->
-    283.68; d = 50: 23.4 -> 18.9 s, 469.84 -> 469.64; n = 3e4, d = 10: 35.7 -> 20.5 s,
-    984.35 -> 984.23; d = 50: 56.4 -> 37.2 s, 2 366.29 -> 2 361.35."""
-    return n > IPM_FLOOR_MAX_SAMPLES or n * n_patterns * r >= FO_MIN_WORK
 
 
 def _seed(random_state: Any) -> int | None:
@@ -244,9 +232,15 @@ class _DualNetBase(BaseEstimator):
             if self.device is not None:
                 opts.setdefault("device", self.device)
             sampled = self._choose_patterns(X, bias, K, opts)
+            # the program's budget: UPPER_BOUND_MAX_ITER, except where solve takes its
+            # first-order method by size, whose own default (100 steps) is faster and polishes
+            # as well (bench_memory's data, alpha = 1e-3: n = 1e4, d = 10: 10.8 s -> 6.0 s,
+            # objective 283.81 -> 283.68; n = 3e4, d = 50: 56.4 -> 37.2 s, 2 366.29 -> 2 361.35;
+            # docs/performance.md §8)
             chosen = opts.get("patterns")
             P = np.shape(chosen[0] if isinstance(chosen, tuple) else chosen)[0] if sampled else 0
-            if K > 1 or (sampled and not _first_order_size(X.shape[0], X.shape[1] + bool(bias), P)):
+            if K > 1 or (sampled and not first_order_by_size(X.shape[0], X.shape[1], X.shape[1] + bool(bias), P, K,
+                                                              get_loss(loss))):
                 opts.setdefault("max_iter", UPPER_BOUND_MAX_ITER)
         else:
             for name in _CONVEX_ONLY:
@@ -268,7 +262,6 @@ class _DualNetBase(BaseEstimator):
         (docs/regularization_path.md §1); ``Xa`` is the data with the bias column when
         ``bias``.  ``None`` otherwise."""
         from .dual_constraint import c_spectral_bound
-        from .losses import get_loss
         from .relu.convex_program.solver import network_from_atoms
 
         lossf = get_loss(loss)

@@ -485,7 +485,8 @@ def cell_value(Xr: np.ndarray, mask: np.ndarray, sv: np.ndarray, *, rounds: int 
     return (best, inside) if direction else best
 
 
-def project_cone(Xr: np.ndarray, mask: np.ndarray, z: np.ndarray, *, rounds: int = 50) -> np.ndarray | None:
+def project_cone(Xr: np.ndarray, mask: np.ndarray, z: np.ndarray, *, rounds: int = 50,
+                 xn: np.ndarray | None = None) -> np.ndarray | None:
     r"""Euclidean projection of ``z`` onto the cone :math:`K = \{u : SXu \ge 0\}`,
     :math:`S = 2D - I` (``mask`` the diagonal of :math:`D`), or ``None`` when constraint
     generation did not finish in ``rounds`` rounds (the caller then uses :math:`u = 0 \in K`).
@@ -494,10 +495,12 @@ def project_cone(Xr: np.ndarray, mask: np.ndarray, z: np.ndarray, *, rounds: int
     \|z + X^TS\mu\|` (the dual of :math:`\min_{SXu\ge0}\frac12\|u - z\|^2`).  The NNLS
     over all ``n`` rows is solved by constraint generation over rows (as in
     :func:`cell_value`); it is returned only when :math:`SXu \ge -10^{-12}\|x_j\|\|u\|`
-    holds on every row, i.e. ``u`` is feasible up to rounding.
+    holds on every row, i.e. ``u`` is feasible up to rounding.  ``xn``: the row norms of
+    ``Xr`` when the caller has them (one pass over the data less per projection).
     """
     sg = np.where(mask, 1.0, -1.0)
-    u, _, _ = cone_projection(Xr, sg, row_norms(Xr), np.asarray(z, dtype=float), rounds=rounds)
+    xn = row_norms(Xr) if xn is None else xn
+    u, _, _ = cone_projection(Xr, sg, xn, np.asarray(z, dtype=float), rounds=rounds)
     return u
 
 
@@ -536,14 +539,15 @@ def cone_projection(Xr: np.ndarray, sg: np.ndarray, xn: np.ndarray, z: np.ndarra
 
 
 def feasible_point(Xr: np.ndarray, pats: np.ndarray, z: np.ndarray, *,
-                   block: int | None = None) -> tuple[np.ndarray, int]:
+                   block: int | None = None, xn: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     r"""A feasible point of the sampled program near ``z`` (2P, r): every group outside its
     cone :math:`K_{p_g}` replaced by its projection (:func:`project_cone`), or by 0 when the
     projection did not finish.  Returns the point and the number of groups changed.
 
     Its convex objective :math:`\ell(\sum_gs_gD_{p_g}Xu_g) + \beta\sum_g\|u_g\|` is then
     the objective of a network whose neurons keep their patterns: an upper bound on the
-    sampled program's optimum (docs/convex_program.md §10).
+    sampled program's optimum (docs/convex_program.md §10).  ``xn``: the row norms of
+    ``Xr`` when the caller has them.
     """
     P = len(pats)
     n = Xr.shape[0]
@@ -552,7 +556,7 @@ def feasible_point(Xr: np.ndarray, pats: np.ndarray, z: np.ndarray, *,
     act = np.flatnonzero(np.linalg.norm(u, axis=1) > 0)
     if len(act) == 0:
         return u, 0
-    xn = row_norms(Xr)
+    xn = row_norms(Xr) if xn is None else xn
     bad = np.zeros(len(act), dtype=bool)
     pa = act % P
     un = np.linalg.norm(u[act], axis=1)[None, :]
@@ -565,7 +569,7 @@ def feasible_point(Xr: np.ndarray, pats: np.ndarray, z: np.ndarray, *,
         bad |= np.any(np.where(on, M < -tolb, M > tolb), axis=0)
         del M, tolb, on
     for g in act[bad]:
-        pu = project_cone(Xr, pats[g % P], u[g])
+        pu = project_cone(Xr, pats[g % P], u[g], xn=xn)
         u[g] = 0.0 if pu is None else pu
     return u, int(bad.sum())
 
@@ -790,7 +794,7 @@ def solve_first_order(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Los
         if project:
             # a feasible point near zz: its objective bounds the sampled program's optimum
             # from above (the program's own duality gap, against `lower`)
-            zf_, _ = feasible_point(Xr, pats, ops.get(zz))
+            zf_, _ = feasible_point(Xr, pats, ops.get(zz), xn=xn_rows)
             up = program_value(Xr, pats, Y, loss, beta, zf_)
             if up < best["upper"]:
                 best["upper"], best["zf"] = up, zf_

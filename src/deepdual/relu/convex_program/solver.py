@@ -186,6 +186,16 @@ def gram_path_memory(n: int, d: int, r: int, n_patterns: int) -> int:
     return int(8 * n * (d + 1) + 8 * n * r + n * n_patterns + gram_memory(n, r, n_patterns))
 
 
+def first_order_by_size(n: int, d: int, r: int, n_patterns: int, K: int, loss: Loss) -> bool:
+    r"""Whether ``solver="auto"`` takes the first-order method for a sampled program of this
+    size (before the Gram method's own check): :math:`nPr \ge` ``FO_MIN_WORK``, or the
+    interior-point methods' estimated memory above :func:`ipm_allowance` (their (n, P, r)
+    arrays; docs/performance.md §8: n = 1e4, d = 10, 100 patterns: 773 MB resident with the
+    IPM).  Also used by the estimators to leave the iteration budget to this method's default."""
+    ipm_bytes = program_memory("pd" if isinstance(loss, SquaredLoss) else "barrier", n, d, r, n_patterns, K)
+    return n * n_patterns * r >= FO_MIN_WORK or ipm_bytes > ipm_allowance(n, d, n_patterns)
+
+
 def gram_fits(n: int, d: int, r: int, n_patterns: int) -> bool:
     """Whether a solve by the Gram method on ``n_patterns`` patterns of rank ``r``
     (:func:`gram_path_memory`) fits :func:`ipm_allowance`: the 3x memory budget of issue
@@ -659,10 +669,7 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     device = options.get("device")
     # the interior-point methods hold (n, P, r)-sized arrays: above ipm_allowance (the 3x
     # budget; IPM_MEMORY_FLOOR on small data) the first-order method, linear in n, is taken
-    # (docs/performance.md §8: n = 1e4, d = 10, 100 patterns: 773 MB resident with the IPM)
-    ipm_bytes = program_memory("pd" if isinstance(loss, SquaredLoss) else "barrier", n, d, r, len(pats), K)
-    large = solver == "auto" and K == 1 and not complete and (
-        n * len(pats) * r >= FO_MIN_WORK or ipm_bytes > ipm_allowance(n, d, len(pats)))
+    large = solver == "auto" and K == 1 and not complete and first_order_by_size(n, d, r, len(pats), K, loss)
     # programs on patterns sampled here, of rank <= GRAM_AUTO_MAX_RANK: the Gram method at every
     # n when it fits (the primal-dual method's exact optimum, faster: n = 1e3, d = 10, 100
     # patterns: 4.2 s against 15.0 s; docs/performance.md §8)
