@@ -55,6 +55,10 @@ Notes
   with no check skipped by deepdual; the test uses a small sampled pattern set,
   ``max_iter=60`` and ``certify_max_patterns=0`` to stay fast.  scikit-learn itself
   skips its pandas and array-API checks when pandas or ``SCIPY_ARRAY_API`` are absent.
+* ``certify="lazy"`` (default): the certificate's branch-and-bound tightening, which does
+  not change the network, runs on the first access of ``certificate_`` instead of in every
+  fit; a grid search no longer pays ~2 s per fit for bounds nobody reads (diabetes and
+  breast cancer: most of each fit; docs/performance.md, "Estimators vs scikit-learn's MLPs").
 * Vector outputs (several targets, or cross-entropy with more than two classes) fit an
   upper-bound program polished by local descent; their certificate is proven but
   rarely closes the gap (``docs/convex_program.md``, section 5).
@@ -81,11 +85,14 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
     ) from exc
 
 from .api import solve
+from .blocks import memory_budget, relu_layer_output
 from .losses import get_loss
 from .path import resolved_method
-from .solution import Solution
+from .solution import Solution, mark_zero_network
 from .relu.convex_program.solver import CONVEX_OPTIONS, DEFAULT_MAX_PATTERNS as CONVEX_MAX_PATTERNS
 from .relu.convex_program.solver import first_order_by_size
+from .relu.convex_program.solver import (ORACLE_BYTES_PER_ROW, ORACLE_LOW_RANK, ORACLE_LOW_RANK_SLACK,
+                                         ORACLE_TIME)
 
 __all__ = ["DualNetRegressor", "DualNetClassifier", "DEFAULT_ALPHA"]
 
@@ -146,6 +153,69 @@ def neuron_directions(network: Any, bias: bool) -> np.ndarray:
     return U[np.linalg.norm(U, axis=1) > 0]
 
 
+#: the phrase the convex program's note ends with while its dual-constraint value is only an
+#: upper bound (dropped when the oracle proves it exactly: see :func:`tightened_certificate`)
+_INEXACT_NOTE = "; lower_bound uses a proven upper bound on the dual constraint"
+#: the phrase :func:`deepdual.solution.mark_zero_network` starts its note with
+_ZERO_NOTE = "the returned network is the zero network"
+
+
+def tightened_certificate(sol: Solution, X: np.ndarray, Y: np.ndarray, *, loss: str, beta: float, bias: bool,
+                          oracle_time: float = ORACLE_TIME) -> Solution:
+    r"""``sol`` (a convex-program solve of ``(X, Y)`` run with ``oracle_time=0``, one output) with
+    the branch-and-bound oracle's bound on the dual constraint, as the solve itself applies it
+    (:func:`deepdual.relu.convex_program.oracle.dual_constraint_bb`, docs/convex_program.md §11).
+
+    The network's dual point :math:`v = -\nabla\ell(f(X))` is rebuilt in the solve's units
+    (``info["scaling"]``: powers of two, so the same bits as in the solve) and the oracle
+    bounds :math:`c(v) = \max_{\|u\|\le1}|v^T(X_au)_+|` from above; when that is below the solve's
+    value (``info["dual_constraint"]``, a proven upper bound for the same :math:`v`), the lower
+    bound becomes :math:`\max_{0\le t\le\beta/c} D(tv)` (:meth:`Loss.best_scale`), still a proven
+    weak-duality bound (docs/theory.md §1).  Otherwise ``sol`` is returned unchanged.  With
+    ``oracle_time`` the solve's own, the result is what the solve with the oracle returns (up to
+    the nodes the time-limited search reaches).
+    """
+    from .relu.convex_program.oracle import dual_constraint_bb
+
+    info = sol.info
+    lossf = get_loss(loss)
+    n = X.shape[0]
+    ka = int(np.frexp(info["scaling"]["X"])[1]) - 1  # the scales are exact powers of two
+    kb = int(np.frexp(info["scaling"]["y"])[1]) - 1
+    h = (kb - ka) // 2
+    Xa = np.ldexp(_augmented(X, bias), -ka)
+    Ys = np.ldexp(lossf.check_labels(Y.reshape(n, -1)), -kb)
+    beta_s = float(np.ldexp(beta, -(ka + kb)))
+    W, A = sol.network.weights[0]
+    U = np.vstack([W, sol.network.biases[0][0][None, :]]) if bias else W
+    V = lossf.dual_point(relu_layer_output(Xa, np.ldexp(U, -h), np.ldexp(A, -h)), Ys)
+    c = float(np.ldexp(info["dual_constraint"], -(ka + kb)))
+    ob = dual_constraint_bb(Xa, V[:, 0], time_limit=float(oracle_time), rtol=1e-9)
+    if not ob.upper < c:
+        return sol
+    c, exact = float(ob.upper), bool(ob.exact)
+    t_dual, lower = lossf.best_scale(V, Ys, np.inf if c <= 0 else beta_s / c)
+    lower = float(np.ldexp(lower, 2 * kb)) if np.isfinite(lower) else -np.inf
+    new = dict(info, dual_constraint=float(np.ldexp(c, ka + kb)), dual_constraint_exact=exact,
+               dual_constraint_how=("exact" if exact else "upper bound")
+               + f": branch and bound over row signs ({ob.nodes} nodes{'' if exact else ', time limit'})",
+               dual_scale=float(t_dual))
+    note = new.get("note", "")
+    if exact:
+        note = note.replace(_INEXACT_NOTE, "", 1)
+    zero = new.get("zero_network") and _ZERO_NOTE in note
+    if zero:  # mark_zero_network says again whether the zero network is certified
+        note = note[:note.index(_ZERO_NOTE)].rstrip("; ")
+        del new["zero_network"]
+    if note:
+        new["note"] = note
+    else:
+        new.pop("note", None)
+    out = Solution(network=sol.network, objective=sol.objective, lower_bound=lower, method=sol.method,
+                   rtol=sol.rtol, dual=np.ldexp(t_dual * V, kb), info=new)
+    return mark_zero_network(out) if zero else out
+
+
 class _DualNetBase(BaseEstimator):
     """Shared parameters and fitting of the deepdual estimators."""
 
@@ -168,6 +238,7 @@ class _DualNetBase(BaseEstimator):
         device: Any = None,
         warm_start: bool = False,
         solver_options: dict | None = None,
+        certify: bool | str = "lazy",
     ) -> None:
         self.alpha = alpha
         self.beta = beta
@@ -183,6 +254,7 @@ class _DualNetBase(BaseEstimator):
         self.device = device
         self.warm_start = warm_start
         self.solver_options = solver_options
+        self.certify = certify
 
     def _beta(self, n: int) -> float:
         r""":math:`\beta` of the fit on ``n`` samples: ``beta`` when given, else ``n * alpha``."""
@@ -201,9 +273,15 @@ class _DualNetBase(BaseEstimator):
         if isinstance(self.n_patterns, bool) or not isinstance(self.n_patterns, numbers.Integral) \
                 or self.n_patterns < 1:
             raise ValueError(f"`n_patterns` must be an integer >= 1, got {self.n_patterns!r}")
+        certify = self.certify
+        if not (isinstance(certify, (bool, np.bool_)) or (isinstance(certify, str) and certify == "lazy")):
+            raise ValueError(f"`certify` must be 'lazy', True or False, got {certify!r}")
+        certify = certify if isinstance(certify, str) else bool(certify)
+        defer = False
         tol = _check_positive(self.tol, "tol")
         beta = self._beta_used = self._beta(X.shape[0])
         opts = dict(self.solver_options or {})
+        self._pending = None
         K = 1 if Y.ndim == 1 else Y.shape[1]
         bias = bool(self.bias)
         method = resolved_method(X, activation=self.activation, depth=self.depth, bias=bias,
@@ -242,14 +320,51 @@ class _DualNetBase(BaseEstimator):
             if K > 1 or (sampled and not first_order_by_size(X.shape[0], X.shape[1], X.shape[1] + bool(bias), P, K,
                                                               get_loss(loss))):
                 opts.setdefault("max_iter", UPPER_BOUND_MAX_ITER)
+            # certify="lazy" / False: the solve runs without the branch-and-bound oracle, whose
+            # only product is a tighter proven bound (the network does not depend on it);
+            # "lazy" runs it on first access of certificate_ (tightened_certificate)
+            oracle_time = opts.get("oracle_time", ORACLE_TIME)
+            if isinstance(oracle_time, bool) or not isinstance(oracle_time, numbers.Real) or not oracle_time >= 0:
+                raise ValueError(f"`oracle_time` must be a number of seconds >= 0, got {oracle_time!r}")
+            defer = certify is not True and K == 1 and opts.get("strategy", "patterns") == "patterns" \
+                and oracle_time > 0
+            if defer:
+                opts["oracle_time"] = 0
         else:
             for name in _CONVEX_ONLY:
                 opts.pop(name, None)
         sol = solve(X, Y, beta=beta, depth=self.depth, activation=self.activation, bias=bias,
                     loss=loss, method=method, rtol=tol, **opts)
+        if method == "convex" and defer:
+            sol = self._defer_oracle(sol, X, Y, loss, beta, bias, float(oracle_time), certify == "lazy")
         if method == "convex" and self._directions is not None:
             # warm start: the next fit samples the same directions plus these neurons'
             self._directions = np.vstack([self._directions, neuron_directions(sol.network, bias)])
+        return sol
+
+    def _defer_oracle(self, sol: Solution, X: np.ndarray, Y: np.ndarray, loss: str, beta: float, bias: bool,
+                      oracle_time: float, lazy: bool) -> Solution:
+        """After a solve run without the oracle (``certify`` "lazy" or False): keep what
+        :func:`tightened_certificate` needs ("lazy"; copies: the caller may change its
+        arrays), or say in ``info`` that the bound was not tightened (False).  Where the
+        solver itself would not have run the oracle (complete pattern sets, the memory
+        budget), ``sol`` is already what an eager fit returns."""
+        info = sol.info
+        if "scaling" not in info or info.get("dual_constraint_exact", True) or info.get("status") == "time_limit":
+            return sol
+        n, da = X.shape[0], X.shape[1] + int(bias)
+        allowed = memory_budget(n, da, int(info["patterns"])) + \
+            (ORACLE_LOW_RANK_SLACK if int(info["rank"]) <= ORACLE_LOW_RANK else 0)
+        if ORACLE_BYTES_PER_ROW * n + 8 * n * da + n * int(info["patterns"]) > allowed:
+            # as the solver says it (it skips the search there whatever oracle_time is)
+            info["dual_constraint_how"] += (f"; branch and bound skipped (it needs "
+                                            f"~{ORACLE_BYTES_PER_ROW * n / 2**20:.0f} MiB, above the memory budget)")
+            return sol
+        if lazy:
+            self._pending = (np.array(X, dtype=np.float64), np.array(Y, dtype=np.float64), loss, float(beta),
+                             bool(bias), float(oracle_time))
+        else:
+            info["dual_constraint_how"] += "; branch and bound not run (certify=False)"
         return sol
 
     def _proven_zero(self, Xa: np.ndarray, Y: np.ndarray, loss: str, beta: float, tol: float
@@ -333,8 +448,23 @@ class _DualNetBase(BaseEstimator):
         self._directions = dirs
         return True
 
+    @property
+    def certificate_(self) -> Solution:
+        """The fit's :class:`~deepdual.Solution`: objective, proven lower bound and gap.  With
+        ``certify="lazy"`` the branch-and-bound oracle tightens its bound here, on first
+        access (once; the copy of the training data it needs is then dropped)."""
+        if "_certificate" not in self.__dict__:
+            check_is_fitted(self, "network_")
+        pending = self.__dict__.get("_pending")
+        if pending is not None:
+            X, Y, loss, beta, bias, oracle_time = pending
+            self._certificate = tightened_certificate(self._certificate, X, Y, loss=loss, beta=beta, bias=bias,
+                                                      oracle_time=oracle_time)
+            self._pending = None
+        return self._certificate
+
     def _finish(self, sol: Solution) -> None:
-        self.certificate_ = sol
+        self._certificate = sol
         self.network_ = sol.network
         self.beta_ = self._beta_used
         self.zero_network_ = bool(sol.zero_network)
@@ -399,6 +529,17 @@ class DualNetRegressor(RegressorMixin, _DualNetBase):
         Extra options of the solver, e.g. ``{"max_patterns": 500}``; the convex program's
         options (:data:`deepdual.relu.convex_program.solver.CONVEX_OPTIONS`) are dropped
         when another solver (a closed form) is used.
+    certify : {"lazy", True, False}, default "lazy"
+        When the branch-and-bound oracle tightens the certificate's proven lower bound
+        (one output on a sampled pattern set: up to ``oracle_time`` = 2 s, usually most of
+        a fit at scikit-learn's data sizes; docs/convex_program.md §11).  ``"lazy"``: on the
+        first access of ``certificate_`` (once, cached), so that fits whose certificate is
+        never read (a grid search's) do not pay for it; the estimator keeps a copy of the
+        training data until then.  ``True``: during ``fit``.  ``False``: never; the
+        certificate keeps the proven but looser spectral bound computed in the fit
+        (``info["dual_constraint_how"]`` says so).  The network, and so ``predict``, is
+        the same in all three; every reported bound is proven (``certified`` only when it
+        closes the gap).
 
     Attributes
     ----------
@@ -407,7 +548,8 @@ class DualNetRegressor(RegressorMixin, _DualNetBase):
     intercept_ : ndarray (K,) or float
         Mean of the training targets.
     certificate_ : deepdual.Solution
-        Objective (sum scale, centered targets), proven lower bound and gap of the fit.
+        Objective (sum scale, centered targets), proven lower bound and gap of the fit
+        (with ``certify="lazy"`` the oracle's bound is computed on first access).
     beta_ : float
         The weight decay used (``n_samples * alpha`` or ``beta``).
     zero_network_ : bool
@@ -464,7 +606,7 @@ class DualNetClassifier(ClassifierMixin, _DualNetBase):
     Parameters
     ----------
     alpha : float > 0, default 1e-2
-    beta, depth, activation, bias, method, tol, max_iter, n_patterns, random_state, device, warm_start, solver_options
+    beta, depth, activation, bias, method, tol, max_iter, n_patterns, random_state, device, warm_start, solver_options, certify
         As in :class:`DualNetRegressor`.
     loss : {"auto", "logistic", "cross_entropy", "squared", "hinge"}, default "auto"
         ``"auto"``: logistic for two classes, cross-entropy for more.  ``"hinge"``
