@@ -686,3 +686,58 @@ def test_row_space_with_ones_column_is_that_of_the_augmented_copy(n, d, P, seed)
     with pytest.raises(ValueError, match="rs"):
         sample_patterns(X, P, seed, rs=ref)  # d + 1 columns in rs, but no ones column asked for
 
+
+
+def test_first_order_at_full_column_rank_forms_no_copy_of_the_data(monkeypatch):
+    # at full column rank the first-order solver works on the implicit X_a over the caller's
+    # X (blocks.ScaledDesign, V = I): neither X_a nor X_r = X_a V (each 8 n (d + 1) bytes) is
+    # alive when it starts, nor formed during the solve (docs/performance.md §8, session 9)
+    # (an (n, r) copy at the start read 1.6 MB of live memory here, above the 1.04 MB allowed)
+    from deepdual.blocks import ScaledDesign
+
+    n, d, P = 20_000, 10, 20
+    X, y = _planted(n, d, seed=7)
+    real = convex_solver.solve_first_order
+    seen = {}
+
+    def measured(Xr, Y, pats, *args, **kwargs):
+        cur, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        seen["solving"] = True
+        try:
+            res = real(Xr, Y, pats, *args, **kwargs)
+        finally:
+            seen["solving"] = False
+        seen.update(design=Xr, live=cur - seen["base"], above=tracemalloc.get_traced_memory()[1] - cur,
+                    kept=res.multiplier_bytes, P=len(pats))
+        return res
+
+    materialize = ScaledDesign.__array__
+
+    def watched(self, *args, **kwargs):
+        assert not seen.get("solving"), "the first-order solve materialized X_a"
+        return materialize(self, *args, **kwargs)
+
+    monkeypatch.setattr(ScaledDesign, "__array__", watched)
+    # (warm-up: the modules the path imports lazily are not charged)
+    deepdual.solve(X[:500], y[:500], beta=5.0, n_patterns=P, max_iter=2, progress=False, solver="first_order")
+    monkeypatch.setattr(convex_solver, "solve_first_order", measured)
+    tracemalloc.start()
+    try:
+        seen["base"] = tracemalloc.get_traced_memory()[0]
+        sol = deepdual.solve(X, y, beta=0.01 * n, n_patterns=P, max_iter=20, progress=False, solver="first_order")
+    finally:
+        tracemalloc.stop()
+    assert sol.info["solver"] == "first_order" and sol.info["rank"] == d  # (no bias column by default)
+    assert isinstance(seen["design"], ScaledDesign) and np.shares_memory(seen["design"].X, X)
+    copy = 8 * n * d
+    # live at the start: the masks, the labels and small arrays; an (n, r) copy would add 1.6 MB
+    assert seen["live"] < n * seen["P"] + 4 * 8 * n < copy
+    # during the solve (above: X_a never materialized): row-block temporaries, a few n-vectors
+    # and the multipliers it keeps, within its memory guard's estimate less the X_r it counts
+    assert seen["above"] <= first_order.first_order_memory(n, d, seen["P"]) - copy
+    # the warm start is in X_a's coordinates and restarts the same solve
+    again = deepdual.solve(X, y, beta=0.01 * n, n_patterns=P, max_iter=1, progress=False, solver="first_order",
+                           init=sol)
+    assert again.info["solver"] == "first_order" and np.isfinite(again.lower_bound)
+    assert again.lower_bound <= again.objective

@@ -192,15 +192,20 @@ def spectral_norm_bound(A: np.ndarray, rows: np.ndarray | None = None) -> float:
     :math:`\gamma_m = mu/(1-mu)`, :math:`c` = 64, :math:`\eta` the smallest subnormal:
     a proven bound (derivation: docs/convex_program.md §4, "The spectral bound without a
     copy").  Its relative excess over :math:`\|A_S\|_2` is about :math:`m d u`.
-    Non-finite data give the SVD's value.
+    Non-finite data give the SVD's value.  ``A`` may be a :class:`deepdual.blocks.ScaledDesign`
+    (an implicit :math:`[X\ \mathbf 1]2^{-k}`): it takes the Gram route whenever it has
+    :data:`GRAM_NORM_MIN_ROWS_PER_COL` rows per column, whatever its size, so that its rows
+    are never copied (docs/performance.md §8).
     """
-    A = np.asarray(A, dtype=float)
+    from .blocks import ScaledDesign
+
+    A = A if isinstance(A, ScaledDesign) else np.asarray(A, dtype=float)
     n_all, d = A.shape
     sel = None if rows is None else np.asarray(rows, dtype=bool).reshape(-1)
     n = n_all if sel is None else int(np.count_nonzero(sel))
     if n == 0 or d == 0:
         return 0.0
-    if n * d < GRAM_NORM_MIN_ENTRIES or n < GRAM_NORM_MIN_ROWS_PER_COL * d:
+    if (n * d < GRAM_NORM_MIN_ENTRIES and not isinstance(A, ScaledDesign)) or n < GRAM_NORM_MIN_ROWS_PER_COL * d:
         return float(np.linalg.norm(A if sel is None else A[sel], 2))
     from scipy.linalg import eigvalsh
 

@@ -288,12 +288,12 @@ class _DualNetBase(BaseEstimator):
                                  method=self.method, loss_name=loss, K=K)
         self._directions = None
         if method == "convex":
-            # the zero-network test's (n, d + 1) copy with the bias column is freed before the
-            # patterns are sampled: those see the bias column a block of rows at a time
-            # (docs/performance.md §8, memory)
-            Xa = _augmented(X, bias)
-            zero = self._proven_zero(Xa, Y, loss, beta, tol)
-            del Xa
+            # the zero-network test reads X_a = [X, 1] as an implicit operator (blocks.ScaledDesign,
+            # scale 1; its spectral bound a block of rows at a time), as the sampling below: no
+            # (n, d + 1) copy (docs/performance.md §8, memory)
+            from .blocks import ScaledDesign
+
+            zero = self._proven_zero(ScaledDesign(X, 0, bias), Y, loss, beta, tol)
             if zero is not None:
                 # beta >= the proven upper end of beta_max: no solve needed (at alpha = 1
                 # on the benchmark sets a solve took 1-8 s per fit to find the same)

@@ -23,7 +23,9 @@ gradient-based adaptive restart (O'Donoghue & Candès, 2015), followed by the mu
 update :math:`\lambda_g \leftarrow (\lambda_g - \rho S_{p_g}Xz_g)_+`.
 
 **Memory.**  Nothing of size :math:`n\times n` or :math:`n\cdot P\cdot d` is formed: the
-operators are applied in blocks of rows from ``X`` (n, r) and the boolean masks (n, P).
+operators are applied in blocks of rows from ``X`` (n, r) and the boolean masks (n, P);
+at full column rank ``X`` is the implicit :class:`deepdual.blocks.ScaledDesign` over the
+caller's data, whose row blocks are formed on the fly (no copy of the data at all).
 The multipliers (:math:`n \times 2P`, mostly zero: a multiplier is positive only on rows
 where the cone constraint was pushed against) are kept block by block as their non-zeros
 in single precision with 16-bit flat indices (dense float32 when that is smaller; 6 bytes
@@ -72,7 +74,7 @@ from typing import Any
 
 import numpy as np
 
-from ...blocks import block_entries, row_norms
+from ...blocks import ScaledDesign, block_entries, row_norms
 from ...losses import Loss
 from .groups import loss_curvature
 
@@ -341,7 +343,9 @@ class _Program:
         self.ops, self.loss = ops, loss
         self.n, self.r, self.P = n, r, len(pats)
         self.y = y  # (n, 1) numpy, host
-        self.X = ops.put(Xr)
+        # an implicit design (blocks.ScaledDesign: X_a over the caller's X) stays implicit on
+        # numpy, its row blocks formed on the fly; torch gets the materialized array
+        self.X = Xr if isinstance(Xr, ScaledDesign) and ops.device is None else ops.put(Xr)
         self.Mt = ops.put_bool(pats.T)  # (n, P) masks, row blocks contiguous
         # blocks scale with the data (at most FO_BLOCK_ENTRIES entries per temporary)
         size = max(1, block_entries(n, r, self.P, FO_BLOCK_ENTRIES) // max(1, 2 * self.P))
@@ -374,7 +378,7 @@ class _Program:
 
     def spectral_norm2(self) -> float:
         r""":math:`\|X\|_2^2` from the r x r Gram matrix (exact; no n x n product)."""
-        Gm = self.ops.get(self.X.T @ self.X)
+        Gm = self.X.gram() if isinstance(self.X, ScaledDesign) else self.ops.get(self.X.T @ self.X)
         return float(np.linalg.eigvalsh(0.5 * (Gm + Gm.T))[-1]) if Gm.size else 0.0
 
 
@@ -597,8 +601,11 @@ def solve_first_order(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Los
 
     Parameters
     ----------
-    Xr : ndarray (n, r)
-        Data in row-space coordinates.
+    Xr : ndarray (n, r) or blocks.ScaledDesign
+        Data in row-space coordinates, or (full column rank, where the program is invariant
+        under the rotation :math:`V`) the scaled data :math:`X_a` itself as an implicit
+        operator over the caller's ``X`` (:class:`deepdual.blocks.ScaledDesign`: no (n, r)
+        copy; docs/performance.md §8).
     Y : ndarray (n, 1)
         Labels (scalar output).
     pats : bool ndarray (P, n)
@@ -953,7 +960,7 @@ def solve_projected(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, loss: Loss,
     curv = loss_curvature(loss)
     L = curv * 2.0 * prog.op_norm2(rng) * FO_LIPSCHITZ_SAFETY
     L = max(L, np.finfo(float).tiny)
-    xn = np.linalg.norm(Xr, axis=1)
+    xn = row_norms(Xr) if isinstance(Xr, ScaledDesign) else np.linalg.norm(Xr, axis=1)
     tiny = np.finfo(float).tiny
     t_start = time.perf_counter()
     timing = {"expensive": 0.0}

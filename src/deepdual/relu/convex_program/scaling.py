@@ -30,8 +30,10 @@ __all__ = ["scale_exponents", "check_scaled_problem"]
 
 
 def _exponent(M: np.ndarray) -> int:
-    """``e`` with ``max|M| = f 2^e``, ``f`` in [0.5, 1) (0 for an all-zero array)."""
-    m = float(np.max(np.abs(M), initial=0.0))
+    r"""``e`` with ``max|M| = f 2^e``, ``f`` in [0.5, 1) (0 for an all-zero array).
+    (:math:`\max|M| = \max(\max M, -\min M)`: no ``|M|`` copy of the data.)"""
+    hi, lo = float(np.max(M, initial=0.0)), float(np.min(M, initial=0.0))
+    m = max(hi, -lo) if np.isfinite(hi) and np.isfinite(lo) else np.inf
     return int(np.frexp(m)[1]) if m > 0 and np.isfinite(m) else 0
 
 

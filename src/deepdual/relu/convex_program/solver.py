@@ -128,7 +128,7 @@ import numpy as np
 
 from ..._threads import SingleThreadedBLAS as _SingleThreadedBLAS
 from ..._validation import check_options, check_positive
-from ...blocks import memory_budget, relu_layer_output
+from ...blocks import ScaledDesign, memory_budget, relu_layer_output
 from ...losses import HingeLoss, Loss, SquaredLoss
 from ...objective import objective
 from ...patterns import (RowSpace, count_upper_bound, enumerate_patterns, first_unique_nonzero, format_count,
@@ -664,7 +664,8 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
         pat_option = state["patterns"] if isinstance(state, dict) and "patterns" in state else pat_option
     pats, dirs, complete, how = _choose_patterns(Xa, rs, pat_option, n_patterns,
                                                  max_patterns, rng, K)
-    rs = RowSpace(Xa @ rs.V, rs.V)  # as row_space(Xa) computed it
+    # (X_r = X_a V is formed below, once the solver is known: the first-order method at full
+    # column rank does without it)
     requested = solver
     device = options.get("device")
     # the interior-point methods hold (n, P, r)-sized arrays: above ipm_allowance (the 3x
@@ -719,6 +720,17 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     need = (3 * 8 * n * (d + 1) + n * len(pats) + gram_memory(n, r, len(pats))) if solver == "gram" else \
         program_memory(solver, n, d, r, len(pats), K)
     check_memory(need, f"the convex program ({solver}, n={n}, d={d}, {len(pats)} patterns)")
+    # the first-order method (numpy, the augmented Lagrangian) at full column rank: V is
+    # orthogonal and the program invariant under it (norms of z_g; the masks fixed), so it
+    # works on X_a itself (V = I), an implicit operator over the caller's X whose products
+    # by 2^-ka are exact (blocks.ScaledDesign): neither X_a nor X_r is materialized during
+    # the solve (docs/performance.md §8, memory)
+    implicit = (solver == "first_order" and device is None and FO_METHOD == "al" and K == 1
+                and r == Xa.shape[1] and r > 0 and len(pats) > 0)
+    if implicit:
+        rs = RowSpace(ScaledDesign(X_orig, ka, bias), np.eye(r))
+    else:
+        rs = RowSpace(Xa @ rs.V, rs.V)  # as row_space(Xa) computed it
     fo = None
     if solver == "gram" and r > 0 and len(pats) > 0:
         fo = _run_gram(rs, Y, pats, dirs, beta, tol, max_iter, options.get("init"))
@@ -726,14 +738,16 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
                                fo.rounds, len(pats), fo.converged,
                                status={"stopped": "time_limit"}.get(fo.status, fo.status))
     elif solver == "first_order" and r > 0 and len(pats) > 0:
-        # memory: the solver reads only rs.Xr; the scaled data are rebuilt exactly afterwards
-        # (ldexp by a power of two), so at most X_r, X_a and the masks are alive at a time
-        # (docs/performance.md §8)
+        # memory: the solver reads only rs.Xr (at full column rank the implicit X_a above);
+        # afterwards X_a is the implicit operator over the caller's X (exact: products by a
+        # power of two), whose row blocks the polish, the network's output and the spectral
+        # bounds form on the fly; the rare stages that need the array (an enumeration, the
+        # oracle, refinement) materialize it (docs/performance.md §8)
         Xa = None
         fo = _run_first_order(rs, Y, pats, loss, beta, tol, max_iter, options.get("init"), device)
         if K == 1:  # below, only a complete pattern set needs rs.Xr: rebuilt then
             rs = RowSpace(None, rs.V)
-        Xa = scaled_data(X_orig, bias, ka)
+        Xa = ScaledDesign(X_orig, ka, bias)
         res = WorkingSetResult(None, fo.z, fo.network_objective, fo.lower, fo.c, "first_order", fo.iterations,
                                fo.rounds, len(pats), fo.converged,
                                status={"stopped": "time_limit"}.get(fo.status, fo.status))
@@ -834,7 +848,7 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
             c_how += (f"; branch and bound skipped (it needs ~{ORACLE_BYTES_PER_ROW * n / 2**20:.0f} MiB, "
                       "above the memory budget)")
         else:
-            ob = dual_constraint_bb(Xa, V[:, 0], time_limit=min(float(oracle_time), left), rtol=1e-9)
+            ob = dual_constraint_bb(np.asarray(Xa), V[:, 0], time_limit=min(float(oracle_time), left), rtol=1e-9)
             if ob.upper < c:
                 c, exact = float(ob.upper), bool(ob.exact)
                 c_how = ("exact" if ob.exact else "upper bound") + \
