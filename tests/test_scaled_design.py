@@ -129,3 +129,20 @@ def test_first_order_program_on_the_design_is_the_program_on_the_array(ones):
         assert a.lower <= b.program_upper * (1 + 1e-12) and a.lower <= b.convex_objective * (1 + 1e-9)
     # the weights of the implicit solve are in X_a's own coordinates
     assert np.isclose(rD.convex_objective, program_value(M, pats, Y, loss, beta, rD.z), rtol=1e-9)
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(2, 3000), d=st.integers(1, 12), ones=st.booleans(), k=st.sampled_from([-5, 0, 3]),
+       seed=st.integers(0, 10**6))
+def test_row_space_and_sampled_patterns_of_the_design_are_those_of_the_array(n, d, ones, k, seed):
+    # solve() reads X_a through the design before its solver is chosen: the row space (blocked
+    # QR of the same row blocks) and the sampled patterns are bitwise those of the scaled copy
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    D, M = ScaledDesign(X, k, ones), scaled_data(X, ones, k)
+    a, b = row_space(D, with_Xr=False), row_space(M, with_Xr=False)
+    assert a.Xr is None and np.array_equal(a.V, b.V)
+    if a.rank:
+        pa, ga = sample_patterns(D, 7, seed, return_directions=True, rs=a)
+        pb, gb = sample_patterns(M, 7, seed, return_directions=True, rs=b)
+        assert np.array_equal(pa, pb) and np.array_equal(ga, gb)

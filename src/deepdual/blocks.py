@@ -190,17 +190,21 @@ class ScaledDesign:
             G += blk.T @ blk
         return G
 
-    def max(self, axis: None = None, out: None = None, **kwargs) -> float:
+    def max(self, axis: None = None, out: None = None, initial: float | None = None) -> float:
+        """The largest entry (``np.max(Xa)``, ``initial`` as numpy's)."""
         if axis is not None or out is not None:
             raise TypeError("ScaledDesign.max reduces over all entries only")
         top = float(np.max(self.X)) if self.X.size else -np.inf
-        return max(top, 1.0) * self.scale if self.ones_column else top * self.scale
+        top = max(top, 1.0) * self.scale if self.ones_column else top * self.scale
+        return top if initial is None else max(top, float(initial))
 
-    def min(self, axis: None = None, out: None = None, **kwargs) -> float:
+    def min(self, axis: None = None, out: None = None, initial: float | None = None) -> float:
+        """The smallest entry (``np.min(Xa)``, ``initial`` as numpy's)."""
         if axis is not None or out is not None:
             raise TypeError("ScaledDesign.min reduces over all entries only")
         low = float(np.min(self.X)) if self.X.size else np.inf
-        return min(low, 1.0) * self.scale if self.ones_column else low * self.scale
+        low = min(low, 1.0) * self.scale if self.ones_column else low * self.scale
+        return low if initial is None else min(low, float(initial))
 
     def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
         n, d = self.X.shape

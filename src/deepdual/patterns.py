@@ -56,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from .blocks import block_entries, row_blocks, rows_with_ones
+from .blocks import ScaledDesign, block_entries, row_blocks, rows_with_ones
 from ._validation import as_rng, check_matrix
 
 __all__ = [
@@ -101,9 +101,11 @@ def row_space(X: np.ndarray, *, rtol: float | None = None, ones_column: bool = F
     column, ``V`` of shape (d + 1, r)), computed a block of rows at a time without its
     (n, d + 1) copy: the same values as ``row_space(np.hstack([X, ones]))``.  With
     ``with_Xr=False`` the factor :math:`X_r` (n, r) is not formed (``RowSpace.Xr`` is
-    ``None``; :func:`sample_patterns` then forms its rows block by block).
+    ``None``; :func:`sample_patterns` then forms its rows block by block).  ``X`` may be a
+    :class:`deepdual.blocks.ScaledDesign` (its rows are formed a block at a time: the same
+    values, hence the same factor, as for the materialized array).
     """
-    X = np.asarray(X, dtype=float)
+    X = X if isinstance(X, ScaledDesign) else np.asarray(X, dtype=float)
     n, d = X.shape
     da = d + int(bool(ones_column))
     s, Vt = _right_singular(X, bool(ones_column))
@@ -145,7 +147,7 @@ def triangular_factor(X: np.ndarray, rows: int | None = None, ones_column: bool 
     """
     from scipy.linalg import qr
 
-    X = np.asarray(X, dtype=float)
+    X = X if isinstance(X, ScaledDesign) else np.asarray(X, dtype=float)
     n, d = X.shape
     d0, d = d, d + int(bool(ones_column))
     if n < d:
@@ -185,7 +187,7 @@ def _right_singular(X: np.ndarray, ones_column: bool = False) -> tuple[np.ndarra
     if n >= 2 * d and n * d >= LEAN_SVD_ENTRIES:
         _, s, Vt = np.linalg.svd(triangular_factor(X, ones_column=ones_column))
         return s, Vt
-    _, s, Vt = np.linalg.svd(np.hstack([X, np.ones((n, 1))]) if ones_column else X, full_matrices=False)
+    _, s, Vt = np.linalg.svd(np.hstack([X, np.ones((n, 1))]) if ones_column else np.asarray(X), full_matrices=False)
     return s, Vt
 
 
@@ -502,7 +504,8 @@ def sample_patterns(X: Any, n_patterns: int, rng: Any = None, *, max_tries: int 
     Memory: ``X`` is only read (no copy), the products :math:`X_rG^T` are formed in row
     blocks, and the masks are held at most twice (the previous set and the new batch).
     """
-    X = check_matrix(X, "X", copy=False)
+    # (a ScaledDesign, e.g. the solver's scaled data, is read a block of rows at a time)
+    X = X if isinstance(X, ScaledDesign) else check_matrix(X, "X", copy=False)
     if isinstance(n_patterns, bool) or not isinstance(n_patterns, (int, np.integer)) or n_patterns < 1:
         raise ValueError(f"`n_patterns` must be an integer >= 1, got {n_patterns!r}")
     gen = as_rng(0 if rng is None else rng)

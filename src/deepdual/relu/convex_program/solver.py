@@ -269,7 +269,7 @@ def _choose_patterns(Xa: np.ndarray, rs: Any, option: Any, n_patterns: int, max_
             raise ValueError(f"`patterns` must be 'auto', 'exact', 'sample' or a boolean array (P, {n}); "
                              f"got {option!r}")
         if option == "exact" or (option == "auto" and bound <= max_patterns):
-            pats, dirs = enumerate_patterns(Xa, return_directions=True)
+            pats, dirs = enumerate_patterns(np.asarray(Xa), return_directions=True)
             return pats, dirs @ rs.V, True, "exact enumeration"
         pats, dirs = sample_patterns(Xa, n_patterns, rng, return_directions=True, rs=rs)
         return pats, dirs @ rs.V, False, f"{n_patterns} sampled"
@@ -635,13 +635,15 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     t0 = time.perf_counter()
     n, d = X.shape
     K = Y.shape[1]
-    Xa = np.hstack([X, np.ones((n, 1))]) if bias else X
     # units: solve (X_a 2^-ka, Y 2^-kb, beta 2^-(ka+kb)), whose optimum is exactly 2^-2kb
-    # times this one (docs/convex_program.md §9); the network is mapped back exactly
-    ka, kb = scale_exponents(Xa, Y, loss)
+    # times this one (docs/convex_program.md §9); the network is mapped back exactly.
+    # X_a = [X 1] 2^-ka is an implicit operator over the caller's X (blocks.ScaledDesign): the
+    # scale, the row space and the sampled patterns read it a block of rows at a time (the same
+    # values as the scaled copy, which is formed below only for the solvers that read the
+    # array; docs/performance.md §8, memory)
+    ka, kb = scale_exponents(ScaledDesign(X, 0, bias), Y, loss)
     X_orig, Y_orig, beta_orig = X, Y, beta
-    # with a bias column Xa is this function's own copy: scaled in place (same bits, one copy)
-    Xa = np.ldexp(Xa, -ka, out=Xa) if bias else np.ldexp(Xa, -ka)
+    Xa = ScaledDesign(X, ka, bias)
     Y, beta = np.ldexp(Y, -kb), float(np.ldexp(beta, -(ka + kb)))
     check_scaled_problem(Y, beta, kb, loss)
 
@@ -728,8 +730,9 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     implicit = (solver == "first_order" and device is None and FO_METHOD == "al" and K == 1
                 and r == Xa.shape[1] and r > 0 and len(pats) > 0)
     if implicit:
-        rs = RowSpace(ScaledDesign(X_orig, ka, bias), np.eye(r))
+        rs = RowSpace(Xa, np.eye(r))
     else:
+        Xa = np.asarray(Xa)  # the scaled copy (the same bits as np.ldexp([X, 1], -ka))
         rs = RowSpace(Xa @ rs.V, rs.V)  # as row_space(Xa) computed it
     fo = None
     if solver == "gram" and r > 0 and len(pats) > 0:
