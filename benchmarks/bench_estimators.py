@@ -30,11 +30,17 @@ Usage::
     python benchmarks/bench_estimators.py --quick         # 3 folds, 3 alphas, digits subsampled
     python benchmarks/bench_estimators.py --only wine diabetes --json out.json
     python benchmarks/bench_estimators.py --only wine --gridsearch   # + GridSearchCV timing
+    python benchmarks/bench_estimators.py --only diabetes breast_cancer --gridsearch --eager --no-cv
 
 ``--gridsearch`` also times scikit-learn's ``GridSearchCV`` over the same alpha grid for both
 estimators (a ``StandardScaler`` pipeline; regression targets standardized by
 ``TransformedTargetRegressor``; the same ``K`` folds, ``n_jobs=1``, refit on all samples
-included), the way a user tunes them: total wall time, best alpha and best CV score.
+included), the way a user tunes them: total wall time, best alpha and best CV score, and
+the time of then reading the refitted model's ``certificate_`` (with the default
+``certify="lazy"`` the branch-and-bound bound is computed on that first access).
+``--gridsearch --eager`` runs the same search with ``certify=True`` (the oracle in every fit)
+first, in the same process: the same-run A/B of the lazy default; the per-alpha CV scores of
+the two must be identical (the oracle does not change the network).
 """
 
 from __future__ import annotations
@@ -66,16 +72,16 @@ def load(name: str, quick: bool):
     return X.astype(float), y
 
 
-def estimators(name: str, alpha: float):
+def estimators(name: str, alpha: float, **deepdual_params):
     from sklearn.neural_network import MLPClassifier, MLPRegressor
 
     from deepdual import DualNetClassifier, DualNetRegressor
 
     if name == "diabetes":
-        return DualNetRegressor(alpha=alpha, random_state=0), MLPRegressor(alpha=alpha, max_iter=2000,
-                                                                            random_state=0)
-    return DualNetClassifier(alpha=alpha, random_state=0), MLPClassifier(alpha=alpha, max_iter=2000,
-                                                                          random_state=0)
+        return DualNetRegressor(alpha=alpha, random_state=0, **deepdual_params), \
+            MLPRegressor(alpha=alpha, max_iter=2000, random_state=0)
+    return DualNetClassifier(alpha=alpha, random_state=0, **deepdual_params), \
+        MLPClassifier(alpha=alpha, max_iter=2000, random_state=0)
 
 
 def cross_validate(name: str, X: np.ndarray, y: np.ndarray, alpha: float, folds: int) -> dict:
@@ -109,9 +115,14 @@ def cross_validate(name: str, X: np.ndarray, y: np.ndarray, alpha: float, folds:
     return out
 
 
-def grid_search(name: str, X: np.ndarray, y: np.ndarray, alphas: tuple, folds: int) -> dict:
+def grid_search(name: str, X: np.ndarray, y: np.ndarray, alphas: tuple, folds: int, eager: bool = False) -> dict:
     """Wall time, best alpha and best CV score of ``GridSearchCV`` over ``alphas`` for both
-    estimators (scaler pipeline, refit included)."""
+    estimators (scaler pipeline, refit included), and the time of reading the refitted
+    model's ``certificate_`` afterwards (``certificate_s``: with the default
+    ``certify="lazy"`` its branch-and-bound bound is computed then).  ``eager``: first the
+    same search with ``certify=True`` (the oracle in every fit, as before the lazy
+    default), same process, right before: the same-run A/B; its per-alpha CV scores must
+    equal the default's bit for bit (``same_scores_as_eager``)."""
     from sklearn.compose import TransformedTargetRegressor
     from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
     from sklearn.pipeline import make_pipeline
@@ -120,7 +131,10 @@ def grid_search(name: str, X: np.ndarray, y: np.ndarray, alphas: tuple, folds: i
     regression = name == "diabetes"
     cv = (KFold if regression else StratifiedKFold)(folds, shuffle=True, random_state=0)
     out = {}
-    for label, est in zip(("deepdual", "mlp"), estimators(name, alphas[0])):
+    runs = list(zip(("deepdual", "mlp"), estimators(name, alphas[0])))
+    if eager:
+        runs.insert(0, ("deepdual_eager", estimators(name, alphas[0], certify=True)[0]))
+    for label, est in runs:
         model = make_pipeline(StandardScaler(), est)
         key = f"{type(est).__name__.lower()}__alpha"
         if regression:
@@ -131,8 +145,20 @@ def grid_search(name: str, X: np.ndarray, y: np.ndarray, alphas: tuple, folds: i
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             gs.fit(X, y)
-        out[label] = {"seconds": time.perf_counter() - t0, "best_alpha": float(gs.best_params_[key]),
-                      "best_score": float(gs.best_score_), "refit_s": float(gs.refit_time_)}
+        seconds = time.perf_counter() - t0
+        fitted = gs.best_estimator_
+        fitted = fitted.regressor_ if regression else fitted
+        t0 = time.perf_counter()
+        cert = getattr(fitted[-1], "certificate_", None)
+        out[label] = {"seconds": seconds, "best_alpha": float(gs.best_params_[key]),
+                      "best_score": float(gs.best_score_), "refit_s": float(gs.refit_time_),
+                      "scores": [float(v) for v in gs.cv_results_["mean_test_score"]],
+                      "certificate_s": time.perf_counter() - t0}
+        if cert is not None:
+            out[label].update(objective=float(cert.objective), lower_bound=float(cert.lower_bound),
+                              dual_constraint_how=cert.info.get("dual_constraint_how"))
+    if eager:
+        out["deepdual"]["same_scores_as_eager"] = out["deepdual"]["scores"] == out["deepdual_eager"]["scores"]
     return out
 
 
@@ -145,6 +171,8 @@ def main(argv=None) -> int:
     ap.add_argument("--json", metavar="FILE", help="write the results as JSON")
     ap.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
     ap.add_argument("--gridsearch", action="store_true", help="also time GridSearchCV over the grid")
+    ap.add_argument("--eager", action="store_true",
+                    help="with --gridsearch: first the same search with certify=True (same-run A/B)")
     ap.add_argument("--no-cv", action="store_true", help="skip the per-alpha cross-validation table")
     args = ap.parse_args(argv)
     try:
@@ -165,7 +193,14 @@ def main(argv=None) -> int:
             X, y = load(name, args.quick)
             entry = results["datasets"].setdefault(name, {"n": int(X.shape[0]), "d": int(X.shape[1])})
             if args.gridsearch:
-                gs = entry["grid_search"] = grid_search(name, X, y, alphas, folds)
+                gs = entry["grid_search"] = grid_search(name, X, y, alphas, folds, eager=args.eager)
+                if args.eager:
+                    e = gs["deepdual_eager"]
+                    print(f"{name:14s} GridSearchCV deepdual certify=True: {e['seconds']:.1f} s (best alpha "
+                          f"{e['best_alpha']:g}, {e['best_score']:.4f}, refit {e['refit_s']:.2f} s); default: same "
+                          f"CV scores {gs['deepdual']['same_scores_as_eager']}, reading certificate_ afterwards "
+                          f"{gs['deepdual']['certificate_s']:.2f} s (lower bound {gs['deepdual'].get('lower_bound')} "
+                          f"vs {e.get('lower_bound')})", flush=True)
                 print(f"{name:14s} GridSearchCV ({folds} folds, {len(alphas)} alphas, refit included): deepdual "
                       f"{gs['deepdual']['seconds']:.1f} s (best alpha {gs['deepdual']['best_alpha']:g}, "
                       f"{gs['deepdual']['best_score']:.4f}, refit {gs['deepdual']['refit_s']:.2f} s)  MLP "
