@@ -186,14 +186,38 @@ def gram_path_memory(n: int, d: int, r: int, n_patterns: int) -> int:
     return int(8 * n * (d + 1) + 8 * n * r + n * n_patterns + gram_memory(n, r, n_patterns))
 
 
-def first_order_by_size(n: int, d: int, r: int, n_patterns: int, K: int, loss: Loss) -> bool:
+def first_order_by_size(n: int, d: int, r: int, n_patterns: int, K: int, loss: Loss,
+                        polish: bool = True) -> bool:
     r"""Whether ``solver="auto"`` takes the first-order method for a sampled program of this
     size (before the Gram method's own check): :math:`nPr \ge` ``FO_MIN_WORK``, or the
     interior-point methods' estimated memory above :func:`ipm_allowance` (their (n, P, r)
     arrays; docs/performance.md §8: n = 1e4, d = 10, 100 patterns: 773 MB resident with the
-    IPM).  Also used by the estimators to leave the iteration budget to this method's default."""
+    IPM), or (:func:`first_order_for_polish`) the local polish follows and the
+    interior-point methods would hand the program to the augmented Lagrangian.  Also used
+    by the estimators to leave the iteration budget to this method's default."""
     ipm_bytes = program_memory("pd" if isinstance(loss, SquaredLoss) else "barrier", n, d, r, n_patterns, K)
-    return n * n_patterns * r >= FO_MIN_WORK or ipm_bytes > ipm_allowance(n, d, n_patterns)
+    return (n * n_patterns * r >= FO_MIN_WORK or ipm_bytes > ipm_allowance(n, d, n_patterns)
+            or (polish and first_order_for_polish(n, r, n_patterns, K, loss)))
+
+
+def first_order_for_polish(n: int, r: int, n_patterns: int, K: int, loss: Loss) -> bool:
+    r"""Whether a sampled program that the local polish follows goes to the first-order
+    method (100 steps) rather than to the working-set augmented Lagrangian: scalar output,
+    rank :math:`r >` :data:`GRAM_AUTO_MAX_RANK`, and neither interior-point method takes
+    it (the primal-dual method's dense Newton system, ``working_set.pd_all``, for the squared
+    loss; the barrier method while a Newton step costs at most ``IPM_SMALL_COST``) — the
+    programs where ``"auto"`` took the augmented Lagrangian before.
+
+    Measured (docs/performance.md §8, "Default method at n = 10³–5·10³"): there the
+    network after the polish is set by the polish, not by the program's accuracy, and an
+    early first-order iterate polishes as well as the (near-)exact optimum or better
+    (docs/convex_program.md §10c); n = 10³, d = 50, 100 sampled patterns: 10.0 s,
+    objective 57.999, against 84.9 s, 58.066 by the augmented Lagrangian."""
+    if K != 1 or r <= GRAM_AUTO_MAX_RANK:
+        return False
+    if isinstance(loss, SquaredLoss) and pd_all(n_patterns, r, n, K):
+        return False
+    return not (has_hessian(loss) and ipm_cost(2 * K * min(n_patterns, n + 1), r, n, K) <= IPM_SMALL_COST)
 
 
 def gram_fits(n: int, d: int, r: int, n_patterns: int) -> bool:
@@ -512,7 +536,10 @@ def solve_convex(
             of X and the masks: ``gram_path_memory``) fits ``ipm_allowance`` — 3x (X plus
             the masks), ``blocks.memory_budget``, and never less than 128 MiB
             (``IPM_MEMORY_FLOOR``) on at most 5 000 samples (``IPM_FLOOR_MAX_SAMPLES``) —
-            the first-order solver for other large sampled programs,
+            the first-order solver for other large sampled programs and for sampled
+            scalar programs of rank above 10 that the local polish follows and that
+            neither interior-point method takes (``first_order_for_polish``;
+            docs/performance.md §8, "Default method at n = 10³–5·10³"),
             else the barrier method when the loss has a Hessian and the working set is
             small, else the augmented Lagrangian.
         max_iter : int, optional
@@ -671,8 +698,11 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     requested = solver
     device = options.get("device")
     # the interior-point methods hold (n, P, r)-sized arrays: above ipm_allowance (the 3x
-    # budget; IPM_MEMORY_FLOOR on small data) the first-order method, linear in n, is taken
-    large = solver == "auto" and K == 1 and not complete and first_order_by_size(n, d, r, len(pats), K, loss)
+    # budget; IPM_MEMORY_FLOOR on small data) the first-order method, linear in n, is taken;
+    # also where the local polish follows and the augmented Lagrangian would be taken
+    # (first_order_for_polish; docs/performance.md §8, "Default method at n = 10³–5·10³")
+    large = solver == "auto" and K == 1 and not complete and first_order_by_size(
+        n, d, r, len(pats), K, loss, polish=polish == "auto" or bool(polish))
     # programs on patterns sampled here, of rank <= GRAM_AUTO_MAX_RANK: the Gram method at every
     # n when it fits (the primal-dual method's exact optimum, faster: n = 1e3, d = 10, 100
     # patterns: 4.2 s against 15.0 s; docs/performance.md §8)
