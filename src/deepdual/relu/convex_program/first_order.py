@@ -130,7 +130,10 @@ def available_memory() -> int | None:
 def first_order_memory(n: int, r: int, P: int) -> int:
     """Estimated peak bytes of :func:`solve_first_order` beyond its inputs: ``X`` in
     row-space coordinates (8nr), the masks (nP), the residual/dual vectors (a few 8n),
-    the multipliers (dense worst case 16nP) and the row-block temporaries."""
+    the multipliers (dense worst case 16nP) and the row-block temporaries.  (At full column
+    rank on numpy ``solve`` passes the implicit :class:`deepdual.blocks.ScaledDesign` and
+    no (n, r) array is formed: the estimate is then high by 8nr, a safe side for the
+    memory guard.)"""
     block = 8 * 8 * FO_BLOCK_ENTRIES
     return int(8 * n * r + n * P + 6 * 8 * n + 16 * n * P + block)
 
