@@ -13,7 +13,9 @@
   inputs are never modified);
 * the memory guard raises ``MemoryError`` with a clear message before any work starts;
 * ``DualNetRegressor.fit`` samples its patterns without (n, P) float arrays, frees its
-  (n, d + 1) bias-column copy before the solve, and chooses the same patterns as before.
+  (n, d + 1) bias-column copy before the solve, and chooses the same patterns as before;
+* at full column rank the first-order solve reads the implicit X_a over the caller's X
+  (``blocks.ScaledDesign``): no (n, r) copy of the data is alive or formed during it.
 """
 import tracemalloc
 

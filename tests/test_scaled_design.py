@@ -7,12 +7,12 @@ proven upper bound, and the first-order solver gives the same program on it as o
 """
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from deepdual.blocks import ScaledDesign, relu_layer_output, row_norms
 from deepdual.dual_constraint import spectral_norm_bound
 from deepdual.losses import SquaredLoss
-from deepdual.patterns import row_space, sample_patterns
+from deepdual.patterns import LEAN_SVD_ENTRIES, row_space, sample_patterns, triangular_factor
 from deepdual.relu.convex_program.first_order import cell_value, feasible_point, program_value, solve_first_order
 from deepdual.relu.convex_program.solver import scaled_data
 
@@ -134,6 +134,9 @@ def test_first_order_program_on_the_design_is_the_program_on_the_array(ones):
 @settings(max_examples=30, deadline=None)
 @given(n=st.integers(2, 3000), d=st.integers(1, 12), ones=st.booleans(), k=st.sampled_from([-5, 0, 3]),
        seed=st.integers(0, 10**6))
+# (the blocked QR route of row_space: n >= 2 d_a and n d_a >= patterns.LEAN_SVD_ENTRIES)
+@example(n=7000, d=10, ones=True, k=3, seed=1)
+@example(n=6000, d=12, ones=False, k=-5, seed=2)
 def test_row_space_and_sampled_patterns_of_the_design_are_those_of_the_array(n, d, ones, k, seed):
     # solve() reads X_a through the design before its solver is chosen: the row space (blocked
     # QR of the same row blocks) and the sampled patterns are bitwise those of the scaled copy
@@ -141,6 +144,8 @@ def test_row_space_and_sampled_patterns_of_the_design_are_those_of_the_array(n, 
     X = rng.standard_normal((n, d))
     D, M = ScaledDesign(X, k, ones), scaled_data(X, ones, k)
     a, b = row_space(D, with_Xr=False), row_space(M, with_Xr=False)
+    if n * M.shape[1] >= LEAN_SVD_ENTRIES and n >= 2 * M.shape[1]:  # the blocked QR reads the design's blocks
+        assert np.array_equal(triangular_factor(D), triangular_factor(M))
     assert a.Xr is None and np.array_equal(a.V, b.V)
     if a.rank:
         pa, ga = sample_patterns(D, 7, seed, return_directions=True, rs=a)
