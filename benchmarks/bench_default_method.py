@@ -19,6 +19,12 @@ loss only) for the wall time of each ``--adam`` method on that problem::
 
     python benchmarks/bench_default_method.py --problems syn:1000:50 syn:2000:20 digits \
         --methods auto first_order gram al --cap 300 --json out.json
+
+``--estimator-cv`` instead runs ``DualNetClassifier``'s 5-fold CV on breast cancer (the
+estimators' path through the same rule; ``estimator_cv``), ``--oracle-time 0`` for
+deterministic spectral bounds::
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_default_method.py --estimator-cv --oracle-time 0 --json cv.json
 """
 
 from __future__ import annotations
@@ -83,6 +89,48 @@ def child(problem: str, method: str) -> dict:
             "deepdual_file": deepdual.__file__}
 
 
+def estimator_cv(oracle_time: float | None = None) -> dict:
+    """``DualNetClassifier(alpha, random_state=0)`` on breast cancer (standardized per fold),
+    5-fold stratified CV per alpha in {1e-3, 1e-2, 1e-1}: accuracy, mean fit time, the sum
+    over folds of the certificate's objective and proven lower bound, the solver each fit
+    took (``oracle_time``: the solver option, e.g. 0 for deterministic spectral bounds)."""
+    import warnings
+
+    from sklearn import datasets
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.preprocessing import StandardScaler
+
+    import deepdual
+    from deepdual import DualNetClassifier
+
+    X, y = datasets.load_breast_cancer(return_X_y=True)
+    X = X.astype(float)
+    opts = {} if oracle_time is None else {"solver_options": {"oracle_time": oracle_time}}
+    out = {"deepdual_file": deepdual.__file__, "oracle_time": oracle_time}
+    for alpha in (1e-3, 1e-2, 1e-1):
+        cv = StratifiedKFold(5, shuffle=True, random_state=0)
+        sc, ts, objs, lows, solvers = [], [], [], [], []
+        for tr, te in cv.split(X, y):
+            sx = StandardScaler().fit(X[tr])
+            est = DualNetClassifier(alpha=alpha, random_state=0, **opts)
+            t0 = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                est.fit(sx.transform(X[tr]), y[tr])
+            ts.append(time.perf_counter() - t0)
+            sc.append(float(est.score(sx.transform(X[te]), y[te])))
+            c = est.certificate_
+            objs.append(float(c.objective))
+            lows.append(float(c.lower_bound))
+            solvers.append(c.info.get("solver"))
+        out[str(alpha)] = {"accuracy": float(np.mean(sc)), "fit_s": float(np.mean(ts)),
+                           "objective_sum": float(np.sum(objs)), "lower_bound_sum": float(np.sum(lows)),
+                           "solvers": solvers, "scores": sc, "objectives": objs, "lower_bounds": lows}
+        print(alpha, json.dumps({k: out[str(alpha)][k] for k in ("accuracy", "fit_s", "objective_sum",
+                                                                 "lower_bound_sum", "solvers")}), flush=True)
+    return out
+
+
 def run_child(problem: str, method: str, cap: float) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     t0 = time.perf_counter()
@@ -104,8 +152,16 @@ def main(argv=None) -> dict:
     ap.add_argument("--adam", nargs="*", default=None, help="methods whose wall time Adam is given")
     ap.add_argument("--lrs", type=float, nargs="+", default=[1e-3, 1e-2, 1e-1])
     ap.add_argument("--json", type=str, default=None)
+    ap.add_argument("--estimator-cv", action="store_true",
+                    help="only DualNetClassifier's 5-fold CV on breast cancer (estimator_cv), in this process")
+    ap.add_argument("--oracle-time", type=float, default=None, help="--estimator-cv: the solver's oracle_time")
     ap.add_argument("--child", type=str, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.estimator_cv:
+        out = estimator_cv(args.oracle_time)
+        if args.json:
+            Path(args.json).write_text(json.dumps(out, indent=1))
+        return out
     if args.child:
         print(json.dumps(child(*json.loads(args.child))))
         return {}
