@@ -85,14 +85,13 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
     ) from exc
 
 from .api import solve
-from .blocks import memory_budget, relu_layer_output
+from .blocks import relu_layer_output
 from .losses import get_loss
 from .path import resolved_method
 from .solution import Solution, mark_zero_network
 from .relu.convex_program.solver import CONVEX_OPTIONS, DEFAULT_MAX_PATTERNS as CONVEX_MAX_PATTERNS
 from .relu.convex_program.solver import first_order_by_size
-from .relu.convex_program.solver import (ORACLE_BYTES_PER_ROW, ORACLE_LOW_RANK, ORACLE_LOW_RANK_SLACK,
-                                         ORACLE_TIME)
+from .relu.convex_program.solver import ORACLE_TIME, oracle_fits, oracle_skipped, oracle_tightened
 
 __all__ = ["DualNetRegressor", "DualNetClassifier", "DEFAULT_ALPHA"]
 
@@ -175,8 +174,6 @@ def tightened_certificate(sol: Solution, X: np.ndarray, Y: np.ndarray, *, loss: 
     ``oracle_time`` the solve's own, the result is what the solve with the oracle returns (up to
     the nodes the time-limited search reaches).
     """
-    from .relu.convex_program.oracle import dual_constraint_bb
-
     info = sol.info
     lossf = get_loss(loss)
     n = X.shape[0]
@@ -190,16 +187,14 @@ def tightened_certificate(sol: Solution, X: np.ndarray, Y: np.ndarray, *, loss: 
     U = np.vstack([W, sol.network.biases[0][0][None, :]]) if bias else W
     V = lossf.dual_point(relu_layer_output(Xa, np.ldexp(U, -h), np.ldexp(A, -h)), Ys)
     c = float(np.ldexp(info["dual_constraint"], -(ka + kb)))
-    ob = dual_constraint_bb(Xa, V[:, 0], time_limit=float(oracle_time), rtol=1e-9)
-    if not ob.upper < c:
+    tight = oracle_tightened(Xa, V[:, 0], c, float(oracle_time))
+    if tight is None:
         return sol
-    c, exact = float(ob.upper), bool(ob.exact)
+    c, exact, how = tight
     t_dual, lower = lossf.best_scale(V, Ys, np.inf if c <= 0 else beta_s / c)
     lower = float(np.ldexp(lower, 2 * kb)) if np.isfinite(lower) else -np.inf
     new = dict(info, dual_constraint=float(np.ldexp(c, ka + kb)), dual_constraint_exact=exact,
-               dual_constraint_how=("exact" if exact else "upper bound")
-               + f": branch and bound over row signs ({ob.nodes} nodes{'' if exact else ', time limit'})",
-               dual_scale=float(t_dual))
+               dual_constraint_how=how, dual_scale=float(t_dual))
     note = new.get("note", "")
     if exact:
         note = note.replace(_INEXACT_NOTE, "", 1)
@@ -353,12 +348,9 @@ class _DualNetBase(BaseEstimator):
         if "scaling" not in info or info.get("dual_constraint_exact", True) or info.get("status") == "time_limit":
             return sol
         n, da = X.shape[0], X.shape[1] + int(bias)
-        allowed = memory_budget(n, da, int(info["patterns"])) + \
-            (ORACLE_LOW_RANK_SLACK if int(info["rank"]) <= ORACLE_LOW_RANK else 0)
-        if ORACLE_BYTES_PER_ROW * n + 8 * n * da + n * int(info["patterns"]) > allowed:
+        if not oracle_fits(n, da, int(info["patterns"]), int(info["rank"])):
             # as the solver says it (it skips the search there whatever oracle_time is)
-            info["dual_constraint_how"] += (f"; branch and bound skipped (it needs "
-                                            f"~{ORACLE_BYTES_PER_ROW * n / 2**20:.0f} MiB, above the memory budget)")
+            info["dual_constraint_how"] += oracle_skipped(n)
             return sol
         if lazy:
             self._pending = (np.array(X, dtype=np.float64), np.array(Y, dtype=np.float64), loss, float(beta),

@@ -220,6 +220,35 @@ def first_order_for_polish(n: int, r: int, n_patterns: int, K: int, loss: Loss) 
     return not (has_hessian(loss) and ipm_cost(2 * K * min(n_patterns, n + 1), r, n, K) <= IPM_SMALL_COST)
 
 
+def oracle_fits(n: int, da: int, n_patterns: int, rank: int) -> bool:
+    r"""Whether the branch-and-bound oracle (:func:`~deepdual.relu.convex_program.oracle.dual_constraint_bb`)
+    may run after a solve on ``n`` samples of ``da`` columns with ``n_patterns`` masks: its
+    ~``ORACLE_BYTES_PER_ROW`` bytes per sample, beside the data and the masks, within
+    ``blocks.memory_budget`` (plus ``ORACLE_LOW_RANK_SLACK`` at rank <= ``ORACLE_LOW_RANK``;
+    docs/performance.md §8)."""
+    allowed = memory_budget(n, da, n_patterns) + (ORACLE_LOW_RANK_SLACK if rank <= ORACLE_LOW_RANK else 0)
+    return ORACLE_BYTES_PER_ROW * n + 8 * n * da + n * n_patterns <= allowed
+
+
+def oracle_skipped(n: int) -> str:
+    """The phrase ``info["dual_constraint_how"]`` gets when :func:`oracle_fits` is false."""
+    return (f"; branch and bound skipped (it needs ~{ORACLE_BYTES_PER_ROW * n / 2**20:.0f} MiB, "
+            "above the memory budget)")
+
+
+def oracle_tightened(Xa: Any, v: np.ndarray, c: float, time_limit: float) -> tuple[float, bool, str] | None:
+    r"""The branch-and-bound oracle's proven upper bound on :math:`c(v) = \max_{\|u\|\le1}|v^T(X_au)_+|`
+    when it is below ``c`` (a proven bound already in hand): ``(bound, exact, how)``, else
+    ``None`` (docs/convex_program.md §11).  Used after the solve and by the estimators' lazy
+    certificate (``deepdual.estimators.tightened_certificate``), so both read the same."""
+    ob = dual_constraint_bb(np.asarray(Xa), v, time_limit=float(time_limit), rtol=1e-9)
+    if not ob.upper < c:
+        return None
+    how = ("exact" if ob.exact else "upper bound") + \
+        f": branch and bound over row signs ({ob.nodes} nodes{'' if ob.exact else ', time limit'})"
+    return float(ob.upper), bool(ob.exact), how
+
+
 def gram_fits(n: int, d: int, r: int, n_patterns: int) -> bool:
     """Whether a solve by the Gram method on ``n_patterns`` patterns of rank ``r``
     (:func:`gram_path_memory`) fits :func:`ipm_allowance`: the 3x memory budget of issue
@@ -873,19 +902,15 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
         # no complete pattern set: the branch-and-bound oracle's proven bound on c(v) (never
         # above the spectral bound; docs/convex_program.md §11), a few seconds at most
         left = current_monitor().remaining()
-        allowed = memory_budget(n, Xa.shape[1], len(pats)) + (ORACLE_LOW_RANK_SLACK if r <= ORACLE_LOW_RANK else 0)
-        if ORACLE_BYTES_PER_ROW * n + Xa.nbytes + pats.nbytes > allowed:
+        if not oracle_fits(n, Xa.shape[1], len(pats), r):
             # large data: the search would hold ~1.7 kB per sample (and its first node alone
             # takes longer than oracle_time there, without improving on the spectral bound:
             # docs/performance.md §8); the proven spectral bound stays
-            c_how += (f"; branch and bound skipped (it needs ~{ORACLE_BYTES_PER_ROW * n / 2**20:.0f} MiB, "
-                      "above the memory budget)")
+            c_how += oracle_skipped(n)
         else:
-            ob = dual_constraint_bb(np.asarray(Xa), V[:, 0], time_limit=min(float(oracle_time), left), rtol=1e-9)
-            if ob.upper < c:
-                c, exact = float(ob.upper), bool(ob.exact)
-                c_how = ("exact" if ob.exact else "upper bound") + \
-                    f": branch and bound over row signs ({ob.nodes} nodes{'' if ob.exact else ', time limit'})"
+            tight = oracle_tightened(Xa, V[:, 0], c, min(float(oracle_time), left))
+            if tight is not None:
+                c, exact, c_how = tight
     t_dual, lower = loss.best_scale(V, Y, np.inf if c <= 0 else beta / c)
     lower = float(lower) if np.isfinite(lower) else -np.inf
     dual = t_dual * V
