@@ -63,6 +63,12 @@ class AugmentedLagrangian:
         self.iters = 0
         self.feasible = False
         self.stalled = False
+        #: why the last :meth:`solve` returned: "gap" (the convex iterate nearly feasible and
+        #: within tol of the bound), "network_bound" (the rebuilt network within tol of, or
+        #: below, the bound: the program is not solved) or "budget" (iterations or time)
+        self.stop = "budget"
+        #: (iterate, exact max cone value) of the last exact test (reused by the caller)
+        self.checked: tuple[np.ndarray | None, float] = (None, np.inf)
 
     def _op_norm2(self) -> float:
         r""":math:`\|z \mapsto F\|^2 = \lambda_{\max}(\sum_g D_gXX^TD_g)` (per output)."""
@@ -201,6 +207,7 @@ class AugmentedLagrangian:
         """AL rounds until the gap over the working set is at most ``tol`` (or budget)."""
         used = 0
         n = self.Xr.shape[0]
+        self.stop = "budget"
         while used < budget and not current_monitor().expired():
             used += self._fista(self.inner_tol, min(budget - used, AL_INNER_BUDGET))
             C = self.grp.constraint(self.z)
@@ -212,20 +219,34 @@ class AugmentedLagrangian:
             V = self.loss.dual_point(F, self.Y)
             nz = np.linalg.norm(self.z, axis=1)
             primal = self.loss.value(F, self.Y) + self.beta * float(nz.sum())
+            Fr = self.grp.relu_output(self.z)
+            net = self.loss.value(Fr, self.Y) + self.beta * float(nz.sum())
+            # the exact cone values (an NNLS per pattern and output; 57-60 % of a digits
+            # fit) only when needed: best_scale is non-decreasing in beta / c, so the bound
+            # from the multipliers' upper bound on c is at most the exact one, and when it
+            # already brings the network within tol the exact test stops too (the same
+            # decision, the same iterates: docs/convex_program.md §6)
+            c_up = self.multiplier_bound(V)
+            low_up = self.loss.best_scale(V, self.Y, np.inf if c_up <= 0 else self.beta / c_up)[1]
+            if network_close(net, low_up, tol):
+                self.feasible, self.stop = False, "network_bound"
+                break
             c, _ = pattern_values(self.Xr, V, self.grp.pats, self.beta)
+            self.checked = (self.z, c)  # the caller's final test of this iterate reuses it
             low = self.loss.best_scale(V, self.Y, np.inf if c <= 0 else self.beta / c)[1]
             # feasible enough: the rebuilt network (true ReLUs) has the convex objective to
             # a tenth of tol, and the convex value is not below the lower bound
-            Fr = self.grp.relu_output(self.z)
-            net = self.loss.value(Fr, self.Y) + self.beta * float(nz.sum())
             size = max(abs(primal), np.finfo(float).tiny)
             self.feasible = abs(net - primal) <= 0.1 * tol * size and primal - low >= -0.1 * tol * size
             if primal - low <= tol * size and self.feasible:
+                self.stop = "gap"
                 break
             # or the rebuilt network itself is within tol of the program's lower bound:
             # its objective is then at most the program's optimum plus tol (relative); it
-            # may be below it (its neurons need not keep the patterns)
+            # may be below it (its neurons need not keep the patterns): the program is not
+            # solved then (the caller reports a feasible point's value, docs/convex_program.md §6)
             if network_close(net, low, tol):
+                self.stop = "network_bound"
                 break
             # inexact AL: tighten the subproblem tolerance geometrically (floor: 1e-13 of
             # the dual scale beta, the size rounding allows for a gradient mapping)
@@ -235,6 +256,45 @@ class AugmentedLagrangian:
                 self.rho *= AL_RHO_GROWTH
             self.viol_prev = viol
         return used
+
+    def multiplier_bound(self, V: np.ndarray) -> float:
+        r"""Proven upper bound on :math:`\max_g c_g(v)` over the working set, from the multipliers.
+
+        For every :math:`\mu \ge 0`, :math:`c_g(v) = \max_{u\in K_g,\|u\|\le1}a_g^Tu \le
+        \|a_g + X^TS_g\mu\|` (:math:`a_g = s_gX^TD_gv_{k_g}`, :math:`S_g = 2D_g - I`; conic
+        duality, ``docs/convex_program.md`` §4); with :math:`\mu = 0` and with the AL's
+        multipliers :math:`\mu = \lambda_g` (which tend to the NNLS minimizer's scale at the
+        optimum, where :math:`\|a_g + X^TS_g\lambda_g\| \le \beta` is stationarity), the
+        smaller of the two.  Two products with :math:`X`; no NNLS.
+        """
+        A = self.grp.adjoint(V)  # (G, r): a_g
+        B = A + (self.grp.SG * self.lam) @ self.Xr
+        cu = np.minimum(np.linalg.norm(A, axis=1), np.linalg.norm(B, axis=1))
+        return float(cu.max(initial=0.0))
+
+    def feasible_point(self, project: bool = True) -> tuple[np.ndarray, int]:
+        r"""A feasible point of the program over the working set near the iterate: every
+        group outside its cone :math:`K_g = \{u : (2D_g - I)Xu \ge 0\}` replaced by its
+        Euclidean projection (:func:`~deepdual.relu.convex_program.first_order.project_cone`,
+        feasible up to its :math:`10^{-12}` relative rounding test), or by 0 when
+        ``project`` is false or the projection did not finish (0 is in every cone).
+        Returns the point and the number of groups changed.  Its convex objective bounds the
+        program's optimum from above (``docs/convex_program.md`` §6)."""
+        from .first_order import project_cone
+        from ...blocks import row_norms
+
+        u = np.array(self.z, dtype=float, copy=True)
+        nz = np.linalg.norm(u, axis=1)
+        act = np.flatnonzero(nz > 0)
+        if len(act) == 0:
+            return u, 0
+        xn = row_norms(self.Xr)
+        C = self.grp.SG[act] * (u[act] @ self.Xr.T)
+        bad = act[np.any(C < -1e-12 * xn[None, :] * nz[act, None], axis=1)]
+        for g in bad:
+            pu = project_cone(self.Xr, self.grp.pats[self.grp.p[g]], u[g], xn=xn) if project else None
+            u[g] = 0.0 if pu is None else pu
+        return u, len(bad)
 
     @property
     def Z(self) -> np.ndarray:

@@ -949,6 +949,10 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
         "restricted_lower_bound": float(np.ldexp(res.lower, 2 * kb)),
         "restricted_converged": bool(res.converged),
         "status": res.status,
+        # the augmented Lagrangian's restricted_objective is a feasible point's value
+        # (working_set.al_feasible_value): its program gap, never negative
+        **({"restricted_gap": float((res.primal - res.lower) / max(abs(res.primal), np.finfo(float).tiny))}
+           if fo is None and res.solver == "al" and np.isfinite(res.lower) else {}),
         "dual_constraint": float(np.ldexp(c, ka + kb)),
         "dual_constraint_exact": bool(exact),
         "dual_constraint_how": c_how,
@@ -994,6 +998,8 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     if not res.converged:
         why = {"iteration_limit": f"its iteration budget (max_iter={res.iterations})",
                "time_limit": "the time limit", "breakdown": "a numerical breakdown (non-finite iterate)",
+               "network_bound_reached": "its network reaching the program's lower bound (its neurons need not "
+                                        "keep their patterns; restricted_objective is a feasible point's value)",
                }.get(res.status, "the precision limit")
         notes.append(f"{res.solver} stopped at {why} before the relative gap over the pattern set reached "
                      f"tol={tol:g}")

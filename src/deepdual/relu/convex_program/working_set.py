@@ -156,8 +156,10 @@ class WorkingSetResult:
     converged: bool
     dropped_patterns: int = 0
     #: why the loop ended: "optimal" (gap below tol), "iteration_limit", "time_limit",
-    #: "precision_limit" (the inner method cannot lower the gap further) or "breakdown"
-    #: (non-finite iterate)
+    #: "precision_limit" (the inner method cannot lower the gap further), "breakdown"
+    #: (non-finite iterate) or, for the augmented Lagrangian, "network_bound_reached" (it
+    #: stopped because its rebuilt network reached the program's lower bound, while the
+    #: gap of its feasible point, ``primal``, is above tol: :func:`al_feasible_value`)
     status: str = "optimal"
 
 
@@ -309,7 +311,12 @@ def solve_working_set(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, dirs: np.
             V = loss.dual_point(F, Y)
             primal = loss.value(F, Y) + beta * float(np.linalg.norm(z, axis=1).sum())
             others = np.setdiff1d(np.arange(P), W + sorted(no_interior))
-            c_in, _ = pattern_values(Xr, V, pats[W], beta)
+            if solver == "al" and inner.checked[0] is z:
+                # the AL's own exact test of this iterate, over the same patterns in the
+                # same order (the same bits): not repeated
+                c_in = inner.checked[1]
+            else:
+                c_in, _ = pattern_values(Xr, V, pats[W], beta)
             c_out, new = pattern_values(Xr, V, pats[others], beta, max_new=max(5, len(W)))
             new = [int(others[i]) for i in new]
             # cells without interior cannot join (no interior start), but they still
@@ -389,7 +396,42 @@ def solve_working_set(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, dirs: np.
                     continue
                 break  # at the solver's precision limit without closing the gap
             round_tol = max(round_tol * 0.01, 0.1 * tol, 1e-13) if round_tol > tol else round_tol * 0.01
+        if solver == "al" and status != "breakdown":
+            primal, converged, status = al_feasible_value(inner, Y, loss, beta, lower, tol, status,
+                                                          complete=complete, project=not timed_out)
     finally:
         mon.stage("certificate")  # the bar itself is closed by the monitor's owner (deepdual.solve)
     return WorkingSetResult(inner.grp, inner.Z, primal, lower, c, solver, used, rounds, len(W), converged, dropped,
                             status)
+
+
+def al_feasible_value(inner: AugmentedLagrangian, Y: np.ndarray, loss: Loss, beta: float, lower: float, tol: float,
+                      status: str, *, complete: bool, project: bool = True) -> tuple[float, bool, str]:
+    r"""The augmented Lagrangian's honest result: ``(upper, converged, status)``.
+
+    Its iterate is not feasible, so its convex value can lie below the program's optimum
+    and its rebuilt network too (neurons that leave their patterns).  ``upper`` is the
+    program's objective at a feasible point: the smallest of the iterate's groups projected
+    onto their cones (:meth:`AugmentedLagrangian.feasible_point`; with ``project`` false,
+    the infeasible groups set to 0), the zero point, and, on a complete pattern set (where
+    every network of one-output neurons is a feasible point of the program after merging,
+    so its objective bounds the optimum from above), the rebuilt network's objective.  So
+    ``lower <= optimum <= upper`` and the program's gap ``upper - lower`` is never negative;
+    ``converged`` only when it is within ``tol`` (relative).  A loop that stopped
+    "optimal" on the AL's own test but whose feasible gap is above ``tol`` gets status
+    ``"network_bound_reached"`` (its rebuilt network is within ``tol`` of, or below, the
+    program's lower bound; docs/convex_program.md §6).
+    """
+    z = inner.Z
+    zf, _ = inner.feasible_point(project=project)
+    grp = inner.grp
+    upper = float(loss.value(grp.output(zf), Y) + beta * float(np.linalg.norm(zf, axis=1).sum()))
+    upper = min(upper, float(loss.value(np.zeros_like(Y), Y)))
+    if complete:
+        upper = min(upper, float(loss.value(grp.relu_output(z), Y) + beta * float(np.linalg.norm(z, axis=1).sum())))
+    converged = upper - lower <= tol * max(abs(upper), np.finfo(float).tiny)
+    if converged:
+        status = "optimal"
+    elif status == "optimal":
+        status = "network_bound_reached"
+    return upper, converged, status
