@@ -16,7 +16,7 @@ import numpy as np
 
 from ...losses import Loss
 from .groups import Groups, loss_curvature
-from .certificate import spectral_norm_upper, pattern_values
+from .certificate import cone_value, spectral_norm_upper
 from ...progress import current as current_monitor
 
 
@@ -231,7 +231,9 @@ class AugmentedLagrangian:
             if network_close(net, low_up, tol):
                 self.feasible, self.stop = False, "network_bound"
                 break
-            c, _ = pattern_values(self.Xr, V, self.grp.pats, self.beta)
+            # the exact maximum, NNLS only where the multipliers' bound exceeds the running
+            # maximum (the same value as certificate.pattern_values up to the NNLS rounding)
+            c = self.exact_max(V)
             self.checked = (self.z, c)  # the caller's final test of this iterate reuses it
             low = self.loss.best_scale(V, self.Y, np.inf if c <= 0 else self.beta / c)[1]
             # feasible enough: the rebuilt network (true ReLUs) has the convex objective to
@@ -271,6 +273,30 @@ class AugmentedLagrangian:
         B = A + (self.grp.SG * self.lam) @ self.Xr
         cu = np.minimum(np.linalg.norm(A, axis=1), np.linalg.norm(B, axis=1))
         return float(cu.max(initial=0.0))
+
+    def exact_max(self, V: np.ndarray) -> float:
+        r"""Proven upper bound, exact to NNLS accuracy, on :math:`\max_g c_g(v)` over the working set.
+
+        The exact cone values (:func:`~deepdual.relu.convex_program.certificate.cone_value`,
+        one NNLS per group) in decreasing order of the multipliers' bounds
+        (:meth:`multiplier_bound`), while a group's bound exceeds the running maximum:
+        the skipped groups' values are at most their bounds, so at most the maximum.  Each
+        term is the smaller of two upper bounds on :math:`c_g(v)`, so the result is never
+        below the maximum.  The same maximum as ``certificate.pattern_values`` (which
+        orders by the looser :math:`\|a_g\|`), with fewer NNLS where the multipliers are
+        tight (digits, alpha = 1e-3: 9 of 200 groups).
+        """
+        grp = self.grp
+        A = grp.adjoint(V)
+        B = A + (grp.SG * self.lam) @ self.Xr
+        bound = np.minimum(np.linalg.norm(A, axis=1), np.linalg.norm(B, axis=1))
+        best = 0.0
+        for g in np.argsort(-bound, kind="stable"):
+            if bound[g] <= best:
+                break
+            val = cone_value(self.Xr, grp.Dm[grp.p[g]], grp.s[g] * V[:, grp.k[g]])
+            best = max(best, min(val, float(bound[g])))
+        return best
 
     def feasible_point(self, project: bool = True) -> tuple[np.ndarray, int]:
         r"""A feasible point of the program over the working set near the iterate: every

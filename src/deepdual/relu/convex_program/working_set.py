@@ -315,6 +315,11 @@ def solve_working_set(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, dirs: np.
                 # the AL's own exact test of this iterate, over the same patterns in the
                 # same order (the same bits): not repeated
                 c_in = inner.checked[1]
+            elif solver == "al":
+                # the same maximum, fewer NNLS: ordered by the multipliers' tighter bounds
+                # (the decision this value feeds was already taken by the AL's own test, or
+                # the budget is spent: the iterates do not depend on it)
+                c_in = inner.exact_max(V)
             else:
                 c_in, _ = pattern_values(Xr, V, pats[W], beta)
             c_out, new = pattern_values(Xr, V, pats[others], beta, max_new=max(5, len(W)))
