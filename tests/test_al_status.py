@@ -79,7 +79,7 @@ def test_network_bound_stop_is_labelled_not_converged():
     assert "network reaching the program's lower bound" in info["note"]
 
 
-def test_multiplier_bound_is_above_the_exact_cone_values():
+def test_multiplier_bound_is_above_the_exact_cone_values_and_exact_max_agrees():
     # the cheap bound that lets the AL skip its exact stopping test is a proven upper bound
     # on max_g c_g(v), at any multipliers (here: those of a partly solved AL, and random ones)
     rng = np.random.default_rng(5)
@@ -93,8 +93,11 @@ def test_multiplier_bound_is_above_the_exact_cone_values():
             V = loss.dual_point(al.grp.output(al.z), Y)
             exact, _ = pattern_values(X, V, pats, 0.2)
             assert al.multiplier_bound(V) >= exact * (1 - 1e-9)
+            # the pruned exact maximum is the same maximum (up to the NNLS's rounding)
+            assert al.exact_max(V) == pytest.approx(exact, rel=1e-9, abs=1e-14)
             al.lam = rng.exponential(size=al.lam.shape)
             assert al.multiplier_bound(V) >= exact * (1 - 1e-9)
+            assert al.exact_max(V) == pytest.approx(exact, rel=1e-9, abs=1e-14)
 
 
 def test_feasible_point_is_in_the_cones():
