@@ -279,3 +279,95 @@ def test_first_order_warm_started_from_gram():
     a = deepdual.solve(X, y, solver="gram", tol=1e-9, **kw)
     b = deepdual.solve(X, y, solver="first_order", init=a, max_iter=50, **kw)
     assert b.info["restricted_objective"] == pytest.approx(a.info["restricted_objective"], rel=1e-6)
+
+
+@pytest.mark.parametrize("bias,k", [(False, 0), (True, 3), (True, -2)])
+def test_design_gives_the_iterates_of_its_array(bias, k):
+    """On the implicit design X_a = [X 1] 2^-k (blocks.ScaledDesign, read by row blocks) the
+    method takes the same path as on the materialized array: the same rounds, iterations
+    and working rows, the same point to rounding, the same proven bound and gap."""
+    from deepdual.blocks import ScaledDesign
+
+    X, y = _data(31, 700, 4)
+    D = ScaledDesign(X, k, bias)
+    Xa = np.asarray(D)
+    pats, dirs = sample_patterns(Xa, 25, 31, return_directions=True)
+    beta = 0.5 * 2.0 ** (-k)
+    a = solve_gram(Xa, y[:, None], pats, beta, tol=1e-8, interior=dirs, all_rows=False)
+    b = solve_gram(D, y[:, None], pats, beta, tol=1e-8, interior=dirs, all_rows=False)
+    assert a.converged and b.converged
+    assert (a.rounds, a.iterations) == (b.rounds, b.iterations)
+    assert all(np.array_equal(j, i) for j, i in zip(a.multipliers["rows"], b.multipliers["rows"]))
+    np.testing.assert_allclose(b.z, a.z, rtol=0, atol=1e-9 * np.abs(a.z).max())
+    assert b.convex_objective == pytest.approx(a.convex_objective, rel=1e-12)
+    assert b.lower == pytest.approx(a.lower, rel=1e-10)
+    gap_a = (a.convex_objective - a.lower) / a.convex_objective
+    gap_b = (b.convex_objective - b.lower) / b.convex_objective
+    assert gap_b <= 1e-8 and gap_a == pytest.approx(gap_b, abs=1e-12)
+    assert b.max_violation <= 1e-12 * np.abs(Xa).max() * np.abs(b.z).max() * 10
+
+
+def test_state_knows_a_design_and_its_array_as_the_same_data():
+    """GramState recognises data by value (gram_ipm.data_fingerprint), without a copy: a
+    design and its materialized array are the same data (the Gram columns are copied, none
+    recomputed), other values (another scale, other labels) reset it."""
+    from deepdual.blocks import ScaledDesign
+
+    X, y = _data(32, 300, 3)
+    D = ScaledDesign(X, 1, True)
+    pats = sample_patterns(np.asarray(D), 12, 32)
+    state = gram_ipm.GramState()
+    Q1, b1 = state.gram(D, pats, y)
+    assert state.computed == 12 and state.copied == 0
+    # (no (n, .) array kept: the data are known by their fingerprint)
+    assert not any(isinstance(v, np.ndarray) and len(X) in v.shape for v in vars(state).values())
+    Q2, b2 = state.gram(np.asarray(D), pats, y)
+    assert state.computed == 12 and state.copied == 12
+    assert np.array_equal(Q1, Q2) and np.array_equal(b1, b2)
+    assert gram_ipm.data_fingerprint(D, y) == gram_ipm.data_fingerprint(np.asarray(D), y)
+    for other, yo in ((ScaledDesign(X, 2, True), y), (D, y + 1.0)):
+        Q3, _ = state.gram(other, pats, yo)
+        assert (state.computed, state.copied) == (12, 0)  # reset: recomputed from scratch
+        np.testing.assert_allclose(Q3, gram_matrix(np.asarray(other), pats, yo)[0], rtol=1e-12,
+                                   atol=1e-12 * np.abs(Q3).max())
+
+
+def test_solve_at_full_column_rank_runs_on_the_design(monkeypatch):
+    """solve(solver="gram") at full column rank hands the method the implicit design (V = I,
+    never materialized during the solve) and reaches the optimum of the same sampled
+    program as the method on the row-space array; the warm start (init=) still works."""
+    from deepdual.blocks import ScaledDesign
+
+    X, y = _data(33, 800, 4)
+    rs = row_space(X)
+    pats, dirs = sample_patterns(X, 25, 33, return_directions=True)
+    ref = solve_gram(rs.Xr, y[:, None], pats, 1.0, tol=1e-9, interior=dirs @ rs.V)
+    real, seen = solver_mod.solve_gram, {}
+    materialize = ScaledDesign.__array__
+
+    def watched(self, *args, **kwargs):
+        assert not seen.get("solving"), "the Gram method materialized X_a"
+        return materialize(self, *args, **kwargs)
+
+    def spy(Xr, *args, **kwargs):
+        seen["Xr"], seen["solving"] = Xr, True
+        try:
+            return real(Xr, *args, **kwargs)
+        finally:
+            seen["solving"] = False
+
+    monkeypatch.setattr(solver_mod, "solve_gram", spy)
+    monkeypatch.setattr(ScaledDesign, "__array__", watched)
+    kw = dict(patterns=(pats, dirs), solver="gram", polish=False, tol=1e-9, progress=False)
+    s1 = deepdual.solve(X, y, beta=1.0, **kw)
+    assert isinstance(seen["Xr"], ScaledDesign) and np.shares_memory(seen["Xr"].X, X)
+    assert s1.info["solver"] == "gram" and s1.info["restricted_converged"]
+    assert s1.info["restricted_objective"] == pytest.approx(ref.convex_objective, rel=1e-7)
+    assert s1.info["restricted_lower_bound"] <= ref.convex_objective * (1 + 1e-12)
+    assert ref.lower <= s1.info["restricted_objective"] * (1 + 1e-12)
+    assert s1.lower_bound <= s1.objective
+    # warm start at a nearby beta: the optimum of a cold solve, in no more rounds
+    cold = deepdual.solve(X, y, beta=1.2, **kw)
+    warm = deepdual.solve(X, y, beta=1.2, init=s1, **kw)
+    assert warm.info["restricted_objective"] == pytest.approx(cold.info["restricted_objective"], rel=1e-7)
+    assert warm.info["working_set_rounds"] <= cold.info["working_set_rounds"]

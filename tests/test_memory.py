@@ -746,3 +746,45 @@ def test_first_order_at_full_column_rank_forms_no_copy_of_the_data(monkeypatch):
                            init=sol)
     assert again.info["solver"] == "first_order" and np.isfinite(again.lower_bound)
     assert again.lower_bound <= again.objective
+
+
+def test_gram_method_at_full_column_rank_forms_no_copy_and_stays_within_its_estimate(monkeypatch):
+    # at full column rank the Gram method, like the first-order method, reads the implicit
+    # X_a over the caller's X (V = I): no (n, r) copy is alive when it starts (one is 6.4 MB
+    # here), and solver.gram_path_memory(..., implicit=True) -- what "auto" checks against
+    # 3 (X + masks) -- bounds the traced peak of the whole call, the method's own peak within
+    # gram_ipm.gram_memory (docs/convex_program.md §10b)
+    from deepdual.blocks import ScaledDesign
+    from deepdual.relu.convex_program import gram_ipm
+
+    n, d, P = 20_000, 40, 20
+    X, y = _planted(n, d, seed=8)
+    real = convex_solver.solve_gram
+    seen = {}
+
+    def measured(Xr, Y, pats, *args, **kwargs):
+        cur, _ = tracemalloc.get_traced_memory()
+        seen["outside"] = tracemalloc.get_traced_memory()[1] - seen["base"]
+        tracemalloc.reset_peak()
+        res = real(Xr, Y, pats, *args, **kwargs)
+        seen.update(design=Xr, live=cur - seen["base"], above=tracemalloc.get_traced_memory()[1] - cur,
+                    P=len(pats), r=Xr.shape[1])
+        return res
+
+    deepdual.solve(X[:500], y[:500], beta=5.0, n_patterns=P, progress=False, solver="gram")  # (lazy imports)
+    monkeypatch.setattr(convex_solver, "solve_gram", measured)
+    tracemalloc.start()
+    try:
+        seen["base"] = tracemalloc.get_traced_memory()[0]
+        sol = deepdual.solve(X, y, beta=0.01 * n, n_patterns=P, progress=False, solver="gram")
+        peak = tracemalloc.get_traced_memory()[1] - seen["base"]
+    finally:
+        tracemalloc.stop()
+    assert sol.info["solver"] == "gram" and sol.info["rank"] == d and seen["P"] == P
+    assert isinstance(seen["design"], ScaledDesign) and np.shares_memory(seen["design"].X, X)
+    copy = 8 * n * d
+    assert seen["live"] < n * P + 4 * 8 * n < copy  # the masks, the labels, small arrays
+    assert seen["above"] <= gram_ipm.gram_memory(n, d, P)
+    est = convex_solver.gram_path_memory(n, d, d, P, implicit=True)
+    assert max(peak, seen["outside"]) <= est
+    assert sol.lower_bound <= sol.objective

@@ -54,6 +54,7 @@ M. Pilanci and T. Ergen, ICML 2020 (the convex program).
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any
 
@@ -61,13 +62,15 @@ import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 from scipy.linalg.blas import dsyrk
 
+from ...blocks import row_norms
 from ...losses import SquaredLoss
 from ...progress import current as current_monitor
 from .conic_ipm import bmv, ipm_error, lin_max_step, mehrotra_step, soc_det, soc_div, soc_max_step, soc_nt_scaling
 from .first_order import FirstOrderResult, cell_value, feasible_point
 from .groups import INTERIOR_MARGIN, interior_direction
 
-__all__ = ["GramSOCP", "GramState", "gram_matrix", "solve_gram", "gram_memory", "GRAM_MAX_UNKNOWNS"]
+__all__ = ["GramSOCP", "GramState", "data_fingerprint", "gram_matrix", "solve_gram", "gram_memory",
+           "GRAM_MAX_UNKNOWNS"]
 
 _TINY = np.finfo(float).tiny
 
@@ -119,7 +122,7 @@ def gram_matrix(Xr: np.ndarray, pats: np.ndarray, y: np.ndarray) -> tuple[np.nda
     # blocks of at least 256 rows: each update reads and writes all of Q (memory traffic
     # 16 (Pr)^2 bytes), so short updates would be bound by memory, not by flops
     for a, e in _blocks(n, 1, max(256, GRAM_UPDATE_ENTRIES // Pr)):
-        Fb = (pats[:, a:e].T[:, :, None] * Xr[a:e, None, :]).reshape(e - a, Pr)  # (rows, Pr)
+        Fb = (pats[:, a:e].T[:, :, None] * Xr[a:e][:, None, :]).reshape(e - a, Pr)  # (rows, Pr)
         # C := Fb^T Fb + C on the upper triangle (Fb^T is Fortran-contiguous: no copy)
         Q = dsyrk(1.0, Fb.T, beta=1.0, c=Q, trans=0, lower=0, overwrite_c=1)
         b += Fb.T @ y[a:e]
@@ -128,6 +131,22 @@ def gram_matrix(Xr: np.ndarray, pats: np.ndarray, y: np.ndarray) -> tuple[np.nda
         Q[c1:, c0:c1] = Q[c0:c1, c1:].T
         Q[c0:c1, c0:c1] = np.triu(Q[c0:c1, c0:c1]) + np.triu(Q[c0:c1, c0:c1], 1).T
     return Q.T, b  # symmetric: the transpose is the C-ordered view of the same array
+
+
+def data_fingerprint(Xr: Any, y: np.ndarray) -> tuple:
+    r"""``(shape of Xr, shape of y, digest)``: a BLAKE2b digest of the values of ``Xr`` (an
+    array or a :class:`~deepdual.blocks.ScaledDesign`, read in row blocks of
+    :data:`GRAM_BLOCK_ENTRIES` entries: no copy of the data) and of ``y``, as float64.
+    Equal values give equal fingerprints (a design and its materialized array included);
+    different values collide with probability about :math:`2^{-256}`.  One pass over the
+    data (:math:`O(nr)`, beside the Gram matrix's :math:`O(n(Pr)^2)`)."""
+    n, r = Xr.shape
+    h = hashlib.blake2b(digest_size=32)
+    for a, e in _blocks(n, r):
+        h.update(np.ascontiguousarray(Xr[a:e], dtype=float).tobytes())
+    yv = np.ascontiguousarray(y, dtype=float)
+    h.update(yv.tobytes())
+    return (tuple(Xr.shape), yv.shape, h.digest())
 
 
 class GramState:
@@ -140,11 +159,16 @@ class GramState:
     patterns are computed (against all patterns, :math:`n\,Pr\,P_{\rm new}r` flops instead
     of :math:`n(Pr)^2/2`), rows and columns of removed patterns are dropped.  Different data
     (``Xr``, ``y``) reset the state.
+
+    The data are recognised by :func:`data_fingerprint` (shapes and a BLAKE2b digest of the
+    values, read a row block at a time), not by a copy: ``Xr`` may be the implicit design
+    :class:`~deepdual.blocks.ScaledDesign` over the caller's X, and a design and its
+    materialized array with the same values are the same data.
     """
 
     def __init__(self) -> None:
-        self.Xr: np.ndarray | None = None
-        self.y: np.ndarray | None = None
+        #: :func:`data_fingerprint` of the (Xr, y) the state was computed for
+        self.data: tuple | None = None
         self.keys: list[bytes] = []
         self.Q: np.ndarray | None = None
         self.b: np.ndarray | None = None
@@ -154,17 +178,14 @@ class GramState:
         self.computed = 0
         self.copied = 0
 
-    def _same_data(self, Xr: np.ndarray, y: np.ndarray) -> bool:
-        return (self.Xr is not None and self.Xr.shape == Xr.shape and self.y.shape == y.shape
-                and np.array_equal(self.Xr, Xr) and np.array_equal(self.y, y))
-
     def gram(self, Xr: np.ndarray, pats: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(Q, b)`` of :func:`gram_matrix` for ``pats``, updated from the last call's."""
         n, r = Xr.shape
         pats = np.ascontiguousarray(pats, dtype=bool)
-        if not self._same_data(Xr, y):
+        data = data_fingerprint(Xr, y)
+        if data != self.data:
             self.__init__()
-            self.Xr, self.y = Xr.copy(), np.array(y, dtype=float, copy=True)
+            self.data = data
         keys = [p.tobytes() for p in pats]
         P = len(keys)
         Pr = P * r
@@ -185,7 +206,7 @@ class GramState:
             C = np.zeros((Pr, len(nc)))
             bn = np.zeros(len(nc))
             for a, e in _blocks(n, 1, max(256, GRAM_UPDATE_ENTRIES // Pr)):
-                Fb = (pats[:, a:e].T[:, :, None] * Xr[a:e, None, :]).reshape(e - a, Pr)
+                Fb = (pats[:, a:e].T[:, :, None] * Xr[a:e][:, None, :]).reshape(e - a, Pr)
                 Fn = Fb[:, nc]
                 C += Fb.T @ Fn
                 bn += Fn.T @ y[a:e]
@@ -310,6 +331,7 @@ class GramSOCP:
         D = WinvT.transpose(0, 2, 1) @ WinvT
         Ag = np.concatenate([self.A, self.A])
         D[:, 1:, 1:] += (Ag.transpose(0, 2, 1) * wl[:, None, :]) @ Ag
+        del Ag  # (2P, m, r): not alive beside the Pr x Pr matrix M below
         off = ~self.on
         D[off] = np.eye(q)[None]  # fixed groups: decoupled (their Q rows are zero, rhs 0)
         Dv, Dw = D[:P], D[P:]
@@ -631,8 +653,10 @@ def solve_gram(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, beta: float, *, 
 
     Parameters
     ----------
-    Xr : (n, r)
-        Data in row-space coordinates.
+    Xr : (n, r) array or blocks.ScaledDesign
+        Data in row-space coordinates; at full column rank the implicit design
+        :math:`X_a = [X\ \mathbf 1]2^{-k}` itself (:math:`V = I`; read a block of rows at a
+        time, never copied whole: docs/convex_program.md §10b).
     Y : (n, 1)
     pats : (P, n) bool
     beta : float > 0
@@ -670,11 +694,12 @@ def solve_gram(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, beta: float, *, 
     y = np.ascontiguousarray(Y[:, 0], dtype=float)
     pats = np.ascontiguousarray(pats, dtype=bool)
     budget = 400 if max_iter is None else int(max_iter)
-    xn = np.linalg.norm(Xr, axis=1)
+    xn = row_norms(Xr)  # (no (n, r) temporary; Xr may be a blocks.ScaledDesign)
     nzr = xn > 0
     # interior directions (unit), patterns without a usable interior are fixed at 0
     U = np.zeros((P, r))
     ok = np.zeros(P, dtype=bool)
+    Xd = None
     for p in range(P):
         u = None
         if interior is not None and np.all(np.isfinite(interior[p])) and np.linalg.norm(interior[p]) > 0:
@@ -682,10 +707,12 @@ def solve_gram(Xr: np.ndarray, Y: np.ndarray, pats: np.ndarray, beta: float, *, 
             m_ = np.where(pats[p], 1.0, -1.0) * (Xr @ u)
             if not np.all(m_[nzr] > INTERIOR_MARGIN * xn[nzr]):
                 u = None
-        if u is None:
-            u = interior_direction(Xr, pats[p].astype(float))
+        if u is None:  # (an LP over all rows: a design is materialized once for it)
+            Xd = np.asarray(Xr) if Xd is None else Xd
+            u = interior_direction(Xd, pats[p].astype(float))
         if u is not None and np.all(np.isfinite(u)):
             U[p], ok[p] = u / np.linalg.norm(u), True
+    del Xd
     active = np.concatenate([ok, ok])
     keys = [p.tobytes() for p in pats] if state is not None else None
     if gram is None and state is not None:

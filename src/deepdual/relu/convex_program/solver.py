@@ -177,13 +177,19 @@ def ipm_allowance(n: int, d: int, n_patterns: int) -> int:
     return max(budget, IPM_MEMORY_FLOOR) if n <= IPM_FLOOR_MAX_SAMPLES else budget
 
 
-def gram_path_memory(n: int, d: int, r: int, n_patterns: int) -> int:
+def gram_path_memory(n: int, d: int, r: int, n_patterns: int, implicit: bool = False) -> int:
     r"""Estimated peak bytes of a ``solve`` that takes the Gram method, above the caller's
-    data: the scaled copy of X with the bias column (:math:`8n(d+1)`), X in row-space
-    coordinates (:math:`8nr`), the masks (:math:`nP`) and the method's own working memory
+    data: the masks (:math:`nP`) and the method's own working memory
     (:func:`~deepdual.relu.convex_program.gram_ipm.gram_memory`: two :math:`(Pr)^2`
-    matrices, update blocks, vectors of length n)."""
-    return int(8 * n * (d + 1) + 8 * n * r + n * n_patterns + gram_memory(n, r, n_patterns))
+    matrices, update blocks, vectors of length n), and, unless ``implicit``, the scaled copy
+    of X with the bias column (:math:`8n(d+1)`) and X in row-space coordinates
+    (:math:`8nr`).  ``implicit``: at full column rank the method reads the implicit design
+    :class:`~deepdual.blocks.ScaledDesign` (:math:`V = I`) and neither copy is formed
+    (docs/convex_program.md §10b; n = 5·10⁴, d = 10, 100 patterns: the method's traced
+    peak 21.3 MB above its entry against ``gram_memory``'s 36.6 MB; the whole call 27.1 MB
+    against this estimate's 41.6 MB)."""
+    copies = 0 if implicit else 8 * n * (d + 1) + 8 * n * r
+    return int(copies + n * n_patterns + gram_memory(n, r, n_patterns))
 
 
 def first_order_by_size(n: int, d: int, r: int, n_patterns: int, K: int, loss: Loss,
@@ -249,11 +255,12 @@ def oracle_tightened(Xa: Any, v: np.ndarray, c: float, time_limit: float) -> tup
     return float(ob.upper), bool(ob.exact), how
 
 
-def gram_fits(n: int, d: int, r: int, n_patterns: int) -> bool:
+def gram_fits(n: int, d: int, r: int, n_patterns: int, implicit: bool = False) -> bool:
     """Whether a solve by the Gram method on ``n_patterns`` patterns of rank ``r``
-    (:func:`gram_path_memory`) fits :func:`ipm_allowance`: the 3x memory budget of issue
-    15 above :data:`IPM_FLOOR_MAX_SAMPLES` samples, at least :data:`IPM_MEMORY_FLOOR` below."""
-    return gram_path_memory(n, d, r, n_patterns) <= ipm_allowance(n, d, n_patterns)
+    (:func:`gram_path_memory`, ``implicit`` at full column rank) fits :func:`ipm_allowance`:
+    the 3x memory budget of issue 15 above :data:`IPM_FLOOR_MAX_SAMPLES` samples, at least
+    :data:`IPM_MEMORY_FLOOR` below."""
+    return gram_path_memory(n, d, r, n_patterns, implicit) <= ipm_allowance(n, d, n_patterns)
 
 # names defined in the sibling modules, importable from here (the public API, the helpers
 # tests/test_relu_convex.py and benchmarks/bench_convex.py import, and the inner solvers)
@@ -737,7 +744,8 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     # patterns: 4.2 s against 15.0 s; docs/performance.md §8)
     large = large or (solver == "auto" and K == 1 and not complete and device is None and how.endswith(" sampled")
                       and isinstance(loss, SquaredLoss) and r <= GRAM_AUTO_MAX_RANK
-                      and len(pats) * r <= GRAM_MAX_UNKNOWNS and gram_fits(n, d, r, len(pats)))
+                      and len(pats) * r <= GRAM_MAX_UNKNOWNS
+                      and gram_fits(n, d, r, len(pats), implicit=r == Xa.shape[1]))
     if solver in ("auto", "ipm") and isinstance(loss, SquaredLoss) and not large and device is None:
         # the primal-dual method when all patterns fit its dense Newton system (an
         # explicit "ipm" always; it then works on a growing working set)
@@ -751,7 +759,8 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
         if solver == "gram" and not gram_ok:
             raise ValueError(f"`solver`='gram' needs the squared loss and patterns x rank <= {GRAM_MAX_UNKNOWNS}; "
                              f"got {loss!r}, {len(pats)} x {r}")
-        if solver == "gram" or (large and gram_ok and r <= GRAM_AUTO_MAX_RANK and gram_fits(n, d, r, len(pats))):
+        if solver == "gram" or (large and gram_ok and r <= GRAM_AUTO_MAX_RANK
+                                and gram_fits(n, d, r, len(pats), implicit=r == Xa.shape[1])):
             solver, large = "gram", False
     if solver == "gram" and (device is not None or K != 1):
         raise ValueError("`solver`='gram' takes scalar outputs on numpy (device=None)")
@@ -778,7 +787,8 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
         # before (same sums, same results; their own arrays dwarf this copy)
         pats = np.ascontiguousarray(pats)
     # a data set that does not fit: a clear error before the solve
-    need = (3 * 8 * n * (d + 1) + n * len(pats) + gram_memory(n, r, len(pats))) if solver == "gram" else \
+    need = ((0 if r == Xa.shape[1] and K == 1 and device is None else 3 * 8 * n * (d + 1))
+            + n * len(pats) + gram_memory(n, r, len(pats))) if solver == "gram" else \
         program_memory(solver, n, d, r, len(pats), K)
     check_memory(need, f"the convex program ({solver}, n={n}, d={d}, {len(pats)} patterns)")
     # the first-order method (numpy, the augmented Lagrangian) at full column rank: V is
@@ -788,7 +798,14 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     # the solve (docs/performance.md §8, memory)
     implicit = (solver == "first_order" and device is None and FO_METHOD == "al" and K == 1
                 and r == Xa.shape[1] and r > 0 and len(pats) > 0)
-    if implicit:
+    # the Gram method too (numpy, K = 1): its program is as invariant under V, and it reads
+    # X_r by row blocks and rows only; its interior directions are mapped to X_a's
+    # coordinates (V orthogonal; re-checked inside, docs/convex_program.md §10b)
+    implicit_gram = (solver == "gram" and device is None and K == 1 and r == Xa.shape[1] and r > 0
+                     and len(pats) > 0)
+    if implicit_gram and dirs is not None:
+        dirs = dirs @ rs.V.T
+    if implicit or implicit_gram:
         rs = RowSpace(Xa, np.eye(r))
     else:
         Xa = np.asarray(Xa)  # the scaled copy (the same bits as np.ldexp([X, 1], -ka))
@@ -796,6 +813,8 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     fo = None
     if solver == "gram" and r > 0 and len(pats) > 0:
         fo = _run_gram(rs, Y, pats, dirs, beta, tol, max_iter, options.get("init"))
+        if implicit_gram:  # as after the first-order method below (rs.Xr rebuilt if needed)
+            rs = RowSpace(None, rs.V)
         res = WorkingSetResult(None, fo.z, fo.network_objective, fo.lower, fo.c, "gram", fo.iterations,
                                fo.rounds, len(pats), fo.converged,
                                status={"stopped": "time_limit"}.get(fo.status, fo.status))
