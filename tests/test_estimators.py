@@ -395,3 +395,20 @@ def test_certify_validation():
         DualNetRegressor(solver_options={"oracle_time": -1.0}).fit(X, y)
     with pytest.raises(AttributeError):
         DualNetRegressor().certificate_  # not fitted
+
+
+def test_certificate_says_who_sampled_the_patterns():
+    # the estimator samples the patterns itself (to warm-start later fits) and passes them to
+    # solve: its certificate says so, while patterns given through solver_options stay
+    # "user-supplied"; the bound is a proven one either way
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((300, 6))
+    y = np.maximum(X @ rng.standard_normal((6, 3)), 0.0).sum(axis=1)
+    own = DualNetRegressor(alpha=1e-3, n_patterns=20, random_state=0).fit(X, y).certificate_
+    assert own.info["patterns_how"] == f"{own.info['patterns']} sampled by the estimator"
+    assert own.method.endswith("patterns sampled by the estimator") and "user-supplied" not in own.method
+    assert own.lower_bound <= own.objective
+    pats = rng.standard_normal((6, 20)).T @ X.T > 0  # (20, n) masks given by the user
+    given = DualNetRegressor(alpha=1e-3, bias=False, solver_options={"patterns": pats}).fit(X, y).certificate_
+    assert given.info["patterns_how"] == "user-supplied" and given.method.endswith("user-supplied patterns")
+    assert given.lower_bound <= given.objective

@@ -330,6 +330,11 @@ class _DualNetBase(BaseEstimator):
                 opts.pop(name, None)
         sol = solve(X, Y, beta=beta, depth=self.depth, activation=self.activation, bias=bias,
                     loss=loss, method=method, rtol=tol, **opts)
+        if method == "convex" and self._directions is not None and sol.info.get("patterns_how") == "user-supplied":
+            # the patterns were sampled here (for warm starts), not given by the user: say so
+            P = int(sol.info["patterns"])
+            sol.info["patterns_how"] = f"{P} sampled by the estimator"
+            sol.method = sol.method.replace("user-supplied patterns", f"{P} patterns sampled by the estimator")
         if method == "convex" and defer:
             sol = self._defer_oracle(sol, X, Y, loss, beta, bias, float(oracle_time), certify == "lazy")
         if method == "convex" and self._directions is not None:
