@@ -193,8 +193,14 @@ def tightened_certificate(sol: Solution, X: np.ndarray, Y: np.ndarray, *, loss: 
     c, exact, how = tight
     t_dual, lower = lossf.best_scale(V, Ys, np.inf if c <= 0 else beta_s / c)
     lower = float(np.ldexp(lower, 2 * kb)) if np.isfinite(lower) else -np.inf
+    dual = np.ldexp(t_dual * V, kb)
+    # the solve's other proven bounds (its relaxed reduced problem) stay: the max is reported
+    bounds = dict(info.get("lower_bounds", {}), **{"network residual": lower})
+    best = max(bounds, key=bounds.get)
+    if best != "network residual":
+        lower, dual = bounds[best], sol.dual
     new = dict(info, dual_constraint=float(np.ldexp(c, ka + kb)), dual_constraint_exact=exact,
-               dual_constraint_how=how, dual_scale=float(t_dual))
+               dual_constraint_how=how, dual_scale=float(t_dual), lower_bounds=bounds, dual_point=best)
     note = new.get("note", "")
     if exact:
         note = note.replace(_INEXACT_NOTE, "", 1)
@@ -207,7 +213,7 @@ def tightened_certificate(sol: Solution, X: np.ndarray, Y: np.ndarray, *, loss: 
     else:
         new.pop("note", None)
     out = Solution(network=sol.network, objective=sol.objective, lower_bound=lower, method=sol.method,
-                   rtol=sol.rtol, dual=np.ldexp(t_dual * V, kb), info=new)
+                   rtol=sol.rtol, dual=dual, info=new)
     return mark_zero_network(out) if zero else out
 
 

@@ -129,6 +129,7 @@ import numpy as np
 from ..._threads import SingleThreadedBLAS as _SingleThreadedBLAS
 from ..._validation import check_options, check_positive
 from ...blocks import ScaledDesign, memory_budget, relu_layer_output
+from ...dual_constraint import label_parts, relaxed_squared_bound
 from ...losses import HingeLoss, Loss, SquaredLoss
 from ...objective import objective
 from ...patterns import (RowSpace, count_upper_bound, enumerate_patterns, first_unique_nonzero, format_count,
@@ -136,7 +137,7 @@ from ...patterns import (RowSpace, count_upper_bound, enumerate_patterns, first_
 from ...progress import current as current_monitor, monitoring
 from ...solution import Solution
 from .groups import Groups, has_hessian
-from .certificate import complete_set, global_constraint, gated_relaxation_dual
+from .certificate import complete_set, global_constraint, gated_relaxation_dual, spectral_norm_upper
 from .first_order import FO_MIN_WORK, check_memory, program_memory, solve_first_order, solve_projected
 from .gram_ipm import GRAM_MAX_UNKNOWNS, GramState, gram_memory, solve_gram
 from .working_set import IPM_MAX_COST, IPM_SMALL_COST, WorkingSetResult, ipm_cost, pd_all, solve_working_set
@@ -253,6 +254,44 @@ def oracle_tightened(Xa: Any, v: np.ndarray, c: float, time_limit: float) -> tup
     how = ("exact" if ob.exact else "upper bound") + \
         f": branch and bound over row signs ({ob.nodes} nodes{'' if ob.exact else ', time limit'})"
     return float(ob.upper), bool(ob.exact), how
+
+
+def relaxed_label_dual(Xa: Any, Y: np.ndarray, beta: float) -> tuple[float, np.ndarray, float, str]:
+    r"""``certify``'s relaxed reduced problem at depth 2, squared loss: ``(lower, V, c, how)``,
+    ``c`` a proven upper bound on :math:`c(V)`.
+
+    With :math:`\hat x \ge \|X_a\|_2` (:func:`spectral_norm_upper`, proven) and
+    :math:`\lambda = \beta/\hat x`, the dual point built from the labels alone,
+    :math:`V = \sum_k \min(1, \lambda/\sigma_k)\,Y_k` over the label parts
+    :math:`Y_k = (\pm y_j)_+` (disjoint rows, :func:`deepdual.dual_constraint.label_parts`), or
+    :math:`V = U\min(\Sigma, \lambda)W^T` from the SVD :math:`Y = U\Sigma W^T` otherwise, has
+    :math:`c(V) \le \hat x\max_k\min(\sigma_k, \lambda) \le \beta` and dual value
+    :math:`\sum_kH_\lambda(\sigma_k)` (Huber; :func:`deepdual.dual_constraint.relaxed_squared_bound`
+    with :math:`p = 1`): a proven weak-duality lower bound over all two-layer networks, the
+    same one :func:`deepdual.certify` reports as "relaxed reduced problem"
+    (docs/convex_program.md §4).  It needs only one Gram matrix of :math:`X_a`, and beats the
+    network residual's bound when the spectral bound on :math:`c` of the residual is loose.
+    """
+    x_up = float(spectral_norm_upper(Xa))
+    if not (np.isfinite(x_up) and x_up > 0):
+        return -np.inf, np.zeros_like(Y), 0.0, "none"
+    lam = beta / x_up
+    parts = label_parts(Y)
+    if parts is not None:
+        V = np.zeros_like(Y)
+        for sign in (1.0, -1.0):
+            P = np.maximum(sign * Y, 0.0)
+            norms = np.linalg.norm(P, axis=0)
+            scale = np.minimum(1.0, lam / np.where(norms > 0, norms, 1.0))
+            V += sign * P * scale
+        kind = "label parts"
+    else:
+        U, parts, Wt = np.linalg.svd(Y, full_matrices=False)
+        V = (U * np.minimum(parts, lam)) @ Wt
+        kind = "singular values of Y"
+    c = x_up * float(np.max(np.minimum(parts, lam), initial=0.0))
+    lower = relaxed_squared_bound(parts, lam, 1.0).lower
+    return float(lower), V, c, f"upper bound: ||X||_2 max_k ||V_k|| over {kind} (relaxed reduced problem)"
 
 
 def gram_fits(n: int, d: int, r: int, n_patterns: int, implicit: bool = False) -> bool:
@@ -947,6 +986,16 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
             lower, dual, c, t_dual, c_how = float(low2), t2 * Lam, c2, t2, how2
             V = Lam
             dual_from = "gated relaxation residual"
+    lower_bounds = {dual_from: float(np.ldexp(lower, 2 * kb))}
+    if isinstance(loss, SquaredLoss) and np.isfinite(beta):
+        # certify's relaxed reduced problem over the label parts: one Gram matrix of X_a, and
+        # far above the residual's bound when the spectral bound on c(v) is loose (large n)
+        low3, V3, c3, how3 = relaxed_label_dual(Xa, Y, beta)
+        lower_bounds["relaxed reduced problem"] = float(np.ldexp(low3, 2 * kb))
+        if low3 > lower:
+            # (info["dual_constraint"...] keep describing the network residual's v: the
+            # estimators' lazy certificate re-bounds c(v) of that v from them)
+            lower, dual, dual_from = float(low3), V3, "relaxed reduced problem"
 
     # back to the caller's units (exact: powers of two)
     lower = float(np.ldexp(lower, 2 * kb))
@@ -977,6 +1026,7 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
         "dual_constraint_how": c_how,
         "dual_scale": float(t_dual),
         "dual_point": dual_from,
+        "lower_bounds": lower_bounds,
         "penalize_biases": bool(bias),
         "scaling": {"X": float(np.ldexp(1.0, ka)), "y": float(np.ldexp(1.0, kb))},
         "time_s": float(t_solve),
