@@ -32,12 +32,13 @@ def test_solve_reports_the_max_of_its_bounds_and_never_less_than_certify_relaxed
     assert sol.lower_bound == max(bounds.values())
     assert sol.info["dual_point"] == max(bounds, key=bounds.get)
     assert sol.lower_bound <= sol.objective
-    # certify's relaxed reduced problem on the same network: the same bound (certify takes
-    # ||X||_2 from an SVD, the solve a proven upper bound on it: equal to rounding)
+    # certify's relaxed reduced problem on the same network: the solve's is at least as large
+    # (each label part against its own rows' norm; certify takes ||X||_2 from an SVD, the solve
+    # proven upper bounds: equal up to rounding where the supports are all rows)
     cert = deepdual.certify(sol.network, X, y, beta=beta)
     relaxed = cert.details["bounds"]["relaxed reduced problem"]
+    assert bounds["relaxed reduced problem"] >= relaxed * (1 - 1e-9)
     assert sol.lower_bound >= relaxed * (1 - 1e-9)
-    assert bounds["relaxed reduced problem"] == pytest.approx(relaxed, rel=1e-9)
     # the reported dual point attains the bound; the relaxed one is feasible by the
     # spectral bound alone (the residual's by the branch-and-bound oracle)
     v = np.asarray(sol.dual).reshape(n, 1)

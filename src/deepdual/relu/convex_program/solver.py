@@ -129,7 +129,7 @@ import numpy as np
 from ..._threads import SingleThreadedBLAS as _SingleThreadedBLAS
 from ..._validation import check_options, check_positive
 from ...blocks import ScaledDesign, memory_budget, relu_layer_output
-from ...dual_constraint import label_parts, relaxed_squared_bound
+from ...dual_constraint import label_parts, relaxed_squared_bound, spectral_norm_bound
 from ...losses import HingeLoss, Loss, SquaredLoss
 from ...objective import objective
 from ...patterns import (RowSpace, count_upper_bound, enumerate_patterns, first_unique_nonzero, format_count,
@@ -268,10 +268,31 @@ def relaxed_label_dual(Xa: Any, Y: np.ndarray, beta: float) -> tuple[float, np.n
     :math:`c(V) \le \hat x\max_k\min(\sigma_k, \lambda) \le \beta` and dual value
     :math:`\sum_kH_\lambda(\sigma_k)` (Huber; :func:`deepdual.dual_constraint.relaxed_squared_bound`
     with :math:`p = 1`): a proven weak-duality lower bound over all two-layer networks, the
-    same one :func:`deepdual.certify` reports as "relaxed reduced problem"
-    (docs/convex_program.md §4).  It needs only one Gram matrix of :math:`X_a`, and beats the
+    one :func:`deepdual.certify` reports as "relaxed reduced problem"
+    (docs/convex_program.md §4).  Scalar output: each of the (at most two) parts is scaled
+    against its own rows, :math:`\lambda_k = \beta/\|X_{S_k}\|_2` (proven bounds), since
+    :math:`|v^T(Xu)_+| \le \max_k\|v_k\|\,\|X_{S_k}\|_2`: never below the common :math:`\lambda`.  It needs only one Gram matrix of :math:`X_a`, and beats the
     network residual's bound when the spectral bound on :math:`c` of the residual is loose.
     """
+    if Y.shape[1] == 1 and label_parts(Y) is not None:
+        # scalar output: each sign part k scaled against the norm of its own rows,
+        # lambda_k = beta / ||X_{S_k}||_2, since |v^T(Xu)_+| <= max_k ||v_k|| ||X_{S_k}||_2
+        # (the two terms have opposite signs; docs/theory.md §2.8): never below the common lambda
+        V = np.zeros_like(Y)
+        lower, c = 0.0, 0.0
+        for sign in (1.0, -1.0):
+            P = np.maximum(sign * Y[:, 0], 0.0)
+            if not np.any(P > 0):
+                continue
+            x_k = float(spectral_norm_bound(Xa, P > 0))
+            if not (np.isfinite(x_k) and x_k > 0):
+                return -np.inf, np.zeros_like(Y), 0.0, "none"
+            sig, lam_k = float(np.linalg.norm(P)), beta / x_k
+            V[:, 0] += sign * P * min(1.0, lam_k / sig)
+            lower += relaxed_squared_bound(np.array([sig]), lam_k, 1.0).lower
+            c = max(c, x_k * min(sig, lam_k))
+        return float(lower), V, c, ("upper bound: max_k ||X_{S_k}||_2 ||V_k|| over the label parts "
+                                    "(relaxed reduced problem, sign supports)")
     x_up = float(spectral_norm_upper(Xa))
     if not (np.isfinite(x_up) and x_up > 0):
         return -np.inf, np.zeros_like(Y), 0.0, "none"
