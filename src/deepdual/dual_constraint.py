@@ -177,7 +177,9 @@ def spectral_norm_bound(A: np.ndarray, rows: np.ndarray | None = None) -> float:
     r"""Upper bound on :math:`\|A_S\|_2`, :math:`A_S` the rows of ``A`` selected by the
     boolean mask ``rows`` (all rows when ``None``), without copying them.
 
-    Few rows: the largest singular value of the copy :math:`A_S` (LAPACK, as before).
+    Few rows: the largest singular value :math:`\hat\sigma` of the copy :math:`A_S` (LAPACK),
+    times :math:`1 + 8\max(n, d)\epsilon` (LAPACK's singular values are those of
+    :math:`A_S + E`, :math:`\|E\|_2 \le p(n, d)\,\epsilon\|A_S\|_2`, :math:`p` modest).
     Many rows (at least :data:`GRAM_NORM_MIN_ENTRIES` entries and
     :data:`GRAM_NORM_MIN_ROWS_PER_COL` rows per column): the :math:`d\times d` Gram matrix
     :math:`G = \sum_{\text{blocks}} A_b^TA_b` is accumulated over row blocks
@@ -206,7 +208,11 @@ def spectral_norm_bound(A: np.ndarray, rows: np.ndarray | None = None) -> float:
     if n == 0 or d == 0:
         return 0.0
     if (n * d < GRAM_NORM_MIN_ENTRIES and not isinstance(A, ScaledDesign)) or n < GRAM_NORM_MIN_ROWS_PER_COL * d:
-        return float(np.linalg.norm(A if sel is None else A[sel], 2))
+        # LAPACK's largest singular value is that of A + E, ||E||_2 <= p(n, d) eps ||A||_2 with p
+        # modest (LAPACK Users' Guide, error bounds for the SVD: p = 1 in practice); the margin
+        # 8 max(n, d) eps (as in the two-part bound, relu/certificate.py) covers it
+        sv = float(np.linalg.norm(A if sel is None else A[sel], 2))
+        return sv * (1.0 + 8.0 * max(n, d) * _EPS) if np.isfinite(sv) else sv
     from scipy.linalg import eigvalsh
 
     from .blocks import row_blocks
