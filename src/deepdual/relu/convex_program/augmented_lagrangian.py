@@ -269,10 +269,14 @@ class AugmentedLagrangian:
         optimum, where :math:`\|a_g + X^TS_g\lambda_g\| \le \beta` is stationarity), the
         smaller of the two.  Two products with :math:`X`; no NNLS.
         """
+        return float(self.group_bounds(V).max(initial=0.0))
+
+    def group_bounds(self, V: np.ndarray) -> np.ndarray:
+        r"""Per group (G,): :math:`\min(\|a_g\|, \|a_g + X^TS_g\lambda_g\|) \ge c_g(v)`
+        (the two bounds of :meth:`multiplier_bound`)."""
         A = self.grp.adjoint(V)  # (G, r): a_g
         B = A + (self.grp.SG * self.lam) @ self.Xr
-        cu = np.minimum(np.linalg.norm(A, axis=1), np.linalg.norm(B, axis=1))
-        return float(cu.max(initial=0.0))
+        return np.minimum(np.linalg.norm(A, axis=1), np.linalg.norm(B, axis=1))
 
     def exact_max(self, V: np.ndarray) -> float:
         r"""Proven upper bound, exact to NNLS accuracy, on :math:`\max_g c_g(v)` over the working set.
@@ -287,9 +291,7 @@ class AugmentedLagrangian:
         tight (digits, alpha = 1e-3: 9 of 200 groups).
         """
         grp = self.grp
-        A = grp.adjoint(V)
-        B = A + (grp.SG * self.lam) @ self.Xr
-        bound = np.minimum(np.linalg.norm(A, axis=1), np.linalg.norm(B, axis=1))
+        bound = self.group_bounds(V)
         best = 0.0
         for g in np.argsort(-bound, kind="stable"):
             if bound[g] <= best:

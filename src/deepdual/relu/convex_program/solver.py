@@ -856,16 +856,14 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     # works on X_a itself (V = I), an implicit operator over the caller's X whose products
     # by 2^-ka are exact (blocks.ScaledDesign): neither X_a nor X_r is materialized during
     # the solve (docs/performance.md §8, memory)
-    implicit = (solver == "first_order" and device is None and FO_METHOD == "al" and K == 1
-                and r == Xa.shape[1] and r > 0 and len(pats) > 0)
-    # the Gram method too (numpy, K = 1): its program is as invariant under V, and it reads
+    # The Gram method too (numpy, K = 1): its program is as invariant under V, and it reads
     # X_r by row blocks and rows only; its interior directions are mapped to X_a's
     # coordinates (V orthogonal; re-checked inside, docs/convex_program.md §10b)
-    implicit_gram = (solver == "gram" and device is None and K == 1 and r == Xa.shape[1] and r > 0
-                     and len(pats) > 0)
-    if implicit_gram and dirs is not None:
+    implicit = (device is None and K == 1 and r == Xa.shape[1] and r > 0 and len(pats) > 0
+                and (solver == "gram" or (solver == "first_order" and FO_METHOD == "al")))
+    if implicit and solver == "gram" and dirs is not None:
         dirs = dirs @ rs.V.T
-    if implicit or implicit_gram:
+    if implicit:
         rs = RowSpace(Xa, np.eye(r))
     else:
         Xa = np.asarray(Xa)  # the scaled copy (the same bits as np.ldexp([X, 1], -ka))
@@ -873,7 +871,7 @@ def _solve_convex(X: np.ndarray, Y: np.ndarray, *, scalar: bool, beta: float, de
     fo = None
     if solver == "gram" and r > 0 and len(pats) > 0:
         fo = _run_gram(rs, Y, pats, dirs, beta, tol, max_iter, options.get("init"))
-        if implicit_gram:  # as after the first-order method below (rs.Xr rebuilt if needed)
+        if implicit:  # as after the first-order method below (rs.Xr rebuilt if needed)
             rs = RowSpace(None, rs.V)
         res = WorkingSetResult(None, fo.z, fo.network_objective, fo.lower, fo.c, "gram", fo.iterations,
                                fo.rounds, len(pats), fo.converged,
